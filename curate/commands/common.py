@@ -1,0 +1,207 @@
+"""What every `curate` command shares: input options, loading with rejects, atomic outputs, the summary
+(human table on stderr or one JSON line on stdout), and exit codes.
+
+Exit codes: 0 ok; 1 finished, but some input rows could not be read (they are in the rejects file);
+2 usage error or unreadable input.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+EXIT_OK, EXIT_REJECTS, EXIT_USAGE = 0, 1, 2
+
+
+def input_options(f: Callable) -> Callable:
+    """INPUT... plus the format/mapping overrides accepted by every command."""
+    f = click.option(
+        "--sheet", default=None, help="XLSX: read only this sheet (default: every sheet)."
+    )(f)
+    f = click.option(
+        "--map",
+        "maps",
+        multiple=True,
+        metavar="FIELD=COLUMN[,COLUMN]",
+        help="Map an input column to a record field (question, answer, system, chosen, rejected, "
+        "label, text, history); several columns are joined with a newline. Repeatable.",
+    )(f)
+    f = click.option(
+        "--format",
+        "fmt",
+        default=None,
+        metavar="FORMAT",
+        help="Override format detection: alpaca, sharegpt, openai, qa, preference, "
+        "llamafactory-preference, trl-prompt-completion, trl-preference, kto, hh-rlhf, text, canonical.",
+    )(f)
+    f = click.argument("inputs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))(f)
+    return f
+
+
+def output_options(stage: str) -> Callable:
+    def deco(f: Callable) -> Callable:
+        f = click.option(
+            "--json", "json_out", is_flag=True, help="Print a one-line JSON summary on stdout (for schedulers)."
+        )(f)
+        f = click.option(
+            "-o",
+            "--output",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            help=f"Output file; format from its extension (.jsonl .json .parquet .csv .tsv .xlsx). "
+            f"Default: next to the first input, as <name>.{stage}.jsonl.",
+        )(f)
+        return f
+
+    return deco
+
+
+def parse_maps(maps: tuple[str, ...]) -> dict[str, list[str]]:
+    mapping: dict[str, list[str]] = {}
+    for item in maps:
+        if "=" not in item:
+            raise click.UsageError(f"--map {item!r}: expected FIELD=COLUMN")
+        key, cols = item.split("=", 1)
+        mapping[key.strip()] = [c.strip() for c in cols.split(",") if c.strip()]
+    return mapping
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def load_inputs(inputs, fmt=None, maps=(), sheet=None, *, quiet: bool = False):
+    """Read every input into one canonical frame; an unreadable file exits 2 with its name and reason."""
+    from curate.io import InputError, load
+
+    try:
+        result = load(list(inputs), fmt=fmt, mapping=parse_maps(tuple(maps)), sheet=sheet)
+    except InputError as exc:
+        fail(str(exc))
+    if not quiet:
+        for line in result.explanations:
+            click.echo(line, err=True)
+    return result
+
+
+def resolve_output(inputs, output: Path | None, stage: str) -> Path:
+    from curate.io import default_output
+
+    out = output if output is not None else default_output(Path(inputs[0]), stage)
+    resolved = out.resolve()
+    for src in inputs:
+        if Path(src).resolve() == resolved:
+            fail(f"refusing to overwrite the input {src}; choose another -o")
+    return out
+
+
+def side_path(out: Path, suffix: str) -> Path:
+    """`data.filter.jsonl` -> `data.filter.dropped.jsonl` (side files are always JSONL)."""
+    name = out.name
+    for ext in (".jsonl", ".json", ".parquet", ".csv", ".tsv", ".xlsx"):
+        if name.endswith(ext):
+            name = name[: -len(ext)]
+            break
+    return out.with_name(f"{name}.{suffix}.jsonl")
+
+
+def finish(
+    stage: str,
+    *,
+    inputs,
+    out: Path | None,
+    loaded,
+    kept=None,
+    dropped=None,
+    stats: dict[str, Any] | None = None,
+    json_out: bool = False,
+    started: float | None = None,
+    extra_tables: dict[str, list[tuple[str, Any]]] | None = None,
+) -> None:
+    """Write kept/dropped/rejects atomically, print the summary, exit with the right code."""
+    from curate.io import write_frame, write_rejects
+
+    stats = dict(stats or {})
+    n_in = loaded.input_rows
+    n_rejected = loaded.rejects.height
+    outputs: dict[str, str] = {}
+    if out is not None and kept is not None:
+        write_frame(kept, out)
+        outputs["output"] = str(out)
+    if out is not None and dropped is not None and dropped.height:
+        p = side_path(out, "dropped")
+        write_frame(dropped, p)
+        outputs["dropped"] = str(p)
+    if n_rejected:
+        p = side_path(out, "rejects") if out is not None else side_path(Path(inputs[0]), "rejects")
+        write_rejects(loaded.rejects, p)
+        outputs["rejects"] = str(p)
+    summary: dict[str, Any] = {
+        "stage": stage,
+        "inputs": [str(p) for p in inputs],
+        "input_rows": n_in,
+        "rejected": n_rejected,
+    }
+    if kept is not None:
+        summary["kept"] = kept.height
+    if dropped is not None:
+        summary["dropped"] = dropped.height
+        if dropped.height and "drop_reason" in dropped.columns:
+            from curate.stage import drop_counts
+
+            summary["dropped_by_reason"] = drop_counts(dropped)
+    if loaded.repaired:
+        summary["repaired"] = loaded.repaired
+    summary.update(stats)
+    summary["outputs"] = outputs
+    if started is not None:
+        summary["seconds"] = round(time.perf_counter() - started, 3)
+    code = EXIT_REJECTS if n_rejected else EXIT_OK
+    summary["exit_code"] = code
+    if kept is not None and dropped is not None:
+        # the accounting every command guarantees
+        assert kept.height + dropped.height + n_rejected == n_in + stats.get("added", 0), summary
+
+    if json_out:
+        click.echo(json.dumps(summary, ensure_ascii=False, default=str))
+    else:
+        print_summary(summary, extra_tables or {})
+    sys.exit(code)
+
+
+def print_summary(summary: dict[str, Any], extra_tables: dict[str, list[tuple[str, Any]]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(stderr=True)
+    table = Table(title=f"curate {summary['stage']}", show_header=False, title_justify="left")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    skip = {"stage", "outputs", "exit_code", "dropped_by_reason", "inputs"}
+    for key, value in summary.items():
+        if key in skip or isinstance(value, dict | list):
+            continue
+        table.add_row(key.replace("_", " "), f"{value:,}" if isinstance(value, int) else str(value))
+    for reason, n in (summary.get("dropped_by_reason") or {}).items():
+        table.add_row(f"  dropped: {reason}", f"{n:,}")
+    for key, value in summary.items():
+        if isinstance(value, dict) and key not in skip:
+            for k, v in value.items():
+                table.add_row(f"{key.replace('_', ' ')}: {k}", str(v))
+    for kind, path in summary.get("outputs", {}).items():
+        table.add_row(kind, path)
+    console.print(table)
+    for title, rows in extra_tables.items():
+        t = Table(title=title, title_justify="left")
+        t.add_column("name")
+        t.add_column("value", justify="right")
+        for name, value in rows:
+            t.add_row(str(name), str(value))
+        console.print(t)

@@ -1,0 +1,36 @@
+"""Shared fixtures: tiny offline models (built once per session) and one tiny dataset per format."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> dict[str, Path]:
+    """{"tokenizer", "lm", "reward"}: directories loadable with from_pretrained, no network."""
+    from curate.tiny_models import build_causal_lm, build_reward_model, build_tokenizer, default_corpus
+
+    base = tmp_path_factory.mktemp("tiny_models")
+    tok_dir, lm_dir, rm_dir = base / "tokenizer", base / "lm", base / "reward"
+    build_tokenizer(default_corpus(), tok_dir)
+    build_causal_lm(tok_dir, lm_dir)
+    build_reward_model(tok_dir, rm_dir)
+    return {"tokenizer": tok_dir, "lm": lm_dir, "reward": rm_dir}
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not present on this machine")
+    return SHARED_DATA
