@@ -1,0 +1,237 @@
+"""Bytes -> text: decompression (.gz, .zst) and encoding detection that never silently mangles.
+
+Order: BOM (UTF-8, UTF-16, UTF-32) -> strict UTF-8 -> UTF-16 without BOM (NUL-byte pattern) ->
+strict GB18030 (a superset of GBK/GB2312, the usual encoding of Chinese Excel/CSV exports) ->
+charset-normalizer's best guess, accepted only when it decodes strictly. If nothing decodes cleanly the
+text is decoded as UTF-8 and every line holding an undecodable byte is reported (the caller rejects
+those rows with the byte offset), so nothing is replaced without a trace.
+"""
+
+from __future__ import annotations
+
+import bz2
+import codecs
+import gzip
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class InputError(Exception):
+    """The whole input cannot be read (exit code 2)."""
+
+
+COMPRESSIONS = {".gz": "gzip", ".gzip": "gzip", ".zst": "zstd", ".zstd": "zstd", ".bz2": "bz2"}
+
+
+@dataclass
+class Decoded:
+    text: str
+    encoding: str
+    compression: str | None = None
+    # problems that affect part of the file: (line number or None, message)
+    warnings: list[tuple[int | None, str]] = field(default_factory=list)
+    truncated: bool = False
+    bad_lines: dict[int, str] = field(default_factory=dict)  # line -> reason (undecodable bytes)
+
+
+def split_compression(path: Path) -> tuple[str | None, str]:
+    """('gzip', '.jsonl') for data.jsonl.gz; (None, '.csv') for data.csv."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] in COMPRESSIONS:
+        inner = suffixes[-2] if len(suffixes) > 1 else ""
+        return COMPRESSIONS[suffixes[-1]], inner
+    return None, suffixes[-1] if suffixes else ""
+
+
+def read_bytes(path: Path) -> tuple[bytes, str | None, bool, str | None]:
+    """Return (data, compression, truncated, note). A truncated archive yields what could be read."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    compression, _ = split_compression(path)
+    if compression is None:
+        # sniff: a .jsonl that is really gzip
+        if raw[:2] == b"\x1f\x8b":
+            compression = "gzip"
+        elif raw[:4] == b"\x28\xb5\x2f\xfd":
+            compression = "zstd"
+        else:
+            return raw, None, False, None
+    if compression == "gzip":
+        return _gunzip(path, raw)
+    if compression == "zstd":
+        return _unzstd(path, raw)
+    try:
+        return bz2.decompress(raw), "bz2", False, None
+    except (OSError, ValueError, EOFError) as exc:
+        raise InputError(f"{path}: not a valid bz2 file ({exc})") from None
+
+
+def _gunzip(path: Path, raw: bytes) -> tuple[bytes, str, bool, str | None]:
+    note = None
+    if not raw.startswith(b"\x1f\x8b"):
+        raise InputError(f"{path}: not a gzip file")
+    try:
+        return gzip.decompress(raw), "gzip", False, None
+    except EOFError:
+        pass
+    except (OSError, zlib.error) as exc:
+        note = f"gzip stream is corrupt ({exc}); kept what could be read"
+    # Truncated (or corrupt at the end): keep everything that decompresses.
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = d.decompress(raw)
+    except zlib.error:
+        out = b""
+        # decompress in small chunks to salvage the readable prefix
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        chunks = []
+        for i in range(0, len(raw), 4096):
+            try:
+                chunks.append(d.decompress(raw[i : i + 4096]))
+            except zlib.error:
+                break
+        out = b"".join(chunks)
+    if not out:
+        raise InputError(f"{path}: gzip stream is corrupt or truncated before any data")
+    return out, "gzip", True, note or "gzip stream ends early (truncated file)"
+
+
+def _unzstd(path: Path, raw: bytes) -> tuple[bytes, str, bool, str | None]:
+    import zstandard
+
+    dctx = zstandard.ZstdDecompressor()
+    try:
+        reader = dctx.stream_reader(raw, read_across_frames=True)
+        chunks = []
+        while True:
+            chunk = reader.read(1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        data = b"".join(chunks)
+        # a truncated frame reads short without error; check the frame size when it is known
+        return data, "zstd", False, None
+    except zstandard.ZstdError as exc:
+        data = b"".join(chunks) if "chunks" in locals() else b""
+        if not data:
+            raise InputError(f"{path}: zstd stream is corrupt ({exc})") from None
+        return data, "zstd", True, f"zstd stream ends early ({exc})"
+
+
+_BOMS = [
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+]
+
+
+def detect_and_decode(data: bytes, path: Path, encoding: str | None = None) -> tuple[str, str, dict[int, str]]:
+    """Return (text, encoding name, {line: reason} for lines with undecodable bytes)."""
+    if encoding:
+        try:
+            return data.decode(encoding), encoding, {}
+        except (UnicodeDecodeError, LookupError) as exc:
+            raise InputError(f"{path}: cannot decode as {encoding}: {exc}") from None
+    for bom, name in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data[len(bom) :].decode(name.replace("-sig", "")), name.replace("-le", "").replace(
+                    "-be", ""
+                ) + " (BOM)", {}
+            except UnicodeDecodeError:
+                break
+    try:
+        return data.decode("utf-8"), "utf-8", {}
+    except UnicodeDecodeError:
+        pass
+    utf16 = _guess_utf16(data)
+    if utf16:
+        try:
+            return data.decode(utf16), "utf-16", {}
+        except UnicodeDecodeError:
+            pass
+    try:
+        text = data.decode("gb18030")
+        return text, "gb18030", {}
+    except UnicodeDecodeError:
+        pass
+    try:
+        from charset_normalizer import from_bytes
+
+        best = from_bytes(data[:200_000]).best()
+        if best is not None and best.encoding:
+            try:
+                return data.decode(best.encoding), best.encoding, {}
+            except (UnicodeDecodeError, LookupError):
+                pass
+    except ImportError:  # pragma: no cover
+        pass
+    # Mostly UTF-8 with some broken bytes: decode per line, report the broken lines.
+    bad: dict[int, str] = {}
+    lines = data.split(b"\n")
+    out = []
+    for i, line in enumerate(lines, start=1):
+        try:
+            out.append(line.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            bad[i] = f"invalid UTF-8 byte 0x{line[exc.start]:02x} at byte {exc.start} of the line"
+            out.append(line.decode("utf-8", errors="replace"))
+    if len(bad) > max(10, len(lines) // 2):
+        raise InputError(
+            f"{path}: cannot determine the text encoding (tried UTF-8, UTF-16, GB18030); "
+            f"pass --encoding"
+        )
+    return "\n".join(out), "utf-8 (with undecodable lines)", bad
+
+
+def _guess_utf16(data: bytes) -> str | None:
+    sample = data[:4096]
+    if len(sample) < 4:
+        return None
+    even = sample[0::2].count(0)
+    odd = sample[1::2].count(0)
+    half = len(sample) / 2
+    if odd > 0.3 * half and even < 0.05 * half:
+        return "utf-16-le"
+    if even > 0.3 * half and odd < 0.05 * half:
+        return "utf-16-be"
+    return None
+
+
+def decode_file(path: Path, encoding: str | None = None) -> Decoded:
+    data, compression, truncated, note = read_bytes(path)
+    text, enc, bad = detect_and_decode(data, path, encoding)
+    text = text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+    dec = Decoded(text=text, encoding=enc, compression=compression, truncated=truncated, bad_lines=bad)
+    if truncated:
+        dec.warnings.append((None, note or "compressed stream is truncated"))
+    return dec
+
+
+# Mojibake repair ------------------------------------------------------------------------------------------
+
+
+def repair_mojibake(text: str) -> tuple[str, bool]:
+    """Fix text that was UTF-8 decoded as Latin-1/CP1252 (``Ã©``, ``â€™``, ``ï»¿``) or as GBK.
+
+    Uses ftfy's encoding fixer only (no quote or width changes) and only when ftfy's badness
+    heuristic says the text is mojibake, so clean text is never touched.
+    """
+    if text.isascii():
+        return text, False
+    import ftfy
+    from ftfy.badness import is_bad
+
+    if not is_bad(text):
+        return text, False
+    fixed = ftfy.fix_encoding(text)
+    return fixed, fixed != text

@@ -1,0 +1,269 @@
+"""Read any supported input into one canonical frame, accounting for every row.
+
+``input_rows == frame.height + rejects.height`` always holds.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from curate.io.decode import InputError, repair_mojibake
+from curate.io.formats import FORMAT_ALIASES, FORMATS, convert, detect_format, explain_qa
+from curate.io.readers import RawReject, RawRow, read_rows
+from curate.records import SCHEMA, RecordError, conform, empty_frame, to_frame
+
+REJECT_SCHEMA = {
+    "file": pl.Utf8,
+    "line": pl.Int64,
+    "sheet": pl.Utf8,
+    "field": pl.Utf8,
+    "reason": pl.Utf8,
+    "raw": pl.Utf8,
+}
+
+TEXT_FIELDS = ("system", "question", "answer", "chosen", "rejected", "text")
+
+
+@dataclass
+class LoadResult:
+    frame: pl.DataFrame
+    rejects: pl.DataFrame
+    explanations: list[str] = field(default_factory=list)
+    input_rows: int = 0
+    repaired: int = 0
+    files: list[dict[str, Any]] = field(default_factory=list)
+
+
+def load(
+    paths: list[Path | str],
+    fmt: str | None = None,
+    mapping: dict[str, list[str]] | None = None,
+    sheet: str | None = None,
+    *,
+    repair: bool = True,
+    encoding: str | None = None,
+) -> LoadResult:
+    if not paths:
+        raise InputError("no input files given")
+    if fmt is not None:
+        fmt = FORMAT_ALIASES.get(fmt, fmt)
+        if fmt not in FORMATS:
+            raise InputError(f"unknown --format {fmt!r}; choose from {', '.join(FORMATS)}")
+    frames, rejects, explanations, files = [], [], [], []
+    total = repaired = 0
+    for p in paths:
+        r = _load_one(Path(p), fmt, mapping or {}, sheet, repair, encoding)
+        frames.append(r.frame)
+        rejects.append(r.rejects)
+        explanations += r.explanations
+        total += r.input_rows
+        repaired += r.repaired
+        files += r.files
+    frame = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
+    return LoadResult(frame, pl.concat(rejects), explanations, total, repaired, files)
+
+
+def read_frame(path: Path | str) -> pl.DataFrame:
+    """Read a canonical file written by a curate stage (strict: rejects are an error here)."""
+    res = load([path], fmt="canonical")
+    if res.rejects.height:
+        first = res.rejects.row(0, named=True)
+        raise InputError(f"{path}: line {first['line']}: {first['reason']}")
+    return res.frame
+
+
+def _fast_canonical(path: Path) -> pl.DataFrame | None:
+    """Canonical .parquet/.jsonl written by a stage: read with polars directly (fast, keeps dtypes)."""
+    name = path.name.lower()
+    try:
+        if name.endswith(".parquet"):
+            frame = pl.read_parquet(path)
+        elif name.endswith(".jsonl"):
+            with open(path, "rb") as fh:
+                head = fh.read(4096)
+            if b'"kind"' not in head or b'"id"' not in head:
+                return None
+            frame = pl.read_ndjson(path, infer_schema_length=None)
+        else:
+            return None
+    except Exception:
+        return None
+    from curate.records import is_canonical
+
+    if not is_canonical(frame.columns) or frame.height == 0:
+        return None
+    if frame["kind"].null_count() or frame["id"].null_count():
+        return None
+    if not frame["kind"].is_in(["sft", "preference", "kto", "text"]).all():
+        return None
+    return conform(frame)
+
+
+def _load_one(path: Path, fmt, mapping, sheet, repair, encoding) -> LoadResult:
+    if fmt in (None, "canonical") and not mapping:
+        fast = _fast_canonical(path)
+        if fast is not None:
+            return LoadResult(fast, _rejects_frame([]), [f"{path}: canonical records"], fast.height, 0,
+                              [{"file": str(path), "format": "canonical", "rows": fast.height,
+                                "kept": fast.height, "rejected": 0}])
+    info, rows_iter = read_rows(path, sheet=sheet, encoding=encoding)
+    raw_rows: list[RawRow] = []
+    rejects: list[dict[str, Any]] = []
+    for item in rows_iter:
+        if isinstance(item, RawReject):
+            rejects.append(_reject(path, item.line, item.sheet, item.field, item.reason, item.raw))
+        else:
+            raw_rows.append(item)
+    explanations = []
+    desc = info.kind
+    if info.compression:
+        desc += f", {info.compression}"
+    if info.encoding:
+        desc += f", {info.encoding}"
+    for note in info.notes or []:
+        explanations.append(f"{path}: warning: {note}")
+    n_input = len(raw_rows) + len(rejects)
+    if not raw_rows:
+        explanations.insert(0, f"{path}: {desc}: no readable rows")
+        return LoadResult(empty_frame(), _rejects_frame(rejects), explanations, n_input, 0,
+                          [{"file": str(path), "format": None, "rows": n_input}])
+
+    keys: set[str] = set()
+    for r in raw_rows[:200]:
+        keys |= set(r.values)
+    keys.discard("__images__")
+    file_fmt = fmt or detect_format(keys)
+    if file_fmt is None and mapping:
+        file_fmt = "qa" if "question" in mapping else ("text" if "text" in mapping else None)
+    if file_fmt is None:
+        raise InputError(
+            f"{path}: cannot tell the format from its columns ({', '.join(sorted(keys)[:12])}); "
+            "use --format, or --map question=COLUMN --map answer=COLUMN"
+        )
+    if file_fmt == "implicit-preference" and isinstance(raw_rows[0].values.get("chosen"), str):
+        file_fmt = "hh-rlhf"
+    ctx: dict[str, Any] = {}
+    if file_fmt == "canonical":
+        return _load_canonical(path, raw_rows, rejects, desc, explanations, n_input)
+    if file_fmt == "qa":
+        roles = explain_qa(keys, mapping)
+        missing = [c for cols in roles.values() for c in cols if c not in keys]
+        if missing:
+            raise InputError(f"{path}: --map names columns that do not exist: {', '.join(missing)} "
+                             f"(columns: {', '.join(sorted(keys))})")
+        if "question" not in roles:
+            raise InputError(f"{path}: no question column found among {', '.join(sorted(keys))}; "
+                             "use --map question=COLUMN")
+        if "answer" not in roles and "chosen" not in roles and "label" not in roles:
+            raise InputError(
+                f"{path}: no answer column found among {', '.join(sorted(keys))} (question-only data "
+                "cannot become SFT rows); use --map answer=COLUMN"
+            )
+        ctx["roles"] = roles
+        role_txt = "; ".join(f"{k} <- {' + '.join(v)}" for k, v in roles.items())
+        other = sorted(keys - {c for cols in roles.values() for c in cols})
+        explanations.append(
+            f"{path}: {desc}: plain question/answer table: {role_txt}"
+            + (f"; kept in meta: {', '.join(other)}" if other else "")
+        )
+    elif file_fmt == "text":
+        ctx["roles"] = {"text": mapping.get("text", ["text"])}
+        explanations.append(f"{path}: {desc}: plain text (one document per {'line' if info.kind == 'txt' else 'row'})")
+    else:
+        why = "given by --format" if fmt else f"detected from keys {', '.join(sorted(keys)[:8])}"
+        explanations.append(f"{path}: {desc}: {file_fmt} format ({why})")
+
+    out_rows = []
+    n_repaired = 0
+    for r in raw_rows:
+        try:
+            rec = convert(r.values, file_fmt, ctx)
+            rec.source_file, rec.source_line, rec.source_sheet = str(path), r.line, r.sheet
+            if repair:
+                n_repaired += _repair_record(rec)
+            row = rec.as_row()
+        except RecordError as exc:
+            rejects.append(_reject(path, r.line, r.sheet, exc.field, exc.reason, _raw(r.values)))
+            continue
+        out_rows.append(row)
+    frame = to_frame(out_rows)
+    if n_repaired:
+        explanations.append(f"{path}: repaired mojibake in {n_repaired} rows")
+    if rejects:
+        explanations.append(f"{path}: {len(rejects)} of {n_input} rows rejected (see the rejects file)")
+    files = [{"file": str(path), "format": file_fmt, "encoding": info.encoding, "rows": n_input,
+              "kept": frame.height, "rejected": len(rejects)}]
+    return LoadResult(frame, _rejects_frame(rejects), explanations, n_input, n_repaired, files)
+
+
+def _repair_record(rec) -> int:
+    changed = False
+    for f in TEXT_FIELDS:
+        v = getattr(rec, f)
+        if v:
+            fixed, did = repair_mojibake(v)
+            if did:
+                setattr(rec, f, fixed)
+                changed = True
+    for t in rec.history:
+        if t.content:
+            fixed, did = repair_mojibake(t.content)
+            if did:
+                t.content = fixed
+                changed = True
+    if changed:
+        rec.meta.setdefault("_repaired", "mojibake")
+    return int(changed)
+
+
+def _load_canonical(path, raw_rows, rejects, desc, explanations, n_input) -> LoadResult:
+    good = []
+    for r in raw_rows:
+        v = r.values
+        if v.get("kind") not in ("sft", "preference", "kto", "text") or not v.get("id"):
+            rejects.append(_reject(path, r.line, r.sheet, "kind", "not a canonical record (id/kind missing)", _raw(v)))
+            continue
+        if isinstance(v.get("meta"), dict):
+            v = {**v, "meta": json.dumps(v["meta"], ensure_ascii=False, sort_keys=True)}
+        for col in ("history", "source"):
+            if isinstance(v.get(col), str):  # CSV/XLSX exports hold nested values as JSON text
+                try:
+                    v = {**v, col: json.loads(v[col])}
+                except json.JSONDecodeError:
+                    pass
+        good.append(v)
+    if not good:
+        frame = empty_frame()
+    else:
+        extra_keys: dict[str, None] = {}
+        for v in good:
+            for k in v:
+                if k not in SCHEMA:
+                    extra_keys[k] = None
+        try:
+            frame = pl.DataFrame(good, infer_schema_length=None)
+        except Exception:
+            frame = pl.from_dicts(good, infer_schema_length=None, strict=False)
+        frame = conform(frame)
+    explanations.append(f"{path}: {desc}: canonical records")
+    files = [{"file": str(path), "format": "canonical", "rows": n_input, "kept": frame.height,
+              "rejected": len(rejects)}]
+    return LoadResult(frame, _rejects_frame(rejects), explanations, n_input, 0, files)
+
+
+def _raw(values: dict) -> str:
+    s = json.dumps({k: v for k, v in values.items() if k != "__images__"}, ensure_ascii=False, default=str)
+    return s[:2000]
+
+
+def _reject(path, line, sheet, field, reason, raw) -> dict[str, Any]:
+    return {"file": str(path), "line": line, "sheet": sheet, "field": field, "reason": reason, "raw": raw}
+
+
+def _rejects_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema=REJECT_SCHEMA) if rows else pl.DataFrame(schema=REJECT_SCHEMA)

@@ -1,0 +1,389 @@
+"""Raw readers: a file -> rows (dicts) with their location, plus the rows that could not be parsed.
+
+Every reader yields ``RawRow(values, line, sheet)`` for parsed rows and ``RawReject`` for the rest, so the
+caller can account for every input row. ``line`` is the 1-based line of the row's start (JSONL, CSV,
+TSV, TXT, JSON items), the spreadsheet row number (XLSX, header = row 1) or the row index + 1 (Parquet).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from curate.io.decode import Decoded, InputError, decode_file, split_compression
+
+
+@dataclass
+class RawRow:
+    values: dict[str, Any]
+    line: int
+    sheet: str | None = None
+
+
+@dataclass
+class RawReject:
+    line: int | None
+    reason: str
+    raw: str | None = None
+    field: str | None = None
+    sheet: str | None = None
+
+
+@dataclass
+class ReadInfo:
+    kind: str  # jsonl, json, csv, tsv, xlsx, parquet, txt
+    encoding: str | None = None
+    compression: str | None = None
+    truncated: bool = False
+    notes: list[str] | None = None
+
+
+TEXT_KINDS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv", ".txt": "txt"}
+BINARY_KINDS = {".xlsx": "xlsx", ".xlsm": "xlsx", ".parquet": "parquet", ".pq": "parquet"}
+
+
+def file_kind(path: Path) -> str:
+    _, ext = split_compression(path)
+    if ext in TEXT_KINDS:
+        return TEXT_KINDS[ext]
+    if ext in BINARY_KINDS:
+        return BINARY_KINDS[ext]
+    if ext == ".xls":
+        raise InputError(f"{path}: legacy .xls is not supported; save it as .xlsx or .csv")
+    raise InputError(
+        f"{path}: unknown file type {ext or '(no extension)'}; "
+        "expected .jsonl .json .csv .tsv .txt .xlsx .parquet (optionally .gz/.zst)"
+    )
+
+
+def read_rows(
+    path: Path, *, sheet: str | None = None, encoding: str | None = None, header: bool | None = None
+) -> tuple[ReadInfo, Iterator[RawRow | RawReject]]:
+    kind = file_kind(path)
+    if kind == "xlsx":
+        return ReadInfo("xlsx", notes=[]), _read_xlsx(path, sheet)
+    if kind == "parquet":
+        return ReadInfo("parquet", notes=[]), _read_parquet(path)
+    dec = decode_file(path, encoding)
+    info = ReadInfo(kind, dec.encoding, dec.compression, dec.truncated, [m for _, m in dec.warnings])
+    if kind == "jsonl":
+        return info, _read_jsonl(dec)
+    if kind == "json":
+        return info, _read_json(dec, path)
+    if kind == "txt":
+        if _looks_tabular(dec.text):
+            info.kind = "tsv"
+            info.notes.append("the .txt file holds tab-separated columns; read as TSV")
+            return info, _read_delimited(dec, path, "tsv", header)
+        return info, _read_txt(dec)
+    return info, _read_delimited(dec, path, kind, header)
+
+
+def _read_jsonl(dec: Decoded) -> Iterator[RawRow | RawReject]:
+    lines = dec.text.split("\n")
+    last = len(lines)
+    while last > 0 and not lines[last - 1].strip():
+        last -= 1
+    for i, line in enumerate(lines[:last], start=1):
+        if i in dec.bad_lines:
+            yield RawReject(i, dec.bad_lines[i], line[:500])
+            continue
+        s = line.strip()
+        if not s:
+            continue
+        try:
+            obj = json.loads(s)
+        except json.JSONDecodeError as exc:
+            reason = f"invalid JSON at column {exc.colno}: {exc.msg}"
+            if dec.truncated and i == last:
+                reason = "last line cut off by the truncated compressed file: " + reason
+            yield RawReject(i, reason, line[:500])
+            continue
+        if not isinstance(obj, dict):
+            yield RawReject(i, f"expected a JSON object per line, got {type(obj).__name__}", line[:500])
+            continue
+        yield RawRow(obj, i)
+
+
+def _read_json(dec: Decoded, path: Path) -> Iterator[RawRow | RawReject]:
+    text = dec.text
+    decoder = json.JSONDecoder()
+    start = len(text) - len(text.lstrip())
+    if start >= len(text):
+        return
+    # A .json file that is really JSON Lines.
+    first_line = text[start:].split("\n", 1)[0].strip()
+    if first_line.startswith("{") and first_line.endswith("}") and text.count("\n") > 1:
+        try:
+            json.loads(first_line)
+            obj, end = decoder.raw_decode(text, start)
+            if text[end:].strip():
+                yield from _read_jsonl(dec)
+                return
+        except json.JSONDecodeError:
+            pass
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    line_index = _LineIndex(text)
+    # Item line numbers: re-scan the top-level array with raw_decode (cheap, exact).
+    if isinstance(obj, dict):
+        lists = [k for k, v in obj.items() if isinstance(v, list) and v and isinstance(v[0], (dict, list))]
+        if len(lists) == 1 and not _looks_like_record(obj):
+            items = obj[lists[0]]
+            yield from _flatten(items, [1] * len(items), path)
+            return
+        yield RawRow(obj, line_index.line_of(start))
+        return
+    if not isinstance(obj, list):
+        raise InputError(f"{path}: top-level JSON is a {type(obj).__name__}, expected an array or object")
+    positions = _array_item_positions(text, start, decoder)
+    lines = [line_index.line_of(p) for p in positions] if len(positions) == len(obj) else [None] * len(obj)
+    yield from _flatten(obj, lines, path)
+
+
+def _looks_like_record(obj: dict) -> bool:
+    keys = set(obj)
+    return bool(keys & {"messages", "conversations", "chosen", "instruction", "question", "prompt"})
+
+
+def _flatten(items: list, lines: list, path: Path, prefix: str = "") -> Iterator[RawRow | RawReject]:
+    for idx, (item, line) in enumerate(zip(items, lines, strict=True)):
+        if isinstance(item, dict):
+            yield RawRow(item, line or idx + 1)
+        elif isinstance(item, list):
+            # nested arrays (e.g. [[{...}], [{...}]]): every object inside is a row
+            for sub in item:
+                if isinstance(sub, dict):
+                    yield RawRow(sub, line or idx + 1)
+                else:
+                    yield RawReject(line, f"item {prefix}{idx}: nested value is a {type(sub).__name__}, not an object", json.dumps(sub, ensure_ascii=False)[:500])
+        else:
+            yield RawReject(line, f"item {prefix}{idx} is a {type(item).__name__}, not an object", json.dumps(item, ensure_ascii=False)[:500])
+
+
+def _array_item_positions(text: str, start: int, decoder: json.JSONDecoder) -> list[int]:
+    if text[start] != "[":
+        return []
+    pos = start + 1
+    out = []
+    n = len(text)
+    while True:
+        while pos < n and text[pos] in " \t\n\r,":
+            pos += 1
+        if pos >= n or text[pos] == "]":
+            return out
+        out.append(pos)
+        try:
+            _, pos = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError:
+            return []
+
+
+class _LineIndex:
+    def __init__(self, text: str):
+        import bisect
+
+        self._bisect = bisect.bisect_right
+        self._starts = [0]
+        find = text.find
+        i = find("\n")
+        while i != -1:
+            self._starts.append(i + 1)
+            i = find("\n", i + 1)
+
+    def line_of(self, pos: int) -> int:
+        return self._bisect(self._starts, pos)
+
+
+def _looks_tabular(text: str) -> bool:
+    lines = [ln for ln in text[:50000].split("\n")[:50] if ln.strip()]
+    if len(lines) < 2:
+        return False
+    tabs = {ln.count("\t") for ln in lines}
+    return len(tabs) == 1 and tabs.pop() >= 1
+
+
+def _read_txt(dec: Decoded) -> Iterator[RawRow | RawReject]:
+    # one document per non-empty line (the LLaMA-Factory / common pretraining convention)
+    for i, line in enumerate(dec.text.split("\n"), start=1):
+        if i in dec.bad_lines:
+            yield RawReject(i, dec.bad_lines[i], line[:500])
+            continue
+        if line.strip():
+            yield RawRow({"text": line.rstrip()}, i)
+
+
+def _read_delimited(dec: Decoded, path: Path, kind: str, header: bool | None) -> Iterator[RawRow | RawReject]:
+    text = dec.text
+    if kind == "tsv":
+        delimiter, quoting = "\t", csv.QUOTE_NONE
+    else:
+        delimiter = _sniff_delimiter(text)
+        quoting = csv.QUOTE_MINIMAL
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting, strict=False)
+    try:
+        first = next(reader)
+    except StopIteration:
+        return
+    except csv.Error as exc:
+        raise InputError(f"{path}: cannot parse the header row: {exc}") from None
+    if header is None:
+        header = _has_header(first, text, delimiter)
+    if header:
+        names = [h.strip().lstrip("\ufeff") for h in first]
+        data_start_line = None
+    else:
+        names = [f"column_{i + 1}" for i in range(len(first))]
+        data_start_line = 1
+    seen: dict[str, int] = {}
+    for i, n in enumerate(names):  # make header names unique
+        if n in seen and n:
+            names[i] = f"{n}_{i + 1}"
+        seen[n] = i
+    width = len(names)
+
+    def rows():
+        if data_start_line is not None:
+            yield 1, first
+        line_before = reader.line_num
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield line_before + 1, exc
+                line_before = reader.line_num
+                continue
+            yield line_before + 1, row
+            line_before = reader.line_num
+
+    for line, row in rows():
+        if isinstance(row, Exception):
+            yield RawReject(line, f"CSV parse error: {row}")
+            continue
+        if dec.bad_lines and any(ln in dec.bad_lines for ln in range(line, line + 1 + sum(c.count("\n") for c in row))):
+            yield RawReject(line, dec.bad_lines.get(line, "undecodable bytes in this row"), delimiter.join(row)[:500])
+            continue
+        if not row or all(not c.strip() for c in row):
+            continue  # blank line
+        if len(row) != width:
+            yield RawReject(
+                line,
+                f"row has {len(row)} fields, header has {width}",
+                delimiter.join(row)[:500],
+            )
+            continue
+        values = {}
+        for name, cell in zip(names, row, strict=True):
+            if name == "" or name.lower().startswith("unnamed:"):
+                continue  # unnamed index column (pandas export)
+            values[name] = cell
+        yield RawRow(values, line)
+
+
+def _sniff_delimiter(text: str) -> str:
+    head = text[:20000]
+    first_line = head.split("\n", 1)[0]
+    counts = {d: first_line.count(d) for d in (",", "\t", ";", "|")}
+    best = max(counts, key=counts.get)
+    return best if counts[best] > 0 else ","
+
+
+def _has_header(first: list[str], text: str, delimiter: str) -> bool:
+    """Headerless TSVs (paraphrase sets: text, text, label) are common; a header row has short,
+    distinct, non-numeric cells."""
+    if not first:
+        return True
+    cells = [c.strip() for c in first]
+    if any(not c for c in cells[1:]):
+        return True
+    if any(c.replace(".", "", 1).lstrip("-").isdigit() for c in cells):
+        return False
+    if max(len(c) for c in cells) > 40:
+        return False
+    return len(set(cells)) == len(cells)
+
+
+def _read_xlsx(path: Path, only_sheet: str | None) -> Iterator[RawRow | RawReject]:
+    try:
+        import openpyxl
+    except ImportError:  # pragma: no cover
+        raise InputError("reading .xlsx needs openpyxl") from None
+    try:
+        wb = openpyxl.load_workbook(path, data_only=True)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except Exception as exc:  # zipfile.BadZipFile, KeyError, InvalidFileException...
+        raise InputError(f"{path}: not a readable .xlsx workbook ({type(exc).__name__}: {exc})") from None
+    names = wb.sheetnames
+    if only_sheet is not None:
+        if only_sheet not in names:
+            raise InputError(f"{path}: no sheet named {only_sheet!r}; sheets: {', '.join(names)}")
+        names = [only_sheet]
+    for name in names:
+        ws = wb[name]
+        image_cells = _image_anchors(ws)
+        rows = ws.iter_rows(values_only=True)
+        header_row = None
+        header_idx = 0
+        for header_idx, values in enumerate(rows, start=1):
+            if values and any(v is not None and str(v).strip() for v in values):
+                header_row = values
+                break
+        if header_row is None:
+            continue
+        headers = [str(h).strip() if h is not None else "" for h in header_row]
+        for r_idx, values in enumerate(rows, start=header_idx + 1):
+            if values is None or all(v is None or (isinstance(v, str) and not v.strip()) for v in values):
+                if any((r_idx, c) in image_cells for c in range(1, len(headers) + 1)):
+                    yield RawReject(r_idx, "row holds only an image (no text)", sheet=name)
+                continue
+            row: dict[str, Any] = {}
+            for c_idx, (h, v) in enumerate(zip(headers, values, strict=False), start=1):
+                if h == "" or h.lower().startswith("unnamed:"):
+                    continue
+                if v is None and (r_idx, c_idx) in image_cells:
+                    row.setdefault("__images__", []).append(h)
+                row[h] = _cell_text(v)
+            yield RawRow(row, r_idx, name)
+
+
+def _cell_text(v: Any) -> Any:
+    if v is None:
+        return None
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    if isinstance(v, (int, float, bool)):
+        return str(v)
+    return v if isinstance(v, str) else str(v)
+
+
+def _image_anchors(ws) -> set[tuple[int, int]]:
+    cells = set()
+    for img in getattr(ws, "_images", []):
+        anchor = getattr(img, "anchor", None)
+        frm = getattr(anchor, "_from", None)
+        if frm is not None:
+            cells.add((frm.row + 1, frm.col + 1))
+    return cells
+
+
+def _read_parquet(path: Path) -> Iterator[RawRow | RawReject]:
+    import polars as pl
+
+    try:
+        frame = pl.read_parquet(path)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except Exception as exc:
+        raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
+    for i, row in enumerate(frame.iter_rows(named=True), start=1):
+        yield RawRow(row, i)

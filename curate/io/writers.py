@@ -1,0 +1,112 @@
+"""Writers: canonical frames to .jsonl/.json/.parquet/.csv/.tsv/.xlsx, always atomically.
+
+A file is written to a temporary name in the same directory, flushed and fsynced, then renamed over the
+target, so a reader (or a crash) never sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from contextlib import contextmanager
+from pathlib import Path
+
+import polars as pl
+
+from curate.io.decode import InputError
+
+WRITABLE = (".jsonl", ".json", ".parquet", ".csv", ".tsv", ".xlsx")
+
+
+@contextmanager
+def atomic_path(path: Path):
+    """Yield a temporary path next to ``path``; on success it replaces ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def _flat(frame: pl.DataFrame) -> pl.DataFrame:
+    """Nested columns (history, source, lists of flags) as JSON text, for CSV/TSV/XLSX."""
+    out = []
+    for name in frame.columns:
+        col = frame[name]
+        if isinstance(col.dtype, pl.Struct | pl.List | pl.Array):
+            out.append(pl.Series(name, [None if v is None else json.dumps(v, ensure_ascii=False) for v in col.to_list()], dtype=pl.Utf8))
+        else:
+            out.append(col)
+    return pl.DataFrame(out)
+
+
+def write_frame(frame: pl.DataFrame, path: Path | str) -> Path:
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext not in WRITABLE:
+        raise InputError(f"{path}: cannot write {ext or 'files without an extension'}; use one of {' '.join(WRITABLE)}")
+    with atomic_path(path) as tmp:
+        if ext == ".jsonl":
+            frame.write_ndjson(tmp)
+        elif ext == ".json":
+            tmp.write_text(json.dumps(frame.to_dicts(), ensure_ascii=False, indent=1, default=str), encoding="utf-8")
+        elif ext == ".parquet":
+            frame.write_parquet(tmp)
+        elif ext in (".csv", ".tsv"):
+            _flat(frame).write_csv(tmp, separator="\t" if ext == ".tsv" else ",")
+        elif ext == ".xlsx":
+            _flat(frame).write_excel(tmp, worksheet="data")
+    return path
+
+
+def write_records(rows: Iterable[dict], path: Path | str) -> Path:
+    """Write plain dicts (exports in foreign formats) as .jsonl or .json."""
+    path = Path(path)
+    rows = list(rows)
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            if path.suffix.lower() == ".json":
+                json.dump(rows, fh, ensure_ascii=False, indent=1, default=str)
+            else:
+                for r in rows:
+                    fh.write(json.dumps(r, ensure_ascii=False, default=str) + "\n")
+    return path
+
+
+def write_rejects(rejects: pl.DataFrame, path: Path | str) -> Path:
+    return write_frame(rejects, Path(path))
+
+
+def default_output(input_path: Path, stage: str, ext: str = ".jsonl") -> Path:
+    """data.csv -> data.<stage>.jsonl next to the input (compression suffixes dropped)."""
+    name = input_path.name
+    for suffix in (".gz", ".zst", ".zstd", ".bz2"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    # data.ingest.jsonl -> data.dedup.jsonl rather than data.ingest.dedup.jsonl
+    for known in ("ingest", "dedup", "filter", "score", "select", "augment", "pairs", "export", "decontaminate"):
+        if stem.endswith("." + known):
+            stem = stem[: -len(known) - 1]
+            break
+    return input_path.with_name(f"{stem}.{stage}{ext}")
+
+
+Writer = Callable[[pl.DataFrame, Path], Path]

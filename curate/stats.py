@@ -1,0 +1,73 @@
+"""Dataset statistics: rows, languages (script-based), lengths, turns, sources, kinds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+CJK = r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002a6df]"
+LATIN = r"[A-Za-z]"
+
+
+def language_expr(col: str) -> pl.Expr:
+    """zh / en / mixed / other from the share of CJK characters among CJK+Latin letters."""
+    text = pl.col(col).fill_null("")
+    cjk = text.str.count_matches(CJK)
+    # Latin counted per word so that one English word is not outweighed by one Chinese character
+    latin_words = text.str.count_matches(r"[A-Za-z]+")
+    total = cjk + latin_words
+    share = pl.when(total > 0).then(cjk / total).otherwise(None)
+    return (
+        pl.when(total == 0)
+        .then(pl.lit("other"))
+        .when(share >= 0.7)
+        .then(pl.lit("zh"))
+        .when(share <= 0.3)
+        .then(pl.lit("en"))
+        .otherwise(pl.lit("mixed"))
+    )
+
+
+def _percentiles(s: pl.Series) -> dict[str, Any]:
+    s = s.drop_nulls()
+    if s.len() == 0:
+        return {}
+    return {
+        "min": int(s.min()),
+        "p10": int(s.quantile(0.10, "nearest")),
+        "p50": int(s.quantile(0.50, "nearest")),
+        "p90": int(s.quantile(0.90, "nearest")),
+        "p99": int(s.quantile(0.99, "nearest")),
+        "max": int(s.max()),
+        "mean": round(float(s.mean()), 1),
+    }
+
+
+def compute(frame: pl.DataFrame, tokenizer: Any = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"rows": frame.height}
+    if frame.height == 0:
+        return out
+    out["kinds"] = dict(frame["kind"].value_counts().sort("kind").rows())
+    text_fields = [c for c in ("question", "answer", "chosen", "rejected", "text") if frame[c].null_count() < frame.height]
+    main = "question" if "question" in text_fields else "text"
+    langs = frame.select(
+        language_expr(main).alias("lang"),
+        (language_expr("answer") if "answer" in text_fields else pl.lit(None)).alias("alang"),
+    )
+    out["languages"] = dict(langs["lang"].value_counts().sort("count", descending=True).rows())
+    out["chars"] = {f: _percentiles(frame[f].str.len_chars()) for f in text_fields}
+    if tokenizer is not None:
+        out["tokens"] = {}
+        for f in text_fields:
+            vals = [v for v in frame[f].to_list() if v is not None]
+            lens = [len(x) for x in tokenizer(vals, add_special_tokens=False)["input_ids"]] if vals else []
+            out["tokens"][f] = _percentiles(pl.Series(lens, dtype=pl.Int64))
+    turns = frame["history"].list.len().fill_null(0) // 2 + 1
+    out["turns"] = dict(turns.value_counts().sort("history").rows()) if frame["question"].null_count() < frame.height else {}
+    out["turns"] = {int(k): int(v) for k, v in out["turns"].items()}
+    out["with_system"] = int(frame["system"].is_not_null().sum())
+    src = frame["source"].struct.field("file")
+    out["sources"] = dict(src.value_counts().sort("count", descending=True).rows())
+    out["unique_ids"] = frame["id"].n_unique()
+    return out
