@@ -20,6 +20,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rules": ("curate.commands.filter:rules", "List, show and lint rule sets."),
     "score": ("curate.commands.score:score", "Score rows: perplexity/IFD, reward model, fastText quality."),
     "quality": ("curate.commands.score:quality", "Train and inspect the fastText quality classifier."),
+    "augment": ("curate.commands.augment:augment", "Few-shot, chain-of-thought and rephrased variants."),
+    "select": ("curate.commands.select:select", "Pick a diverse, high-quality subset and a held-out split."),
+    "pairs": ("curate.commands.pairs:pairs", "Build DPO preference pairs."),
+    "export": ("curate.commands.export:export", "Write a dataset for a trainer (trl, alpaca, sharegpt...)."),
+    "run": ("curate.commands.pipeline:run", "Run a recipe: every stage, cached, with a manifest."),
+    "init": ("curate.commands.pipeline:init", "Write a commented starter recipe."),
+    "runs": ("curate.commands.pipeline:runs", "List past runs of a recipe."),
+    "refresh": ("curate.commands.pipeline:refresh", "Process only new rows and write a new dataset version."),
+    "report": ("curate.commands.report:report", "Write a self-contained HTML report of a run or dataset."),
 }
 
 

@@ -49,7 +49,11 @@ def compute(frame: pl.DataFrame, tokenizer: Any = None) -> dict[str, Any]:
     if frame.height == 0:
         return out
     out["kinds"] = dict(frame["kind"].value_counts().sort("kind").rows())
-    text_fields = [c for c in ("question", "answer", "chosen", "rejected", "text") if frame[c].null_count() < frame.height]
+    text_fields = [
+        c
+        for c in ("question", "answer", "chosen", "rejected", "text")
+        if frame[c].null_count() < frame.height
+    ]
     main = "question" if "question" in text_fields else "text"
     langs = frame.select(
         language_expr(main).alias("lang"),
@@ -64,7 +68,11 @@ def compute(frame: pl.DataFrame, tokenizer: Any = None) -> dict[str, Any]:
             lens = [len(x) for x in tokenizer(vals, add_special_tokens=False)["input_ids"]] if vals else []
             out["tokens"][f] = _percentiles(pl.Series(lens, dtype=pl.Int64))
     turns = frame["history"].list.len().fill_null(0) // 2 + 1
-    out["turns"] = dict(turns.value_counts().sort("history").rows()) if frame["question"].null_count() < frame.height else {}
+    out["turns"] = (
+        dict(turns.value_counts().sort("history").rows())
+        if frame["question"].null_count() < frame.height
+        else {}
+    )
     out["turns"] = {int(k): int(v) for k, v in out["turns"].items()}
     out["with_system"] = int(frame["system"].is_not_null().sum())
     src = frame["source"].struct.field("file")

@@ -34,3 +34,17 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not present on this machine")
     return SHARED_DATA
+
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def tiny_datasets() -> dict[str, Path]:
+    """One tiny file per input format: alpaca, sharegpt, openai, llamafactory_pref, trl_pref,
+    trl_prompt_completion, kto, hh_rlhf, text, qa_gbk_csv."""
+    out = {}
+    for p in sorted(FIXTURES.iterdir()):
+        key = p.name.split(".")[0] + ("_gbk_csv" if p.name.endswith(".gbk.csv") else "")
+        out[key] = p
+    return out

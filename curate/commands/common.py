@@ -21,9 +21,7 @@ EXIT_OK, EXIT_REJECTS, EXIT_USAGE = 0, 1, 2
 
 def input_options(f: Callable) -> Callable:
     """INPUT... plus the format/mapping overrides accepted by every command."""
-    f = click.option(
-        "--sheet", default=None, help="XLSX: read only this sheet (default: every sheet)."
-    )(f)
+    f = click.option("--sheet", default=None, help="XLSX: read only this sheet (default: every sheet).")(f)
     f = click.option(
         "--map",
         "maps",
@@ -47,7 +45,10 @@ def input_options(f: Callable) -> Callable:
 def output_options(stage: str) -> Callable:
     def deco(f: Callable) -> Callable:
         f = click.option(
-            "--json", "json_out", is_flag=True, help="Print a one-line JSON summary on stdout (for schedulers)."
+            "--json",
+            "json_out",
+            is_flag=True,
+            help="Print a one-line JSON summary on stdout (for schedulers).",
         )(f)
         f = click.option(
             "-o",

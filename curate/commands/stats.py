@@ -12,7 +12,9 @@ from curate.commands.common import EXIT_OK, EXIT_REJECTS, input_options, load_in
 
 @click.command()
 @input_options
-@click.option("--tokenizer", default=None, help="Tokenizer (hub id or local path) for token-length percentiles.")
+@click.option(
+    "--tokenizer", default=None, help="Tokenizer (hub id or local path) for token-length percentiles."
+)
 @click.option("--json", "json_out", is_flag=True, help="Print the statistics as one JSON line on stdout.")
 def stats(inputs, fmt, maps, sheet, tokenizer, json_out):
     """Rows, languages (zh/en/mixed by script), length percentiles in characters (and tokens with
@@ -57,7 +59,9 @@ def stats(inputs, fmt, maps, sheet, tokenizer, json_out):
             for c in ("min", "p10", "p50", "p90", "p99", "max", "mean"):
                 lt.add_column(c, justify="right")
             for field, pct in result[unit].items():
-                lt.add_row(field, *[str(pct.get(c, "")) for c in ("min", "p10", "p50", "p90", "p99", "max", "mean")])
+                lt.add_row(
+                    field, *[str(pct.get(c, "")) for c in ("min", "p10", "p50", "p90", "p99", "max", "mean")]
+                )
             con.print(lt)
     st = Table(title="sources", title_justify="left")
     st.add_column("file")

@@ -2,7 +2,14 @@
 
 from curate.io.decode import InputError
 from curate.io.load import LoadResult, load, read_frame
-from curate.io.writers import atomic_path, atomic_write_text, default_output, write_frame, write_records, write_rejects
+from curate.io.writers import (
+    atomic_path,
+    atomic_write_text,
+    default_output,
+    write_frame,
+    write_records,
+    write_rejects,
+)
 
 __all__ = [
     "InputError",

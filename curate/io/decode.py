@@ -134,7 +134,9 @@ _BOMS = [
 ]
 
 
-def detect_and_decode(data: bytes, path: Path, encoding: str | None = None) -> tuple[str, str, dict[int, str]]:
+def detect_and_decode(
+    data: bytes, path: Path, encoding: str | None = None
+) -> tuple[str, str, dict[int, str]]:
     """Return (text, encoding name, {line: reason} for lines with undecodable bytes)."""
     if encoding:
         try:
@@ -144,9 +146,11 @@ def detect_and_decode(data: bytes, path: Path, encoding: str | None = None) -> t
     for bom, name in _BOMS:
         if data.startswith(bom):
             try:
-                return data[len(bom) :].decode(name.replace("-sig", "")), name.replace("-le", "").replace(
-                    "-be", ""
-                ) + " (BOM)", {}
+                return (
+                    data[len(bom) :].decode(name.replace("-sig", "")),
+                    name.replace("-le", "").replace("-be", "") + " (BOM)",
+                    {},
+                )
             except UnicodeDecodeError:
                 break
     try:
@@ -187,8 +191,7 @@ def detect_and_decode(data: bytes, path: Path, encoding: str | None = None) -> t
             out.append(line.decode("utf-8", errors="replace"))
     if len(bad) > max(10, len(lines) // 2):
         raise InputError(
-            f"{path}: cannot determine the text encoding (tried UTF-8, UTF-16, GB18030); "
-            f"pass --encoding"
+            f"{path}: cannot determine the text encoding (tried UTF-8, UTF-16, GB18030); pass --encoding"
         )
     return "\n".join(out), "utf-8 (with undecodable lines)", bad
 

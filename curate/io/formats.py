@@ -48,12 +48,42 @@ ROLE_ALIASES = {
 
 # Column-name synonyms for plain question/answer tables, in priority order.
 QUESTION_NAMES = [
-    "question", "questions", "q", "query", "ask", "prompt", "instruction", "input_text", "user",
-    "用户问题", "问题", "提问", "问", "咨询", "query_text", "title", "标题", "主题",
+    "question",
+    "questions",
+    "q",
+    "query",
+    "ask",
+    "prompt",
+    "instruction",
+    "input_text",
+    "user",
+    "用户问题",
+    "问题",
+    "提问",
+    "问",
+    "咨询",
+    "query_text",
+    "title",
+    "标题",
+    "主题",
 ]
 ANSWER_NAMES = [
-    "answer", "answers", "a", "response", "output", "reply", "completion", "target", "assistant",
-    "回答", "答案", "答复", "回复", "答", "解答", "response_text",
+    "answer",
+    "answers",
+    "a",
+    "response",
+    "output",
+    "reply",
+    "completion",
+    "target",
+    "assistant",
+    "回答",
+    "答案",
+    "答复",
+    "回复",
+    "答",
+    "解答",
+    "response_text",
 ]
 SYSTEM_NAMES = ["system", "system_prompt", "系统提示", "系统"]
 
@@ -110,6 +140,7 @@ def _label(value: Any, field: str) -> bool:
 
 # ------------------------------------------------------------------------------------------ detection
 
+
 def detect_format(keys: set[str]) -> str | None:
     """Format from the keys of the first rows; None when no format fits."""
     k = set(keys)
@@ -131,7 +162,11 @@ def detect_format(keys: set[str]) -> str | None:
         return "implicit-preference"
     if {"prompt", "completion"} <= k:
         return "trl-prompt-completion"
-    if "text" in k and len(k - {"text", "id", "meta", "source", "url", "title", "timestamp"}) <= 2 and not _qa_columns(k)[1]:
+    if (
+        "text" in k
+        and len(k - {"text", "id", "meta", "source", "url", "title", "timestamp"}) <= 2
+        and not _qa_columns(k)[1]
+    ):
         return "text"
     q, a = _qa_columns(k)
     if q and a:
@@ -167,6 +202,7 @@ def explain_qa(keys: set[str], mapping: dict[str, list[str]]) -> dict[str, list[
 
 
 # ------------------------------------------------------------------------------------------ converters
+
 
 def _meta(row: dict, used: set[str]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if k not in used}
@@ -245,10 +281,23 @@ def from_openai(row: dict, ctx: dict) -> Record:
     system, history, q, a = _split_conversation(turns, "messages")
     used = {"messages", "label"} if kto else {"messages"}
     meta = _meta(row, used)
-    meta["_fmt"] = {"format": "openai", "roles": role_names, "q_extra": q.extra, "a_extra": a.extra,
-                    "a_role": a.role, "q_role": q.role, "s_extra": _SYSTEM_EXTRA.value}
-    rec = Record("kto" if kto else "sft", question=q.content, answer=a.content, system=system,
-                 history=history, meta=meta)
+    meta["_fmt"] = {
+        "format": "openai",
+        "roles": role_names,
+        "q_extra": q.extra,
+        "a_extra": a.extra,
+        "a_role": a.role,
+        "q_role": q.role,
+        "s_extra": _SYSTEM_EXTRA.value,
+    }
+    rec = Record(
+        "kto" if kto else "sft",
+        question=q.content,
+        answer=a.content,
+        system=system,
+        history=history,
+        meta=meta,
+    )
     if kto:
         rec.label = _label(row["label"], "label")
     return rec
@@ -261,14 +310,28 @@ def from_sharegpt(row: dict, ctx: dict) -> Record:
     kto = "kto_tag" in row or "label" in row
     used = {"conversations", "system", "kto_tag", "label"}
     meta = _meta(row, used)
-    meta["_fmt"] = {"format": "sharegpt", "roles": role_names, "tags": list(tags), "q_extra": q.extra,
-                    "a_extra": a.extra, "a_role": a.role, "q_role": q.role, "system_in_turns": s2 is not None,
-                    "s_extra": _SYSTEM_EXTRA.value,
-                    "has_system_key": "system" in row}
+    meta["_fmt"] = {
+        "format": "sharegpt",
+        "roles": role_names,
+        "tags": list(tags),
+        "q_extra": q.extra,
+        "a_extra": a.extra,
+        "a_role": a.role,
+        "q_role": q.role,
+        "system_in_turns": s2 is not None,
+        "s_extra": _SYSTEM_EXTRA.value,
+        "has_system_key": "system" in row,
+    }
     if kto:
         meta["_fmt"]["kto_key"] = "kto_tag" if "kto_tag" in row else "label"
-    rec = Record("kto" if kto else "sft", question=q.content, answer=a.content,
-                 system=_as_text(system, "system") if system is not None else s2, history=history, meta=meta)
+    rec = Record(
+        "kto" if kto else "sft",
+        question=q.content,
+        answer=a.content,
+        system=_as_text(system, "system") if system is not None else s2,
+        history=history,
+        meta=meta,
+    )
     if kto:
         rec.label = _label(row.get("kto_tag", row.get("label")), meta["_fmt"]["kto_key"])
     return rec
@@ -280,7 +343,10 @@ def _pref_side(value: Any, field: str) -> tuple[str, Any]:
         return value, "str"
     if isinstance(value, dict):
         ck = "value" if "value" in value and "content" not in value else "content"
-        return _as_text(value.get(ck), f"{field}.{ck}") or "", {"obj": {k: v for k, v in value.items() if k != ck}, "ck": ck}
+        return _as_text(value.get(ck), f"{field}.{ck}") or "", {
+            "obj": {k: v for k, v in value.items() if k != ck},
+            "ck": ck,
+        }
     if isinstance(value, list) and value and isinstance(value[-1], dict):
         if len(value) != 1:
             raise RecordError("expected a single answer message", field)
@@ -298,11 +364,26 @@ def from_llamafactory_preference(row: dict, ctx: dict) -> Record:
     chosen, ch_how = _pref_side(row["chosen"], "chosen")
     rejected, rj_how = _pref_side(row["rejected"], "rejected")
     meta = _meta(row, {"conversations", "system", "chosen", "rejected"})
-    meta["_fmt"] = {"format": "llamafactory-preference", "roles": role_names, "tags": list(tags),
-                    "q_extra": q.extra, "chosen": ch_how, "rejected": rj_how, "s_extra": _SYSTEM_EXTRA.value,
-                    "system_in_turns": s2 is not None, "has_system_key": "system" in row}
-    return Record("preference", question=q.content, chosen=chosen, rejected=rejected,
-                  system=_as_text(system, "system") if system is not None else s2, history=history, meta=meta)
+    meta["_fmt"] = {
+        "format": "llamafactory-preference",
+        "roles": role_names,
+        "tags": list(tags),
+        "q_extra": q.extra,
+        "chosen": ch_how,
+        "rejected": rj_how,
+        "s_extra": _SYSTEM_EXTRA.value,
+        "system_in_turns": s2 is not None,
+        "has_system_key": "system" in row,
+    }
+    return Record(
+        "preference",
+        question=q.content,
+        chosen=chosen,
+        rejected=rejected,
+        system=_as_text(system, "system") if system is not None else s2,
+        history=history,
+        meta=meta,
+    )
 
 
 def from_llamafactory_v1_preference(row: dict, ctx: dict) -> Record:
@@ -311,10 +392,22 @@ def from_llamafactory_v1_preference(row: dict, ctx: dict) -> Record:
     system, history, q, chosen = _split_conversation(ch_turns, "chosen_messages")
     _, _, _, rejected = _split_conversation(rj_turns, "rejected_messages")
     meta = _meta(row, {"chosen_messages", "rejected_messages"})
-    meta["_fmt"] = {"format": "llamafactory-v1-preference", "original": {
-        "chosen_messages": row["chosen_messages"], "rejected_messages": row["rejected_messages"]}}
-    return Record("preference", question=q.content, chosen=chosen.content, rejected=rejected.content,
-                  system=system, history=history, meta=meta)
+    meta["_fmt"] = {
+        "format": "llamafactory-v1-preference",
+        "original": {
+            "chosen_messages": row["chosen_messages"],
+            "rejected_messages": row["rejected_messages"],
+        },
+    }
+    return Record(
+        "preference",
+        question=q.content,
+        chosen=chosen.content,
+        rejected=rejected.content,
+        system=system,
+        history=history,
+        meta=meta,
+    )
 
 
 def _alpaca_question(row: dict) -> tuple[str, dict]:
@@ -334,8 +427,10 @@ def _alpaca_history(value: Any) -> list[Turn]:
     for i, pair in enumerate(value):
         if not (isinstance(pair, list | tuple) and len(pair) == 2):
             raise RecordError(f"history[{i}] is not a [question, answer] pair", "history")
-        turns += [Turn("user", _as_text(pair[0], f"history[{i}][0]") or ""),
-                  Turn("assistant", _as_text(pair[1], f"history[{i}][1]") or "")]
+        turns += [
+            Turn("user", _as_text(pair[0], f"history[{i}][0]") or ""),
+            Turn("assistant", _as_text(pair[1], f"history[{i}][1]") or ""),
+        ]
     return turns
 
 
@@ -345,20 +440,38 @@ def from_alpaca(row: dict, ctx: dict) -> Record:
     system = _as_text(row.get("system"), "system")
     used = {"instruction", "input", "output", "system", "history", "chosen", "rejected", "kto_tag"}
     meta = _meta(row, used)
-    fmt = {"format": "alpaca", "parts": parts, "keys": [k for k in ("input", "system", "history") if k in row]}
+    fmt = {
+        "format": "alpaca",
+        "parts": parts,
+        "keys": [k for k in ("input", "system", "history") if k in row],
+    }
     meta["_fmt"] = fmt
     if "chosen" in row and "rejected" in row and "output" not in row:
         chosen, ch = _pref_side(row["chosen"], "chosen")
         rejected, rj = _pref_side(row["rejected"], "rejected")
         fmt.update(chosen=ch, rejected=rj)
-        return Record("preference", question=question, chosen=chosen, rejected=rejected, system=system,
-                      history=history, meta=meta)
+        return Record(
+            "preference",
+            question=question,
+            chosen=chosen,
+            rejected=rejected,
+            system=system,
+            history=history,
+            meta=meta,
+        )
     answer = _as_text(row.get("output"), "output")
     if answer is None:
         raise RecordError("missing output", "output")
     if "kto_tag" in row:
-        return Record("kto", question=question, answer=answer, system=system, history=history, meta=meta,
-                      label=_label(row["kto_tag"], "kto_tag"))
+        return Record(
+            "kto",
+            question=question,
+            answer=answer,
+            system=system,
+            history=history,
+            meta=meta,
+            label=_label(row["kto_tag"], "kto_tag"),
+        )
     return Record("sft", question=question, answer=answer, system=system, history=history, meta=meta)
 
 
@@ -376,8 +489,15 @@ def from_trl_preference(row: dict, ctx: dict) -> Record:
     rejected, rj = _pref_side(row["rejected"], "rejected")
     meta = _meta(row, {"prompt", "chosen", "rejected"})
     meta["_fmt"] = {"format": "trl-preference", "prompt": how, "chosen": ch, "rejected": rj}
-    return Record("preference", question=q.content, chosen=chosen, rejected=rejected, system=system,
-                  history=history, meta=meta)
+    return Record(
+        "preference",
+        question=q.content,
+        chosen=chosen,
+        rejected=rejected,
+        system=system,
+        history=history,
+        meta=meta,
+    )
 
 
 def from_implicit_preference(row: dict, ctx: dict) -> Record:
@@ -392,8 +512,15 @@ def from_implicit_preference(row: dict, ctx: dict) -> Record:
         raise RecordError("chosen and rejected conversations do not share the same prompt", "rejected")
     meta = _meta(row, {"chosen", "rejected"})
     meta["_fmt"] = {"format": "implicit-preference", "roles": role_names}
-    return Record("preference", question=q.content, chosen=chosen.content, rejected=rejected.content,
-                  system=system, history=history, meta=meta)
+    return Record(
+        "preference",
+        question=q.content,
+        chosen=chosen.content,
+        rejected=rejected.content,
+        system=system,
+        history=history,
+        meta=meta,
+    )
 
 
 _HH_SPLIT = re.compile(r"\n\n(Human|Assistant):[ ]?")
@@ -419,8 +546,14 @@ def from_hh_rlhf(row: dict, ctx: dict) -> Record:
     _, history, q, chosen = _split_conversation(ch, "chosen")
     meta = _meta(row, {"chosen", "rejected"})
     meta["_fmt"] = {"format": "hh-rlhf"}
-    return Record("preference", question=q.content, chosen=chosen.content, rejected=rj[-1].content,
-                  history=history, meta=meta)
+    return Record(
+        "preference",
+        question=q.content,
+        chosen=chosen.content,
+        rejected=rj[-1].content,
+        history=history,
+        meta=meta,
+    )
 
 
 def from_trl_prompt_completion(row: dict, ctx: dict) -> Record:
@@ -435,8 +568,9 @@ def from_trl_prompt_completion(row: dict, ctx: dict) -> Record:
     kto = "label" in row
     meta = _meta(row, {"prompt", "completion", "label"})
     meta["_fmt"] = {"format": "trl-prompt-completion", "prompt": how, "completion": c_how}
-    rec = Record("kto" if kto else "sft", question=q.content, answer=text, system=system, history=history,
-                 meta=meta)
+    rec = Record(
+        "kto" if kto else "sft", question=q.content, answer=text, system=system, history=history, meta=meta
+    )
     if kto:
         rec.label = _label(row["label"], "label")
     return rec
@@ -481,11 +615,18 @@ def from_qa(row: dict, ctx: dict) -> Record:
     meta["_fmt"] = {"format": "qa", "roles": roles}
     label = roles.get("label")
     kind = "kto" if label else "sft"
-    rec = Record(kind, question=question, answer=answer if answer is not None else "",
-                 system=get("system"), meta=meta)
+    rec = Record(
+        kind, question=question, answer=answer if answer is not None else "", system=get("system"), meta=meta
+    )
     if "chosen" in roles and "rejected" in roles:
-        rec = Record("preference", question=question, chosen=get("chosen") or "", rejected=get("rejected") or "",
-                     system=get("system"), meta=meta)
+        rec = Record(
+            "preference",
+            question=question,
+            chosen=get("chosen") or "",
+            rejected=get("rejected") or "",
+            system=get("system"),
+            meta=meta,
+        )
     if label:
         rec.label = _label(row.get(label[0]), label[0])
     return rec
@@ -505,9 +646,15 @@ CONVERTERS: dict[str, Callable[[dict, dict], Record]] = {
     "qa": from_qa,
 }
 FORMAT_ALIASES = {
-    "messages": "openai", "trl-messages": "openai", "kto": "openai", "preference": "trl-preference",
-    "dpo": "trl-preference", "prompt-completion": "trl-prompt-completion", "plain": "qa",
-    "llamafactory-dpo": "llamafactory-preference", "pt": "text",
+    "messages": "openai",
+    "trl-messages": "openai",
+    "kto": "openai",
+    "preference": "trl-preference",
+    "dpo": "trl-preference",
+    "prompt-completion": "trl-prompt-completion",
+    "plain": "qa",
+    "llamafactory-dpo": "llamafactory-preference",
+    "pt": "text",
 }
 FORMATS = sorted(set(CONVERTERS) | {"canonical"})
 
@@ -520,6 +667,7 @@ def convert(row: dict, fmt: str, ctx: dict) -> Record:
 
 
 # ------------------------------------------------------------------------------------------ export
+
 
 def _restore_turn(t: dict, tags: tuple[str, str], role_names: dict[str, str], default_roles: dict[str, str]):
     extra = json.loads(t["extra"]) if t.get("extra") else {}
@@ -534,10 +682,20 @@ def _restore_turn(t: dict, tags: tuple[str, str], role_names: dict[str, str], de
     return out
 
 
-SHAREGPT_ROLES = {"user": "human", "assistant": "gpt", "system": "system", "tool": "observation",
-                  "function_call": "function_call"}
-OPENAI_ROLES = {"user": "user", "assistant": "assistant", "system": "system", "tool": "tool",
-                "function_call": "assistant"}
+SHAREGPT_ROLES = {
+    "user": "human",
+    "assistant": "gpt",
+    "system": "system",
+    "tool": "observation",
+    "function_call": "function_call",
+}
+OPENAI_ROLES = {
+    "user": "user",
+    "assistant": "assistant",
+    "system": "system",
+    "tool": "tool",
+    "function_call": "assistant",
+}
 
 
 def to_format(row: dict, fmt: str) -> dict:
@@ -560,23 +718,47 @@ def to_format(row: dict, fmt: str) -> dict:
         raise RecordError(f"a text row cannot be written as {fmt}", "kind")
     elif fmt in ("openai", "sharegpt"):
         if kind == "preference":
-            raise RecordError(f"a preference row cannot be written as {fmt}; use trl-preference or llamafactory-preference", "kind")
+            raise RecordError(
+                f"a preference row cannot be written as {fmt}; use trl-preference or llamafactory-preference",
+                "kind",
+            )
         roles_default = SHAREGPT_ROLES if fmt == "sharegpt" else OPENAI_ROLES
         role_names = hints.get("roles", {}) if same else {}
-        tags = tuple(hints.get("tags", ("from", "value"))) if fmt == "sharegpt" and same else (
-            ("from", "value") if fmt == "sharegpt" else ("role", "content"))
+        tags = (
+            tuple(hints.get("tags", ("from", "value")))
+            if fmt == "sharegpt" and same
+            else (("from", "value") if fmt == "sharegpt" else ("role", "content"))
+        )
         msgs = []
         sys_in_turns = fmt == "openai" or (same and hints.get("system_in_turns"))
         if row.get("system") is not None and sys_in_turns:
             s_extra = json.dumps(hints["s_extra"]) if same and hints.get("s_extra") else None
-            msgs.append(_restore_turn({"role": "system", "content": row["system"], "extra": s_extra}, tags, role_names, roles_default))
+            msgs.append(
+                _restore_turn(
+                    {"role": "system", "content": row["system"], "extra": s_extra},
+                    tags,
+                    role_names,
+                    roles_default,
+                )
+            )
         msgs += [_restore_turn(t, tags, role_names, roles_default) for t in history]
         q_extra = json.dumps(hints["q_extra"]) if same and hints.get("q_extra") else None
         a_extra = json.dumps(hints["a_extra"]) if same and hints.get("a_extra") else None
         q_role = hints.get("q_role", "user") if same else "user"
-        msgs.append(_restore_turn({"role": q_role, "content": row["question"], "extra": q_extra}, tags, role_names, roles_default))
+        msgs.append(
+            _restore_turn(
+                {"role": q_role, "content": row["question"], "extra": q_extra},
+                tags,
+                role_names,
+                roles_default,
+            )
+        )
         a_role = hints.get("a_role", "assistant") if same else "assistant"
-        msgs.append(_restore_turn({"role": a_role, "content": row["answer"], "extra": a_extra}, tags, role_names, roles_default))
+        msgs.append(
+            _restore_turn(
+                {"role": a_role, "content": row["answer"], "extra": a_extra}, tags, role_names, roles_default
+            )
+        )
         if fmt == "openai":
             out = {"messages": msgs}
             if kind == "kto":
@@ -619,10 +801,24 @@ def to_format(row: dict, fmt: str) -> dict:
         msgs = []
         if row.get("system") is not None and same and hints.get("system_in_turns"):
             s_extra = json.dumps(hints["s_extra"]) if same and hints.get("s_extra") else None
-            msgs.append(_restore_turn({"role": "system", "content": row["system"], "extra": s_extra}, tags, role_names, SHAREGPT_ROLES))
+            msgs.append(
+                _restore_turn(
+                    {"role": "system", "content": row["system"], "extra": s_extra},
+                    tags,
+                    role_names,
+                    SHAREGPT_ROLES,
+                )
+            )
         msgs += [_restore_turn(t, tags, role_names, SHAREGPT_ROLES) for t in history]
         q_extra = json.dumps(hints["q_extra"]) if same and hints.get("q_extra") else None
-        msgs.append(_restore_turn({"role": "user", "content": row["question"], "extra": q_extra}, tags, role_names, SHAREGPT_ROLES))
+        msgs.append(
+            _restore_turn(
+                {"role": "user", "content": row["question"], "extra": q_extra},
+                tags,
+                role_names,
+                SHAREGPT_ROLES,
+            )
+        )
         out = {"conversations": msgs}
         if row.get("system") is not None and not (same and hints.get("system_in_turns")):
             out["system"] = row["system"]
@@ -633,21 +829,31 @@ def to_format(row: dict, fmt: str) -> dict:
     elif fmt == "llamafactory-v1-preference" and same:
         out = dict(hints["original"])
     elif fmt in ("trl-preference", "trl-prompt-completion", "implicit-preference", "hh-rlhf"):
-        conversational = fmt != "hh-rlhf" and (bool(history) or row.get("system") is not None or (
-            same and isinstance(hints.get("prompt"), dict)) or fmt == "implicit-preference")
+        conversational = fmt != "hh-rlhf" and (
+            bool(history)
+            or row.get("system") is not None
+            or (same and isinstance(hints.get("prompt"), dict))
+            or fmt == "implicit-preference"
+        )
         if fmt == "hh-rlhf":
             if kind != "preference":
                 raise RecordError("hh-rlhf holds preference pairs only", "kind")
-            prefix = "".join(f"\n\n{'Human' if t['role'] == 'user' else 'Assistant'}: {t['content']}" for t in history)
+            prefix = "".join(
+                f"\n\n{'Human' if t['role'] == 'user' else 'Assistant'}: {t['content']}" for t in history
+            )
             prefix += f"\n\nHuman: {row['question']}\n\nAssistant: "
             out = {"chosen": prefix + row["chosen"], "rejected": prefix + row["rejected"]}
         else:
             from curate.records import messages_of
 
-            prompt: Any = messages_of({**row, "answer": None}, answer_field="") if conversational else row["question"]
+            prompt: Any = (
+                messages_of({**row, "answer": None}, answer_field="") if conversational else row["question"]
+            )
             if fmt == "implicit-preference":
-                out = {"chosen": prompt + [{"role": "assistant", "content": row["chosen"]}],
-                       "rejected": prompt + [{"role": "assistant", "content": row["rejected"]}]}
+                out = {
+                    "chosen": prompt + [{"role": "assistant", "content": row["chosen"]}],
+                    "rejected": prompt + [{"role": "assistant", "content": row["rejected"]}],
+                }
             elif fmt == "trl-preference":
                 if kind != "preference":
                     raise RecordError(f"a {kind} row is not a preference pair", "kind")
@@ -656,7 +862,9 @@ def to_format(row: dict, fmt: str) -> dict:
             else:
                 if kind == "preference":
                     raise RecordError("a preference row has no single completion", "kind")
-                comp: Any = [{"role": "assistant", "content": row["answer"]}] if conversational else row["answer"]
+                comp: Any = (
+                    [{"role": "assistant", "content": row["answer"]}] if conversational else row["answer"]
+                )
                 out = {"prompt": prompt, "completion": comp}
                 if kind == "kto":
                     out["label"] = bool(row["label"])

@@ -108,9 +108,22 @@ def _load_one(path: Path, fmt, mapping, sheet, repair, encoding) -> LoadResult:
     if fmt in (None, "canonical") and not mapping:
         fast = _fast_canonical(path)
         if fast is not None:
-            return LoadResult(fast, _rejects_frame([]), [f"{path}: canonical records"], fast.height, 0,
-                              [{"file": str(path), "format": "canonical", "rows": fast.height,
-                                "kept": fast.height, "rejected": 0}])
+            return LoadResult(
+                fast,
+                _rejects_frame([]),
+                [f"{path}: canonical records"],
+                fast.height,
+                0,
+                [
+                    {
+                        "file": str(path),
+                        "format": "canonical",
+                        "rows": fast.height,
+                        "kept": fast.height,
+                        "rejected": 0,
+                    }
+                ],
+            )
     info, rows_iter = read_rows(path, sheet=sheet, encoding=encoding)
     raw_rows: list[RawRow] = []
     rejects: list[dict[str, Any]] = []
@@ -130,8 +143,14 @@ def _load_one(path: Path, fmt, mapping, sheet, repair, encoding) -> LoadResult:
     n_input = len(raw_rows) + len(rejects)
     if not raw_rows:
         explanations.insert(0, f"{path}: {desc}: no readable rows")
-        return LoadResult(empty_frame(), _rejects_frame(rejects), explanations, n_input, 0,
-                          [{"file": str(path), "format": None, "rows": n_input}])
+        return LoadResult(
+            empty_frame(),
+            _rejects_frame(rejects),
+            explanations,
+            n_input,
+            0,
+            [{"file": str(path), "format": None, "rows": n_input}],
+        )
 
     keys: set[str] = set()
     for r in raw_rows[:200]:
@@ -154,11 +173,14 @@ def _load_one(path: Path, fmt, mapping, sheet, repair, encoding) -> LoadResult:
         roles = explain_qa(keys, mapping)
         missing = [c for cols in roles.values() for c in cols if c not in keys]
         if missing:
-            raise InputError(f"{path}: --map names columns that do not exist: {', '.join(missing)} "
-                             f"(columns: {', '.join(sorted(keys))})")
+            raise InputError(
+                f"{path}: --map names columns that do not exist: {', '.join(missing)} "
+                f"(columns: {', '.join(sorted(keys))})"
+            )
         if "question" not in roles:
-            raise InputError(f"{path}: no question column found among {', '.join(sorted(keys))}; "
-                             "use --map question=COLUMN")
+            raise InputError(
+                f"{path}: no question column found among {', '.join(sorted(keys))}; use --map question=COLUMN"
+            )
         if "answer" not in roles and "chosen" not in roles and "label" not in roles:
             raise InputError(
                 f"{path}: no answer column found among {', '.join(sorted(keys))} (question-only data "
@@ -173,7 +195,9 @@ def _load_one(path: Path, fmt, mapping, sheet, repair, encoding) -> LoadResult:
         )
     elif file_fmt == "text":
         ctx["roles"] = {"text": mapping.get("text", ["text"])}
-        explanations.append(f"{path}: {desc}: plain text (one document per {'line' if info.kind == 'txt' else 'row'})")
+        explanations.append(
+            f"{path}: {desc}: plain text (one document per {'line' if info.kind == 'txt' else 'row'})"
+        )
     else:
         why = "given by --format" if fmt else f"detected from keys {', '.join(sorted(keys)[:8])}"
         explanations.append(f"{path}: {desc}: {file_fmt} format ({why})")
@@ -196,8 +220,16 @@ def _load_one(path: Path, fmt, mapping, sheet, repair, encoding) -> LoadResult:
         explanations.append(f"{path}: repaired mojibake in {n_repaired} rows")
     if rejects:
         explanations.append(f"{path}: {len(rejects)} of {n_input} rows rejected (see the rejects file)")
-    files = [{"file": str(path), "format": file_fmt, "encoding": info.encoding, "rows": n_input,
-              "kept": frame.height, "rejected": len(rejects)}]
+    files = [
+        {
+            "file": str(path),
+            "format": file_fmt,
+            "encoding": info.encoding,
+            "rows": n_input,
+            "kept": frame.height,
+            "rejected": len(rejects),
+        }
+    ]
     return LoadResult(frame, _rejects_frame(rejects), explanations, n_input, n_repaired, files)
 
 
@@ -226,7 +258,9 @@ def _load_canonical(path, raw_rows, rejects, desc, explanations, n_input) -> Loa
     for r in raw_rows:
         v = r.values
         if v.get("kind") not in ("sft", "preference", "kto", "text") or not v.get("id"):
-            rejects.append(_reject(path, r.line, r.sheet, "kind", "not a canonical record (id/kind missing)", _raw(v)))
+            rejects.append(
+                _reject(path, r.line, r.sheet, "kind", "not a canonical record (id/kind missing)", _raw(v))
+            )
             continue
         if isinstance(v.get("meta"), dict):
             v = {**v, "meta": json.dumps(v["meta"], ensure_ascii=False, sort_keys=True)}
@@ -251,8 +285,15 @@ def _load_canonical(path, raw_rows, rejects, desc, explanations, n_input) -> Loa
             frame = pl.from_dicts(good, infer_schema_length=None, strict=False)
         frame = conform(frame)
     explanations.append(f"{path}: {desc}: canonical records")
-    files = [{"file": str(path), "format": "canonical", "rows": n_input, "kept": frame.height,
-              "rejected": len(rejects)}]
+    files = [
+        {
+            "file": str(path),
+            "format": "canonical",
+            "rows": n_input,
+            "kept": frame.height,
+            "rejected": len(rejects),
+        }
+    ]
     return LoadResult(frame, _rejects_frame(rejects), explanations, n_input, 0, files)
 
 

@@ -43,7 +43,14 @@ class ReadInfo:
     notes: list[str] | None = None
 
 
-TEXT_KINDS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv", ".txt": "txt"}
+TEXT_KINDS = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".txt": "txt",
+}
 BINARY_KINDS = {".xlsx": "xlsx", ".xlsm": "xlsx", ".parquet": "parquet", ".pq": "parquet"}
 
 
@@ -130,7 +137,9 @@ def _read_json(dec: Decoded, path: Path) -> Iterator[RawRow | RawReject]:
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+        raise InputError(
+            f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        ) from None
     line_index = _LineIndex(text)
     # Item line numbers: re-scan the top-level array with raw_decode (cheap, exact).
     if isinstance(obj, dict):
@@ -163,9 +172,17 @@ def _flatten(items: list, lines: list, path: Path, prefix: str = "") -> Iterator
                 if isinstance(sub, dict):
                     yield RawRow(sub, line or idx + 1)
                 else:
-                    yield RawReject(line, f"item {prefix}{idx}: nested value is a {type(sub).__name__}, not an object", json.dumps(sub, ensure_ascii=False)[:500])
+                    yield RawReject(
+                        line,
+                        f"item {prefix}{idx}: nested value is a {type(sub).__name__}, not an object",
+                        json.dumps(sub, ensure_ascii=False)[:500],
+                    )
         else:
-            yield RawReject(line, f"item {prefix}{idx} is a {type(item).__name__}, not an object", json.dumps(item, ensure_ascii=False)[:500])
+            yield RawReject(
+                line,
+                f"item {prefix}{idx} is a {type(item).__name__}, not an object",
+                json.dumps(item, ensure_ascii=False)[:500],
+            )
 
 
 def _array_item_positions(text: str, start: int, decoder: json.JSONDecoder) -> list[int]:
@@ -269,8 +286,12 @@ def _read_delimited(dec: Decoded, path: Path, kind: str, header: bool | None) ->
         if isinstance(row, Exception):
             yield RawReject(line, f"CSV parse error: {row}")
             continue
-        if dec.bad_lines and any(ln in dec.bad_lines for ln in range(line, line + 1 + sum(c.count("\n") for c in row))):
-            yield RawReject(line, dec.bad_lines.get(line, "undecodable bytes in this row"), delimiter.join(row)[:500])
+        if dec.bad_lines and any(
+            ln in dec.bad_lines for ln in range(line, line + 1 + sum(c.count("\n") for c in row))
+        ):
+            yield RawReject(
+                line, dec.bad_lines.get(line, "undecodable bytes in this row"), delimiter.join(row)[:500]
+            )
             continue
         if not row or all(not c.strip() for c in row):
             continue  # blank line
@@ -334,7 +355,7 @@ def _read_xlsx(path: Path, only_sheet: str | None) -> Iterator[RawRow | RawRejec
         rows = ws.iter_rows(values_only=True)
         header_row = None
         header_idx = 0
-        for header_idx, values in enumerate(rows, start=1):
+        for header_idx, values in enumerate(rows, start=1):  # noqa: B007 (used after the loop)
             if values and any(v is not None and str(v).strip() for v in values):
                 header_row = values
                 break

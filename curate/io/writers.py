@@ -51,7 +51,13 @@ def _flat(frame: pl.DataFrame) -> pl.DataFrame:
     for name in frame.columns:
         col = frame[name]
         if isinstance(col.dtype, pl.Struct | pl.List | pl.Array):
-            out.append(pl.Series(name, [None if v is None else json.dumps(v, ensure_ascii=False) for v in col.to_list()], dtype=pl.Utf8))
+            out.append(
+                pl.Series(
+                    name,
+                    [None if v is None else json.dumps(v, ensure_ascii=False) for v in col.to_list()],
+                    dtype=pl.Utf8,
+                )
+            )
         else:
             out.append(col)
     return pl.DataFrame(out)
@@ -61,12 +67,16 @@ def write_frame(frame: pl.DataFrame, path: Path | str) -> Path:
     path = Path(path)
     ext = path.suffix.lower()
     if ext not in WRITABLE:
-        raise InputError(f"{path}: cannot write {ext or 'files without an extension'}; use one of {' '.join(WRITABLE)}")
+        raise InputError(
+            f"{path}: cannot write {ext or 'files without an extension'}; use one of {' '.join(WRITABLE)}"
+        )
     with atomic_path(path) as tmp:
         if ext == ".jsonl":
             frame.write_ndjson(tmp)
         elif ext == ".json":
-            tmp.write_text(json.dumps(frame.to_dicts(), ensure_ascii=False, indent=1, default=str), encoding="utf-8")
+            tmp.write_text(
+                json.dumps(frame.to_dicts(), ensure_ascii=False, indent=1, default=str), encoding="utf-8"
+            )
         elif ext == ".parquet":
             frame.write_parquet(tmp)
         elif ext in (".csv", ".tsv"):
@@ -102,7 +112,17 @@ def default_output(input_path: Path, stage: str, ext: str = ".jsonl") -> Path:
             name = name[: -len(suffix)]
     stem = name.rsplit(".", 1)[0] if "." in name else name
     # data.ingest.jsonl -> data.dedup.jsonl rather than data.ingest.dedup.jsonl
-    for known in ("ingest", "dedup", "filter", "score", "select", "augment", "pairs", "export", "decontaminate"):
+    for known in (
+        "ingest",
+        "dedup",
+        "filter",
+        "score",
+        "select",
+        "augment",
+        "pairs",
+        "export",
+        "decontaminate",
+    ):
         if stem.endswith("." + known):
             stem = stem[: -len(known) - 1]
             break

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -57,7 +56,9 @@ def test_never_overwrites_input(tmp_path):
 
 def test_stats_json(tmp_path):
     src = tmp_path / "a.jsonl"
-    src.write_text('{"question": "容器是什么？", "answer": "轻量级隔离"}\n{"question": "What is a pod?", "answer": "A group of containers."}\n')
+    src.write_text(
+        '{"question": "容器是什么？", "answer": "轻量级隔离"}\n{"question": "What is a pod?", "answer": "A group of containers."}\n'
+    )
     res = run(["stats", src, "--json"])
     assert res.exit_code == 0
     st = json.loads(res.stdout.strip().splitlines()[-1])
@@ -96,6 +97,8 @@ def test_shared_data_ingests_with_right_counts(shared_data):
         res = load([shared_data / rel])
         assert res.input_rows == rows and res.rejects.height == rejected, rel
         assert res.frame.height + res.rejects.height == res.input_rows
-    med = load([shared_data / "chinese-medical-dialogue/sample_internal_medicine_5000-6000.gb18030.csv"]).frame
+    med = load(
+        [shared_data / "chinese-medical-dialogue/sample_internal_medicine_5000-6000.gb18030.csv"]
+    ).frame
     assert "\ufffd" not in "".join(med["answer"].to_list())
     assert med["question"].str.contains("[\u4e00-\u9fff]").all()

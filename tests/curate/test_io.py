@@ -14,31 +14,77 @@ from curate.io.formats import to_format
 from curate.records import record_id
 
 ALPACA = [
-    {"instruction": "如何查看 Pod 日志？", "input": "", "output": "使用 kubectl logs <pod>。", "system": "你是运维助手",
-     "history": [["你好", "你好，有什么可以帮你？"]]},
-    {"instruction": "Restart a deployment", "input": "name: web", "output": "kubectl rollout restart deploy/web"},
+    {
+        "instruction": "如何查看 Pod 日志？",
+        "input": "",
+        "output": "使用 kubectl logs <pod>。",
+        "system": "你是运维助手",
+        "history": [["你好", "你好，有什么可以帮你？"]],
+    },
+    {
+        "instruction": "Restart a deployment",
+        "input": "name: web",
+        "output": "kubectl rollout restart deploy/web",
+    },
 ]
 SHAREGPT = [
-    {"conversations": [{"from": "human", "value": "什么是 Service？"}, {"from": "gpt", "value": "Service 为一组 Pod 提供稳定访问入口。"}],
-     "system": "ops", "tools": "[]"},
-    {"conversations": [{"from": "human", "value": "area?"}, {"from": "function_call", "value": "{\"name\": \"area\"}"},
-                       {"from": "observation", "value": "{\"area\": 4}"}, {"from": "gpt", "value": "It is 4."}]},
+    {
+        "conversations": [
+            {"from": "human", "value": "什么是 Service？"},
+            {"from": "gpt", "value": "Service 为一组 Pod 提供稳定访问入口。"},
+        ],
+        "system": "ops",
+        "tools": "[]",
+    },
+    {
+        "conversations": [
+            {"from": "human", "value": "area?"},
+            {"from": "function_call", "value": '{"name": "area"}'},
+            {"from": "observation", "value": '{"area": 4}'},
+            {"from": "gpt", "value": "It is 4."},
+        ]
+    },
 ]
 OPENAI = [
-    {"messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "What is etcd?"},
-                  {"role": "assistant", "content": "A distributed key-value store.", "weight": 1}]},
+    {
+        "messages": [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": "What is etcd?"},
+            {"role": "assistant", "content": "A distributed key-value store.", "weight": 1},
+        ]
+    },
 ]
 LF_PREF = [
-    {"conversations": [{"from": "human", "value": "Why is my pod pending?"}],
-     "chosen": {"from": "gpt", "value": "Check events: kubectl describe pod."},
-     "rejected": {"from": "gpt", "value": "No idea."}},
-    {"conversations": [{"from": "human", "value": "为什么节点 NotReady？"}], "chosen": "检查 kubelet 日志。", "rejected": "重启电脑。"},
+    {
+        "conversations": [{"from": "human", "value": "Why is my pod pending?"}],
+        "chosen": {"from": "gpt", "value": "Check events: kubectl describe pod."},
+        "rejected": {"from": "gpt", "value": "No idea."},
+    },
+    {
+        "conversations": [{"from": "human", "value": "为什么节点 NotReady？"}],
+        "chosen": "检查 kubelet 日志。",
+        "rejected": "重启电脑。",
+    },
 ]
-TRL_PREF = [{"prompt": "Scale to 3 replicas?", "chosen": "kubectl scale deploy web --replicas=3", "rejected": "Buy servers."}]
-TRL_PC = [{"prompt": [{"role": "user", "content": "hi"}], "completion": [{"role": "assistant", "content": "hello"}]}]
-KTO = [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}], "label": False}]
-HH = [{"chosen": "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: how?\n\nAssistant: like this",
-       "rejected": "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: how?\n\nAssistant: no"}]
+TRL_PREF = [
+    {
+        "prompt": "Scale to 3 replicas?",
+        "chosen": "kubectl scale deploy web --replicas=3",
+        "rejected": "Buy servers.",
+    }
+]
+TRL_PC = [
+    {"prompt": [{"role": "user", "content": "hi"}], "completion": [{"role": "assistant", "content": "hello"}]}
+]
+KTO = [
+    {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}], "label": False}
+]
+HH = [
+    {
+        "chosen": "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: how?\n\nAssistant: like this",
+        "rejected": "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: how?\n\nAssistant: no",
+    }
+]
 TEXT = [{"text": "Kubernetes schedules pods onto nodes."}, {"text": "etcd 保存集群状态。"}]
 
 
@@ -115,7 +161,9 @@ def test_reingest_output_keeps_ids_and_extra_columns(tmp_path):
 
 def test_broken_jsonl_line_is_rejected_with_location(tmp_path):
     p = tmp_path / "broken.jsonl"
-    p.write_text('{"question": "a", "answer": "b"}\n{"question": "c", "answer": \n{"question": "d", "answer": "e"}\n[1, 2]\n')
+    p.write_text(
+        '{"question": "a", "answer": "b"}\n{"question": "c", "answer": \n{"question": "d", "answer": "e"}\n[1, 2]\n'
+    )
     res = load([p])
     assert res.frame.height == 2 and res.input_rows == 4
     rej = res.rejects.to_dicts()
@@ -125,8 +173,13 @@ def test_broken_jsonl_line_is_rejected_with_location(tmp_path):
 
 
 def test_field_level_reject_names_field(tmp_path):
-    p = write_jsonl(tmp_path / "m.jsonl", [{"messages": [{"role": "user", "content": "q"}]},
-                                           {"messages": [{"role": "alien", "content": "q"}, {"role": "assistant", "content": "a"}]}])
+    p = write_jsonl(
+        tmp_path / "m.jsonl",
+        [
+            {"messages": [{"role": "user", "content": "q"}]},
+            {"messages": [{"role": "alien", "content": "q"}, {"role": "assistant", "content": "a"}]},
+        ],
+    )
     res = load([p])
     assert res.frame.height == 0 and res.rejects.height == 2
     assert res.rejects["field"].to_list() == ["messages", "messages[0].role"]
@@ -200,8 +253,12 @@ def _tiny_png(path: Path) -> None:
         return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
 
     raw = b"\x00\xff\x00\x00"
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
-                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
 
 
 def test_truncated_gzip_keeps_readable_rows_and_rejects_cut_line(tmp_path):
@@ -233,7 +290,14 @@ def test_zstd_and_parquet(tmp_path):
 
 def test_mojibake_repaired_and_counted(tmp_path):
     bad = "Conchita Martínez won".encode().decode("latin-1")
-    res = load([write_jsonl(tmp_path / "m.jsonl", [{"question": bad, "answer": "ok"}, {"question": "clean", "answer": "fine"}])])
+    res = load(
+        [
+            write_jsonl(
+                tmp_path / "m.jsonl",
+                [{"question": bad, "answer": "ok"}, {"question": "clean", "answer": "fine"}],
+            )
+        ]
+    )
     assert res.repaired == 1 and res.frame["question"][0] == "Conchita Martínez won"
     assert res.frame["question"][1] == "clean"
 
@@ -262,3 +326,9 @@ def test_unreadable_inputs_raise_clear_errors(tmp_path):
     notgz.write_text("plain")
     with pytest.raises(InputError, match="gzip"):
         load([notgz])
+
+
+def test_every_fixture_format_loads(tiny_datasets):
+    for name, path in tiny_datasets.items():
+        res = load([path])
+        assert res.frame.height > 0 and res.rejects.height == 0, name
