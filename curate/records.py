@@ -232,7 +232,10 @@ def conform(frame: pl.DataFrame) -> pl.DataFrame:
                         )
                     )
                     continue
-                exprs.append(pl.Series(name, col.to_list(), dtype=dtype, strict=False))
+                try:
+                    exprs.append(col.cast(dtype, strict=True))
+                except Exception:  # e.g. a struct with fields in another order: rebuild from values
+                    exprs.append(pl.Series(name, col.to_list(), dtype=dtype, strict=False))
             else:
                 exprs.append(col)
         else:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import bz2
 import codecs
 import gzip
+import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -223,13 +224,18 @@ def decode_file(path: Path, encoding: str | None = None) -> Decoded:
 # Mojibake repair ------------------------------------------------------------------------------------------
 
 
+# Mojibake of UTF-8 read as Latin-1/CP1252 always contains characters from these blocks; clean CJK or
+# ASCII text does not, so the (slow) ftfy detector runs only on candidates.
+_MOJIBAKE_HINT = re.compile("[\u0080-\u024f\u02c6-\u02dc\u2013-\u2122\ufffd]")
+
+
 def repair_mojibake(text: str) -> tuple[str, bool]:
     """Fix text that was UTF-8 decoded as Latin-1/CP1252 (``Ã©``, ``â€™``, ``ï»¿``) or as GBK.
 
     Uses ftfy's encoding fixer only (no quote or width changes) and only when ftfy's badness
     heuristic says the text is mojibake, so clean text is never touched.
     """
-    if text.isascii():
+    if text.isascii() or _MOJIBAKE_HINT.search(text) is None:
         return text, False
     import ftfy
     from ftfy.badness import is_bad
