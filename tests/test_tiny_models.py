@@ -7,7 +7,10 @@ def test_tiny_models_reload_offline(tiny_models):
     tok = AutoTokenizer.from_pretrained(tiny_models["lm"])
     assert tok.pad_token_id != tok.eos_token_id
     text = tok.apply_chat_template(
-        [{"role": "user", "content": "集群 pod 重启了怎么办?"}, {"role": "assistant", "content": "check logs"}],
+        [
+            {"role": "user", "content": "集群 pod 重启了怎么办?"},
+            {"role": "assistant", "content": "check logs"},
+        ],
         tokenize=False,
     )
     assert "<|im_start|>assistant" in text

@@ -7,6 +7,7 @@ Exit codes: 0 ok; 1 finished, but some input rows could not be read (they are in
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
@@ -78,13 +79,20 @@ def fail(message: str, code: int = EXIT_USAGE) -> None:
     sys.exit(code)
 
 
-def load_inputs(inputs, fmt=None, maps=(), sheet=None, *, quiet: bool = False):
-    """Read every input into one canonical frame; an unreadable file exits 2 with its name and reason."""
+def load_inputs(inputs, fmt=None, maps=(), sheet=None, *, quiet: bool = False, engine=None):
+    """Read every input into one canonical frame; an unreadable file exits 2 with its name and reason.
+    With a Ray ``engine`` (an EngineSpec) the files are read in parallel, one task per file."""
     from curate.io import InputError, load
 
+    if engine is not None and engine.name == "ray":
+        from curate.engines.ray import load
+
+        load = functools.partial(load, spec=engine)
     try:
         result = load(list(inputs), fmt=fmt, mapping=parse_maps(tuple(maps)), sheet=sheet)
     except InputError as exc:
+        fail(str(exc))
+    except RuntimeError as exc:  # Ray missing or the cluster unreachable
         fail(str(exc))
     if not quiet:
         for line in result.explanations:
@@ -206,3 +214,38 @@ def print_summary(summary: dict[str, Any], extra_tables: dict[str, list[tuple[st
         for name, value in rows:
             t.add_row(str(name), str(value))
         console.print(t)
+
+
+class StepProgress:
+    """rich progress bars on stderr, one per step (silent with --json). ``progress(description, total)``
+    returns a ``tick(k)`` callable, the contract the stages take as ``progress=``."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self._p = None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._p = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._p.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self._p is not None:
+            self._p.__exit__(*exc)
+
+    def __call__(self, description: str, total: int):
+        if self._p is None:
+            return lambda k: None
+        task = self._p.add_task(description, total=total)
+        return lambda k: self._p.advance(task, k)

@@ -1,0 +1,191 @@
+"""`curate augment`: few-shot, chain-of-thought, rephrased and system-prompt variants."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from curate.commands.common import (
+    StepProgress as Progress,
+)
+from curate.commands.common import (
+    fail,
+    finish,
+    input_options,
+    load_inputs,
+    output_options,
+    resolve_output,
+)
+
+
+def teacher_options(prefix: str = "teacher"):
+    """Options shared by every command that calls a generating model (augment --cot, pairs)."""
+
+    def deco(f):
+        opts = [
+            click.option(
+                "--api-key-env",
+                default="OPENAI_API_KEY",
+                show_default=True,
+                help="Environment variable holding the endpoint's API key (sent as a Bearer token).",
+            ),
+            click.option(
+                "--concurrency", default=4, show_default=True, type=int, help="Endpoint: parallel requests."
+            ),
+            click.option(
+                "--rpm", default=None, type=float, help="Endpoint: at most this many requests per minute."
+            ),
+            click.option(
+                "--max-retries",
+                default=5,
+                show_default=True,
+                type=int,
+                help="Endpoint: retries on 429/5xx/connection errors (exponential backoff, Retry-After honoured).",
+            ),
+            click.option("--max-new-tokens", default=512, show_default=True, type=int),
+            click.option(
+                "--temperature", default=0.0, show_default=True, type=float, help="0 = greedy (reproducible)."
+            ),
+            click.option(
+                "--cache",
+                "cache",
+                default=None,
+                type=click.Path(dir_okay=False),
+                help="SQLite cache of generations keyed by (model, parameters, prompt); default "
+                "~/.cache/tamis/teacher.sqlite (or $TAMIS_CACHE/teacher.sqlite). A re-run pays nothing twice.",
+            ),
+            click.option("--no-cache", is_flag=True, help="Neither read nor write the generation cache."),
+            click.option(
+                "--trust-remote-code",
+                is_flag=True,
+                help="Local model: allow code shipped with the model (off by default).",
+            ),
+        ]
+        for o in reversed(opts):
+            f = o(f)
+        return f
+
+    return deco
+
+
+@click.command()
+@input_options
+@output_options("augment")
+@click.option(
+    "--fewshot", "fewshot", default=0, type=int, help="Add a variant with K retrieved demonstrations."
+)
+@click.option(
+    "--cot",
+    is_flag=True,
+    help="Add chain-of-thought variants written by --teacher (checked against the answer).",
+)
+@click.option(
+    "--rephrase", default=0, type=int, help="Add N template rephrasings of the instruction per row."
+)
+@click.option(
+    "--system-variants", default=0, type=int, help="Add N system-prompt variants per row (templates)."
+)
+@click.option(
+    "--teacher",
+    default=None,
+    help="Chain of thought: a local Hugging Face model directory, or an OpenAI-compatible base URL.",
+)
+@click.option(
+    "--teacher-url", default=None, help="OpenAI-compatible base URL (e.g. http://127.0.0.1:8000/v1)."
+)
+@click.option("--teacher-model", default=None, help="Model name sent to the endpoint.")
+@click.option(
+    "--check",
+    default="contains",
+    show_default=True,
+    help="How a rationale must reach the reference answer: contains, final (text after the final-answer "
+    "marker equals it) or overlap:X (share X of its character bigrams, for long answers).",
+)
+@click.option(
+    "--cot-style",
+    default="plain",
+    show_default=True,
+    type=click.Choice(["plain", "think"]),
+    help="plain: the teacher's text; think: <think>reasoning</think> followed by the reference answer.",
+)
+@teacher_options()
+@click.option(
+    "--batch-size", default=8, show_default=True, type=int, help="Local teacher: prompts per generate call."
+)
+@click.option(
+    "--embed-model", default="use", show_default=True, help="Few-shot retrieval: use, minilm or a local dir."
+)
+@click.option(
+    "--near-dup",
+    default=0.9,
+    show_default=True,
+    type=float,
+    help="Few-shot: a candidate whose question or answer embedding has at least this cosine with the row's "
+    "is a near-duplicate and never a demonstration.",
+)
+@click.option(
+    "--answer-overlap",
+    default=0.5,
+    show_default=True,
+    type=float,
+    help="Few-shot: a candidate whose answer shares this fraction of character 5-grams with the row's "
+    "answer (containment) is never a demonstration.",
+)
+@click.option(
+    "--lang",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "zh", "en"]),
+    help="Template language (auto: from each question).",
+)
+@click.option(
+    "--templates",
+    default=None,
+    type=click.Path(file_okay=False, exists=True),
+    help="Directory overriding the built-in templates (cot_zh.txt, rephrase_en.txt, system_zh.txt...).",
+)
+@click.option(
+    "--replace-system", is_flag=True, help="System variants also for rows that have a system prompt."
+)
+@click.option(
+    "--variants-only", is_flag=True, help="Write only the variants (originals go to the dropped file)."
+)
+@click.option("--seed", default=0, show_default=True, type=int)
+def augment(inputs, fmt, maps, sheet, output, json_out, **opts) -> None:
+    """Add few-shot, chain-of-thought and rephrased variants of every SFT row.
+
+    \b
+    Examples:
+      curate augment data.jsonl --fewshot 3
+      curate augment data.jsonl --cot --teacher ./models/qwen2.5-7b-instruct
+      curate augment data.jsonl --cot --teacher-url http://127.0.0.1:8000/v1 --teacher-model qwen --rpm 120
+      curate augment data.jsonl --rephrase 2 --system-variants 1
+    """
+    from curate.augment import AugmentConfig, run
+    from curate.augment.common import TemplateError
+    from curate.augment.teachers import TeacherError
+
+    started = time.perf_counter()
+    try:
+        config = AugmentConfig(**opts)
+    except ValueError as exc:
+        fail(str(exc))
+    out = resolve_output(inputs, output, "augment")
+    loaded = load_inputs(inputs, fmt, maps, sheet, quiet=json_out)
+    try:
+        with Progress(not json_out) as progress:
+            result = run(loaded.frame, config, progress=progress)
+    except (TeacherError, TemplateError) as exc:
+        fail(str(exc))
+    finish(
+        "augment",
+        inputs=inputs,
+        out=out,
+        loaded=loaded,
+        kept=result.kept,
+        dropped=result.dropped,
+        stats=result.stats,
+        json_out=json_out,
+        started=started,
+    )

@@ -1,0 +1,115 @@
+"""`curate export`: write a dataset in the layout a trainer reads (TRL, Alpaca, ShareGPT, OpenAI,
+LLaMA-Factory with its dataset_info.json entry), with the epochs hint in the summary.
+
+Unlike the other commands, ``--format`` names the *output* layout here (``curate export DATA -o OUT
+--format trl``); the input format override is ``--input-format``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from curate.commands.common import fail, finish, load_inputs
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Output file (.jsonl or .json). Eval rows (split=eval) go to <name>.eval.<ext>.",
+)
+@click.option(
+    "--format",
+    "target",
+    default="trl",
+    show_default=True,
+    type=click.Choice(["trl", "alpaca", "sharegpt", "openai", "llamafactory"]),
+    help="Trainer layout to write.",
+)
+@click.option(
+    "--kind",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "sft", "preference", "kto", "text"]),
+    help="Which records to export (auto: the most common kind); a file holds one kind.",
+)
+@click.option(
+    "--keep-meta",
+    is_flag=True,
+    help="Write meta keys back as fields and restore each row's original shape (round trip). Default: "
+    "a uniform, trainer-ready schema.",
+)
+@click.option(
+    "--name", default=None, help="LLaMA-Factory: dataset name in dataset_info.json (default: file stem)."
+)
+@click.option(
+    "--dataset-info",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="LLaMA-Factory: the dataset_info.json to update (default: beside the output).",
+)
+@click.option(
+    "--input-format", "fmt", default=None, metavar="FORMAT", help="Override input format detection."
+)
+@click.option("--map", "maps", multiple=True, metavar="FIELD=COLUMN[,COLUMN]", help="Map an input column.")
+@click.option("--sheet", default=None, help="XLSX: read only this sheet.")
+@click.option("--json", "json_out", is_flag=True, help="Print a one-line JSON summary on stdout.")
+def export(inputs, output, target, kind, keep_meta, name, dataset_info, fmt, maps, sheet, json_out) -> None:
+    """Write DATA for a trainer: --format trl | alpaca | sharegpt | openai | llamafactory.
+
+    \b
+    Examples:
+      curate export curated.jsonl -o train.jsonl --format trl
+      curate export pairs.jsonl -o data/dpo.json --format llamafactory --name my_dpo
+    The summary ends with a hint: the row count and the epochs the source article's table suggests.
+    """
+    from curate.export import ExportConfig, convert, epochs_hint, write
+
+    started = time.perf_counter()
+    if output.suffix.lower() not in (".jsonl", ".json"):
+        fail(f"{output}: exports are .jsonl or .json files")
+    for src in inputs:
+        if Path(src).resolve() == output.resolve():
+            fail(f"refusing to overwrite the input {src}; choose another -o")
+    try:
+        config = ExportConfig(
+            format=target, kind=kind, keep_meta=keep_meta, name=name, dataset_info=dataset_info
+        )
+    except ValueError as exc:
+        fail(str(exc))
+    loaded = load_inputs(inputs, fmt, maps, sheet, quiet=json_out)
+    records, splits, kind_used, kept, dropped = convert(loaded.frame, config)
+    try:
+        written = write(records, splits, kind_used, config, output)
+    except ValueError as exc:
+        fail(str(exc))
+    n_eval = sum(1 for s in splits if s == "eval")
+    hint = epochs_hint(len(records) - n_eval)
+    stats = {
+        "format": target,
+        "kind": kind_used,
+        "exported": len(records) - n_eval,
+        "eval_rows": n_eval,
+        "epochs_hint": hint["epochs_rounded"],
+        "output": str(output),
+    }
+    stats.update({k: v for k, v in written.items() if k in ("eval", "dataset_info", "dataset_name")})
+    stats["hint"] = hint["text"]
+    # the export file is written above; finish() writes the dropped rows and rejects beside it
+    finish(
+        "export",
+        inputs=inputs,
+        out=output,
+        loaded=loaded,
+        kept=None,
+        dropped=dropped,
+        stats=stats,
+        json_out=json_out,
+        started=started,
+    )

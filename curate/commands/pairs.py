@@ -1,0 +1,86 @@
+"""`curate pairs`: DPO preference pairs (ranked answers, curated vs generated, existing pairs)."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from curate.commands.augment import teacher_options
+from curate.commands.common import StepProgress as Progress
+from curate.commands.common import fail, finish, input_options, load_inputs, output_options, resolve_output
+
+
+@click.command()
+@input_options
+@output_options("pairs")
+@click.option(
+    "--mode",
+    "modes",
+    default=None,
+    help="Comma-separated: ranked (several answers to one question, best vs worst by --score), generated "
+    "(curated answer vs --model's answer), existing (preference rows in the input). Default: ranked,existing, "
+    "plus generated when --model or --model-url is given.",
+)
+@click.option(
+    "--score", default="reward", show_default=True, help="Ranked: the score column to rank answers by."
+)
+@click.option(
+    "--min-margin",
+    default=0.0,
+    show_default=True,
+    type=float,
+    help="Ranked: best - worst score must be at least this.",
+)
+@click.option(
+    "--max-similarity",
+    default=0.9,
+    show_default=True,
+    type=float,
+    help="Drop a pair whose sides share at least this Jaccard of character 3-grams (near-identical).",
+)
+@click.option(
+    "--model", default=None, help="Generated: a local HF model directory (or an OpenAI-compatible URL)."
+)
+@click.option("--model-url", default=None, help="Generated: OpenAI-compatible base URL.")
+@click.option("--model-name", default=None, help="Generated: model name sent to the endpoint.")
+@teacher_options()
+@click.option("--keep-sft", is_flag=True, help="Also keep SFT rows that did not become pairs.")
+def pairs(inputs, fmt, maps, sheet, output, json_out, modes, **opts) -> None:
+    """Build DPO preference pairs; identical or near-identical sides are dropped with a reason.
+
+    \b
+    Examples:
+      curate pairs scored.jsonl --min-margin 0.5          # several answers per question, by reward
+      curate pairs curated.jsonl --model ./models/base    # curated answer vs the base model's answer
+      curate pairs dpo_zh.json                            # check existing preference data
+    """
+    from curate.augment.teachers import TeacherError
+    from curate.pairs import PairsConfig, run
+
+    started = time.perf_counter()
+    opts.pop("max_retries", None)
+    if modes is None:
+        modes = "ranked,existing" + (",generated" if opts.get("model") or opts.get("model_url") else "")
+    try:
+        config = PairsConfig(modes=modes, **opts)
+    except ValueError as exc:
+        fail(str(exc))
+    out = resolve_output(inputs, output, "pairs")
+    loaded = load_inputs(inputs, fmt, maps, sheet, quiet=json_out)
+    try:
+        with Progress(not json_out) as progress:
+            result = run(loaded.frame, config, progress=progress)
+    except TeacherError as exc:
+        fail(str(exc))
+    finish(
+        "pairs",
+        inputs=inputs,
+        out=out,
+        loaded=loaded,
+        kept=result.kept,
+        dropped=result.dropped,
+        stats=result.stats,
+        json_out=json_out,
+        started=started,
+    )

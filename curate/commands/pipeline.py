@@ -1,0 +1,370 @@
+"""`curate run | init | runs | refresh`: recipes, the stage cache, manifests and dataset versions.
+
+Exit codes: 0 ok; 1 finished, but some input rows could not be read (rejects); 2 usage error, bad
+recipe, unreadable input or a stage that failed or is not available; 3 (refresh only) another refresh
+of the same state is running, nothing was changed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+import yaml
+
+from curate.commands.common import EXIT_USAGE, fail
+
+EXIT_LOCKED = 3
+
+
+def _load(recipe_path: Path, sets: tuple[str, ...] = ()):
+    from curate.pipeline.recipe import RecipeError, load_recipe
+
+    overrides = {}
+    for item in sets:
+        if "=" not in item:
+            fail(f"--set {item!r}: expected STAGE.OPTION=VALUE")
+        k, v = item.split("=", 1)
+        try:
+            overrides[k.strip()] = yaml.safe_load(v)
+        except yaml.YAMLError:
+            overrides[k.strip()] = v
+    try:
+        return load_recipe(recipe_path, overrides=overrides)
+    except RecipeError as exc:
+        fail(str(exc))
+
+
+def _errors():
+    from curate.io import InputError
+    from curate.pipeline.recipe import RecipeError
+    from curate.pipeline.run import PipelineError
+    from curate.pipeline.stages import StageUnavailable
+
+    return (RecipeError, PipelineError, StageUnavailable, InputError)
+
+
+def _engine_override(f):
+    """``--engine`` / ``--ray-address`` for commands that run a recipe (they override ``engine:``)."""
+    f = click.option(
+        "--ray-address",
+        default=None,
+        metavar="ADDRESS",
+        help="Join this Ray cluster (host:port, ray://host:10001 or 'auto'); implies --engine ray.",
+    )(f)
+    return click.option(
+        "--engine",
+        type=click.Choice(["local", "ray"]),
+        default=None,
+        help="Override the recipe's `engine:` (local: this process; ray: a Ray cluster). Results and "
+        "cache keys are the same on both.",
+    )(f)
+
+
+def _override_engine(recipe, engine: str | None, ray_address: str | None) -> None:
+    if engine is None and ray_address is None:
+        return
+    from curate.engines import EngineSpec
+
+    base = recipe.engine
+    name = engine or "ray"
+    try:
+        recipe.engine = EngineSpec(
+            name,
+            ray_address or (base.ray_address if base is not None and name == "ray" else None),
+            base.num_cpus if base is not None else None,
+            base.block_rows if base is not None else None,
+            base.actors if base is not None else None,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+@click.command()
+@click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Ignore the stage cache and recompute every stage.")
+@click.option(
+    "--rerun",
+    multiple=True,
+    metavar="STAGE",
+    help="Recompute this stage (and every later one) even if cached. Repeatable.",
+)
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="STAGE.OPTION=VALUE",
+    help="Override one stage option for this run (YAML value), e.g. --set dedup.threshold=0.9.",
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the HTML report here (default: outputs.report of the recipe, if set).",
+)
+@_engine_override
+@click.option("--json", "json_out", is_flag=True, help="Print a one-line JSON summary on stdout.")
+def run(recipe, force, rerun, sets, report_path, engine, ray_address, json_out):
+    """Run RECIPE (a YAML file): ingest the inputs, run every stage in order, write the outputs and a
+    manifest. Each stage's result is cached in the work directory under a key made of its input, its
+    options, its code and its models, so an unchanged re-run recomputes nothing and changing one stage
+    re-runs from that stage on."""
+    from curate.pipeline.run import run_recipe
+
+    r = _load(recipe, sets)
+    _override_engine(r, engine, ray_address)
+    try:
+        res = run_recipe(r, force=force, rerun=tuple(rerun), quiet=json_out, argv=sys.argv)
+    except _errors() as exc:
+        fail(str(exc))
+    target = report_path or r.outputs.get("report")
+    if target is not None:
+        from curate.pipeline.run import write_run_report
+
+        written = write_run_report(r, res, target)
+        res.manifest.setdefault("outputs", {})["report"] = {"path": str(target), "rewritten": written}
+        if not json_out:
+            click.echo(f"  report: {target}{'' if written else ' (unchanged)'}", err=True)
+    if json_out:
+        m = res.manifest
+        click.echo(
+            json.dumps(
+                {
+                    "status": m["status"],
+                    "run_id": m["run_id"],
+                    "rows": m["rows"],
+                    "stages": {
+                        s["id"]: {k: s[k] for k in ("in", "kept", "dropped", "added", "cached")}
+                        for s in m["stages"]
+                    },
+                    "cache": m["cache"],
+                    "outputs": m["outputs"],
+                    "manifest": str(res.manifest_path),
+                    "seconds": m["seconds"],
+                    "exit_code": res.exit_code,
+                },
+                ensure_ascii=False,
+            )
+        )
+    sys.exit(res.exit_code)
+
+
+@click.command()
+@click.argument("output", type=click.Path(dir_okay=False, path_type=Path), default=Path("recipe.yaml"))
+@click.option(
+    "--input",
+    "input_path",
+    default="data.jsonl",
+    show_default=True,
+    help="The input file the starter recipe names.",
+)
+@click.option("--name", default=None, help="Recipe name (default: the output file's stem).")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def init(output, input_path, name, force):
+    """Write a commented starter recipe to OUTPUT (default recipe.yaml)."""
+    from curate.io import atomic_write_text
+    from curate.pipeline.recipe import starter
+
+    if output.exists() and not force:
+        fail(f"{output} exists; use --force to overwrite it")
+    name = name or (output.stem if output.stem != "recipe" else "my-dataset")
+    atomic_write_text(output, starter(name, input_path, output.name))
+    click.echo(f"wrote {output}; edit the inputs and stages, then: curate run {output}", err=True)
+
+
+@click.command()
+@click.argument("recipe", type=click.Path(path_type=Path))
+@click.option("--json", "json_out", is_flag=True, help="One JSON object per run on stdout.")
+@click.option("-n", "--last", "last", type=int, default=20, show_default=True, help="Show the last N runs.")
+@click.option(
+    "--prune",
+    "prune_keep",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Delete cache entries and manifests not needed by the last N successful runs, then list.",
+)
+def runs(recipe, json_out, last, prune_keep):
+    """List past runs of RECIPE (or of a work directory): when, status, rows in and out, cached stages,
+    time; and the dataset versions made by `curate refresh`. `--prune N` reclaims the space of stage
+    cache entries that only older runs used."""
+    from curate.pipeline.refresh import list_versions
+    from curate.pipeline.run import list_runs, prune
+
+    if recipe.is_dir():
+        work_dir, state_dir = recipe, recipe / "state"
+    else:
+        r = _load(recipe)
+        work_dir, state_dir = r.work_dir, r.state_dir
+    if prune_keep is not None:
+        if prune_keep < 1:
+            fail("--prune N: keep at least the last run (N >= 1)")
+        done = prune(work_dir, prune_keep)
+        msg = {
+            "pruned_cache_entries": len(done["cache_entries"]),
+            "pruned_runs": len(done["runs"]),
+            "bytes_freed": done["bytes"],
+        }
+        if json_out:
+            click.echo(json.dumps(msg))
+        else:
+            click.echo(
+                f"pruned {msg['pruned_cache_entries']} cache entries and {msg['pruned_runs']} run manifests "
+                f"({done['bytes'] / 1e6:.1f} MB freed)",
+                err=True,
+            )
+    items = list_runs(work_dir)[-last:]
+    vers = list_versions(state_dir)
+    if json_out:
+        for m in items:
+            click.echo(
+                json.dumps(
+                    {
+                        k: m.get(k)
+                        for k in ("run_id", "status", "started", "seconds", "rows", "cache", "error", "_path")
+                    },
+                    ensure_ascii=False,
+                )
+            )
+        for v in vers:
+            click.echo(
+                json.dumps(
+                    {
+                        "version": v["version"],
+                        "created": v.get("created"),
+                        "rows": v.get("rows"),
+                        "added": v["added"]["count"],
+                        "removed": v["removed"]["count"],
+                    },
+                    ensure_ascii=False,
+                )
+            )
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=None if sys.stdout.isatty() else 150)
+    if not items and not vers:
+        console.print(f"no runs yet in {work_dir}")
+        return
+    if items:
+        t = Table(title=f"runs in {work_dir}", title_justify="left")
+        for col in (
+            "run",
+            "started",
+            "status",
+            "input",
+            "output",
+            "dropped",
+            "rejected",
+            "cached",
+            "seconds",
+        ):
+            t.add_column(col, justify="right" if col not in ("run", "started", "status") else "left")
+        for m in items:
+            rows = m.get("rows") or {}
+            cache = m.get("cache") or {}
+            n_st = len(m.get("stages") or [])
+            t.add_row(
+                m["run_id"],
+                m.get("started", ""),
+                m.get("status", "") if m.get("status") == "ok" else f"[red]{m.get('status')}[/]",
+                f"{rows.get('input', '')}",
+                f"{rows.get('output', '')}",
+                f"{rows.get('dropped', '')}",
+                f"{rows.get('rejected', '')}",
+                f"{cache.get('hits', 0)}/{n_st}",
+                f"{m.get('seconds', '')}",
+            )
+        console.print(t)
+    if vers:
+        t = Table(title=f"dataset versions in {state_dir}", title_justify="left")
+        for col in ("version", "created", "rows", "new rows", "added", "removed", "changed", "new dropped"):
+            t.add_column(col)
+        for v in vers:
+            t.add_row(
+                v["version"],
+                v.get("created", ""),
+                str(v.get("rows")),
+                str(v.get("new_rows")),
+                str(v["added"]["count"]),
+                str(v["removed"]["count"]),
+                str(v["changed"]["count"]),
+                str(v["new_rows_dropped"]["count"]),
+            )
+        console.print(t)
+
+
+@click.command()
+@click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("new_inputs", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--state",
+    "state_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="State directory (default: the recipe's `state:`, else <work_dir>/state).",
+)
+@click.option(
+    "--rebuild",
+    is_flag=True,
+    help="Reprocess every row seen so far (needed after changing the dedup/filter/score options).",
+)
+@_engine_override
+@click.option(
+    "--json", "json_out", is_flag=True, help="Print a one-line JSON summary on stdout (for schedulers)."
+)
+def refresh(recipe, new_inputs, state_dir, rebuild, engine, ray_address, json_out):
+    """Add NEW_INPUT files (default: the recipe's inputs, e.g. a raw export that keeps growing) to the
+    dataset: only rows not seen before (by id) are processed, deduplicated against everything seen,
+    filtered and scored; the whole-set stages (select, pairs, export) run again and a new dataset version
+    is written with a changelog. Safe to kill at any point; the next run finishes the job.
+
+    Exit codes: 0 ok (also when there was nothing new), 1 some input rows rejected, 2 error,
+    3 another refresh of the same state is running (nothing changed)."""
+    from curate.pipeline.refresh import Locked
+    from curate.pipeline.refresh import refresh as do_refresh
+
+    r = _load(recipe)
+    _override_engine(r, engine, ray_address)
+    if state_dir is not None:
+        r.state_dir = state_dir
+    for p in new_inputs:
+        if not p.is_file():
+            fail(f"{p}: input file not found")
+    try:
+        res = do_refresh(r, list(new_inputs) or None, quiet=json_out, rebuild=rebuild)
+    except Locked as exc:
+        if json_out:
+            click.echo(
+                json.dumps(
+                    {
+                        "status": "locked",
+                        "state": str(r.state_dir),
+                        "message": str(exc),
+                        "exit_code": EXIT_LOCKED,
+                    }
+                )
+            )
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_LOCKED)
+    except _errors() as exc:
+        if json_out:
+            click.echo(
+                json.dumps(
+                    {"status": "error", "message": str(exc), "exit_code": EXIT_USAGE}, ensure_ascii=False
+                )
+            )
+        fail(str(exc))
+    if r.outputs.get("report") is not None and res.summary.get("status") == "ok":
+        from curate.pipeline.report import write_report
+
+        write_report(r.state_dir, r.outputs["report"])
+        res.summary.setdefault("outputs", {})["report"] = str(r.outputs["report"])
+    res.summary["exit_code"] = res.exit_code
+    if json_out:
+        click.echo(json.dumps(res.summary, ensure_ascii=False, default=str))
+    sys.exit(res.exit_code)

@@ -1,0 +1,70 @@
+"""`curate report`: one self-contained HTML file about a run, a refresh state or a dataset."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from curate.commands.common import fail
+
+
+@click.command()
+@click.argument("target", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The HTML file to write (default: report.html in the run directory, or <data>.report.html).",
+)
+@click.option("--json", "json_out", is_flag=True, help="Print a one-line JSON summary on stdout.")
+def report(target, output, json_out):
+    """Write a self-contained HTML report (no network needed to open it) of TARGET: a recipe, a run
+    manifest or run directory, a work directory (its latest run), a refresh state directory (every
+    dataset version, with before/after), or a curated data file (with its .dropped.jsonl side file).
+
+    The page shows the funnel of rows through the stages, drops by rule with examples, duplicate
+    clusters, length and score histograms (kept vs dropped), the language mix, version changes, and a
+    searchable, sortable table of sample rows with their scores and flags."""
+    from curate.pipeline.recipe import RecipeError
+    from curate.pipeline.report import ReportError, build_payload, render
+
+    started = time.perf_counter()
+    if output is None:
+        if target.is_dir():
+            output = target / "report.html"
+        else:
+            stem = target.name.split(".")[0]
+            output = target.with_name(f"{stem}.report.html")
+    if output.resolve() == target.resolve():
+        fail(f"refusing to overwrite {target}")
+    try:
+        payload = build_payload(target)
+    except (ReportError, RecipeError) as exc:
+        fail(str(exc))
+    from curate.io import atomic_write_text
+    from curate.pipeline.report import _nan_safe
+
+    html = render(_nan_safe(payload))
+    atomic_write_text(output, html)
+    summary = {
+        "report": str(output),
+        "source": payload.get("source"),
+        "kind": payload.get("kind"),
+        "bytes": len(html.encode("utf-8")),
+        **{k: payload["summary"][k] for k in ("input", "kept", "dropped", "rejected")},
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    if json_out:
+        click.echo(json.dumps(summary, ensure_ascii=False))
+    else:
+        click.echo(
+            f"wrote {output} ({summary['bytes'] / 1024:.0f} KiB): {summary['input']:,} rows in, "
+            f"{summary['kept']:,} kept, {summary['dropped']:,} dropped, {summary['rejected']:,} rejected",
+            err=True,
+        )
+    sys.exit(0)

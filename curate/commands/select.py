@@ -1,0 +1,165 @@
+"""`curate select`: thresholds, a diverse subset of a target size, and a held-out eval split."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from curate.commands.common import fail, finish, input_options, load_inputs, output_options, resolve_output
+from curate.engines import engine_options, run_stage
+
+
+@click.command()
+@input_options
+@output_options("select")
+@click.option(
+    "--where",
+    multiple=True,
+    metavar="EXPR",
+    help='Keep rows where EXPR holds, e.g. "ifd < 1", "reward >= 0.2 and ppl < 80", "meta.lang == zh", '
+    '"quality is not null". Repeatable (all must hold).',
+)
+@click.option(
+    "--min", "min_", multiple=True, metavar="COL=VALUE", help="Keep rows with COL >= VALUE. Repeatable."
+)
+@click.option(
+    "--max", "max_", multiple=True, metavar="COL=VALUE", help="Keep rows with COL <= VALUE. Repeatable."
+)
+@click.option(
+    "--min-quantile",
+    multiple=True,
+    metavar="COL=Q",
+    help="Drop rows below the Q quantile of COL (reward=0.25 drops the bottom quarter). Repeatable.",
+)
+@click.option(
+    "--max-quantile",
+    multiple=True,
+    metavar="COL=Q",
+    help="Drop rows above the Q quantile of COL (e.g. ppl=0.95).",
+)
+@click.option(
+    "--no-defaults",
+    is_flag=True,
+    help="Do not apply the paper defaults (IFD >= 1 is dropped when an ifd column exists).",
+)
+@click.option(
+    "--missing",
+    default="drop",
+    show_default=True,
+    type=click.Choice(["drop", "keep"]),
+    help="A row without a value in a column a threshold needs: drop it (SQL semantics) or keep it.",
+)
+@click.option("--target", default=None, type=int, help="Select at most N training rows.")
+@click.option(
+    "--by",
+    default=None,
+    metavar="COL",
+    help="Quality order for selection, best first (default: quality, else reward; -COL sorts ascending, "
+    "e.g. -ppl).",
+)
+@click.option(
+    "--diversity",
+    default="auto",
+    show_default=True,
+    help="Skip a row whose embedding cosine to an already selected row is at least this (DEITA); "
+    "auto = 0.9 when --target is given, off otherwise; 'off' disables.",
+)
+@click.option(
+    "--stratify",
+    default=None,
+    metavar="COL",
+    help="Give each stratum a proportional share of --target: source (file), a column, or meta.KEY.",
+)
+@click.option(
+    "--eval-size",
+    default=None,
+    type=float,
+    help="Hold out this fraction (< 1) or number of rows as eval, by whole near-duplicate clusters.",
+)
+@click.option(
+    "--split-threshold",
+    default=0.7,
+    show_default=True,
+    type=float,
+    help="Eval split: questions with MinHash Jaccard at least this are one cluster.",
+)
+@click.option(
+    "--split-semantic",
+    default="0.9",
+    show_default=True,
+    help="Eval split: questions with embedding cosine at least this are one cluster ('off' to skip).",
+)
+@click.option("--embed-model", default="use", show_default=True, help="use, minilm or a local model dir.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--eval-output",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Also write the eval rows alone to this file (they are in the output too, with split=eval).",
+)
+@engine_options
+def select(
+    inputs, fmt, maps, sheet, output, json_out, where, min_, max_, min_quantile, max_quantile, no_defaults,
+    missing, target, by, diversity, stratify, eval_size, split_threshold, split_semantic, embed_model, seed,
+    eval_output, engine,
+) -> None:  # fmt: skip
+    """Pick a diverse, high-quality subset, and a held-out eval split with no near-duplicate leakage.
+
+    \b
+    Examples:
+      curate select scored.jsonl --target 10000
+      curate select scored.jsonl --where "ifd < 1" --min reward=0.2 --target 5000 --stratify meta.category
+      curate select scored.jsonl --eval-size 0.05 -o train.jsonl
+    """
+    from curate.select import SelectConfig, SelectError, run
+
+    started = time.perf_counter()
+    try:
+        sem = None if str(split_semantic).lower() in ("off", "none", "0") else float(split_semantic)
+        config = SelectConfig(
+            where=where,
+            min=min_,
+            max=max_,
+            min_quantile=min_quantile,
+            max_quantile=max_quantile,
+            defaults=not no_defaults,
+            missing=missing,
+            target=target,
+            by=by,
+            diversity=diversity,
+            stratify=stratify,
+            eval_size=eval_size,
+            split_threshold=split_threshold,
+            split_semantic=sem,
+            embed_model=embed_model,
+            seed=seed,
+        )
+    except (SelectError, ValueError) as exc:
+        fail(str(exc))
+    out = resolve_output(inputs, output, "select")
+    loaded = load_inputs(inputs, fmt, maps, sheet, quiet=json_out, engine=engine)
+    try:
+        # select needs the whole set at once: on Ray it runs on the driver (the engine says so in stats)
+        result = run_stage(run, loaded.frame, config, engine)
+    except SelectError as exc:
+        fail(str(exc))
+    stats = dict(result.stats)
+    if eval_output and "split" in result.kept.columns:
+        import polars as pl
+
+        from curate.io import write_frame
+
+        write_frame(result.kept.filter(pl.col("split") == "eval"), eval_output)
+        stats["eval_output"] = str(eval_output)
+    finish(
+        "select",
+        inputs=inputs,
+        out=out,
+        loaded=loaded,
+        kept=result.kept,
+        dropped=result.dropped,
+        stats=stats,
+        json_out=json_out,
+        started=started,
+    )

@@ -1,0 +1,460 @@
+"""The dedup stage: exact, then MinHash LSH, then semantic, each over the rows the previous one kept,
+optionally against the rows of earlier batches (an incremental :class:`~curate.dedup.index.DedupIndex`).
+
+Rows from earlier batches always survive (they are already published); within a batch the survivor
+of a cluster follows ``keep``. Every dropped row records its method, cluster id, the survivor's id and
+source (and batch, for an earlier row) and its similarity to the survivor, both in ``drop_detail`` and
+as ``dup_*`` columns.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from curate.dedup import cluster as cl
+from curate.dedup.minhash import (
+    ShingleSets,
+    SignatureSet,
+    bands_for,
+    candidate_pairs,
+    minhash_backend,
+    shingle_sets_of,
+    signatures,
+    verify,
+)
+from curate.dedup.text import compare_text, doc_keys, fields_for, normalise, tokenize
+from curate.stage import StageResult, empty_dropped, mark_dropped
+
+METHODS = ("exact", "minhash", "semantic")
+STAGE = "dedup"
+REASONS = {"exact": "exact duplicate", "minhash": "near duplicate", "semantic": "semantic duplicate"}
+DEFAULT_NGRAM = 5
+PREVIEW = 160
+
+ProgressFactory = Callable[[str, int], Callable[[int], None]]
+
+
+@dataclass
+class DedupConfig:
+    methods: tuple[str, ...] = ("exact", "minhash")
+    fields: tuple[str, ...] = ("question", "answer")
+    threshold: float = 0.8
+    num_perm: int = 128
+    ngram: int = DEFAULT_NGRAM
+    bands: int | None = None  # rows per band follow; default derived from the threshold
+    seed: int = 42
+    verify: str = "exact"  # or "estimate": trust the MinHash estimate (faster, less precise)
+    semantic_threshold: float | None = None  # default per embedder
+    embed_model: str = "use"
+    keep: str = "first"
+    chunk: int = 5_000
+
+    def __post_init__(self) -> None:
+        if isinstance(self.methods, str):
+            self.methods = tuple(m.strip() for m in self.methods.split(",") if m.strip())
+        bad = [m for m in self.methods if m not in METHODS]
+        if bad or not self.methods:
+            raise ValueError(f"unknown dedup method(s) {bad}: choose from {', '.join(METHODS)}")
+        self.methods = tuple(m for m in METHODS if m in self.methods)
+        self.fields = fields_for(self.fields)
+        if not 0 < self.threshold <= 1:
+            raise ValueError(f"--threshold must be in (0, 1], got {self.threshold}")
+        if self.ngram < 1:
+            raise ValueError("--ngram must be at least 1")
+        if self.num_perm < 16 or self.num_perm > 1024:
+            raise ValueError("--num-perm must be between 16 and 1024")
+        if self.verify not in ("exact", "estimate"):
+            raise ValueError("verify must be 'exact' or 'estimate'")
+        cl.parse_keep(self.keep)
+
+    def lsh_shape(self) -> tuple[int, int]:
+        if self.bands:
+            if self.bands > self.num_perm:
+                raise ValueError("--bands cannot exceed --num-perm")
+            return self.bands, self.num_perm // self.bands
+        return bands_for(self.threshold, self.num_perm)
+
+
+@dataclass
+class Prior:
+    """What an incremental index knows about earlier batches (see :mod:`curate.dedup.index`)."""
+
+    rows: pl.DataFrame  # id, file, line, sheet, batch, kept, preview
+    keys: np.ndarray  # uint64 exact keys, one per row
+    mh_rows: np.ndarray  # int64 rows (into ``rows``) that have signatures
+    mh: SignatureSet | None
+    emb_rows: np.ndarray
+    emb: np.ndarray | None
+    emb_model: str | None = None
+
+    @property
+    def n(self) -> int:
+        return self.rows.height
+
+
+@dataclass
+class BatchData:
+    """What the index stores for the batch just processed."""
+
+    keys: np.ndarray
+    mh_rows: np.ndarray
+    mh: SignatureSet | None
+    emb_rows: np.ndarray
+    emb: np.ndarray | None
+    emb_model: str | None
+    kept: np.ndarray
+    raw: pl.Series  # the compared text of every row of the batch
+    ngram: int
+
+
+@dataclass
+class DedupResult(StageResult):
+    clusters: list[dict[str, Any]] = field(default_factory=list)
+    batch: BatchData | None = None
+
+
+def _source_str(file: Any, line: Any, sheet: Any = None) -> str | None:
+    if file is None:
+        return None
+    s = str(file)
+    if sheet:
+        s += f"[{sheet}]"
+    if line is not None:
+        s += f":{line}"
+    return s
+
+
+class _Nodes:
+    """Participants of one method: prior rows first (ids into Prior.rows), then new rows."""
+
+    def __init__(self, prior_idx: np.ndarray, new_idx: np.ndarray):
+        self.prior_idx = prior_idx
+        self.new_idx = new_idx
+        self.p = len(prior_idx)
+        self.n = self.p + len(new_idx)
+
+
+def run(
+    frame: pl.DataFrame,
+    config: DedupConfig | None = None,
+    prior: Prior | None = None,
+    progress: ProgressFactory | None = None,
+    embedder=None,
+) -> DedupResult:
+    config = config or DedupConfig()
+    t0 = time.perf_counter()
+    n = frame.height
+    raw = compare_text(frame, config.fields) if n else pl.Series([], dtype=pl.Utf8)
+    # "longest" means the most content in the row (question and answer), whatever is compared
+    full = (
+        raw
+        if config.fields == ("question", "answer") or not n
+        else compare_text(frame, ("question", "answer"))
+    )
+    lengths = (
+        full.str.len_chars().fill_null(0).to_numpy().astype(np.int64) if n else np.zeros(0, dtype=np.int64)
+    )
+    rank_new = np.clip(cl.policy_key(frame, config.keep, lengths), -1e15, 1e15) if n else np.zeros(0)
+    ids = frame["id"].to_list() if "id" in frame.columns else [str(i) for i in range(n)]
+    if "source" in frame.columns and n:
+        src = frame["source"].struct.unnest()
+        new_sources = [
+            _source_str(f, ln, sh) for f, ln, sh in zip(src["file"], src["line"], src["sheet"], strict=True)
+        ]
+    else:
+        new_sources = [None] * n
+
+    stats: dict[str, Any] = {"methods": ",".join(config.methods), "fields": ",".join(config.fields)}
+    drop_method: list[str | None] = [None] * n
+    drop_info: list[dict[str, Any] | None] = [None] * n
+    clusters_out: list[dict[str, Any]] = []
+    active = np.ones(n, dtype=bool)
+
+    # exact keys and (when needed) signatures, in one chunked pass
+    ss_all: SignatureSet | None = None
+    tm = time.perf_counter()
+    if "minhash" in config.methods:
+        tick = progress("signatures", n) if progress else None
+        ss_all, keys = signatures(
+            raw,
+            config.ngram,
+            config.num_perm,
+            config.seed,
+            chunk=config.chunk,
+            progress=tick,
+            keep_shingles=False,
+            normalised=False,
+        )
+    else:
+        parts = [
+            doc_keys(tokenize(normalise(raw[s : s + config.chunk]).to_list()))
+            for s in range(0, n, config.chunk)
+        ]
+        keys = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
+    t_sig = time.perf_counter() - tm
+    empty = keys == 0
+    stats["empty_not_compared"] = int(empty.sum())
+    active &= ~empty
+
+    prior_rows = prior.rows if prior is not None else None
+    p_kept = prior_rows["kept"].to_numpy() if prior_rows is not None else np.zeros(0, dtype=bool)
+
+    def rank_of(nodes: _Nodes) -> np.ndarray:
+        r = np.empty(nodes.n, dtype=np.float64)
+        pi = nodes.prior_idx
+        r[: nodes.p] = np.where(p_kept[pi], -3e17, -2e17) + pi  # earlier batches win, kept ones first
+        r[nodes.p :] = rank_new[nodes.new_idx]
+        return r
+
+    def describe(nodes: _Nodes, node: int) -> dict[str, Any]:
+        if node < nodes.p:
+            pr = prior_rows.row(int(nodes.prior_idx[node]), named=True)
+            return {
+                "id": pr["id"],
+                "source": _source_str(pr["file"], pr["line"], pr["sheet"]),
+                "batch": pr["batch"],
+                "text": pr.get("preview"),
+            }
+        i = int(nodes.new_idx[node - nodes.p])
+        return {
+            "id": ids[i],
+            "source": new_sources[i],
+            "batch": None,
+            "text": (raw[i] or "")[:PREVIEW],
+            "row": i,
+        }
+
+    def settle(
+        method: str, nodes: _Nodes, labels: np.ndarray, sim: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    ):
+        surv = cl.survivors(labels, rank_of(nodes))
+        new_nodes = np.arange(nodes.p, nodes.n)
+        lost = new_nodes[surv[new_nodes] != new_nodes]
+        if len(lost) == 0:
+            return 0, 0
+        # clusters that lost a new row, numbered by survivor order
+        lab_lost = np.unique(labels[lost])
+        in_cluster = np.flatnonzero(np.isin(labels, lab_lost))
+        surv_of_label = dict(zip(labels[in_cluster].tolist(), surv[in_cluster].tolist(), strict=True))
+        cluster_no = {lab: k for k, lab in enumerate(sorted(surv_of_label, key=surv_of_label.__getitem__))}
+        sims = sim(in_cluster, surv[in_cluster])
+        sim_of = dict(zip(in_cluster.tolist(), sims.tolist(), strict=True))
+        members_by: dict[int, list[int]] = {}
+        for node in in_cluster.tolist():
+            members_by.setdefault(int(labels[node]), []).append(node)
+        for lab, members in members_by.items():
+            cid = f"{method}-{cluster_no[lab]:06d}"
+            s_node = int(surv[members[0]])
+            s_desc = describe(nodes, s_node)
+            out_members = []
+            for node in members:
+                d = describe(nodes, node)
+                d["similarity"] = round(float(sim_of[node]), 4)
+                d["kept"] = node == s_node or node < nodes.p
+                out_members.append(d)
+                if node >= nodes.p and node != s_node:
+                    i = d["row"]
+                    drop_method[i] = method
+                    info = {
+                        "method": method,
+                        "cluster": cid,
+                        "survivor_id": s_desc["id"],
+                        "survivor_source": s_desc["source"],
+                        "similarity": d["similarity"],
+                    }
+                    if s_desc["batch"] is not None:
+                        info["survivor_batch"] = s_desc["batch"]
+                    drop_info[i] = info
+                    active[i] = False
+            clusters_out.append(
+                {
+                    "cluster": cid,
+                    "method": method,
+                    "size": len(members),
+                    "survivor": s_desc,
+                    "min_similarity": min(m["similarity"] for m in out_members),
+                    "members": out_members,
+                }
+            )
+        return len(members_by), len(lost)
+
+    # ---- exact
+    if "exact" in config.methods:
+        tm = time.perf_counter()
+        new_idx = np.flatnonzero(active)
+        p_idx = np.arange(prior.n) if prior is not None else np.zeros(0, dtype=np.int64)
+        nodes = _Nodes(p_idx, new_idx)
+        node_keys = np.concatenate(
+            [prior.keys if prior is not None else np.zeros(0, np.uint64), keys[new_idx]]
+        )
+        labels = cl.group_labels(node_keys, node_keys != 0)
+        c, d = settle("exact", nodes, labels, lambda a, b: np.ones(len(a), dtype=np.float32))
+        stats["exact"] = {"clusters": c, "dropped": d, "seconds": round(time.perf_counter() - tm, 3)}
+
+    # ---- minhash
+    mh_rows_new = np.zeros(0, dtype=np.int64)
+    mh_new: SignatureSet | None = None
+    if "minhash" in config.methods:
+        tm = time.perf_counter()
+        bands, rows = config.lsh_shape()
+        new_idx = np.flatnonzero(active)
+        mh_rows_new = new_idx
+        mh_new = ss_all.take(new_idx)
+        del ss_all
+        if prior is not None and prior.mh is not None and prior.mh.n:
+            if prior.mh.sigs.shape[1] != config.num_perm:
+                raise ValueError(
+                    f"the index was built with num_perm={prior.mh.sigs.shape[1]}; use the same or a new --state"
+                )
+            p_idx = prior.mh_rows
+            both = SignatureSet.concat([prior.mh, mh_new], config.num_perm)
+        else:
+            p_idx = np.zeros(0, dtype=np.int64)
+            both = mh_new
+        nodes = _Nodes(p_idx, new_idx)
+        is_new = np.zeros(nodes.n, dtype=bool)
+        is_new[nodes.p :] = True
+        eligible = ~both.empty
+        prior_mh = prior.mh if nodes.p else None
+
+        def fetch(node_ids: np.ndarray, _p=nodes.p, _new=new_idx, _prior=prior_mh) -> list[frozenset]:
+            out: dict[int, frozenset] = {}
+            old = node_ids[node_ids < _p]
+            for x in old.tolist():
+                out[x] = _prior.shingle_set(x)
+            fresh = node_ids[node_ids >= _p]
+            if len(fresh):
+                texts = normalise(raw.gather(_new[fresh - _p])).to_list()
+                out.update(zip(fresh.tolist(), shingle_sets_of(texts, config.ngram), strict=True))
+            return [out[x] for x in node_ids.tolist()]
+
+        sets = ShingleSets(fetch=fetch)
+        tc = progress("near-duplicate candidates", 1) if progress else None
+        cand = candidate_pairs(both.sigs, bands, rows, eligible, is_new)
+        pairs, _jac = verify(both, cand, config.threshold, exact=config.verify == "exact", sets=sets)
+        if tc:
+            tc(1)
+        labels = cl.components(nodes.n, pairs[:, 0], pairs[:, 1]) if len(pairs) else np.full(nodes.n, -1)
+
+        def mh_sim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            return np.fromiter(
+                (sets.jaccard(int(x), int(y)) for x, y in zip(a, b, strict=True)), np.float32, len(a)
+            )
+
+        c, d = settle("minhash", nodes, labels, mh_sim)
+        stats["minhash"] = {
+            "backend": minhash_backend(),
+            "threshold": config.threshold,
+            "num_perm": config.num_perm,
+            "ngram": config.ngram,
+            "bands": bands,
+            "rows_per_band": rows,
+            "short_texts": int(mh_new.short.sum()),
+            "candidate_pairs": int(len(cand)),
+            "verified_pairs": int(len(pairs)),
+            "clusters": c,
+            "dropped": d,
+            "signature_seconds": round(t_sig, 3),
+            "docs_per_second": round(n / t_sig) if t_sig > 0 else None,
+            "seconds": round(time.perf_counter() - tm, 3),
+        }
+
+    # ---- semantic
+    emb_rows_new = np.zeros(0, dtype=np.int64)
+    emb_new = None
+    emb_model = None
+    if "semantic" in config.methods:
+        from curate.dedup.semantic import is_cjk, neighbour_pairs, thresholds_for
+        from curate.embed import get_embedder
+
+        tm = time.perf_counter()
+        emb = embedder or get_embedder(config.embed_model)
+        emb_model = emb.fingerprint
+        new_idx = np.flatnonzero(active)
+        if config.semantic_threshold:
+            by_lang = {"zh": config.semantic_threshold, "other": config.semantic_threshold}
+        else:
+            by_lang = thresholds_for(emb.name)
+        # per-row threshold by language (measured defaults); a pair must pass the stricter of its two
+        row_thr = np.where(is_cjk(raw[new_idx] if n else raw), by_lang["zh"], by_lang["other"]).astype(
+            np.float32
+        )
+        tick = progress(f"embeddings ({emb.name})", len(new_idx)) if progress else None
+        emb_new = emb.encode(raw.gather(new_idx).to_list() if len(new_idx) else [], progress=tick)
+        emb_rows_new = new_idx
+        if (
+            prior is not None
+            and prior.emb is not None
+            and len(prior.emb_rows)
+            and prior.emb_model == emb_model
+        ):
+            p_idx, corpus = prior.emb_rows, np.concatenate([prior.emb, emb_new])
+        else:
+            if prior is not None and prior.n and (prior.emb_model not in (None, emb_model)):
+                stats.setdefault("warnings", []).append(
+                    f"earlier batches were embedded with {prior.emb_model}, not {emb_model}: not compared semantically"
+                )
+            p_idx, corpus = np.zeros(0, dtype=np.int64), emb_new
+        nodes = _Nodes(p_idx, new_idx)
+        thr = float(min(by_lang.values()))
+        pairs, sims = neighbour_pairs(emb_new, corpus, thr, query_offset=nodes.p)
+        if len(pairs) and by_lang["zh"] != by_lang["other"]:
+            node_thr = np.full(nodes.n, max(by_lang.values()), dtype=np.float32)
+            node_thr[nodes.p :] = row_thr  # earlier batches: the stricter threshold
+            ok = sims >= np.maximum(node_thr[pairs[:, 0]], node_thr[pairs[:, 1]])
+            pairs = pairs[ok]
+        labels = cl.components(nodes.n, pairs[:, 0], pairs[:, 1]) if len(pairs) else np.full(nodes.n, -1)
+
+        def sem_sim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            return np.einsum("ij,ij->i", corpus[a], corpus[b]).astype(np.float32)
+
+        c, d = settle("semantic", nodes, labels, sem_sim)
+        stats["semantic"] = {
+            "model": emb.name,
+            "threshold": by_lang["other"]
+            if by_lang["zh"] == by_lang["other"]
+            else f"zh {by_lang['zh']}, other {by_lang['other']}",
+            "cjk_rows": int(is_cjk(raw[new_idx]).sum()) if len(new_idx) else 0,
+            "pairs": int(len(pairs)),
+            "clusters": c,
+            "dropped": d,
+            "seconds": round(time.perf_counter() - tm, 3),
+        }
+
+    dropped_idx = np.array([i for i in range(n) if drop_method[i] is not None], dtype=np.int64)
+    kept_mask = np.ones(n, dtype=bool)
+    kept_mask[dropped_idx] = False
+    kept = frame.filter(pl.Series(kept_mask)) if n else frame
+    if len(dropped_idx):
+        dframe = frame[dropped_idx]
+        infos = [drop_info[i] for i in dropped_idx]
+        dframe = mark_dropped(dframe, STAGE, [REASONS[drop_method[i]] for i in dropped_idx], infos)
+        dframe = dframe.with_columns(
+            pl.Series("dup_method", [x["method"] for x in infos], dtype=pl.Utf8),
+            pl.Series("dup_cluster", [x["cluster"] for x in infos], dtype=pl.Utf8),
+            pl.Series("dup_of", [x["survivor_id"] for x in infos], dtype=pl.Utf8),
+            pl.Series("dup_of_source", [x["survivor_source"] for x in infos], dtype=pl.Utf8),
+            pl.Series("dup_similarity", [x["similarity"] for x in infos], dtype=pl.Float64),
+        )
+    else:
+        dframe = empty_dropped(frame)
+    stats["seconds_total"] = round(time.perf_counter() - t0, 3)
+    batch = BatchData(
+        keys=keys,
+        mh_rows=mh_rows_new,
+        mh=mh_new,
+        emb_rows=emb_rows_new,
+        emb=emb_new,
+        emb_model=emb_model,
+        kept=kept_mask,
+        raw=raw,
+        ngram=config.ngram,
+    )
+    clusters_out.sort(key=lambda c: (METHODS.index(c["method"]), c["cluster"]))
+    return DedupResult(kept, dframe, stats, clusters_out, batch)

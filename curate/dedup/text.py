@@ -1,0 +1,269 @@
+"""Text preparation shared by every dedup method: which fields are compared, normalisation, and
+vectorised (numpy) tokenisation into units and shingles that works for CJK, Latin and mixed text.
+
+Normalisation: Unicode NFKC (folds full-width/half-width forms), lower case, and every character that
+is neither a letter/digit nor CJK treated as a separator (whitespace and punctuation vanish).
+
+Units: each CJK character (Han, kana, bopomofo, CJK extensions) is one unit; every maximal run of
+letters/digits/marks of any other script is one unit (a word). ``"Python 3 的安装"`` gives the units
+``python``, ``3``, ``的``, ``安``, ``装``. Shingles are ``n`` consecutive units, so Chinese is compared by
+character n-grams and English by word n-grams, and mixed text by both in one stream.
+
+Everything here is numpy over a chunk of documents at once (UTF-32 code points, polynomial hashes with
+wrap-around uint64 arithmetic), so no Python code runs per character or per shingle.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import polars as pl
+
+FIELD_CHOICES = ("question", "answer", "both")
+
+_M1 = np.uint64(0xFF51AFD7ED558CCD)
+_M2 = np.uint64(0xC4CEB9FE1A85EC53)
+_S33 = np.uint64(33)
+_P = np.uint64(0x100000001B3)  # odd multiplier for polynomial hashes
+_Q = np.uint64(0x9E3779B97F4A7C15)
+_TAG_SHORT = np.uint64(0x5BD1E9955BD1E995)
+_TAG_RAW = np.uint64(0x27D4EB2F165667C5)
+
+CJK_RANGES = (
+    (0x2E80, 0x2FDF),  # radicals
+    (0x3005, 0x3007),  # 々〆〇
+    (0x3040, 0x30FF),  # hiragana, katakana
+    (0x3100, 0x312F),  # bopomofo
+    (0x31A0, 0x31FF),
+    (0x3400, 0x4DBF),  # extension A
+    (0x4E00, 0x9FFF),  # unified ideographs
+    (0xF900, 0xFAFF),  # compatibility ideographs
+    (0xFF66, 0xFF9D),  # half-width katakana (NFKC folds most)
+    (0x20000, 0x3FFFF),  # extensions B..H
+)
+
+
+def fmix64(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 64-bit finaliser, vectorised (wrap-around uint64 arithmetic)."""
+    h = h ^ (h >> _S33)
+    h = h * _M1
+    h = h ^ (h >> _S33)
+    h = h * _M2
+    return h ^ (h >> _S33)
+
+
+@lru_cache(maxsize=1)
+def char_classes() -> np.ndarray:
+    """uint8 per code point: 0 separator, 1 word character, 2 CJK character (one unit each)."""
+    table = np.zeros(0x110000, dtype=np.uint8)
+    bmp = np.fromiter(
+        (1 if (ch.isalnum() or unicodedata.category(ch)[0] == "M") else 0 for ch in map(chr, range(0x10000))),
+        dtype=np.uint8,
+        count=0x10000,
+    )
+    table[:0x10000] = bmp
+    table[0xD800:0xE000] = 0
+    table[0x10000:] = 1
+    table[0x1F000:0x20000] = 0  # emoji and symbols
+    table[0xE0000:] = 0  # tags, private use
+    for lo, hi in CJK_RANGES:
+        table[lo : hi + 1] = 2
+    return table
+
+
+_POW_CACHE: dict[int, np.ndarray] = {}
+
+
+def _powers(base: np.uint64, n: int) -> np.ndarray:
+    key = int(base)
+    have = _POW_CACHE.get(key)
+    if have is None or len(have) < n:
+        size = max(n, 1024, 2 * len(have) if have is not None else 0)
+        arr = np.full(size, base, dtype=np.uint64)
+        arr[0] = 1
+        have = np.cumprod(arr, dtype=np.uint64)  # wraps modulo 2**64
+        _POW_CACHE[key] = have
+    return have[:n]
+
+
+def fields_for(fields: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    if isinstance(fields, str):
+        fields = tuple(f.strip() for f in fields.split(",") if f.strip())
+    out: list[str] = []
+    for f in fields:
+        if f == "both":
+            out += ["question", "answer"]
+        elif f in ("question", "answer"):
+            out.append(f)
+        else:
+            raise ValueError(f"unknown field {f!r}: choose question, answer or both")
+    if not out:
+        raise ValueError("no fields to compare")
+    return tuple(dict.fromkeys(out))
+
+
+def compare_text(frame: pl.DataFrame, fields: tuple[str, ...]) -> pl.Series:
+    """The raw text compared for each row: history turns and ``question`` (when ``question`` is a
+    field), then the answer (``answer`` for SFT/KTO, ``chosen`` for preference rows); ``text`` for
+    plain-text rows whatever the fields. Null fields count as empty."""
+    parts: list[pl.Expr] = []
+    if "question" in fields:
+        if "history" in frame.columns:
+            parts.append(
+                pl.col("history")
+                .list.eval(pl.element().struct.field("content").fill_null(""))
+                .list.join("\n")
+                .fill_null("")
+            )
+        parts.append(pl.col("question").fill_null(""))
+    if "answer" in fields:
+        ans = pl.col("answer").fill_null("")
+        if "chosen" in frame.columns and "kind" in frame.columns:
+            ans = pl.when(pl.col("kind") == "preference").then(pl.col("chosen").fill_null("")).otherwise(ans)
+        parts.append(ans)
+    expr = pl.concat_str(parts, separator="\n").str.strip_chars("\n")
+    if "text" in frame.columns and "kind" in frame.columns:
+        expr = pl.when(pl.col("kind") == "text").then(pl.col("text").fill_null("")).otherwise(expr)
+    if frame.height == 0:
+        return pl.Series("compare_text", [], dtype=pl.Utf8)
+    return frame.select(expr.alias("compare_text")).to_series()
+
+
+def normalise(texts: pl.Series) -> pl.Series:
+    """NFKC + lower case (vectorised in polars); separators are dropped later, at tokenisation."""
+    return texts.fill_null("").str.normalize("NFKC").str.to_lowercase()
+
+
+@dataclass
+class Tokens:
+    """Units of a chunk of documents: ``hashes`` (uint64) in document order, ``doc`` (int64) per unit,
+    ``counts`` units per document; ``raw_hash`` for documents with characters but no unit (only
+    punctuation or emoji: compared by their exact normalised text), 0 where the document is empty."""
+
+    hashes: np.ndarray
+    doc: np.ndarray
+    counts: np.ndarray
+    raw_hash: np.ndarray
+    n_chars: np.ndarray
+
+
+def _codepoints(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+    cp = np.frombuffer("".join(texts).encode("utf-32-le"), dtype=np.uint32)
+    return cp, lengths
+
+
+def tokenize(texts: list[str]) -> Tokens:
+    """Units of already-normalised texts (see :func:`normalise`)."""
+    n_docs = len(texts)
+    cp, lengths = _codepoints(texts)
+    char_doc = np.repeat(np.arange(n_docs, dtype=np.int64), lengths)
+    cls = char_classes()[cp]
+    keep = cls > 0
+    pos = np.flatnonzero(keep)
+    kcp = cp[pos].astype(np.uint64)
+    kcls = cls[pos]
+    kdoc = char_doc[pos]
+    n = len(pos)
+    starts_flag = np.ones(n, dtype=bool)
+    if n > 1:
+        cont = (kcls[1:] == 1) & (kcls[:-1] == 1) & (pos[1:] == pos[:-1] + 1) & (kdoc[1:] == kdoc[:-1])
+        starts_flag[1:] = ~cont
+    unit_starts = np.flatnonzero(starts_flag)
+    # position of each kept character inside its unit
+    unit_of_char = np.cumsum(starts_flag) - 1
+    pos_in_unit = np.arange(n, dtype=np.int64) - unit_starts[unit_of_char]
+    weights = _powers(_P, int(pos_in_unit.max()) + 1 if n else 1)[pos_in_unit]
+    vals = (kcp + np.uint64(1)) * weights
+    if n:
+        uh = np.add.reduceat(vals, unit_starts)
+        ulen = np.diff(np.append(unit_starts, n)).astype(np.uint64)
+        uh = fmix64(uh ^ (ulen * _Q))
+        udoc = kdoc[unit_starts]
+    else:
+        uh = np.zeros(0, dtype=np.uint64)
+        udoc = np.zeros(0, dtype=np.int64)
+    counts = np.bincount(udoc, minlength=n_docs).astype(np.int64)
+    raw_hash = np.zeros(n_docs, dtype=np.uint64)
+    no_units = np.flatnonzero((counts == 0) & (lengths > 0))
+    if len(no_units):
+        # punctuation/emoji-only documents: hash every (non-space) character
+        for i in no_units:
+            t = "".join(texts[i].split())
+            if not t:
+                continue
+            arr = np.frombuffer(t.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64) + np.uint64(1)
+            h = np.sum(arr * _powers(_P, len(arr)), dtype=np.uint64)
+            raw_hash[i] = fmix64(np.array([h ^ _TAG_RAW], dtype=np.uint64))[0] | np.uint64(1)
+    return Tokens(uh, udoc, counts, raw_hash, lengths)
+
+
+def doc_keys(tok: Tokens) -> np.ndarray:
+    """One uint64 per document identifying its normalised unit sequence (0 = empty document)."""
+    n_docs = len(tok.counts)
+    keys = tok.raw_hash.copy()
+    if len(tok.hashes):
+        starts = np.concatenate([[0], np.cumsum(tok.counts)[:-1]])
+        pos = np.arange(len(tok.hashes), dtype=np.int64) - starts[tok.doc]
+        vals = tok.hashes * _powers(_Q, int(pos.max()) + 1)[pos]
+        has = tok.counts > 0
+        sums = np.zeros(n_docs, dtype=np.uint64)
+        sums[has] = np.add.reduceat(vals, starts[has])
+        mixed = fmix64(sums ^ (tok.counts.astype(np.uint64) * _P)) | np.uint64(1)
+        keys[has] = mixed[has]
+    return keys
+
+
+@dataclass
+class Shingles:
+    """Flat shingle hashes of a chunk of documents: document ``i`` owns
+    ``hashes[offsets[i]:offsets[i+1]]``. ``short`` marks documents with fewer units than ``n`` (their
+    single shingle is the whole unit sequence, so they match only near-exact copies)."""
+
+    hashes: np.ndarray  # uint64
+    offsets: np.ndarray  # int64, n_docs + 1
+    short: np.ndarray  # bool per document
+
+
+def ngram_hashes(tok: Tokens, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Hashes of every run of ``n`` consecutive units inside a document, with the document of each
+    (documents with fewer than ``n`` units have none)."""
+    uh, udoc = tok.hashes, tok.doc
+    nu = len(uh)
+    if nu < n:
+        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
+    m = nu - n + 1
+    valid = udoc[n - 1 :] == udoc[:m]
+    h = uh[:m].copy()
+    for k in range(1, n):
+        h = h * _Q + uh[k : k + m]
+    return fmix64(h[valid] ^ np.uint64(n)), udoc[:m][valid]
+
+
+def shingles(tok: Tokens, n: int) -> Shingles:
+    n_docs = len(tok.counts)
+    counts = tok.counts
+    full, full_doc = ngram_hashes(tok, n)
+    short = (counts > 0) & (counts < n)
+    short_docs = np.flatnonzero(short)
+    keys = doc_keys(tok)
+    short_h = fmix64(keys[short_docs] ^ _TAG_SHORT)
+    raw_docs = np.flatnonzero((counts == 0) & (tok.raw_hash != 0))
+    raw_h = fmix64(tok.raw_hash[raw_docs] ^ _TAG_SHORT)
+    all_doc = np.concatenate([full_doc, short_docs, raw_docs])
+    all_h = np.concatenate([full, short_h, raw_h])
+    order = np.argsort(all_doc, kind="stable")
+    all_doc = all_doc[order]
+    all_h = all_h[order]
+    per_doc = np.bincount(all_doc, minlength=n_docs)
+    offsets = np.zeros(n_docs + 1, dtype=np.int64)
+    np.cumsum(per_doc, out=offsets[1:])
+    return Shingles(all_h, offsets, short | (counts == 0) & (tok.raw_hash != 0))
+
+
+def prepare(frame: pl.DataFrame, fields: tuple[str, ...]) -> tuple[pl.Series, list[str]]:
+    raw = compare_text(frame, fields)
+    return raw, normalise(raw).to_list()

@@ -1,0 +1,493 @@
+"""Recipes: one YAML file naming the inputs, the stages in order with their options, and the outputs.
+
+```yaml
+name: ops-qa                    # optional; default: the recipe file's stem
+inputs:                         # files of any format `curate ingest` reads
+  - ops_qa.jsonl
+  - path: ops_qa.gbk.csv
+    format: qa                  # optional overrides, as on the command line
+    map: {question: 问题, answer: 回答}
+stages:                         # in order; ingest is implicit (first) unless listed with options
+  - dedup: {threshold: 0.8}
+  - filter
+  - select: {target: 1000}
+outputs:
+  data: ../out/ops_qa.curated.jsonl
+work_dir: ../.tamis/ops_qa      # stage cache and run manifests (default: .tamis/<name> beside the recipe)
+state: ../.tamis/ops_qa/state   # dataset versions for `curate refresh` (default: <work_dir>/state)
+```
+
+Relative paths are resolved against the recipe file's directory, so a recipe runs the same from any
+working directory. Every error names the file, the line and the key (``recipe.yaml:7: stages[1].dedup:
+unknown option 'treshold' (did you mean 'threshold'?)``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+STAGE_ORDER = (
+    "ingest",
+    "dedup",
+    "decontaminate",
+    "filter",
+    "score",
+    "augment",
+    "select",
+    "pairs",
+    "export",
+)
+TOP_KEYS = ("name", "description", "engine", "inputs", "stages", "outputs", "work_dir", "state", "version")
+# `engine: ray` or `engine: {name: ray, address: auto, num_cpus: 8, block_rows: 20000, actors: 4}`
+ENGINE_KEYS = ("name", "address", "num_cpus", "block_rows", "actors")
+OUTPUT_KEYS = ("data", "dropped", "rejects", "report", "manifest")
+INPUT_KEYS = ("path", "format", "map", "sheet")
+INGEST_KEYS = ("format", "map", "sheet")
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot run; the message names file, line and key."""
+
+
+@dataclass
+class InputSpec:
+    path: Path
+    format: str | None = None
+    mapping: dict[str, list[str]] = field(default_factory=dict)
+    sheet: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": str(self.path), "format": self.format, "map": self.mapping, "sheet": self.sheet}
+
+
+@dataclass
+class Step:
+    """One stage of a recipe: its registry name, a unique id within the recipe, and its options."""
+
+    name: str
+    id: str
+    options: dict[str, Any]
+    line: int | None = None
+
+    def config_hash(self) -> str:
+        return _hash(canonical_json({"name": self.name, "options": self.options}))
+
+
+@dataclass
+class Recipe:
+    path: Path | None
+    name: str
+    inputs: list[InputSpec]
+    steps: list[Step]
+    outputs: dict[str, Path]
+    work_dir: Path
+    state_dir: Path
+    description: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+    text_sha256: str | None = None
+    engine: Any = None  # curate.engines.EngineSpec (None: local)
+
+    @property
+    def base(self) -> Path:
+        return self.path.parent if self.path is not None else Path.cwd()
+
+    def resolved(self) -> dict[str, Any]:
+        """The fully resolved configuration (what a manifest records)."""
+        return {
+            "name": self.name,
+            "recipe": str(self.path) if self.path else None,
+            "inputs": [i.as_dict() for i in self.inputs],
+            "stages": [{"stage": s.name, "id": s.id, "options": s.options} for s in self.steps],
+            "outputs": {k: str(v) for k, v in self.outputs.items()},
+            "work_dir": str(self.work_dir),
+            "state": str(self.state_dir),
+            "engine": engine_dict(self.engine),
+        }
+
+
+def parse_engine(value: Any, ctx: Any = None):
+    """``engine:`` of a recipe -> an EngineSpec (None when absent). The engine never changes results,
+    so it is not part of any cache key: the same recipe re-runs from cache on either engine."""
+    from curate.engines import EngineSpec
+
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = {"name": value}
+    if not isinstance(value, dict):
+        msg = f"engine: expected local, ray or a mapping of {', '.join(ENGINE_KEYS)}, got {value!r}"
+        raise ctx.error(("engine",), msg) if ctx else RecipeError(msg)
+    for k in value:
+        if k not in ENGINE_KEYS:
+            msg = f"unknown engine key{_suggest(k, ENGINE_KEYS)}; allowed: {', '.join(ENGINE_KEYS)}"
+            raise ctx.error(("engine", k), msg) if ctx else RecipeError(msg)
+    try:
+        return EngineSpec(
+            str(value.get("name") or ("ray" if value.get("address") else "local")),
+            value.get("address"),
+            value.get("num_cpus"),
+            value.get("block_rows"),
+            value.get("actors"),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ctx.error(("engine",), str(exc)) if ctx else RecipeError(str(exc)) from None
+
+
+def engine_dict(spec: Any) -> dict[str, Any]:
+    if spec is None:
+        return {"name": "local"}
+    out = {
+        "name": spec.name,
+        "address": spec.ray_address,
+        "num_cpus": spec.num_cpus,
+        "block_rows": spec.block_rows,
+        "actors": spec.actors,
+    }
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+class _Lines:
+    """Key path -> line number, from the YAML node tree (so errors can point at a line)."""
+
+    def __init__(self, node: yaml.Node | None):
+        self.map: dict[tuple, int] = {}
+        if node is not None:
+            self._walk(node, ())
+
+    def _walk(self, node: yaml.Node, path: tuple) -> None:
+        self.map[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                key = k.value if isinstance(k, yaml.ScalarNode) else str(k)
+                self.map[path + (key,)] = k.start_mark.line + 1
+                self._walk(v, path + (key,))
+                self.map[path + (key,)] = k.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                self._walk(v, path + (i,))
+
+    def line(self, path: tuple) -> int | None:
+        while path:
+            if path in self.map:
+                return self.map[path]
+            path = path[:-1]
+        return self.map.get(())
+
+
+def _fmt_path(path: tuple) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+class _Ctx:
+    def __init__(self, file: str, lines: _Lines):
+        self.file = file
+        self.lines = lines
+
+    def error(self, path: tuple, message: str) -> RecipeError:
+        line = self.lines.line(path)
+        where = f"{self.file}:{line}" if line else self.file
+        key = _fmt_path(path)
+        return RecipeError(f"{where}: {key + ': ' if key else ''}{message}")
+
+
+def _suggest(word: str, choices) -> str:
+    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def load_recipe(path: Path | str, *, overrides: dict[str, Any] | None = None) -> Recipe:
+    """Read and validate a recipe file (the stages' own options are checked by the registry)."""
+    shown = Path(path)
+    if not shown.is_file():
+        raise RecipeError(f"{shown}: recipe file not found")
+    path = shown.resolve()  # work dirs, outputs and manifests hold absolute paths
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecipeError(f"{shown}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    return parse_recipe(text, path, overrides=overrides, shown=str(shown))
+
+
+def parse_recipe(
+    text: str, path: Path | None = None, *, overrides: dict[str, Any] | None = None, shown: str | None = None
+) -> Recipe:
+    file = shown or (str(path) if path else "<recipe>")
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{file}:{mark.line + 1}" if mark else file
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise RecipeError(f"{where}: invalid YAML: {problem}") from None
+    ctx = _Ctx(file, _Lines(node))
+    if data is None:
+        raise ctx.error((), "the recipe is empty; run `curate init` for a starter")
+    if not isinstance(data, dict):
+        raise ctx.error(
+            (), f"a recipe is a mapping of keys ({', '.join(TOP_KEYS)}), got {type(data).__name__}"
+        )
+    for key in data:
+        if key not in TOP_KEYS:
+            raise ctx.error((key,), f"unknown key{_suggest(key, TOP_KEYS)}; allowed: {', '.join(TOP_KEYS)}")
+    base = path.parent if path else Path.cwd()
+
+    def resolve(p: Any, where: tuple) -> Path:
+        if not isinstance(p, str) or not p.strip():
+            raise ctx.error(where, f"expected a path, got {p!r}")
+        q = Path(p).expanduser()
+        return q if q.is_absolute() else Path(os.path.normpath(base / q))
+
+    name = data.get("name") or (path.stem if path else "recipe")
+    if not isinstance(name, str):
+        raise ctx.error(("name",), "expected a string")
+    name = name.strip()
+    if not name or any(c in name for c in "/\\\0"):
+        raise ctx.error(("name",), f"{name!r} cannot be used as a directory name")
+
+    # inputs
+    raw_inputs = data.get("inputs")
+    if raw_inputs is None:
+        raise ctx.error((), "no `inputs:` (a list of files to read)")
+    if isinstance(raw_inputs, str):
+        raw_inputs = [raw_inputs]
+    if not isinstance(raw_inputs, list) or not raw_inputs:
+        raise ctx.error(("inputs",), "expected a non-empty list of files")
+    inputs = []
+    for i, item in enumerate(raw_inputs):
+        where = ("inputs", i)
+        if isinstance(item, str):
+            inputs.append(InputSpec(resolve(item, where)))
+            continue
+        if not isinstance(item, dict) or "path" not in item:
+            raise ctx.error(where, "expected a path or a mapping with `path:` (and format, map, sheet)")
+        for k in item:
+            if k not in INPUT_KEYS:
+                raise ctx.error(
+                    where + (k,), f"unknown key{_suggest(k, INPUT_KEYS)}; allowed: {', '.join(INPUT_KEYS)}"
+                )
+        inputs.append(
+            InputSpec(
+                resolve(item["path"], where + ("path",)),
+                _opt_str(ctx, item, "format", where),
+                _mapping(ctx, item.get("map"), where + ("map",)),
+                _opt_str(ctx, item, "sheet", where),
+            )
+        )
+
+    # stages
+    raw_stages = data.get("stages") or []
+    if not isinstance(raw_stages, list):
+        raise ctx.error(
+            ("stages",), "expected a list of stages, e.g. `- dedup` or `- dedup: {threshold: 0.8}`"
+        )
+    steps: list[Step] = []
+    seen: dict[str, int] = {}
+    for i, item in enumerate(raw_stages):
+        where = ("stages", i)
+        if isinstance(item, str):
+            sname, opts = item.strip(), {}
+        elif isinstance(item, dict) and len(item) == 1:
+            sname, opts = next(iter(item.items()))
+            where = where + (sname,)
+            if opts is None:
+                opts = {}
+            if not isinstance(opts, dict):
+                raise ctx.error(where, f"the options of a stage are a mapping, got {opts!r}")
+        else:
+            raise ctx.error(where, "each stage is a name (`- filter`) or one `name: {options}` mapping")
+        if sname not in STAGE_ORDER:
+            raise ctx.error(
+                where,
+                f"unknown stage {sname!r}{_suggest(sname, STAGE_ORDER)}; stages: {', '.join(STAGE_ORDER)}",
+            )
+        if sname == "ingest" and i != 0:
+            raise ctx.error(where, "ingest reads the inputs, so it can only be the first stage")
+        if sname == "ingest":
+            for k in opts:
+                if k not in INGEST_KEYS:
+                    raise ctx.error(
+                        where + (k,),
+                        f"unknown ingest option{_suggest(k, INGEST_KEYS)}; allowed: {', '.join(INGEST_KEYS)}",
+                    )
+        seen[sname] = seen.get(sname, 0) + 1
+        sid = sname if seen[sname] == 1 else f"{sname}-{seen[sname]}"
+        steps.append(Step(sname, sid, dict(opts), ctx.lines.line(where)))
+    if not steps or steps[0].name != "ingest":
+        steps.insert(0, Step("ingest", "ingest", {}, None))
+    ingest_opts = steps[0].options
+    if ingest_opts:  # ingest options apply to inputs that do not override them
+        for spec in inputs:
+            spec.format = spec.format or ingest_opts.get("format")
+            spec.sheet = spec.sheet or ingest_opts.get("sheet")
+            if not spec.mapping and ingest_opts.get("map"):
+                spec.mapping = _mapping(ctx, ingest_opts["map"], ("stages", 0, "ingest", "map"))
+    # export must come last among the stages that change rows
+    names = [s.name for s in steps]
+    if "export" in names:
+        first = names.index("export")
+        for j in range(first, len(names)):
+            if names[j] != "export":
+                raise ctx.error(
+                    ("stages", j - (1 if steps[0].line is None else 0)),
+                    "export writes the final dataset, so only other exports may follow it",
+                )
+
+    # outputs
+    raw_out = data.get("outputs") or {}
+    if isinstance(raw_out, str):
+        raw_out = {"data": raw_out}
+    if not isinstance(raw_out, dict):
+        raise ctx.error(("outputs",), "expected a mapping: data, dropped, rejects, report")
+    outputs: dict[str, Path] = {}
+    for k, v in raw_out.items():
+        if k not in OUTPUT_KEYS:
+            raise ctx.error(
+                ("outputs", k), f"unknown output{_suggest(k, OUTPUT_KEYS)}; allowed: {', '.join(OUTPUT_KEYS)}"
+            )
+        if v is not None:
+            outputs[k] = resolve(v, ("outputs", k))
+    in_paths = {spec.path.resolve() for spec in inputs}
+    for k, p in outputs.items():
+        if p.resolve() in in_paths:
+            raise ctx.error(("outputs", k), f"{p} is an input; a recipe never overwrites its inputs")
+
+    work_dir = resolve(data["work_dir"], ("work_dir",)) if data.get("work_dir") else base / ".tamis" / name
+    state_dir = resolve(data["state"], ("state",)) if data.get("state") else work_dir / "state"
+    desc = data.get("description")
+    engine = parse_engine(data.get("engine"), ctx)
+    recipe = Recipe(
+        path=path,
+        name=name,
+        inputs=inputs,
+        steps=steps,
+        outputs=outputs,
+        work_dir=work_dir,
+        state_dir=state_dir,
+        description=str(desc) if desc is not None else None,
+        raw=data,
+        text_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        engine=engine,
+    )
+    if overrides:
+        apply_overrides(recipe, overrides)
+    recipe.lines = ctx  # type: ignore[attr-defined]  # kept for stage-option errors
+    return recipe
+
+
+def _opt_str(ctx: _Ctx, item: dict, key: str, where: tuple) -> str | None:
+    v = item.get(key)
+    if v is None:
+        return None
+    if not isinstance(v, str | int):
+        raise ctx.error(where + (key,), f"expected a string, got {v!r}")
+    return str(v)
+
+
+def _mapping(ctx: _Ctx, value: Any, where: tuple) -> dict[str, list[str]]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ctx.error(where, "expected a mapping FIELD: COLUMN (or a list of columns)")
+    out = {}
+    for k, v in value.items():
+        if isinstance(v, str):
+            out[str(k)] = [c.strip() for c in v.split(",") if c.strip()]
+        elif isinstance(v, list) and all(isinstance(c, str) for c in v):
+            out[str(k)] = list(v)
+        else:
+            raise ctx.error(where + (k,), f"expected a column name or a list of names, got {v!r}")
+    return out
+
+
+def apply_overrides(recipe: Recipe, overrides: dict[str, Any]) -> None:
+    """``--set dedup.threshold=0.9`` style overrides (already parsed to {"dedup.threshold": 0.9})."""
+    for dotted, value in overrides.items():
+        if "." not in dotted:
+            raise RecipeError(f"--set {dotted}: expected STAGE.OPTION=VALUE")
+        sid, key = dotted.split(".", 1)
+        for step in recipe.steps:
+            if step.id == sid:
+                step.options[key] = value
+                break
+        else:
+            ids = [s.id for s in recipe.steps]
+            raise RecipeError(
+                f"--set {dotted}: no stage {sid!r} in the recipe{_suggest(sid, ids)}; stages: {', '.join(ids)}"
+            )
+
+
+def option_error(recipe: Recipe, step: Step, key: str | None, message: str) -> RecipeError:
+    """An error about one stage option, pointing at the recipe line."""
+    ctx: _Ctx | None = getattr(recipe, "lines", None)
+    idx = recipe.steps.index(step)
+    # the implicit ingest is not in the file: indices shift by one
+    file_idx = idx if recipe.steps[0].line is not None else idx - 1
+    path: tuple = ("stages", file_idx, step.name) + ((key,) if key else ())
+    if ctx is None:
+        return RecipeError(f"{_fmt_path(path)}: {message}")
+    return ctx.error(path, message)
+
+
+STARTER = """\
+# A tamis recipe: `curate run {file}` runs every stage in order, caching each one, and writes a manifest.
+# Relative paths are relative to this file. Re-running an unchanged recipe recomputes nothing;
+# changing one stage's options re-runs from that stage on. `curate refresh {file} NEW_FILES...` adds
+# new rows to the last dataset version (only rows not seen before are processed).
+name: {name}
+
+inputs:                       # any format `curate ingest` reads: jsonl, json, csv/tsv, xlsx, parquet, .gz/.zst
+  - {input}
+  # - path: more.gbk.csv      # per-input overrides, as on the command line
+  #   format: qa
+  #   map: {{question: 问题, answer: 回答}}
+
+stages:                       # in this order; ingest is implicit
+  - dedup:                    # exact + MinHash near-duplicates (add semantic for paraphrases)
+      methods: [exact, minhash]
+      threshold: 0.8          # Jaccard of character/word 5-grams
+      keep: first             # first | longest | best:<score column>
+  # - decontaminate:          # drop rows that overlap evaluation sets
+  #     against: [eval.jsonl]
+  - filter:                   # YAML rules: refusals, PII, repetition, truncation ... (see `curate rules list`)
+      rules: [default]
+  # - score:                  # perplexity / IFD / reward / fastText quality (embedded demo models by default)
+  #     scorers: [ppl, ifd]
+  # - select:                 # thresholds and a diverse subset
+  #     where: "ifd < 1"
+  #     target: 1000
+  # - export:                 # trainer format: trl, alpaca, sharegpt, openai, llamafactory
+  #     format: trl
+  #     output: out/{name}.trl.jsonl
+
+outputs:
+  data: out/{name}.curated.jsonl        # the kept rows (canonical records)
+  # dropped: out/{name}.dropped.jsonl   # every dropped row with stage, reason and detail (default: beside data)
+  # report: out/{name}.report.html      # the HTML report of the run
+
+# work_dir: .tamis/{name}               # stage cache and run manifests
+# state: .tamis/{name}/state            # dataset versions for `curate refresh`
+"""
+
+
+def starter(name: str, input_path: str, file: str) -> str:
+    return STARTER.format(name=name, input=input_path, file=file)

@@ -1,0 +1,305 @@
+"""The score stage: perplexity/IFD, reward and fastText quality as columns; nothing is dropped.
+
+``run(frame, ScoreConfig) -> StageResult`` follows the stage contract (scorers only write scores;
+selection reads them). For each scorer the frame gains its value columns plus ``<scorer>_error`` (null
+when scored, else the reason: a scorer that cannot produce a score writes a null and a reason, never a
+default number); truncated rows get ``ppl_truncated`` / ``reward_truncated`` in ``flags``.
+
+Columns:
+
+=================  ====================================================================================
+ppl                perplexity of the answer given the question (chat template, loss on answer tokens)
+ppl_answer         perplexity of the same answer tokens without the question (``ifd`` scorer)
+ifd                ppl / ppl_answer: < 1 the question helps; >= 1 it does not (``ifd`` scorer)
+ppl_tokens         answer tokens scored (after truncation)
+reward             reward model scalar for (question, answer)
+reward_chosen      preference rows: reward of chosen, of rejected, and chosen - rejected
+reward_rejected
+reward_margin
+quality            fastText P(good)
+=================  ====================================================================================
+
+Scores are cached by (row key, scorer, model fingerprint) in a SQLite file (``cache``), so a re-run on a
+grown file scores only the new rows and an interrupted run resumes. ``stats["score_models"]`` names
+every model used (path, fingerprint, device, dtype, limits).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from curate.score.common import ScoreError
+
+SCORERS = ("ppl", "ifd", "reward", "quality")
+VALUE_COLUMNS = {
+    "ppl": {"ppl": pl.Float64, "ppl_tokens": pl.Int64},
+    "ifd": {"ppl_answer": pl.Float64, "ifd": pl.Float64},
+    "reward": {
+        "reward": pl.Float64,
+        "reward_chosen": pl.Float64,
+        "reward_rejected": pl.Float64,
+        "reward_margin": pl.Float64,
+    },
+    "quality": {"quality": pl.Float64},
+}
+
+__all__ = ["SCORERS", "ScoreConfig", "ScoreError", "build_scorers", "run", "score_frame"]
+
+
+@dataclass
+class ScoreConfig:
+    """Options of the score stage (the same names as the CLI options and recipe keys)."""
+
+    scorers: tuple[str, ...] = SCORERS
+    lm: str | None = None  # causal LM for ppl/ifd; None: the embedded samples/models/lm
+    reward_model: str | None = None  # None: samples/models/reward
+    quality_model: str | None = None  # None: samples/models/quality.ftz
+    device: str = "auto"
+    dtype: str = "auto"
+    max_tokens: int = 2048
+    token_budget: int = 16384
+    max_batch: int = 64
+    lm_chat_template: str | None = None
+    reward_chat_template: str | None = None
+    trust_remote_code: bool = False
+    cache: str | None = None  # SQLite cache file; None: no cache
+    progress: bool = False
+
+    def __post_init__(self):
+        if isinstance(self.scorers, str):
+            self.scorers = tuple(s.strip() for s in self.scorers.split(",") if s.strip())
+        self.scorers = tuple(self.scorers)
+        unknown = [s for s in self.scorers if s not in SCORERS]
+        if unknown:
+            raise ValueError(f"unknown scorer(s) {', '.join(unknown)}; choose from {', '.join(SCORERS)}")
+        if not self.scorers:
+            raise ValueError("no scorers selected")
+        for name in ("max_tokens", "token_budget", "max_batch"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be a positive integer")
+
+
+_LOADED: dict[tuple, Any] = {}
+
+
+def build_scorers(config: ScoreConfig) -> list[Any]:
+    """Load the models the config asks for (once per process; a second run reuses them)."""
+    from curate.score.common import embedded_model
+
+    out: list[Any] = []
+    wanted = set(config.scorers)
+    if wanted & {"ppl", "ifd"}:
+        from curate.score.perplexity import PerplexityScorer, PplConfig
+
+        lm = config.lm or str(embedded_model("lm"))
+        key = (
+            "ppl",
+            lm,
+            config.device,
+            config.dtype,
+            config.max_tokens,
+            config.token_budget,
+            config.max_batch,
+            config.lm_chat_template,
+            "ifd" in wanted,
+        )
+        if key not in _LOADED:
+            _LOADED[key] = PerplexityScorer(
+                PplConfig(
+                    lm,
+                    device=config.device,
+                    dtype=config.dtype,
+                    max_tokens=config.max_tokens,
+                    token_budget=config.token_budget,
+                    max_batch=config.max_batch,
+                    chat_template=config.lm_chat_template,
+                    trust_remote_code=config.trust_remote_code,
+                    ifd="ifd" in wanted,
+                )
+            )
+        out.append(_LOADED[key])
+    if "reward" in wanted:
+        from curate.score.reward import RewardConfig, RewardScorer
+
+        rm = config.reward_model or str(embedded_model("reward"))
+        key = (
+            "reward",
+            rm,
+            config.device,
+            config.dtype,
+            config.max_tokens,
+            config.token_budget,
+            config.max_batch,
+            config.reward_chat_template,
+        )
+        if key not in _LOADED:
+            _LOADED[key] = RewardScorer(
+                RewardConfig(
+                    rm,
+                    device=config.device,
+                    dtype=config.dtype,
+                    max_tokens=config.max_tokens,
+                    token_budget=config.token_budget,
+                    max_batch=config.max_batch,
+                    chat_template=config.reward_chat_template,
+                    trust_remote_code=config.trust_remote_code,
+                )
+            )
+        out.append(_LOADED[key])
+    if "quality" in wanted:
+        from curate.score.quality import QualityScorer
+
+        qm = config.quality_model or str(embedded_model("quality"))
+        out.append(QualityScorer(qm))
+    return out
+
+
+def score_frame(
+    frame: pl.DataFrame,
+    scorer: Any,
+    cache=None,
+    *,
+    progress: Callable[[str, int], Any] | None = None,
+    chunk_rows: int = 512,
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Add one scorer's columns to ``frame`` (cached rows reused; new rows scored in chunks, each chunk
+    committed to the cache as soon as it is done, so an interrupted run resumes)."""
+    from curate.score.common import Progress, row_key
+
+    name = scorer.name
+    rows = frame.select(
+        [
+            c
+            for c in ("id", "kind", "system", "history", "question", "answer", "chosen", "rejected", "text")
+            if c in frame.columns
+        ]
+    ).to_dicts()
+    keys = [row_key(r.get("id"), scorer.payload(r)) for r in rows]
+    cached = cache.get_many(keys, name, scorer.fingerprint) if cache is not None else {}
+    todo: dict[str, int] = {}
+    for i, k in enumerate(keys):
+        if k not in cached and k not in todo:
+            todo[k] = i
+    values: dict[str, dict[str, Any]] = dict(cached)
+    started = time.perf_counter()
+    todo_items = list(todo.items())
+    bar = progress(name, len(todo_items)) if progress else Progress(name, 0, enabled=False)
+    with bar as advance:
+        for start in range(0, len(todo_items), chunk_rows):
+            chunk = todo_items[start : start + chunk_rows]
+            results = scorer.score_rows([rows[i] for _, i in chunk], advance)
+            fresh = {k: res for (k, _), res in zip(chunk, results, strict=True)}
+            if cache is not None:
+                cache.put_many(fresh, name, scorer.fingerprint)
+            values.update(fresh)
+    seconds = time.perf_counter() - started
+
+    columns = dict(VALUE_COLUMNS["ppl"]) if name == "ppl" else dict(VALUE_COLUMNS[name])
+    if name == "ppl" and getattr(scorer, "ifd", False):
+        columns.update(VALUE_COLUMNS["ifd"])
+    if name == "reward":
+        kinds = set(frame["kind"].to_list()) if "kind" in frame.columns else set()
+        if "preference" not in kinds:
+            columns = {"reward": pl.Float64}
+        elif kinds == {"preference"}:
+            columns.pop("reward")
+    new_cols = [
+        pl.Series(col, [values[k].get(col) for k in keys], dtype=dtype) for col, dtype in columns.items()
+    ]
+    errors = [values[k].get("error") for k in keys]
+    new_cols.append(pl.Series(f"{name}_error", errors, dtype=pl.Utf8))
+    out = frame.with_columns(new_cols)
+    truncated = [bool(values[k].get("truncated")) for k in keys]
+    if any(truncated):
+        out = add_flag(out, truncated, f"{name}_truncated")
+    n_err = sum(e is not None for e in errors)
+    stats: dict[str, Any] = {
+        "rows": len(keys),
+        "scored": len(todo_items),
+        "from_cache": sum(1 for k in keys if k in cached),
+        "errors": n_err,
+        "truncated": sum(truncated),
+        "seconds": round(seconds, 3),
+    }
+    reasons: dict[str, int] = {}
+    for e in errors:
+        if e is not None:
+            reasons[e] = reasons.get(e, 0) + 1
+    if reasons:
+        stats["error_reasons"] = dict(sorted(reasons.items(), key=lambda kv: -kv[1])[:10])
+    for col in columns:
+        s = out[col].drop_nulls()
+        if s.len():
+            stats[col] = {
+                "mean": round(float(s.mean()), 4),
+                "p10": round(float(s.quantile(0.1)), 4),
+                "p50": round(float(s.median()), 4),
+                "p90": round(float(s.quantile(0.9)), 4),
+            }
+    if name == "ppl" and "ifd" in columns:
+        s = out["ifd"].drop_nulls()
+        stats["ifd_ge_1"] = int((s >= 1).sum())
+    return out, stats
+
+
+def add_flag(frame: pl.DataFrame, mask: list[bool], flag: str) -> pl.DataFrame:
+    """Append ``flag`` to the ``flags`` list column of the rows in ``mask`` (creating the column)."""
+    if "flags" in frame.columns and frame["flags"].dtype == pl.List(pl.Utf8):
+        old = frame["flags"].to_list()
+    elif "flags" in frame.columns:  # flags written as JSON text by a CSV round trip
+        import json
+
+        old = []
+        for v in frame["flags"].to_list():
+            try:
+                x = json.loads(v) if isinstance(v, str) else v
+            except json.JSONDecodeError:
+                x = [v]
+            old.append(list(x) if isinstance(x, list) else ([] if x is None else [str(x)]))
+    else:
+        old = [None] * frame.height
+    new = []
+    for flags, m in zip(old, mask, strict=True):
+        flags = list(flags or [])
+        if m and flag not in flags:
+            flags.append(flag)
+        new.append(flags)
+    return frame.with_columns(pl.Series("flags", new, dtype=pl.List(pl.Utf8)))
+
+
+def run(frame: pl.DataFrame, config: ScoreConfig, scorers: list[Any] | None = None):
+    """The stage function: every row kept, score columns added, ``stats["score_models"]`` filled."""
+    from curate.score.cache import ScoreCache
+    from curate.stage import StageResult, empty_dropped
+
+    scorers = scorers if scorers is not None else build_scorers(config)
+    stats: dict[str, Any] = {"score_models": {s.name: s.describe() for s in scorers}}
+    progress = None
+    if config.progress:
+        from curate.score.common import Progress
+
+        def progress(name: str, total: int):
+            return Progress(f"score {name}", total)
+
+    with ScoreCache(config.cache) as cache:
+        for s in scorers:
+            cache.register_model(s.fingerprint, s.name, s.describe())
+            frame, st = score_frame(frame, s, cache if cache.enabled else None, progress=progress)
+            stats[s.name] = st
+    return StageResult(frame, empty_dropped(frame), stats)
+
+
+def default_cache_path(output: Path) -> Path:
+    """``data.score.jsonl`` -> ``data.score.cache.sqlite`` beside it."""
+    name = output.name
+    for ext in (".jsonl", ".json", ".parquet", ".csv", ".tsv", ".xlsx"):
+        if name.endswith(ext):
+            name = name[: -len(ext)]
+            break
+    return output.with_name(f"{name}.cache.sqlite")

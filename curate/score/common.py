@@ -1,0 +1,264 @@
+"""Pieces shared by the model scorers: devices and dtypes, model resolution and fingerprints, chat
+templates, token-budget batching, row keys and the progress bar.
+
+Nothing here imports torch or transformers at module level.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# samples/models next to the package in a source checkout (a fresh clone); TAMIS_MODELS overrides.
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+EMBEDDED_NAMES = {"lm": "lm", "reward": "reward", "quality": "quality.ftz"}
+
+
+class ScoreError(Exception):
+    """A problem the user can fix (missing model, wrong kind of model, no chat template...)."""
+
+
+def embedded_models_dir() -> Path:
+    env = os.environ.get("TAMIS_MODELS")
+    return Path(env) if env else REPO_ROOT / "samples" / "models"
+
+
+def embedded_model(kind: str) -> Path:
+    """Path of an embedded default model (``lm``, ``reward``, ``quality``); ScoreError if absent."""
+    path = embedded_models_dir() / EMBEDDED_NAMES[kind]
+    if not path.exists():
+        raise ScoreError(
+            f"no embedded default {kind} model at {path} (run `python samples/models/build.py` in a "
+            f"source checkout, set TAMIS_MODELS, or pass a model explicitly)"
+        )
+    return path
+
+
+def resolve_device(device: str = "auto") -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ScoreError(f"--device {device}: no CUDA device is available on this machine")
+    if device not in ("cpu",) and not device.startswith("cuda"):
+        raise ScoreError(f"--device {device!r}: expected auto, cpu or cuda[:N]")
+    return device
+
+
+def resolve_dtype(dtype: str, device: str):
+    """``auto``: bfloat16 on a GPU that supports it, float32 otherwise (CPU scoring stays exact)."""
+    import torch
+
+    names = {
+        "float32": torch.float32,
+        "fp32": torch.float32,
+        "bfloat16": torch.bfloat16,
+        "bf16": torch.bfloat16,
+    }
+    names.update({"float16": torch.float16, "fp16": torch.float16})
+    if dtype == "auto":
+        if device.startswith("cuda") and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    if dtype not in names:
+        raise ScoreError(f"--dtype {dtype!r}: expected auto, float32, bfloat16 or float16")
+    return names[dtype]
+
+
+def local_model_dir(name_or_path: str | Path) -> Path:
+    """A local directory for a model given as a path or a hub id already in the local HF cache.
+
+    Never downloads: a hub id that is not cached locally is an error that says so.
+    """
+    p = Path(name_or_path).expanduser()
+    if p.exists():
+        if not p.is_dir():
+            raise ScoreError(f"model path {p} is a file; expected a model directory (config.json, weights)")
+        if not (p / "config.json").exists():
+            raise ScoreError(f"model directory {p} has no config.json: not a Hugging Face model")
+        return p
+    text = str(name_or_path)
+    is_hub_id = re.fullmatch(r"[\w.-]+/[\w.-]+", text) is not None and not text.startswith((".", "~"))
+    if not is_hub_id:
+        raise ScoreError(f"model path {text} does not exist")
+    try:
+        from huggingface_hub import snapshot_download
+
+        local = snapshot_download(text, local_files_only=True)
+    except Exception as exc:  # noqa: BLE001 - any hub failure means "not available offline"
+        raise ScoreError(
+            f"model {text!r} is neither a local directory nor a hub id in the local cache; tamis never "
+            f"downloads models while scoring. Download it first (e.g. `hf download {text}`) or pass a "
+            f"local path. ({type(exc).__name__})"
+        ) from None
+    return Path(local)
+
+
+def fingerprint(model_dir: Path, settings: dict[str, Any]) -> str:
+    """A content fingerprint of a model directory plus the scorer settings.
+
+    Small files (config, tokenizer, chat template) are hashed whole. Weight files are hashed by size,
+    their safetensors header (tensor names, dtypes, shapes, offsets) and their first and last MiB, which
+    changes with any retraining without reading gigabytes on every run.
+    """
+    h = hashlib.sha256()
+    h.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    for f in sorted(p for p in model_dir.rglob("*") if p.is_file()):
+        rel = f.relative_to(model_dir).as_posix()
+        if rel.startswith(".") or "/." in rel:
+            continue
+        size = f.stat().st_size
+        h.update(f"{rel}:{size}\n".encode())
+        with open(f, "rb") as fh:
+            if size <= 4 << 20:
+                h.update(fh.read())
+                continue
+            head = fh.read(1 << 20)
+            h.update(head)
+            if rel.endswith(".safetensors") and len(head) >= 8:
+                n = int.from_bytes(head[:8], "little")
+                fh.seek(8)
+                h.update(fh.read(min(n, 64 << 20)))
+            fh.seek(size - (1 << 20))
+            h.update(fh.read(1 << 20))
+    return h.hexdigest()[:16]
+
+
+def load_tokenizer(model_dir: Path, chat_template: str | Path | None, *, trust_remote_code: bool = False):
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=trust_remote_code)
+    except Exception as exc:  # noqa: BLE001
+        raise ScoreError(f"cannot load the tokenizer of {model_dir}: {exc}") from None
+    if chat_template is not None:
+        p = Path(chat_template)
+        if not p.is_file():
+            raise ScoreError(f"--chat-template {p}: no such file (expected a Jinja template)")
+        tok.chat_template = p.read_text(encoding="utf-8")
+    return tok
+
+
+def require_chat_template(tok, model_name: str, option: str) -> None:
+    if not getattr(tok, "chat_template", None):
+        raise ScoreError(
+            f"{model_name} has no chat template, so questions and answers cannot be laid out the way the "
+            f"model expects. Use an instruct/chat model, or give a Jinja template with --chat-template "
+            f"({option})."
+        )
+
+
+def render(tok, messages: list[dict[str, str]], add_generation_prompt: bool) -> str:
+    return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+
+
+def common_prefix_len(a: str, b: str) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def row_key(row_id: str | None, payload: Any) -> str:
+    """The cache key of one row: its id plus a hash of exactly what is scored."""
+    text = json.dumps(payload, ensure_ascii=False, sort_keys=True, default=str)
+    return f"{row_id or ''}:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
+def budget_batches(lengths: Sequence[int], token_budget: int, max_batch: int) -> Iterator[list[int]]:
+    """Indices grouped into length buckets: sorted longest first (a too-large batch fails early, not at
+    the end), each batch's padded size (rows x longest) kept under ``token_budget``."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    batch: list[int] = []
+    longest = 0
+    for i in order:
+        n = max(lengths[i], 1)
+        new_longest = max(longest, n)
+        if batch and ((len(batch) + 1) * new_longest > token_budget or len(batch) >= max_batch):
+            yield batch
+            batch, new_longest = [], n
+        batch.append(i)
+        longest = new_longest
+    if batch:
+        yield batch
+
+
+@dataclass
+class Progress:
+    """A rich progress bar on stderr (rows, rows/s, ETA); silent when disabled."""
+
+    description: str
+    total: int
+    enabled: bool = True
+
+    def __enter__(self) -> Callable[[int], None]:
+        if not self.enabled or self.total == 0:
+            self._p = None
+            return lambda n: None
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        from rich.progress import (
+            Progress as RichProgress,
+        )
+
+        self._p = RichProgress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
+        self._p.start()
+        self._task = self._p.add_task(self.description, total=self.total, rate="")
+
+        def advance(n: int) -> None:
+            task = self._p.tasks[0]
+            self._p.advance(self._task, n)
+            speed = task.speed
+            self._p.update(self._task, rate=f"{speed:,.1f} rows/s" if speed else "")
+
+        return advance
+
+    def __exit__(self, *exc) -> None:
+        if self._p is not None:
+            self._p.stop()
+
+
+def isolate(fn: Callable[[list], list], items: list, on_error: Callable[[], None] = lambda: None):
+    """Run ``fn`` on a batch; if it raises, split the batch until the failing item is alone.
+
+    Yields ``(index, value)``, where value is ``fn``'s result for that item or an error string: one bad
+    row never takes its batch down with it.
+    """
+    try:
+        yield from enumerate(fn(items))
+        return
+    except Exception as exc:  # noqa: BLE001 - a model, shape or memory error on this batch
+        on_error()
+        if len(items) == 1:
+            yield 0, f"model error: {type(exc).__name__}: {str(exc)[:200]}"
+            return
+    half = len(items) // 2
+    yield from isolate(fn, items[:half], on_error)
+    for i, v in isolate(fn, items[half:], on_error):
+        yield i + half, v

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import pytest
+
+from train.config import ConfigError, SFTConfig, dump_yaml, parse_set, resolve
+
+
+def test_defaults_and_precedence(tmp_path):
+    y = tmp_path / "c.yaml"
+    y.write_text("model: m\nlora_r: 4\nepochs: 3\ndpo:\n  beta: 0.5\nsft:\n  lora_r: 32\n  packing: true\n")
+    cfg = resolve(
+        "sft", str(y), flags={"epochs": 2.0}, sets=parse_set(["learning_rate=3e-4", "lora-alpha=64"])
+    )
+    assert isinstance(cfg, SFTConfig)
+    assert cfg.lora_r == 32  # stage section beats the top level
+    assert cfg.packing is True
+    assert cfg.epochs == 2.0  # flag beats YAML
+    assert cfg.learning_rate == 3e-4 and cfg.lora_alpha == 64  # --set beats everything
+    assert cfg.method == "lora" and cfg.max_length is None  # default / planned
+    dpo = resolve("dpo", str(y))
+    assert dpo.beta == 0.5 and dpo.lora_r == 4
+
+
+def test_errors_name_the_key(tmp_path):
+    with pytest.raises(ConfigError, match="lora_r: expected int"):
+        resolve("sft", sets={"lora_r": "eight"})
+    with pytest.raises(ConfigError, match="unknown setting 'beta'"):
+        resolve("sft", sets={"beta": "0.1"})  # beta is a DPO/KTO setting
+    with pytest.raises(ConfigError, match="method"):
+        resolve("sft", sets={"method": "magic"})
+    with pytest.raises(ConfigError, match="global_batch"):
+        resolve("sft", sets={"batch_size": "8", "global_batch": "4"})
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_set(["lora_r"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        resolve("sft", str(bad))
+
+
+def test_bools_lists_and_none():
+    cfg = resolve("sft", sets={"packing": "yes", "data": "a.jsonl,b.jsonl", "epochs": "none"})
+    assert cfg.packing is True and cfg.data == ["a.jsonl", "b.jsonl"] and cfg.epochs is None
+    text = dump_yaml(cfg)
+    assert "stage: sft" in text and "packing: true" in text

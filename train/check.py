@@ -1,0 +1,203 @@
+"""Pre-flight checks: run by `train check` and before every training run (no model weights loaded).
+
+What is checked, and why it matters:
+- the chat template renders every row (a template that raises on a role or a system turn silently drops
+  rows in other tools);
+- every row has trained tokens (completion-only or assistant-only masks that cover nothing train nothing);
+- the end-of-turn token is trained (otherwise the model never learns to stop);
+- pad differs from eos (collators that mask pad ids would mask the eos too);
+- rows dropped or truncated are counted with reasons;
+- a token-by-token label preview of a few rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from train.data import IGNORE, Prepared, Tokenized, end_of_turn_ids
+
+
+@dataclass
+class Check:
+    name: str
+    status: str  # ok | warn | fail
+    detail: str
+
+
+@dataclass
+class CheckReport:
+    stage: str
+    checks: list[Check] = field(default_factory=list)
+    counts: dict[str, Any] = field(default_factory=dict)
+    previews: list[list[tuple[str, int, bool]]] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[Check]:
+        return [c for c in self.checks if c.status == "fail"]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "ok": not self.failed,
+            "checks": [c.__dict__ for c in self.checks],
+            "counts": self.counts,
+        }
+
+
+def run_checks(tok, prep: Prepared, tk: Tokenized, max_length: int, preview_rows: int = 2) -> CheckReport:
+    rep = CheckReport(stage=prep.stage)
+    n_in = len(prep.rows)
+    # 1. template applies to every row
+    if prep.stage != "pt":
+        failed = sum(tk.failures.values())
+        if failed:
+            reasons = "; ".join(
+                f"{n} x {r} (e.g. id {tk.failure_examples[r][0]})" for r, n in tk.failures.items()
+            )
+            status = "fail" if failed == n_in else "warn"
+            rep.checks.append(Check("chat template", status, f"{failed} of {n_in} rows failed: {reasons}"))
+        else:
+            rep.checks.append(Check("chat template", "ok", f"renders all {n_in} rows"))
+    # 2.-3. masks and end of turn (SFT/PT are tokenized with labels)
+    trunc = sum(1 for n in tk.lengths if n > max_length)
+    if prep.stage in ("sft", "pt") and tk.rows:
+        eot = end_of_turn_ids(tok)
+        empty, eot_missing, trained_tokens, total_tokens = 0, 0, 0, 0
+        empty_after_trunc = 0
+        for r in tk.rows:
+            labels = r["labels"]
+            trained = [x for x in labels[1:] if x != IGNORE]
+            trained_tokens += len(trained)
+            total_tokens += len(labels)
+            if not trained:
+                empty += 1
+            elif not any(x != IGNORE for x in labels[1:max_length]):
+                empty_after_trunc += 1
+            if prep.stage == "sft" and trained and not (eot & set(trained)):
+                eot_missing += 1
+        if empty:
+            rep.checks.append(
+                Check(
+                    "loss mask",
+                    "fail" if empty == len(tk.rows) else "warn",
+                    f"{empty} rows have no trained token",
+                )
+            )
+        else:
+            share = trained_tokens / max(1, total_tokens)
+            rep.checks.append(
+                Check(
+                    "loss mask",
+                    "ok",
+                    f"every row trains tokens ({trained_tokens} of {total_tokens}, {share:.0%})",
+                )
+            )
+        if empty_after_trunc:
+            rep.checks.append(
+                Check(
+                    "truncation",
+                    "warn",
+                    f"{empty_after_trunc} rows lose every trained token at max_length {max_length}",
+                )
+            )
+        if prep.stage == "sft":
+            names = ", ".join(sorted(tok.convert_ids_to_tokens(list(eot)) or []))
+            if eot_missing:
+                rep.checks.append(
+                    Check(
+                        "end of turn trained",
+                        "fail",
+                        f"{eot_missing} rows never train an end-of-turn token ({names}): the model would not learn to stop",
+                    )
+                )
+            else:
+                rep.checks.append(Check("end of turn trained", "ok", f"every row trains {names}"))
+    # 4. pad vs eos
+    if tok.pad_token_id is None:
+        rep.checks.append(Check("pad token", "warn", "no pad token"))
+    elif tok.pad_token_id == tok.eos_token_id:
+        rep.checks.append(
+            Check(
+                "pad token",
+                "warn",
+                f"pad == eos ({tok.eos_token!r}); tamis builds labels explicitly so eos is still trained, but tools "
+                "that mask pad ids would mask eos too",
+            )
+        )
+    else:
+        rep.checks.append(
+            Check("pad token", "ok", f"pad {tok.pad_token!r} differs from eos {tok.eos_token!r}")
+        )
+    # 5. accounting
+    dropped = dict(prep.dropped)
+    for r, n in tk.failures.items():
+        dropped[r] = dropped.get(r, 0) + n
+    rep.counts = {
+        "input_rows": prep.input_rows,
+        "rejected_unreadable": prep.rejected,
+        "records": n_in,
+        "usable": len(tk.rows),
+        "dropped": dropped,
+        "truncated": trunc,
+        "max_length": max_length,
+    }
+    if trunc:
+        share = trunc / max(1, len(tk.rows))
+        rep.checks.append(
+            Check(
+                "truncation",
+                "warn" if share > 0.05 else "ok",
+                f"{trunc} rows ({share:.1%}) exceed max_length {max_length}",
+            )
+        )
+    if dropped:
+        rep.checks.append(
+            Check(
+                "dropped rows",
+                "warn",
+                "; ".join(f"{n} x {r}" for r, n in sorted(dropped.items(), key=lambda x: -x[1])),
+            )
+        )
+    # 6. preview
+    if prep.stage in ("sft", "pt"):
+        for r in tk.rows[:preview_rows]:
+            toks = [tok.decode([i]) for i in r["input_ids"][:max_length]]
+            rep.previews.append(
+                [
+                    (t, i, lbl != IGNORE)
+                    for t, i, lbl in zip(
+                        toks, r["input_ids"][:max_length], r["labels"][:max_length], strict=False
+                    )
+                ]
+            )
+    return rep
+
+
+def render_report(rep: CheckReport, console, preview: bool = True) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    t = Table(title=f"train {rep.stage} check")
+    t.add_column("check")
+    t.add_column("status")
+    t.add_column("detail", overflow="fold")
+    colour = {"ok": "green", "warn": "yellow", "fail": "red"}
+    for c in rep.checks:
+        t.add_row(c.name, f"[{colour[c.status]}]{c.status}[/]", c.detail)
+    console.print(t)
+    c = rep.counts
+    console.print(
+        f"rows: {c.get('input_rows')} read, {c.get('rejected_unreadable')} unreadable, "
+        f"{c.get('usable')} usable, {sum(c.get('dropped', {}).values())} dropped, {c.get('truncated')} truncated"
+    )
+    if preview:
+        for k, rows in enumerate(rep.previews):
+            line = Text(f"row {k}: ")
+            for tokstr, _, trained in rows:
+                shown = tokstr.replace("\n", "\\n")
+                line.append(shown, style="bold green" if trained else "dim")
+                line.append("|", style="dim")
+            console.print(line)
+        if rep.previews:
+            console.print("[dim]dim = masked (-100), [/dim][bold green]green = trained[/bold green]")

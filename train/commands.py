@@ -1,0 +1,493 @@
+"""The `train` sub-commands. Options are generated from the typed configs in :mod:`train.config`, so
+`--help` lists every setting with its default. Heavy libraries are imported inside the commands."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from train.config import STAGES, ConfigError, cli_fields, field_type, parse_set, resolve
+
+# ------------------------------------------------------------------ option generation
+
+_SKIP_FLAGS = {"data"}  # positional DATA... (and --data)
+
+
+def _fmt_default(v: Any) -> str:
+    if isinstance(v, list):
+        return ",".join(map(str, v)) or "none"
+    return str(v)
+
+
+def config_options(stage: str):
+    """Decorator adding one option per config field of ``stage`` (all default None = 'not given')."""
+
+    def deco(f):
+        for fld in reversed(cli_fields(stage)):
+            name = fld.name
+            opt = "--" + name.replace("_", "-")
+            tp, optional, is_list = field_type(stage, name)
+            if fld.default is not dataclasses.MISSING:
+                default = fld.default
+            elif fld.default_factory is not dataclasses.MISSING:
+                default = fld.default_factory()
+            else:
+                default = None
+            help_text = fld.metadata.get("help", "")
+            if "default" in help_text:
+                pass
+            elif default is None and name not in ("model", "output", "template", "bf16"):
+                help_text += " [default: planned]"
+            elif default not in (None, [], ""):
+                help_text += f" [default: {_fmt_default(default)}]"
+            if name == "data":
+                f = click.option("--data", "data_opt", multiple=True, help=help_text)(f)
+                continue
+            if is_list:
+                f = click.option(opt, name, multiple=True, help=help_text)(f)
+            elif tp is bool:
+                f = click.option(f"{opt}/--no-{name.replace('_', '-')}", name, default=None, help=help_text)(
+                    f
+                )
+            elif "choices" in fld.metadata:
+                f = click.option(
+                    opt, name, type=click.Choice(fld.metadata["choices"]), default=None, help=help_text
+                )(f)
+            else:
+                ctype = {int: int, float: float}.get(tp, str)
+                f = click.option(opt, name, type=ctype, default=None, help=help_text)(f)
+        return f
+
+    return deco
+
+
+def common_options(f):
+    f = click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout.")(f)
+    f = click.option(
+        "--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any setting (repeatable)."
+    )(f)
+    f = click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False),
+        help="YAML config (a `sft:` section etc. overrides the top level).",
+    )(f)
+    f = click.argument("data", nargs=-1, type=click.Path())(f)
+    return f
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _flags(stage: str, kwargs: dict[str, Any], data: tuple[str, ...]) -> dict[str, Any]:
+    flags = {}
+    names = {f.name for f in cli_fields(stage)}
+    for k, v in kwargs.items():
+        if k in names and v is not None and v != ():
+            flags[k] = list(v) if isinstance(v, tuple) else v
+    all_data = list(data) + list(kwargs.get("data_opt") or ())
+    if all_data:
+        flags["data"] = all_data
+    return flags
+
+
+def _resolve(stage: str, config_file, kwargs, data, sets):
+    try:
+        return resolve(stage, config_file, _flags(stage, kwargs, data), parse_set(sets))
+    except ConfigError as e:
+        raise click.UsageError(str(e)) from None
+
+
+# ------------------------------------------------------------------ "no arguments does the obvious thing"
+
+# later curate stages first: an export is what a trainer is meant to take
+_STAGE_ORDER = ("export", "pairs", "select", "augment", "score", "filter", "decontaminate", "dedup", "ingest")
+_KIND_FOR = {
+    "sft": {"sft"},
+    "dpo": {"preference"},
+    "rm": {"preference"},
+    "kto": {"kto", "preference"},
+    "pt": {"text", "sft"},
+}
+
+
+def _first_kind(path: Path) -> str | None:
+    try:
+        if path.suffix == ".jsonl":
+            with open(path, encoding="utf-8") as fh:
+                line = fh.readline()
+            return json.loads(line).get("kind")
+        if path.suffix == ".parquet":
+            import polars as pl
+
+            return pl.read_parquet(path, n_rows=1)["kind"][0]
+    except Exception:
+        return None
+    return None
+
+
+def find_curated(stage: str, where: Path) -> Path | None:
+    """The newest curated file in ``where`` (or one level below) whose rows suit ``stage``."""
+    cands = []
+    for pat in ("*.jsonl", "*.parquet", "*/*.jsonl", "*/*.parquet"):
+        for p in where.glob(pat):
+            if p.name.endswith((".dropped.jsonl", ".rejects.jsonl")) or "runs" in p.parts:
+                continue
+            kind = _first_kind(p)
+            if kind in _KIND_FOR[stage]:
+                rank = next(
+                    (i for i, s in enumerate(_STAGE_ORDER) if f".{s}." in p.name or p.stem.endswith(s)), 99
+                )
+                cands.append((rank, -p.stat().st_mtime, p))
+    return sorted(cands)[0][2] if cands else None
+
+
+def _auto_config(stage: str, config_file: str | None, console) -> str | None:
+    if config_file:
+        return config_file
+    for name in ("train.yaml", "tamis.yaml"):
+        if Path(name).is_file():
+            console.print(f"using config [bold]{name}[/bold] found in the current directory")
+            return name
+    return None
+
+
+# ------------------------------------------------------------------ launch
+
+
+def _maybe_launch(cfg) -> int | None:
+    """Re-run this command under `accelerate launch` for --num-processes > 1; returns its exit code."""
+    if cfg.num_processes <= 1 or os.environ.get("TAMIS_LAUNCHED"):
+        return None
+    from train.launch import accelerate_command
+
+    cmd, env = accelerate_command(cfg, sys.argv[1:])
+    click.echo("launching: " + " ".join(cmd), err=True)
+    return subprocess.call(cmd, env=env)
+
+
+# ------------------------------------------------------------------ stage commands
+
+
+def _stage_command(stage: str):
+    @click.command(name=stage, context_settings={"show_default": False})
+    @common_options
+    @config_options(stage)
+    @click.option("--dry-run", is_flag=True, help="Print the plan and the checks, then exit.")
+    def cmd(data, config_file, sets, as_json, dry_run, **kwargs):
+        console = _console()
+        config_file = _auto_config(stage, config_file, console)
+        cfg = _resolve(stage, config_file, kwargs, data, sets)
+        if not cfg.data:
+            found = find_curated(stage, Path.cwd())
+            if found is None:
+                raise click.UsageError(
+                    f"no data given and no curated file for `train {stage}` in {Path.cwd()}; pass DATA or --data"
+                )
+            console.print(
+                f"no data given: using [bold]{found}[/bold] (newest curated file with {stage} rows)"
+            )
+            cfg.data = [str(found)]
+        rc = _maybe_launch(cfg)
+        if rc is not None:
+            sys.exit(rc)
+        run_stage(cfg, console, as_json=as_json, dry_run=dry_run)
+
+    cmd.__doc__ = {
+        "sft": "Supervised fine-tuning on curated Q&A (SFTTrainer).\n\nBy default only the final answer is trained "
+        "(--loss-on completion); `assistant` trains every assistant turn, `all` every token.",
+        "dpo": "Direct preference optimisation on curated pairs (DPOTrainer).\n\nWith an adapter method the reference "
+        "model is the adapter-disabled model (no second copy in memory).",
+        "rm": "Train a reward model on curated pairs (RewardTrainer); `curate score --reward-model RUN/final` uses it.",
+        "kto": "KTO on unpaired answers labelled good/bad (or on pairs: chosen = good, rejected = bad).",
+        "pt": "Continued pretraining on plain text (kind=text rows; Q&A rows become text), packed.",
+    }[stage]
+    return cmd
+
+
+def run_stage(cfg, console, as_json: bool = False, dry_run: bool = False, callbacks=()) -> dict[str, Any]:
+    from train.check import render_report
+    from train.data import DataError
+    from train.methods import MethodError
+    from train.plan import render_plan
+    from train.run import RunError, is_main_process, prepare, train
+
+    try:
+        ctx = prepare(cfg)
+    except (DataError, RunError, FileNotFoundError) as e:
+        console.print(f"[red]error:[/red] {e}")
+        sys.exit(2)
+    if is_main_process():
+        render_plan(ctx.plan, console)
+        render_report(ctx.report, console)
+    summary: dict[str, Any] = {"stage": cfg.stage, "plan": ctx.plan, "check": ctx.report.as_dict()}
+    if ctx.report.failed and not cfg.skip_check:
+        console.print("[red]pre-flight checks failed[/red]; fix the data or template, or pass --skip-check")
+        if as_json:
+            click.echo(json.dumps(summary, ensure_ascii=False, default=str))
+        sys.exit(1)
+    if dry_run:
+        if as_json:
+            click.echo(json.dumps(summary, ensure_ascii=False, default=str))
+        return summary
+    import contextlib
+
+    try:
+        # the Trainer prints its log lines on stdout: keep stdout for --json only
+        with contextlib.redirect_stdout(sys.stderr):
+            run_dir = train(ctx, console, callbacks=callbacks)
+    except (RunError, MethodError, DataError) as e:
+        console.print(f"[red]error:[/red] {e}")
+        sys.exit(1 if isinstance(e, RunError) else 2)
+    meta = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    summary.update(run_dir=str(run_dir), status=meta.get("status"), last_loss=meta.get("last_loss"))
+    if is_main_process():
+        console.print(
+            f"[green]done[/green]: {run_dir}/final  (loss {meta.get('first_loss')} -> {meta.get('last_loss')}, "
+            f"{meta.get('global_step')} steps, {meta.get('seconds')} s)"
+        )
+        if as_json:
+            click.echo(json.dumps(summary, ensure_ascii=False, default=str))
+    return summary
+
+
+sft = _stage_command("sft")
+dpo = _stage_command("dpo")
+rm = _stage_command("rm")
+kto = _stage_command("kto")
+pt = _stage_command("pt")
+
+
+# ------------------------------------------------------------------ plan / check
+
+
+@click.command()
+@common_options
+@config_options("sft")
+@click.option(
+    "--stage", type=click.Choice(STAGES), default="sft", show_default=True, help="Stage to plan for."
+)
+@click.option("--rows", type=int, help="Plan for this many rows instead of reading data.")
+@click.option(
+    "--name", "model_name", help="Only show the anatomy of this model name (e.g. Qwen1.5-14B-Chat-GPTQ-Int4)."
+)
+@click.option(
+    "--gpu/--cpu", "gpu", default=None, help="Device for the memory estimate (default: this machine)."
+)
+@click.option(
+    "--table", is_flag=True, help="Print the epochs-by-dataset-size table (source article, interpolated)."
+)
+def plan(data, config_file, sets, as_json, stage, rows, model_name, gpu, table, **kwargs):
+    """Plan a run: epochs, learning rate, batch, max_length, memory, and the model-name anatomy.
+
+    Reads the data and the tokenizer but never the model weights."""
+    from rich.table import Table
+
+    from train import plan as P
+
+    console = _console()
+    out: dict[str, Any] = {}
+    if table:
+        t = Table(title="epochs by dataset size (article: 100 -> 15, 1k -> 10, 10k -> 2, 100k -> 2-3)")
+        t.add_column("rows", justify="right")
+        t.add_column("epochs", justify="right")
+        sizes = [50, 100, 200, 500, 1000, 2000, 5000, 10_000, 50_000, 100_000, 1_000_000]
+        out["epochs_table"] = {n: P.planned_epochs(n) for n in sizes}
+        for n, e in out["epochs_table"].items():
+            t.add_row(f"{n:,}", f"{e:g}")
+        console.print(t)
+    if model_name:
+        an = P.anatomy(model_name)
+        out["anatomy"] = an.as_dict()
+        out["advice"] = P.advice(an, stage)
+        console.print(
+            f"[bold]{an.name}[/bold]: series {an.series}, version {an.version or '-'}, size {an.size or '-'}, "
+            f"{an.finetune}, quantisation {an.quantization or 'none'}"
+            + (f" {an.bits}-bit" if an.bits else "")
+        )
+        for tip in out["advice"]:
+            console.print(f"  - {tip}")
+    if table or model_name:
+        if not (data or kwargs.get("data_opt") or rows):
+            if as_json:
+                click.echo(json.dumps(out, ensure_ascii=False, default=str))
+            return
+    # the stage's config class, with the sft-generated flags that apply
+    flags = _flags("sft", kwargs, data)
+    try:
+        cfg = resolve(
+            stage,
+            config_file,
+            {k: v for k, v in flags.items() if k in {f.name for f in cli_fields(stage)}},
+            parse_set(sets),
+        )
+    except ConfigError as e:
+        raise click.UsageError(str(e)) from None
+    if rows is not None:
+        plan_d = P.make_plan(cfg, rows=rows, lengths=None, gpu=bool(gpu))
+    else:
+        if not cfg.data:
+            found = find_curated(stage, Path.cwd())
+            if not found:
+                raise click.UsageError("give DATA, --rows N, --name NAME or --table")
+            console.print(f"no data given: using [bold]{found}[/bold]")
+            cfg.data = [str(found)]
+        from train.data import DataError
+        from train.methods import Device
+        from train.run import RunError, prepare
+
+        dev = None
+        if gpu is not None:
+            dev = Device("cuda" if gpu else "cpu", bool(gpu))
+        try:
+            plan_d = prepare(cfg, device=dev).plan
+        except (DataError, RunError, FileNotFoundError) as e:
+            console.print(f"[red]error:[/red] {e}")
+            sys.exit(2)
+    P.render_plan(plan_d, console)
+    out["plan"] = plan_d
+    if as_json:
+        click.echo(json.dumps(out, ensure_ascii=False, default=str))
+
+
+@click.command()
+@common_options
+@config_options("sft")
+@click.option(
+    "--stage", type=click.Choice(STAGES), default="sft", show_default=True, help="Stage the data is for."
+)
+@click.option(
+    "--preview",
+    "preview_rows",
+    type=int,
+    default=2,
+    show_default=True,
+    help="Rows to preview token by token.",
+)
+def check(data, config_file, sets, as_json, stage, preview_rows, **kwargs):
+    """Check data against a model's tokenizer and template before training (no weights loaded).
+
+    Exit code 1 when a check fails."""
+    from train.check import render_report, run_checks
+    from train.data import DataError
+    from train.run import RunError, prepare
+
+    console = _console()
+    flags = _flags("sft", kwargs, data)
+    try:
+        cfg = resolve(
+            stage,
+            config_file,
+            {k: v for k, v in flags.items() if k in {f.name for f in cli_fields(stage)}},
+            parse_set(sets),
+        )
+    except ConfigError as e:
+        raise click.UsageError(str(e)) from None
+    if not cfg.data:
+        found = find_curated(stage, Path.cwd())
+        if not found:
+            raise click.UsageError("no data given (DATA or --data)")
+        console.print(f"no data given: using [bold]{found}[/bold]")
+        cfg.data = [str(found)]
+    try:
+        from train.methods import Device
+
+        ctx = prepare(cfg, device=Device("cpu", False))
+    except (DataError, RunError, FileNotFoundError) as e:
+        console.print(f"[red]error:[/red] {e}")
+        sys.exit(2)
+    rep = run_checks(
+        ctx.tokenizer, ctx.prep, ctx.tokenized, ctx.plan["max_length"], preview_rows=preview_rows
+    )
+    render_report(rep, console)
+    if as_json:
+        click.echo(json.dumps(rep.as_dict(), ensure_ascii=False, default=str))
+    sys.exit(1 if rep.failed else 0)
+
+
+# ------------------------------------------------------------------ export / eval
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("-o", "--output", type=click.Path(), help="Output directory (default RUN/export).")
+@click.option(
+    "--merge/--no-merge", default=True, show_default=True, help="Merge the adapter into the base weights."
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(["bf16", "fp16", "fp32"]),
+    default="bf16",
+    show_default=True,
+    help="Saved weight precision.",
+)
+@click.option("--json", "as_json", is_flag=True)
+def export(run_dir, output, merge, dtype, as_json):
+    """Export a run: merged safetensors (a QLoRA adapter is merged into the 16-bit base), the tokenizer
+    with its chat template, and an Ollama Modelfile."""
+    from train.export import ExportError, export_run
+
+    console = _console()
+    try:
+        res = export_run(Path(run_dir), Path(output) if output else None, merge=merge, dtype=dtype)
+    except ExportError as e:
+        console.print(f"[red]error:[/red] {e}")
+        sys.exit(2)
+    console.print(f"[green]exported[/green] to {res['output']} ({', '.join(res['files'])})")
+    if as_json:
+        click.echo(json.dumps(res, ensure_ascii=False, default=str))
+
+
+@click.command(name="eval")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option(
+    "--data",
+    "data",
+    multiple=True,
+    required=True,
+    help="Held-out data (curated records or any curate format).",
+)
+@click.option(
+    "--reward-model", help="Reward model directory: adds the win rate of the tuned answers over the base's."
+)
+@click.option("--limit", type=int, default=200, show_default=True, help="At most this many held-out rows.")
+@click.option(
+    "--max-new-tokens", type=int, default=64, show_default=True, help="Answer length for the win rate."
+)
+@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def evaluate(run_dir, data, reward_model, limit, max_new_tokens, batch_size, as_json):
+    """Evaluate a run on held-out rows: answer loss and perplexity of the tuned model next to the base
+    model; with --reward-model, the win rate of the tuned model's answers over the base model's."""
+    from train.data import DataError
+    from train.evaluate import EvalError, evaluate_run, render
+
+    console = _console()
+    try:
+        res = evaluate_run(
+            Path(run_dir),
+            list(data),
+            reward_model=reward_model,
+            limit=limit,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+        )
+    except (EvalError, DataError) as e:
+        console.print(f"[red]error:[/red] {e}")
+        sys.exit(2)
+    render(res, console)
+    if as_json:
+        click.echo(json.dumps(res, ensure_ascii=False, default=str))
+
+
+__all__ = ["check", "dpo", "evaluate", "export", "kto", "plan", "pt", "rm", "sft"]

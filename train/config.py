@@ -1,0 +1,350 @@
+"""Typed configuration, one dataclass per stage.
+
+Precedence (lowest first): dataclass defaults < YAML file (``--config``) < generated CLI flags
+(``--lora-r 16``) < ``--set key=value``. Every field is typed and validated here, the CLI flags and their
+``--help`` text are generated from these fields, and the resolved config is written to the run directory
+as ``config.yaml``. ``None`` for a hyper-parameter means "let the plan decide" (see :mod:`train.plan`).
+
+No heavy imports here: ``train --help`` imports this module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+METHODS = (
+    "full",
+    "freeze",
+    "lora",
+    "qlora",
+    "dora",
+    "rslora",
+    "pissa",
+    "ia3",
+    "prefix",
+    "prompt",
+    "ptuning",
+    "bitfit",
+)
+STAGES = ("sft", "dpo", "rm", "kto", "pt")
+DPO_LOSSES = ("sigmoid", "ipo", "simpo", "hinge", "robust")
+SFT_LOSS_SCOPES = ("completion", "assistant", "all")
+DISTRIBUTED = ("ddp", "zero2", "zero3", "fsdp")
+
+
+class ConfigError(ValueError):
+    """A bad config value; the message names the key."""
+
+
+def _f(default: Any, help: str, choices: tuple[str, ...] | None = None, **kw):
+    meta = {"help": help}
+    if choices:
+        meta["choices"] = choices
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata=meta, **kw)
+    return field(default=default, metadata=meta, **kw)
+
+
+@dataclass
+class CommonConfig:
+    model: str | None = _f(
+        None, "Model directory (or a name already in the local HF cache; nothing is downloaded)."
+    )
+    data: list[str] = _f([], "Training data: curated records or any format `curate` reads (repeatable).")
+    eval_data: list[str] = _f([], "Held-out data for evaluation during training (optional).")
+    output: str | None = _f(None, "Run directory (default runs/<stage>-<model>-<timestamp>).")
+    method: str = _f("lora", "Fine-tuning method.", METHODS)
+    # hyper-parameters: None = planned from the data (train plan)
+    epochs: float | None = _f(None, "Epochs (default: planned from the dataset size).")
+    max_steps: int = _f(-1, "Stop after this many optimizer steps (-1: run the planned epochs).")
+    learning_rate: float | None = _f(None, "Peak learning rate (default: planned by stage and method).")
+    batch_size: int = _f(4, "Per-device micro-batch size.")
+    global_batch: int | None = _f(
+        None, "Global batch (micro-batch x accumulation x processes); default planned."
+    )
+    max_length: int | None = _f(None, "Max tokens per row (default: from the token-length distribution).")
+    warmup_ratio: float | None = _f(
+        None, "Warm-up share of the steps (default planned: 0.03 SFT, 0.1 DPO/KTO)."
+    )
+    scheduler: str = _f("cosine", "Learning-rate schedule.", ("cosine", "linear", "constant_with_warmup"))
+    weight_decay: float = _f(0.0, "AdamW weight decay.")
+    max_grad_norm: float = _f(1.0, "Gradient clipping norm.")
+    seed: int = _f(42, "Random seed (data order, init, dropout).")
+    # methods
+    lora_r: int = _f(8, "LoRA rank (lora, qlora, dora, rslora, pissa).")
+    lora_alpha: int = _f(16, "LoRA alpha.")
+    lora_dropout: float = _f(0.05, "LoRA dropout.")
+    lora_target: str = _f("all-linear", "LoRA target modules: all-linear or a comma list (q_proj,v_proj).")
+    freeze_layers: int = _f(2, "freeze: number of last decoder layers to train.")
+    virtual_tokens: int = _f(16, "prefix/prompt/ptuning: number of virtual tokens.")
+    # data handling
+    template: str | None = _f(None, "Chat template (.jinja file) when the model has none or to override it.")
+    val_split: float = _f(0.0, "Hold out this share of the training data for evaluation (0 = none).")
+    # runtime
+    bf16: bool | None = _f(None, "bf16 mixed precision (default: on when a bf16-capable GPU is present).")
+    gradient_checkpointing: bool = _f(False, "Recompute activations to save memory (slower).")
+    logging_steps: int = _f(5, "Log every N steps (TensorBoard + metrics.jsonl).")
+    save_steps: int = _f(100, "Checkpoint every N steps (resume point).")
+    save_total_limit: int = _f(2, "Keep at most this many checkpoints.")
+    num_processes: int = _f(1, "Processes (GPUs) to launch through accelerate.")
+    distributed: str = _f("ddp", "Multi-process preset for --num-processes > 1.", DISTRIBUTED)
+    trust_remote_code: bool = _f(False, "Allow model code from the model directory (off: safer).")
+    force: bool = _f(False, "Resume even if the data or key settings changed since the checkpoint.")
+    skip_check: bool = _f(False, "Do not stop on failed pre-flight data checks.")
+
+    stage: typing.ClassVar[str] = ""
+
+    # settings that, when changed, make a checkpoint meaningless
+    KEY_SETTINGS: typing.ClassVar[tuple[str, ...]] = (
+        "model",
+        "method",
+        "learning_rate",
+        "epochs",
+        "max_steps",
+        "batch_size",
+        "global_batch",
+        "max_length",
+        "lora_r",
+        "lora_alpha",
+        "lora_target",
+        "freeze_layers",
+        "virtual_tokens",
+        "seed",
+        "scheduler",
+    )
+
+    def validate(self) -> None:
+        for f in fields(self):
+            choices = f.metadata.get("choices")
+            value = getattr(self, f.name)
+            if choices and value is not None and value not in choices:
+                raise ConfigError(f"{f.name}: {value!r} is not one of {', '.join(choices)}")
+        for name in (
+            "batch_size",
+            "lora_r",
+            "virtual_tokens",
+            "logging_steps",
+            "save_steps",
+            "num_processes",
+        ):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if self.freeze_layers < 1:
+            raise ConfigError(f"freeze_layers: must be >= 1, got {self.freeze_layers}")
+        if self.epochs is not None and self.epochs <= 0:
+            raise ConfigError(f"epochs: must be > 0, got {self.epochs}")
+        if self.learning_rate is not None and not (0 < self.learning_rate < 1):
+            raise ConfigError(f"learning_rate: must be in (0, 1), got {self.learning_rate}")
+        if self.max_length is not None and self.max_length < 8:
+            raise ConfigError(f"max_length: must be >= 8, got {self.max_length}")
+        if self.global_batch is not None and self.global_batch < self.batch_size:
+            raise ConfigError(
+                f"global_batch ({self.global_batch}) is smaller than batch_size ({self.batch_size})"
+            )
+        if not 0 <= self.val_split < 0.5:
+            raise ConfigError(f"val_split: must be in [0, 0.5), got {self.val_split}")
+        if self.warmup_ratio is not None and not 0 <= self.warmup_ratio < 1:
+            raise ConfigError(f"warmup_ratio: must be in [0, 1), got {self.warmup_ratio}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass
+class SFTConfig(CommonConfig):
+    loss_on: str = _f(
+        "completion",
+        "Which tokens carry the loss: completion (the final answer), assistant (every assistant turn) or all.",
+        SFT_LOSS_SCOPES,
+    )
+    packing: bool = _f(False, "Pack rows into full-length sequences (padding-free, per-row attention kept).")
+    padding_free: bool = _f(False, "Padding-free batches without packing (flattened rows).")
+    fast_loss: bool = _f(
+        True,
+        "Plain cross-entropy on the logits instead of TRL's chunked LM-head path with entropy/accuracy metrics "
+        "(same loss and labels; faster for small and mid-size vocabularies; turn off for very large vocabularies "
+        "on small GPUs, where materialising the logits costs memory).",
+    )
+    stage: typing.ClassVar[str] = "sft"
+    KEY_SETTINGS = CommonConfig.KEY_SETTINGS + ("loss_on", "packing")
+
+
+@dataclass
+class DPOConfig(CommonConfig):
+    beta: float = _f(0.1, "DPO beta (IPO: tau).")
+    loss: str = _f(
+        "sigmoid",
+        "Preference loss: sigmoid (DPO), ipo, simpo (length-normalised, SimPO-style), hinge, robust.",
+        DPO_LOSSES,
+    )
+    sft_weight: float = _f(0.0, "Weight of an SFT (NLL on chosen) term mixed into the loss (RPO); 0 = off.")
+    label_smoothing: float = _f(0.0, "Label smoothing (robust DPO).")
+    stage: typing.ClassVar[str] = "dpo"
+    KEY_SETTINGS = CommonConfig.KEY_SETTINGS + ("beta", "loss", "sft_weight")
+
+
+@dataclass
+class RMConfig(CommonConfig):
+    center_rewards: float | None = _f(None, "Coefficient pushing rewards towards zero mean (optional).")
+    stage: typing.ClassVar[str] = "rm"
+
+
+@dataclass
+class KTOConfig(CommonConfig):
+    beta: float = _f(0.1, "KTO beta.")
+    desirable_weight: float = _f(1.0, "Weight of good (label=true) rows.")
+    undesirable_weight: float = _f(1.0, "Weight of bad (label=false) rows.")
+    stage: typing.ClassVar[str] = "kto"
+    KEY_SETTINGS = CommonConfig.KEY_SETTINGS + ("beta",)
+
+
+@dataclass
+class PTConfig(CommonConfig):
+    packing: bool = _f(True, "Pack texts into full-length sequences (recommended for pretraining).")
+    stage: typing.ClassVar[str] = "pt"
+    KEY_SETTINGS = CommonConfig.KEY_SETTINGS + ("packing",)
+
+
+CONFIGS: dict[str, type[CommonConfig]] = {
+    "sft": SFTConfig,
+    "dpo": DPOConfig,
+    "rm": RMConfig,
+    "kto": KTOConfig,
+    "pt": PTConfig,
+}
+
+
+# ---------------------------------------------------------------- typing helpers
+
+
+def _field_types(cls) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _base_type(tp: Any) -> tuple[Any, bool, bool]:
+    """(scalar type, optional?, list?)"""
+    optional = False
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        optional = True
+        tp = args[0]
+        origin = typing.get_origin(tp)
+    if origin is list:
+        return typing.get_args(tp)[0], optional, True
+    return tp, optional, False
+
+
+def coerce(cls, key: str, value: Any) -> Any:
+    """Convert a YAML/CLI value to the field's type, with an error naming the key."""
+    hints = _field_types(cls)
+    if key not in hints or key in ("stage", "KEY_SETTINGS"):
+        names = ", ".join(f.name for f in fields(cls))
+        raise ConfigError(f"unknown setting {key!r} for `train {cls.stage}`; known: {names}")
+    tp, optional, is_list = _base_type(hints[key])
+    if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "") and optional):
+        if optional or is_list:
+            return [] if is_list and not optional else None
+        raise ConfigError(f"{key}: a value is required")
+    if is_list:
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v]
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        return [_scalar(key, tp, v) for v in value]
+    return _scalar(key, tp, value)
+
+
+def _scalar(key: str, tp: Any, value: Any) -> Any:
+    try:
+        if tp is bool:
+            if isinstance(value, bool):
+                return value
+            s = str(value).strip().lower()
+            if s in ("1", "true", "yes", "on"):
+                return True
+            if s in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if tp is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        if tp is float:
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key}: expected {tp.__name__}, got {value!r}") from None
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} not found")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: expected a mapping of settings at the top level")
+    return data
+
+
+def parse_set(items: tuple[str, ...] | list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key=value")
+        k, v = item.split("=", 1)
+        out[k.strip().replace("-", "_")] = v.strip()
+    return out
+
+
+def resolve(stage: str, yaml_path: str | None = None, flags: dict | None = None, sets: dict | None = None):
+    """Build the stage config from defaults, a YAML file, CLI flags and --set overrides."""
+    cls = CONFIGS[stage]
+    values: dict[str, Any] = {}
+    if yaml_path:
+        data = load_yaml(yaml_path)
+        # a YAML may hold several stages: `sft: {...}` sections override the shared top level
+        section = data.pop(stage, None) if isinstance(data.get(stage), dict) else None
+        for s in STAGES:
+            if isinstance(data.get(s), dict):
+                data.pop(s)
+        data.update(section or {})
+        for k, v in data.items():
+            values[k.replace("-", "_")] = coerce(cls, k.replace("-", "_"), v)
+    for k, v in (flags or {}).items():
+        values[k] = coerce(cls, k, v)
+    for k, v in (sets or {}).items():
+        values[k] = coerce(cls, k, v)
+    cfg = cls(**values)
+    cfg.validate()
+    return cfg
+
+
+def dump_yaml(cfg: CommonConfig) -> str:
+    import yaml
+
+    return yaml.safe_dump({"stage": cfg.stage, **cfg.to_dict()}, sort_keys=False, allow_unicode=True)
+
+
+def from_run_dict(stage: str, data: dict[str, Any]) -> CommonConfig:
+    cls = CONFIGS[stage]
+    known = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def cli_fields(stage: str) -> list[dataclasses.Field]:
+    return list(fields(CONFIGS[stage]))
+
+
+def field_type(stage: str, name: str) -> tuple[Any, bool, bool]:
+    return _base_type(_field_types(CONFIGS[stage])[name])

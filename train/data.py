@@ -1,0 +1,446 @@
+"""Curated records -> TRL datasets, and the one tokenizer path that `train check` and training share.
+
+Every stage reads canonical records (or anything `curate` reads) through :func:`curate.io.load`. Rows of
+the wrong kind, empty rows and rows whose answer would be truncated away are dropped *with a reason*, so
+the run can say exactly what it trained on.
+
+SFT and PT rows are tokenized here (input_ids + labels with -100 on untrained tokens) and handed to
+TRL pre-tokenized: the label preview of `train check` is therefore the exact labels the trainer uses.
+DPO, RM and KTO rows are handed to TRL as conversational prompt/chosen/rejected (or prompt/completion/
+label) records; the check renders them with the same template to measure lengths and catch failures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+IGNORE = -100
+
+STAGE_KINDS = {
+    "sft": ("sft",),
+    "dpo": ("preference",),
+    "rm": ("preference",),
+    "kto": ("kto", "preference"),
+    "pt": ("text", "sft"),
+}
+
+
+class DataError(ValueError):
+    """The data cannot be used for this stage (message names the file and what is wrong)."""
+
+
+@dataclass
+class Prepared:
+    """Rows ready for a trainer plus the accounting of every input row."""
+
+    stage: str
+    rows: list[dict[str, Any]]
+    ids: list[str]
+    input_rows: int
+    rejected: int
+    dropped: Counter = field(default_factory=Counter)
+    dropped_examples: dict[str, list[str]] = field(default_factory=dict)
+    files: list[dict[str, Any]] = field(default_factory=list)
+    explanations: list[str] = field(default_factory=list)
+
+    def drop(self, reason: str, row_id: str | None) -> None:
+        self.dropped[reason] += 1
+        ex = self.dropped_examples.setdefault(reason, [])
+        if len(ex) < 5 and row_id:
+            ex.append(row_id)
+
+
+# ------------------------------------------------------------------ files, hashes, manifests
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def find_manifest(path: Path) -> Path | None:
+    """A curate run writes manifest.json in its output directory; a single export may carry
+    <name>.manifest.json next to it."""
+    for cand in (path.with_name(path.name + ".manifest.json"), path.with_suffix(".manifest.json")):
+        if cand.is_file():
+            return cand
+    cand = path.parent / "manifest.json"
+    return cand if cand.is_file() else None
+
+
+def describe_file(path: Path) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "path": str(path.resolve()),
+        "bytes": path.stat().st_size,
+        "sha256": sha256_file(path),
+    }
+    man = find_manifest(path)
+    if man is not None:
+        info["manifest_path"] = str(man.resolve())
+        try:
+            m = json.loads(man.read_text(encoding="utf-8"))
+            info["manifest"] = m
+            for key in ("version", "dataset_version", "recipe", "created"):
+                if key in m:
+                    info[key] = m[key]
+        except (OSError, json.JSONDecodeError) as e:
+            info["manifest_error"] = str(e)
+    return info
+
+
+def fingerprint(files: list[dict[str, Any]]) -> str:
+    h = hashlib.sha256()
+    for f in sorted(files, key=lambda f: f["sha256"]):
+        h.update(f["sha256"].encode())
+    return h.hexdigest()[:16]
+
+
+# ------------------------------------------------------------------ records -> rows
+
+
+def _messages(row: dict[str, Any]) -> list[dict[str, str]]:
+    from curate.records import messages_of
+
+    return messages_of(row, answer_field="")
+
+
+def load_frame(paths: list[str]):
+    from curate.io import InputError, load
+
+    if not paths:
+        raise DataError("no training data given (--data FILE)")
+    missing = [p for p in paths if not Path(p).exists()]
+    if missing:
+        raise DataError(f"data file not found: {missing[0]}")
+    try:
+        res = load([Path(p) for p in paths])
+    except InputError as e:
+        raise DataError(str(e)) from None
+    return res
+
+
+def prepare(paths: list[str], stage: str, loss_on: str = "completion") -> Prepared:
+    """Read the data files and convert canonical rows to the records this stage's trainer takes."""
+    res = load_frame(paths)
+    frame = res.frame
+    prep = Prepared(
+        stage=stage,
+        rows=[],
+        ids=[],
+        input_rows=res.input_rows,
+        rejected=res.rejects.height,
+        files=[describe_file(Path(p)) for p in paths],
+        explanations=list(res.explanations),
+    )
+    if res.rejects.height:
+        for r in res.rejects.head(5).iter_rows(named=True):
+            prep.explanations.append(
+                f"rejected {r['file']}:{r['line']}"
+                + (f" field {r['field']}" if r["field"] else "")
+                + f": {r['reason']}"
+            )
+    wanted = STAGE_KINDS[stage]
+    for row in frame.iter_rows(named=True):
+        kind, rid = row.get("kind"), row.get("id")
+        if kind not in wanted:
+            prep.drop(f"kind '{kind}' is not used by `train {stage}` (needs {' or '.join(wanted)})", rid)
+            continue
+        out = _convert(row, stage, loss_on, prep)
+        for rec in out:
+            prep.rows.append(rec)
+            prep.ids.append(rid)
+    if not prep.rows:
+        kinds = Counter(frame["kind"].to_list()) if frame.height else {}
+        raise DataError(
+            f"no usable rows for `train {stage}` in {', '.join(paths)} "
+            f"(found kinds: {dict(kinds) or 'none'}; needs {' or '.join(wanted)})"
+        )
+    return prep
+
+
+def _blank(s: str | None) -> bool:
+    return s is None or not str(s).strip()
+
+
+def _convert(row: dict[str, Any], stage: str, loss_on: str, prep: Prepared) -> list[dict[str, Any]]:
+    rid = row.get("id")
+    if stage == "pt":
+        text = row.get("text") if row["kind"] == "text" else None
+        if row["kind"] == "sft":
+            # continued pretraining on Q&A: question and answer as plain text
+            text = "\n".join(x for x in (row.get("question"), row.get("answer")) if not _blank(x))
+        if _blank(text):
+            prep.drop("empty text", rid)
+            return []
+        return [{"text": text}]
+    prompt = _messages(row)
+    if _blank(row.get("question")):
+        prep.drop("empty question", rid)
+        return []
+    if stage == "sft":
+        if _blank(row.get("answer")):
+            prep.drop("empty answer", rid)
+            return []
+        completion = [{"role": "assistant", "content": row["answer"]}]
+        if loss_on == "completion":
+            return [{"prompt": prompt, "completion": completion}]
+        return [{"messages": prompt + completion}]
+    if stage in ("dpo", "rm"):
+        if _blank(row.get("chosen")) or _blank(row.get("rejected")):
+            prep.drop("empty chosen or rejected", rid)
+            return []
+        if row["chosen"].strip() == row["rejected"].strip():
+            prep.drop("chosen equals rejected", rid)
+            return []
+        return [
+            {
+                "prompt": prompt,
+                "chosen": [{"role": "assistant", "content": row["chosen"]}],
+                "rejected": [{"role": "assistant", "content": row["rejected"]}],
+            }
+        ]
+    if stage == "kto":
+        if row["kind"] == "preference":
+            # a pair gives one desirable and one undesirable example
+            out = []
+            for key, label in (("chosen", True), ("rejected", False)):
+                if not _blank(row.get(key)):
+                    out.append(
+                        {
+                            "prompt": prompt,
+                            "completion": [{"role": "assistant", "content": row[key]}],
+                            "label": label,
+                        }
+                    )
+            if not out:
+                prep.drop("empty chosen and rejected", rid)
+            return out
+        if _blank(row.get("answer")):
+            prep.drop("empty answer", rid)
+            return []
+        return [
+            {
+                "prompt": prompt,
+                "completion": [{"role": "assistant", "content": row["answer"]}],
+                "label": bool(row.get("label")),
+            }
+        ]
+    raise ValueError(stage)
+
+
+# ------------------------------------------------------------------ tokenizer and template
+
+
+def load_tokenizer(model: str, template: str | None = None, trust_remote_code: bool = False):
+    """The model's tokenizer, loaded through the real from_pretrained path (local files only)."""
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
+    except OSError as e:
+        raise DataError(f"cannot load the tokenizer of {model}: {e}") from None
+    if template:
+        tok.chat_template = read_template(template)
+    if tok.pad_token_id is None and tok.eos_token_id is not None:
+        # no pad token: pad with eos (labels of padding are -100 anyway); `train check` warns about it
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def read_template(template: str) -> str:
+    if template == "chatml":
+        from curate.tiny_models import CHATML_TEMPLATE
+
+        return CHATML_TEMPLATE
+    p = Path(template)
+    if not p.is_file():
+        raise DataError(f"--template {template}: file not found (give a .jinja file or 'chatml')")
+    return p.read_text(encoding="utf-8")
+
+
+def _ids(enc: Any) -> list[int]:
+    if isinstance(enc, dict) or hasattr(enc, "keys"):
+        ids = enc["input_ids"]
+    else:
+        ids = enc
+    if ids and isinstance(ids[0], list):
+        ids = ids[0]
+    return list(ids)
+
+
+def _render(tok, messages, **kw) -> dict[str, Any]:
+    enc = tok.apply_chat_template(messages, tokenize=True, return_dict=True, **kw)
+    return {k: (list(v[0]) if v and isinstance(v[0], list) else list(v)) for k, v in enc.items()}
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def has_generation_markers(tok) -> bool:
+    t = tok.chat_template or ""
+    return "{% generation %}" in t or "{%- generation %}" in t or "generation -%}" in t
+
+
+class RowError(ValueError):
+    pass
+
+
+def end_of_turn_ids(tok) -> set[int]:
+    """eos plus the usual end-of-turn tokens that exist in this vocabulary."""
+    ids = set()
+    if tok.eos_token_id is not None:
+        ids.add(tok.eos_token_id)
+    for t in ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "</s>", "<|endoftext|>"):
+        i = tok.convert_tokens_to_ids(t)
+        if isinstance(i, int) and i >= 0 and i != tok.unk_token_id:
+            ids.add(i)
+    return ids
+
+
+def tokenize_sft(tok, rec: dict[str, Any], loss_on: str) -> dict[str, list[int]]:
+    """input_ids and labels (-100 = not trained) for one SFT record."""
+    if not tok.chat_template:
+        raise RowError("the tokenizer has no chat template (pass --template FILE or --template chatml)")
+    try:
+        if "prompt" in rec:  # completion-only: the final answer is trained
+            prompt_ids = _render(tok, rec["prompt"], add_generation_prompt=True)["input_ids"]
+            full = _render(tok, rec["prompt"] + rec["completion"])["input_ids"]
+            k = common_prefix(prompt_ids, full)
+            return {"input_ids": full, "labels": [IGNORE] * k + full[k:]}
+        msgs = rec["messages"]
+        if loss_on == "all":
+            ids = _render(tok, msgs)["input_ids"]
+            return {"input_ids": ids, "labels": list(ids)}
+        # every assistant turn is trained
+        if has_generation_markers(tok):
+            enc = _render(tok, msgs, return_assistant_tokens_mask=True)
+            ids, mask = enc["input_ids"], enc["assistant_masks"]
+            return {"input_ids": ids, "labels": [t if m else IGNORE for t, m in zip(ids, mask, strict=False)]}
+        # no {% generation %} markers: render turn by turn; a turn's tokens are those that appear when it is added
+        ids = _render(tok, msgs)["input_ids"]
+        labels = [IGNORE] * len(ids)
+        eot = end_of_turn_ids(tok)
+        for i, m in enumerate(msgs):
+            if m["role"] != "assistant":
+                continue
+            before = _render(tok, msgs[:i], add_generation_prompt=True)["input_ids"]
+            upto = _render(tok, msgs[: i + 1])["input_ids"]
+            start = common_prefix(before, ids)
+            end = common_prefix(upto, ids)
+            # the turn ends at its end-of-turn token; separators the template adds after it are not trained
+            last = max((j for j in range(start, end) if ids[j] in eot), default=None)
+            if last is not None:
+                end = last + 1
+            for j in range(start, end):
+                labels[j] = ids[j]
+        return {"input_ids": ids, "labels": labels}
+    except RowError:
+        raise
+    except Exception as e:  # jinja errors: raise_exception() in templates, unknown roles...
+        raise RowError(f"chat template failed: {type(e).__name__}: {e}") from None
+
+
+def tokenize_text(tok, rec: dict[str, Any]) -> dict[str, list[int]]:
+    ids = tok(rec["text"], add_special_tokens=True)["input_ids"]
+    if tok.eos_token_id is not None and (not ids or ids[-1] != tok.eos_token_id):
+        ids = ids + [tok.eos_token_id]
+    return {"input_ids": ids, "labels": list(ids)}
+
+
+def pair_lengths(tok, rec: dict[str, Any]) -> tuple[int, int]:
+    """(prompt tokens, longest prompt+completion tokens) of a DPO/RM/KTO record."""
+    if not tok.chat_template:
+        raise RowError("the tokenizer has no chat template (pass --template FILE or --template chatml)")
+    try:
+        p = len(_render(tok, rec["prompt"], add_generation_prompt=True)["input_ids"])
+        sides = [k for k in ("chosen", "rejected", "completion") if k in rec]
+        full = max(len(_render(tok, rec["prompt"] + rec[k])["input_ids"]) for k in sides)
+        return p, full
+    except Exception as e:
+        raise RowError(f"chat template failed: {type(e).__name__}: {e}") from None
+
+
+@dataclass
+class Tokenized:
+    rows: list[dict[str, list[int]]]  # SFT/PT: input_ids + labels (untruncated); others: the records
+    lengths: list[int]
+    ids: list[str]
+    failures: Counter = field(default_factory=Counter)
+    failure_examples: dict[str, list[str]] = field(default_factory=dict)
+
+
+def tokenize_all(tok, prep: Prepared, loss_on: str = "completion") -> Tokenized:
+    out = Tokenized(rows=[], lengths=[], ids=[])
+    for rec, rid in zip(prep.rows, prep.ids, strict=False):
+        try:
+            if prep.stage == "sft":
+                t = tokenize_sft(tok, rec, loss_on)
+                n = len(t["input_ids"])
+            elif prep.stage == "pt":
+                t = tokenize_text(tok, rec)
+                n = len(t["input_ids"])
+            else:
+                _, n = pair_lengths(tok, rec)
+                t = rec
+        except RowError as e:
+            reason = str(e)
+            out.failures[reason] += 1
+            ex = out.failure_examples.setdefault(reason, [])
+            if len(ex) < 5:
+                ex.append(rid)
+            continue
+        out.rows.append(t)
+        out.lengths.append(n)
+        out.ids.append(rid)
+    return out
+
+
+def truncate(rows: list[dict[str, list[int]]], ids: list[str], max_length: int, prep: Prepared):
+    """Keep the start of each row; drop rows whose trained tokens all fall beyond max_length."""
+    kept, kept_ids, truncated = [], [], 0
+    for r, rid in zip(rows, ids, strict=False):
+        if len(r["input_ids"]) > max_length:
+            truncated += 1
+            r = {"input_ids": r["input_ids"][:max_length], "labels": r["labels"][:max_length]}
+        # labels are shifted inside the model: position 0 is never a target
+        if not any(lbl != IGNORE for lbl in r["labels"][1:]):
+            prep.drop("no trained tokens within max_length", rid)
+            continue
+        kept.append(r)
+        kept_ids.append(rid)
+    return kept, kept_ids, truncated
+
+
+def to_dataset(rows: list[dict[str, Any]]):
+    from datasets import Dataset
+
+    return Dataset.from_list(rows)
+
+
+def split_eval(rows: list, ids: list, share: float, seed: int):
+    """Deterministic held-out split by row id hash (stable when the data grows)."""
+    if share <= 0 or len(rows) < 10:
+        return rows, ids, [], []
+    tr, tri, ev, evi = [], [], [], []
+    cut = int(share * 10_000)
+    for r, i in zip(rows, ids, strict=False):
+        h = int(hashlib.sha256(f"{seed}:{i}".encode()).hexdigest()[:8], 16) % 10_000
+        (ev if h < cut else tr).append(r)
+        (evi if h < cut else tri).append(i)
+    if not ev:
+        ev, evi, tr, tri = tr[-1:], tri[-1:], tr[:-1], tri[:-1]
+    return tr, tri, ev, evi

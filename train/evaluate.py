@@ -1,0 +1,278 @@
+"""`train eval RUN --data HELDOUT`: how the tuned model does on rows it did not train on.
+
+- answer loss and perplexity (token-weighted over the answer tokens, the same completion-only labels
+  as training) for the tuned model and for the base model;
+- preference data: pairwise accuracy (reward models: score(chosen) > score(rejected); policies: the
+  implicit DPO reward, log-ratio to the base, higher for chosen);
+- ``--reward-model``: greedy answers from the tuned and the base model to the held-out prompts, scored
+  by the reward model; win rate = share where the tuned answer scores higher (ties count half).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from train import data as D
+from train.data import IGNORE
+
+
+class EvalError(RuntimeError):
+    pass
+
+
+def _batches(items: list, n: int):
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+def sequence_logprobs(model, rows: list[dict[str, list[int]]], pad_id: int, batch_size: int = 8):
+    """(sum of log p over label tokens, number of label tokens) for every row."""
+    import torch
+    import torch.nn.functional as F
+
+    out = []
+    model.eval()
+    with torch.inference_mode():
+        for batch in _batches(rows, batch_size):
+            n = max(len(r["input_ids"]) for r in batch)
+            ids = torch.full((len(batch), n), pad_id, dtype=torch.long)
+            lab = torch.full((len(batch), n), IGNORE, dtype=torch.long)
+            att = torch.zeros((len(batch), n), dtype=torch.long)
+            for i, r in enumerate(batch):
+                k = len(r["input_ids"])
+                ids[i, :k] = torch.tensor(r["input_ids"])
+                lab[i, :k] = torch.tensor(r["labels"])
+                att[i, :k] = 1
+            logits = model(input_ids=ids, attention_mask=att).logits[:, :-1].float()
+            target = lab[:, 1:]
+            mask = target != IGNORE
+            lp = -F.cross_entropy(logits.transpose(1, 2), target.clamp(min=0), reduction="none")
+            lp = (lp * mask).sum(1)
+            for s, m in zip(lp.tolist(), mask.sum(1).tolist(), strict=False):
+                out.append((s, int(m)))
+    return out
+
+
+def _loss(lps) -> dict[str, float]:
+    tot = sum(s for s, _ in lps)
+    n = sum(m for _, m in lps)
+    loss = -tot / max(1, n)
+    return {"loss": round(loss, 5), "ppl": round(math.exp(min(loss, 50)), 4), "tokens": n}
+
+
+def _disabled(model):
+    import contextlib
+
+    return model.disable_adapter() if hasattr(model, "disable_adapter") else contextlib.nullcontext()
+
+
+def evaluate_run(
+    run_dir: Path,
+    data: list[str],
+    *,
+    reward_model: str | None = None,
+    limit: int = 200,
+    max_new_tokens: int = 64,
+    batch_size: int = 8,
+) -> dict[str, Any]:
+    from transformers import AutoTokenizer
+
+    from train.export import load_trained, read_run
+
+    meta = read_run(run_dir)
+    stage = meta["stage"]
+    tok = AutoTokenizer.from_pretrained(str(run_dir / "final"))
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    max_len = meta.get("plan", {}).get("max_length") or 1024
+    res: dict[str, Any] = {"run": str(run_dir), "stage": stage, "method": meta.get("method")}
+    res_frame = D.load_frame(data).frame
+    kinds = set(res_frame["kind"].to_list())
+    if "preference" in kinds:
+        prep = D.prepare(data, "dpo")
+    elif kinds & {"sft", "kto"}:
+        prep = D.prepare(data, "sft")
+    else:
+        prep = D.prepare(data, "pt")
+    rows = prep.rows[:limit]
+    res["rows"] = len(rows)
+    model = load_trained(run_dir, meta, merged=False)
+    is_peft = hasattr(model, "disable_adapter")
+    base = None
+    if not is_peft:
+        from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+        cls = AutoModelForSequenceClassification if stage == "rm" else AutoModelForCausalLM
+        kw = {"num_labels": 1} if stage == "rm" else {}
+        base = cls.from_pretrained(meta["model"], use_safetensors=True, local_files_only=True, **kw)
+
+    if stage == "rm":
+        if prep.stage != "dpo":
+            raise EvalError("a reward model is evaluated on preference pairs (kind=preference)")
+        ch = _scores(model, tok, [r["prompt"] + r["chosen"] for r in rows], max_len, batch_size)
+        rj = _scores(model, tok, [r["prompt"] + r["rejected"] for r in rows], max_len, batch_size)
+        res["pairwise_accuracy"] = round(
+            sum(c > r for c, r in zip(ch, rj, strict=False)) / max(1, len(rows)), 4
+        )
+        res["mean_margin"] = round(sum(c - r for c, r in zip(ch, rj, strict=False)) / max(1, len(rows)), 5)
+        return res
+
+    def tokenized(side: str | None):
+        out = []
+        for r in rows:
+            if prep.stage == "pt":
+                t = D.tokenize_text(tok, r)
+            else:
+                rec = {"prompt": r["prompt"], "completion": r[side] if side else r["completion"]}
+                t = D.tokenize_sft(tok, rec, "completion")
+            out.append({"input_ids": t["input_ids"][:max_len], "labels": t["labels"][:max_len]})
+        return out
+
+    main_side = "chosen" if prep.stage == "dpo" else None
+    seqs = tokenized(main_side)
+    tuned = sequence_logprobs(model, seqs, tok.pad_token_id, batch_size)
+    if is_peft:
+        with _disabled(model):
+            based = sequence_logprobs(model, seqs, tok.pad_token_id, batch_size)
+    else:
+        based = sequence_logprobs(base, seqs, tok.pad_token_id, batch_size)
+    res["tuned"], res["base"] = _loss(tuned), _loss(based)
+    if prep.stage == "dpo":
+        rej = tokenized("rejected")
+        t_r = sequence_logprobs(model, rej, tok.pad_token_id, batch_size)
+        if is_peft:
+            with _disabled(model):
+                b_r = sequence_logprobs(model, rej, tok.pad_token_id, batch_size)
+        else:
+            b_r = sequence_logprobs(base, rej, tok.pad_token_id, batch_size)
+        wins = [
+            (tc - bc) > (tr - br)
+            for (tc, _), (bc, _), (tr, _), (br, _) in zip(tuned, based, t_r, b_r, strict=False)
+        ]
+        res["preference_accuracy"] = round(sum(wins) / max(1, len(wins)), 4)
+
+    if reward_model and prep.stage != "pt":
+        res["reward"] = _win_rate(model, base, tok, rows, reward_model, max_new_tokens, batch_size, max_len)
+    return res
+
+
+def _scores(rm, tok, conversations: list[list[dict]], max_len: int, batch_size: int) -> list[float]:
+    import torch
+
+    rm.eval()
+    out: list[float] = []
+    with torch.inference_mode():
+        for batch in _batches(conversations, batch_size):
+            texts = [tok.apply_chat_template(c, tokenize=False) for c in batch]
+            enc = tok(
+                texts,
+                return_tensors="pt",
+                padding=True,
+                truncation=True,
+                max_length=max_len,
+                add_special_tokens=False,
+            )
+            out += rm(**enc).logits[:, 0].float().tolist()
+    return out
+
+
+def _generate(model, tok, prompts: list[list[dict]], max_new_tokens: int, batch_size: int) -> list[str]:
+    import torch
+
+    answers: list[str] = []
+    old_side = tok.padding_side
+    tok.padding_side = "left"
+    try:
+        with torch.inference_mode():
+            for batch in _batches(prompts, batch_size):
+                texts = [
+                    tok.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in batch
+                ]
+                enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+                gen = model.generate(
+                    **enc,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    pad_token_id=tok.pad_token_id,
+                    eos_token_id=tok.eos_token_id,
+                )
+                for row in gen[:, enc["input_ids"].shape[1] :]:
+                    answers.append(tok.decode(row, skip_special_tokens=True).strip())
+    finally:
+        tok.padding_side = old_side
+    return answers
+
+
+def _win_rate(model, base, tok, rows, reward_model: str, max_new_tokens: int, batch_size: int, max_len: int):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    prompts = [r["prompt"] for r in rows]
+    tuned = _generate(model, tok, prompts, max_new_tokens, batch_size)
+    if base is None:
+        with _disabled(model):
+            based = _generate(model, tok, prompts, max_new_tokens, batch_size)
+    else:
+        based = _generate(base, tok, prompts, max_new_tokens, batch_size)
+    if not Path(reward_model).is_dir():
+        raise EvalError(f"--reward-model {reward_model}: not a directory")
+    rtok = AutoTokenizer.from_pretrained(reward_model)
+    if rtok.pad_token_id is None:
+        rtok.pad_token = rtok.eos_token
+    rm = AutoModelForSequenceClassification.from_pretrained(
+        reward_model, num_labels=1, use_safetensors=True, local_files_only=True
+    )
+    if rm.config.pad_token_id is None:
+        rm.config.pad_token_id = rtok.pad_token_id
+    st = _scores(
+        rm,
+        rtok,
+        [p + [{"role": "assistant", "content": a}] for p, a in zip(prompts, tuned, strict=False)],
+        max_len,
+        batch_size,
+    )
+    sb = _scores(
+        rm,
+        rtok,
+        [p + [{"role": "assistant", "content": a}] for p, a in zip(prompts, based, strict=False)],
+        max_len,
+        batch_size,
+    )
+    wins = sum(1.0 if a > b else 0.5 if a == b else 0.0 for a, b in zip(st, sb, strict=False))
+    return {
+        "win_rate": round(wins / max(1, len(st)), 4),
+        "tuned_mean_reward": round(sum(st) / max(1, len(st)), 5),
+        "base_mean_reward": round(sum(sb) / max(1, len(sb)), 5),
+        "examples": [
+            {"prompt": p[-1]["content"], "tuned": a, "base": b}
+            for p, a, b in list(zip(prompts, tuned, based, strict=False))[:3]
+        ],
+    }
+
+
+def render(res: dict[str, Any], console) -> None:
+    from rich.table import Table
+
+    t = Table(
+        title=f"train eval: {res['run']} ({res['stage']}, {res.get('method')}, {res.get('rows')} held-out rows)"
+    )
+    t.add_column("metric")
+    t.add_column("tuned", justify="right")
+    t.add_column("base", justify="right")
+    if "tuned" in res:
+        t.add_row("answer loss", f"{res['tuned']['loss']:.4f}", f"{res['base']['loss']:.4f}")
+        t.add_row("perplexity", f"{res['tuned']['ppl']:.3f}", f"{res['base']['ppl']:.3f}")
+    if "preference_accuracy" in res:
+        t.add_row(
+            "preference accuracy (implicit reward)",
+            f"{res['preference_accuracy']:.1%}",
+            "50% (by definition)",
+        )
+    if "pairwise_accuracy" in res:
+        t.add_row("pairwise accuracy", f"{res['pairwise_accuracy']:.1%}", "")
+    if "reward" in res:
+        r = res["reward"]
+        t.add_row("mean reward", f"{r['tuned_mean_reward']:.4f}", f"{r['base_mean_reward']:.4f}")
+        t.add_row("win rate (tuned over base)", f"{r['win_rate']:.1%}", "")
+    console.print(t)

@@ -1,0 +1,164 @@
+"""`train export RUN`: a deployable model directory.
+
+- adapter runs: the adapter is merged into the base weights (``--merge``, default); a QLoRA adapter is
+  merged into the *dequantised* NF4 base it was trained against, so the merged model computes what the
+  adapter model computed; prompt-learning adapters (prefix, prompt, ptuning) cannot be merged and are
+  exported as adapters;
+- full/freeze/bitfit runs: the trained model, cast to the chosen precision;
+- always: safetensors, the tokenizer with its chat template, an Ollama ``Modelfile`` and ``export.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+UNMERGEABLE = ("prefix", "prompt", "ptuning")
+
+
+class ExportError(RuntimeError):
+    pass
+
+
+def read_run(run_dir: Path) -> dict[str, Any]:
+    meta_path = run_dir / "run.json"
+    if not meta_path.is_file():
+        raise ExportError(f"{run_dir}: no run.json (not a tamis run directory)")
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    if not (run_dir / "final").is_dir():
+        raise ExportError(
+            f"{run_dir}: no final/ model (status {meta.get('status')}); finish or resume the run first"
+        )
+    return meta
+
+
+def load_trained(run_dir: Path, meta: dict[str, Any], *, merged: bool, dtype=None):
+    """The trained model, as a PeftModel (merged=False) or a plain merged model (merged=True)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    final = run_dir / "final"
+    cls = AutoModelForSequenceClassification if meta["stage"] == "rm" else AutoModelForCausalLM
+    kw: dict[str, Any] = dict(use_safetensors=True, local_files_only=True, dtype=dtype or torch.float32)
+    if meta["stage"] == "rm":
+        kw["num_labels"] = 1
+    if not (final / "adapter_config.json").is_file():
+        return cls.from_pretrained(str(final), **kw)
+    from peft import PeftModel
+
+    method = meta.get("method")
+    if method == "qlora":
+        from transformers import BitsAndBytesConfig
+
+        q = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=kw["dtype"],
+        )
+        where = {"": 0} if torch.cuda.is_available() else {"": "cpu"}
+        base = cls.from_pretrained(meta["model"], quantization_config=q, device_map=where, **kw)
+        if merged:
+            # the NF4 weights the adapter was trained against, back in floating point
+            base = base.dequantize()
+            base = base.to(kw["dtype"])
+    else:
+        base = cls.from_pretrained(meta["model"], **kw)
+    model = PeftModel.from_pretrained(base, str(final))
+    if merged:
+        if method in UNMERGEABLE:
+            raise ExportError(
+                f"{method} adapters add virtual tokens and cannot be merged; export with --no-merge"
+            )
+        model = model.merge_and_unload()
+    return model
+
+
+def ollama_modelfile(tokenizer, from_line: str, adapter: str | None = None) -> str:
+    tpl = tokenizer.chat_template or ""
+    lines = [f"FROM {from_line}"]
+    if adapter:
+        lines.append(f"ADAPTER {adapter}")
+    stops = []
+    if "<|im_start|>" in tpl:
+        lines.append(
+            'TEMPLATE """{{ if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}'
+            "{{ if .Prompt }}<|im_start|>user\n{{ .Prompt }}<|im_end|>\n{{ end }}"
+            '<|im_start|>assistant\n{{ .Response }}<|im_end|>\n"""'
+        )
+        stops.append("<|im_end|>")
+    elif "<|start_header_id|>" in tpl:
+        lines.append(
+            'TEMPLATE """{{ if .System }}<|start_header_id|>system<|end_header_id|>\n\n{{ .System }}<|eot_id|>{{ end }}'
+            "{{ if .Prompt }}<|start_header_id|>user<|end_header_id|>\n\n{{ .Prompt }}<|eot_id|>{{ end }}"
+            '<|start_header_id|>assistant<|end_header_id|>\n\n{{ .Response }}<|eot_id|>"""'
+        )
+        stops.append("<|eot_id|>")
+    else:
+        lines.append(
+            "# no TEMPLATE: Ollama reads the chat template from tokenizer_config.json / chat_template.jinja"
+        )
+    if tokenizer.eos_token and tokenizer.eos_token not in stops:
+        stops.append(tokenizer.eos_token)
+    lines += [f'PARAMETER stop "{s}"' for s in stops]
+    return "\n".join(lines) + "\n"
+
+
+def export_run(
+    run_dir: Path, out: Path | None = None, *, merge: bool = True, dtype: str = "bf16"
+) -> dict[str, Any]:
+    import torch
+    from transformers import AutoTokenizer
+
+    from curate.io import atomic_write_text
+
+    meta = read_run(run_dir)
+    out = out or run_dir / "export"
+    if out.resolve() == (run_dir / "final").resolve():
+        raise ExportError("the export directory must differ from the run's final/ directory")
+    final = run_dir / "final"
+    is_adapter = (final / "adapter_config.json").is_file()
+    tok = AutoTokenizer.from_pretrained(str(final))
+    tmp = out.with_name(out.name + ".partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    tdtype = getattr(torch, DTYPES[dtype])
+    merged = merge and is_adapter and meta.get("method") not in UNMERGEABLE
+    if is_adapter and not merged:
+        # adapter export: copy the adapter files; Ollama applies it on top of the base
+        for p in final.iterdir():
+            if p.is_file():
+                shutil.copy2(p, tmp / p.name)
+        modelfile = ollama_modelfile(tok, meta["model"], adapter=".")
+        kind = "adapter"
+    else:
+        model = load_trained(run_dir, meta, merged=True)
+        model = model.to(tdtype)
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        tok.save_pretrained(str(tmp))
+        modelfile = ollama_modelfile(tok, ".")
+        kind = "merged" if is_adapter else "model"
+    (tmp / "Modelfile").write_text(modelfile, encoding="utf-8")
+    info = {
+        "run": str(run_dir.resolve()),
+        "kind": kind,
+        "method": meta.get("method"),
+        "base_model": meta.get("model"),
+        "dtype": dtype if kind != "adapter" else None,
+        "data": [
+            {k: f.get(k) for k in ("path", "sha256", "manifest_path", "version") if f.get(k)}
+            for f in meta["data"]
+        ],
+        "data_fingerprint": meta.get("data_fingerprint"),
+    }
+    atomic_write_text(tmp / "export.json", json.dumps(info, ensure_ascii=False, indent=1))
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    info["output"] = str(out)
+    info["files"] = sorted(p.name for p in out.iterdir())
+    return info

@@ -1,0 +1,209 @@
+"""Fine-tuning methods: load the model through `from_pretrained` (local files only, safetensors only,
+no remote code unless asked) and make the right parameters trainable.
+
+=========  ==============================================================================
+method     what trains
+=========  ==============================================================================
+full       every parameter
+freeze     the last N decoder layers (LLaMA-Factory's "freeze"), plus the reward head for rm
+lora       low-rank adapters on every linear layer (``all-linear``) by default
+qlora      LoRA over a 4-bit NF4 base with double quantisation (bitsandbytes; runs on CPU too)
+dora       weight-decomposed LoRA (magnitude + direction)
+rslora     LoRA with rank-stabilised scaling alpha/sqrt(r)
+pissa      LoRA initialised from the principal singular vectors (saved converted to plain LoRA so it
+           applies to the original base)
+ia3        learned rescaling vectors on keys, values and the MLP
+prefix     prefix tuning (virtual key/value tokens in every layer)
+prompt     prompt tuning (virtual input embeddings)
+ptuning    P-tuning (virtual tokens through an MLP encoder)
+bitfit     bias terms only (models without biases are refused with a clear error)
+=========  ==============================================================================
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+ADAPTER_METHODS = ("lora", "qlora", "dora", "rslora", "pissa", "ia3", "prefix", "prompt", "ptuning")
+
+
+class MethodError(ValueError):
+    pass
+
+
+@dataclass
+class Device:
+    kind: str  # cuda | mps | cpu
+    bf16: bool
+
+    @property
+    def gpu(self) -> bool:
+        return self.kind != "cpu"
+
+
+def detect_device() -> Device:
+    import torch
+
+    if torch.cuda.is_available():
+        return Device("cuda", bool(torch.cuda.is_bf16_supported()))
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return Device("mps", False)
+    return Device("cpu", False)
+
+
+def peft_config(cfg, task: str):
+    """The PEFT config of a method (None for full, freeze and bitfit)."""
+    import peft
+
+    m = cfg.method
+    target = (
+        cfg.lora_target
+        if cfg.lora_target == "all-linear"
+        else [t.strip() for t in cfg.lora_target.split(",")]
+    )
+    if m in ("lora", "qlora", "dora", "rslora", "pissa"):
+        kw: dict[str, Any] = dict(
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            target_modules=target,
+            task_type=task,
+        )
+        if m == "dora":
+            kw["use_dora"] = True
+        if m == "rslora":
+            kw["use_rslora"] = True
+        if m == "pissa":
+            # fast SVD (4 subspace iterations) instead of a full SVD of every weight
+            kw["init_lora_weights"] = "pissa_niter_4"
+            kw["lora_dropout"] = 0.0  # PiSSA conversion needs no dropout
+        return peft.LoraConfig(**kw)
+    if m == "ia3":
+        return peft.IA3Config(task_type=task)
+    if m == "prefix":
+        return peft.PrefixTuningConfig(task_type=task, num_virtual_tokens=cfg.virtual_tokens)
+    if m == "prompt":
+        return peft.PromptTuningConfig(task_type=task, num_virtual_tokens=cfg.virtual_tokens)
+    if m == "ptuning":
+        return peft.PromptEncoderConfig(
+            task_type=task, num_virtual_tokens=cfg.virtual_tokens, encoder_hidden_size=128
+        )
+    return None
+
+
+def decoder_layers(model) -> tuple[str, int]:
+    """The prefix of the decoder block list (e.g. ``model.layers``) and its length."""
+    import torch
+
+    best = None
+    for name, mod in model.named_modules():
+        if (
+            isinstance(mod, torch.nn.ModuleList)
+            and len(mod) > 0
+            and re.search(r"(layers|h|blocks|layer)$", name)
+        ):
+            if best is None or len(mod) > best[1]:
+                best = (name, len(mod))
+    if best is None:
+        raise MethodError("freeze: cannot find the decoder layer list of this model")
+    return best
+
+
+def load_model(cfg, stage: str, device: Device):
+    """Load the model for a stage and method. Returns (model, info) where the model is a PeftModel for
+    adapter methods and a plain model otherwise."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    dtype = torch.bfloat16 if (device.bf16 and cfg.bf16 is not False) else torch.float32
+    kwargs: dict[str, Any] = dict(
+        dtype=dtype,
+        trust_remote_code=cfg.trust_remote_code,
+        use_safetensors=True,
+        local_files_only=True,
+    )
+    if cfg.method == "qlora":
+        try:
+            import bitsandbytes  # noqa: F401
+            from transformers import BitsAndBytesConfig
+        except Exception as e:  # pragma: no cover - platform dependent
+            raise MethodError(f"qlora needs bitsandbytes, which cannot be imported here: {e}") from None
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=dtype,
+        )
+        kwargs["device_map"] = {"": 0} if device.kind == "cuda" else {"": device.kind}
+    cls = AutoModelForSequenceClassification if stage == "rm" else AutoModelForCausalLM
+    if stage == "rm":
+        kwargs["num_labels"] = 1
+    try:
+        model = cls.from_pretrained(cfg.model, **kwargs)
+    except OSError as e:
+        raise MethodError(f"cannot load model {cfg.model}: {e}") from None
+    if stage == "rm" and model.config.pad_token_id is None:
+        model.config.pad_token_id = model.config.eos_token_id
+    task = "SEQ_CLS" if stage == "rm" else "CAUSAL_LM"
+    info: dict[str, Any] = {"method": cfg.method, "dtype": str(dtype).replace("torch.", "")}
+
+    if cfg.method == "qlora":
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
+
+    pc = peft_config(cfg, task)
+    if pc is not None:
+        from peft import get_peft_model
+
+        model = get_peft_model(model, pc)
+    elif cfg.method == "freeze":
+        prefix, n = decoder_layers(model)
+        keep = set(range(max(0, n - cfg.freeze_layers), n))
+        pat = re.compile(re.escape(prefix) + r"\.(\d+)\.")
+        for name, p in model.named_parameters():
+            m = pat.search(name)
+            p.requires_grad = bool(m and int(m.group(1)) in keep) or (stage == "rm" and _is_head(name))
+        info["trained_layers"] = sorted(keep)
+    elif cfg.method == "bitfit":
+        n_bias = 0
+        for name, p in model.named_parameters():
+            is_bias = name.endswith(".bias")
+            n_bias += is_bias
+            p.requires_grad = is_bias or (stage == "rm" and _is_head(name))
+        if not n_bias:
+            raise MethodError(
+                f"bitfit trains bias terms, and {cfg.model} has none (e.g. Llama has no biases; Qwen2's "
+                "attention has). Pick another method, e.g. --method ia3 for a similarly tiny update."
+            )
+    # full: everything trains
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    info.update(trainable_params=trainable, total_params=total)
+    if trainable == 0:
+        raise MethodError(f"method {cfg.method}: no trainable parameters")
+    return model, info
+
+
+def _is_head(name: str) -> bool:
+    return name.startswith(("score.", "classifier.")) or ".score." in name
+
+
+def save_pissa_init(model, path) -> None:
+    """PiSSA: keep the initial adapter so the trained one can be converted to a plain LoRA of the
+    original (unmodified) base weights."""
+    model.peft_config["default"].init_lora_weights = True  # the saved init must load as a plain LoRA
+    model.save_pretrained(str(path))
+    model.peft_config["default"].init_lora_weights = "pissa_niter_4"
+
+
+def save_final(model, tokenizer, out_dir, method: str, pissa_init=None) -> None:
+    """Save what reloads: the adapter (PEFT methods) or the whole model, plus the tokenizer."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if method == "pissa" and pissa_init is not None:
+        model.save_pretrained(str(out_dir), path_initial_model_for_weight_conversion=str(pissa_init))
+    else:
+        model.save_pretrained(str(out_dir), safe_serialization=True)
+    tokenizer.save_pretrained(str(out_dir))

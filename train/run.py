@@ -1,0 +1,309 @@
+"""One training run, end to end: data -> plan -> checks -> run directory -> model -> trainer -> saved
+result, with safe resume.
+
+Run directory layout::
+
+    config.yaml          the resolved config (re-runnable with --config)
+    run.json             data files (path, sha256, manifest), fingerprint, key settings, plan, check,
+                         versions, status and final metrics
+    checkpoint-N/        resume points (optimizer, scheduler, RNG, data position)
+    final/               the result: adapter (PEFT methods) or model, with the tokenizer
+    tensorboard/         TensorBoard event files
+    metrics.jsonl        every logged step
+    loss.png             the loss curve
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import platform
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from train import data as D
+from train.check import CheckReport, run_checks
+from train.config import CommonConfig, dump_yaml
+from train.plan import make_plan
+
+STAGE_MODULES = {
+    "sft": "train.sft",
+    "dpo": "train.dpo",
+    "rm": "train.rm",
+    "kto": "train.kto",
+    "pt": "train.pt",
+}
+
+
+class RunError(RuntimeError):
+    """A run that must not start (changed data on resume, failed checks...)."""
+
+
+@dataclass
+class Context:
+    cfg: CommonConfig
+    prep: D.Prepared
+    tokenizer: Any
+    tokenized: D.Tokenized
+    plan: dict[str, Any]
+    report: CheckReport
+    device: Any
+    eval_tokenized: D.Tokenized | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def prepare(cfg: CommonConfig, device=None) -> Context:
+    """Everything up to (not including) loading the model: data, tokenizer, plan, checks."""
+    from train.methods import detect_device
+
+    if not cfg.model:
+        raise RunError("no model: pass --model DIR (a local model directory; nothing is downloaded)")
+    stage = cfg.stage
+    loss_on = getattr(cfg, "loss_on", "completion")
+    prep = D.prepare(cfg.data, stage, loss_on)
+    tok = D.load_tokenizer(cfg.model, cfg.template, cfg.trust_remote_code)
+    tk = D.tokenize_all(tok, prep, loss_on)
+    ev = None
+    if cfg.eval_data:
+        ev_prep = D.prepare(cfg.eval_data, stage, loss_on)
+        ev = D.tokenize_all(tok, ev_prep, loss_on)
+    elif cfg.val_split > 0:
+        pairs = list(zip(tk.rows, tk.lengths, strict=True))
+        tr, tri, evr, evi = D.split_eval(pairs, tk.ids, cfg.val_split, cfg.seed)
+        ev = D.Tokenized(rows=[r for r, _ in evr], lengths=[n for _, n in evr], ids=evi)
+        tk = D.Tokenized(
+            rows=[r for r, _ in tr],
+            lengths=[n for _, n in tr],
+            ids=tri,
+            failures=tk.failures,
+            failure_examples=tk.failure_examples,
+        )
+    device = device or detect_device()
+    plan = make_plan(cfg, rows=len(tk.rows), lengths=tk.lengths, gpu=device.gpu)
+    plan["eval_rows"] = len(ev.rows) if ev else 0
+    report = run_checks(tok, prep, tk, plan["max_length"])
+    return Context(cfg, prep, tok, tk, plan, report, device, ev)
+
+
+def default_run_dir(cfg: CommonConfig) -> Path:
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(str(cfg.model)).name or "model")
+    return Path("runs") / f"{cfg.stage}-{name}-{cfg.method}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def key_settings(cfg: CommonConfig) -> dict[str, Any]:
+    return {k: getattr(cfg, k) for k in cfg.KEY_SETTINGS}
+
+
+def last_checkpoint(run_dir: Path) -> Path | None:
+    cps = [p for p in run_dir.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+    cps = [p for p in cps if (p / "trainer_state.json").is_file()]  # a checkpoint killed mid-write is skipped
+    return max(cps, key=lambda p: int(p.name.split("-")[-1])) if cps else None
+
+
+def check_resume(run_dir: Path, cfg: CommonConfig, fp: str) -> tuple[Path | None, list[str]]:
+    """(checkpoint to resume from, what changed). Raises RunError on changes unless --force."""
+    meta_path = run_dir / "run.json"
+    if not meta_path.is_file():
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise RunError(f"{run_dir} exists and is not a tamis run directory; choose another --output")
+        return None, []
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    changes = []
+    if meta.get("stage") != cfg.stage:
+        changes.append(f"stage {meta.get('stage')} -> {cfg.stage}")
+    if meta.get("data_fingerprint") != fp:
+        changes.append("training data changed (fingerprint " + f"{meta.get('data_fingerprint')} -> {fp})")
+    old = meta.get("key_settings", {})
+    for k, v in key_settings(cfg).items():
+        if k in old and old[k] != v:
+            changes.append(f"{k}: {old[k]!r} -> {v!r}")
+    if changes and not cfg.force:
+        raise RunError(
+            f"{run_dir} was started with other settings; refusing to resume ({'; '.join(changes)}). "
+            "Use a new --output, or --force to resume anyway."
+        )
+    return last_checkpoint(run_dir), changes
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in ("torch", "transformers", "trl", "peft", "datasets", "accelerate"):
+        try:
+            out[name] = importlib.import_module(name).__version__
+        except Exception:
+            pass
+    return out
+
+
+def write_json(path: Path, obj: Any) -> None:
+    from curate.io import atomic_write_text
+
+    atomic_write_text(path, json.dumps(obj, ensure_ascii=False, indent=1, default=str))
+
+
+def build_datasets(ctx: Context):
+    stage = ctx.cfg.stage
+    max_len = ctx.plan["max_length"]
+    tk = ctx.tokenized
+    if stage in ("sft", "pt"):
+        rows, _, truncated = D.truncate(tk.rows, tk.ids, max_len, ctx.prep)
+        train = D.to_dataset(rows)
+        ev = None
+        if ctx.eval_tokenized and ctx.eval_tokenized.rows:
+            erows, _, _ = D.truncate(ctx.eval_tokenized.rows, ctx.eval_tokenized.ids, max_len, ctx.prep)
+            ev = D.to_dataset(erows) if erows else None
+        ctx.extra["truncated"] = truncated
+        ctx.extra["trained_rows"] = len(rows)
+        return train, ev
+    train = D.to_dataset(tk.rows)
+    ev = D.to_dataset(ctx.eval_tokenized.rows) if ctx.eval_tokenized and ctx.eval_tokenized.rows else None
+    ctx.extra["trained_rows"] = len(tk.rows)
+    return train, ev
+
+
+class _MetricsCallback:
+    """Append every log line to metrics.jsonl (main process only)."""
+
+    def __init__(self, path: Path):
+        from transformers import TrainerCallback
+
+        outer = self
+
+        class CB(TrainerCallback):
+            def on_log(self, args, state, control, logs=None, **kw):
+                if logs and state.is_world_process_zero:
+                    with open(outer.path, "a", encoding="utf-8") as fh:
+                        fh.write(json.dumps({"step": state.global_step, **logs}) + "\n")
+
+        self.path = path
+        self.callback = CB()
+
+
+def plot_loss(log_history: list[dict[str, Any]], out: Path, title: str) -> Path | None:
+    steps = [h["step"] for h in log_history if "loss" in h]
+    loss = [h["loss"] for h in log_history if "loss" in h]
+    ev = [(h["step"], h["eval_loss"]) for h in log_history if "eval_loss" in h]
+    if not steps:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    ax.plot(steps, loss, label="train loss")
+    if ev:
+        ax.plot([s for s, _ in ev], [v for _, v in ev], "o-", label="eval loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def train(ctx: Context, console=None, callbacks=()) -> Path:
+    """Run (or resume) the training described by ``ctx``; return the run directory."""
+    cfg, plan = ctx.cfg, ctx.plan
+    run_dir = Path(cfg.output) if cfg.output else default_run_dir(cfg)
+    fp = D.fingerprint(ctx.prep.files)
+    resume_from, changes = check_resume(run_dir, cfg, fp)
+    meta_path = run_dir / "run.json"
+    if meta_path.is_file():
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if meta.get("status") == "done" and not changes:
+            if console:
+                console.print(
+                    f"[green]{run_dir} already finished; nothing to do (use a new --output to retrain)"
+                )
+            return run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if console and resume_from:
+        console.print(f"resuming from [bold]{resume_from}[/bold]")
+    if console and changes:
+        console.print(f"[yellow]--force: resuming despite changes: {'; '.join(changes)}")
+
+    meta = {
+        "stage": cfg.stage,
+        "status": "running",
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "model": str(Path(cfg.model).resolve()) if Path(cfg.model).exists() else cfg.model,
+        "method": cfg.method,
+        "data": ctx.prep.files,
+        "eval_data": cfg.eval_data,
+        "data_fingerprint": fp,
+        "key_settings": key_settings(cfg),
+        "plan": plan,
+        "check": ctx.report.as_dict(),
+        "versions": versions(),
+        "device": ctx.device.kind,
+        "resumed_from": str(resume_from) if resume_from else None,
+    }
+    if is_main_process():
+        from curate.io import atomic_write_text
+
+        atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg))
+        write_json(meta_path, meta)
+
+    import torch
+    from transformers import set_seed
+
+    from train.methods import load_model, save_final, save_pissa_init
+
+    set_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    train_ds, eval_ds = build_datasets(ctx)
+    model, minfo = load_model(cfg, cfg.stage, ctx.device)
+    meta["method_info"] = minfo
+    pissa_init = None
+    if cfg.method == "pissa":
+        pissa_init = run_dir / "pissa_init"
+        if not (pissa_init / "adapter_config.json").is_file():
+            save_pissa_init(model, pissa_init)
+    stage_mod = importlib.import_module(STAGE_MODULES[cfg.stage])
+    metrics_cb = _MetricsCallback(run_dir / "metrics.jsonl")
+    trainer = stage_mod.build_trainer(
+        cfg,
+        plan,
+        model,
+        ctx.tokenizer,
+        train_ds,
+        eval_ds,
+        run_dir,
+        ctx.device,
+        [metrics_cb.callback, *callbacks],
+    )
+    t0 = time.time()
+    result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    elapsed = time.time() - t0
+    final = run_dir / "final"
+    if trainer.is_world_process_zero():
+        save_final(trainer.model, ctx.tokenizer, final, cfg.method, pissa_init)
+        plot_loss(trainer.state.log_history, run_dir / "loss.png", f"{cfg.stage} {cfg.method}")
+        logs = [h for h in trainer.state.log_history if "loss" in h]
+        meta.update(
+            status="done",
+            finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            seconds=round(elapsed, 2),
+            global_step=trainer.state.global_step,
+            train_metrics=result.metrics,
+            first_loss=logs[0]["loss"] if logs else None,
+            last_loss=logs[-1]["loss"] if logs else None,
+            trained_rows=ctx.extra.get("trained_rows"),
+            truncated_rows=ctx.extra.get("truncated"),
+            final=str(final),
+        )
+        write_json(meta_path, meta)
+    ctx.extra["trainer"] = trainer
+    return run_dir

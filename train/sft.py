@@ -1,0 +1,67 @@
+"""`train sft`: supervised fine-tuning with TRL's SFTTrainer on pre-tokenized rows (labels from
+:mod:`train.data`, so `train check` previews exactly what is trained)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from train.args import common_args
+
+
+def build_config(cfg, plan: dict[str, Any], run_dir, device):
+    from trl import SFTConfig
+
+    return SFTConfig(
+        **common_args(cfg, plan, run_dir, device),
+        max_length=plan["max_length"],
+        packing=bool(getattr(cfg, "packing", False)),
+        padding_free=bool(getattr(cfg, "padding_free", False)) or bool(getattr(cfg, "packing", False)),
+        dataset_num_proc=None,
+    )
+
+
+def fast_trainer_class():
+    """SFTTrainer whose loss is the model's own cross-entropy over the labels.
+
+    TRL 1.x patches the LM head to compute per-token log-probabilities in tiles (to avoid materialising
+    the logits of huge vocabularies) and also computes entropy and top-1 accuracy for every token of every
+    step. For small and mid-size vocabularies on CPU this costs about half the step time. The loss is the
+    same token-mean NLL over the same labels (-100 masked), normalised by the tokens in the global batch
+    exactly like Trainer does; only the two diagnostic metrics are skipped.
+    """
+    import torch
+    from transformers import Trainer
+    from trl import SFTTrainer
+
+    class FastLossSFTTrainer(SFTTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            mode = "train" if self.model.training else "eval"
+            inputs["use_cache"] = False
+            loss, outputs = Trainer.compute_loss(
+                self, model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch
+            )
+            if mode == "train":
+                if "attention_mask" in inputs:
+                    n = inputs["attention_mask"].sum()
+                else:
+                    n = torch.tensor(inputs["input_ids"].numel(), device=inputs["input_ids"].device)
+                self._total_train_tokens += int(self.accelerator.gather_for_metrics(n).sum().item())
+            self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
+            return (loss, outputs) if return_outputs else loss
+
+    return FastLossSFTTrainer
+
+
+def build_trainer(cfg, plan, model, tokenizer, train_ds, eval_ds, run_dir, device, callbacks=()):
+    from trl import SFTTrainer
+
+    args = build_config(cfg, plan, run_dir, device)
+    cls = fast_trainer_class() if getattr(cfg, "fast_loss", False) else SFTTrainer
+    return cls(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=tokenizer,
+        callbacks=list(callbacks),
+    )
