@@ -340,7 +340,7 @@ def section_e2e(rows: int) -> dict:
         t = time.perf_counter()
         _gen_rows(rows, inp)
         gen_s = time.perf_counter() - t
-        out = Path(tmp) / "rows.dedup.jsonl"
+        out = Path(tmp) / "rows.deduped.jsonl"
         cmd = [str(Path(sys.executable).parent / "curate"), "dedup", str(inp), "-o", str(out), "--json"]
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         t = time.perf_counter()

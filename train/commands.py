@@ -112,6 +112,20 @@ def _resolve(stage: str, config_file, kwargs, data, sets):
 
 # later curate stages first: an export is what a trainer is meant to take
 _STAGE_ORDER = ("export", "pairs", "select", "augment", "score", "filter", "decontaminate", "dedup", "ingest")
+
+
+def _stage_rank(name: str, stem: str) -> int:
+    """Where a file named by a curate stage (data.scored.jsonl, or the stage name itself) sits in
+    _STAGE_ORDER; 99 for anything else."""
+    from curate.names import STAGE_SUFFIX
+
+    for i, s in enumerate(_STAGE_ORDER):
+        for tag in (STAGE_SUFFIX.get(s, s), s):
+            if f".{tag}." in name or stem.endswith(tag):
+                return i
+    return 99
+
+
 _KIND_FOR = {
     "sft": {"sft"},
     "dpo": {"preference"},
@@ -145,9 +159,7 @@ def find_curated(stage: str, where: Path) -> Path | None:
                 continue
             kind = _first_kind(p)
             if kind in _KIND_FOR[stage]:
-                rank = next(
-                    (i for i, s in enumerate(_STAGE_ORDER) if f".{s}." in p.name or p.stem.endswith(s)), 99
-                )
+                rank = _stage_rank(p.name, p.stem)
                 cands.append((rank, -p.stat().st_mtime, p))
     return sorted(cands)[0][2] if cands else None
 
@@ -195,7 +207,8 @@ def _stage_command(stage: str):
                     f"no data given and no curated file for `train {stage}` in {Path.cwd()}; pass DATA or --data"
                 )
             console.print(
-                f"no data given: using [bold]{found}[/bold] (newest curated file with {stage} rows)"
+                f"no data given: using [bold]{found}[/bold] (newest curated file with {stage} rows)",
+                soft_wrap=True,  # a path must stay copy-pasteable
             )
             cfg.data = [str(found)]
         rc = _maybe_launch(cfg)
@@ -340,7 +353,7 @@ def plan(data, config_file, sets, as_json, stage, rows, model_name, gpu, table, 
             found = find_curated(stage, Path.cwd())
             if not found:
                 raise click.UsageError("give DATA, --rows N, --name NAME or --table")
-            console.print(f"no data given: using [bold]{found}[/bold]")
+            console.print(f"no data given: using [bold]{found}[/bold]", soft_wrap=True)
             cfg.data = [str(found)]
         from train.data import DataError
         from train.methods import Device
@@ -397,7 +410,7 @@ def check(data, config_file, sets, as_json, stage, preview_rows, **kwargs):
         found = find_curated(stage, Path.cwd())
         if not found:
             raise click.UsageError("no data given (DATA or --data)")
-        console.print(f"no data given: using [bold]{found}[/bold]")
+        console.print(f"no data given: using [bold]{found}[/bold]", soft_wrap=True)
         cfg.data = [str(found)]
     try:
         from train.methods import Device

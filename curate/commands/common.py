@@ -17,6 +17,8 @@ from typing import Any
 
 import click
 
+from curate.names import STAGE_SUFFIX
+
 EXIT_OK, EXIT_REJECTS, EXIT_USAGE = 0, 1, 2
 
 
@@ -57,7 +59,7 @@ def output_options(stage: str) -> Callable:
             type=click.Path(dir_okay=False, path_type=Path),
             default=None,
             help=f"Output file; format from its extension (.jsonl .json .parquet .csv .tsv .xlsx). "
-            f"Default: next to the first input, as <name>.{stage}.jsonl.",
+            f"Default: next to the first input, as <name>.{STAGE_SUFFIX.get(stage, stage)}.jsonl.",
         )(f)
         return f
 
@@ -112,7 +114,7 @@ def resolve_output(inputs, output: Path | None, stage: str) -> Path:
 
 
 def side_path(out: Path, suffix: str) -> Path:
-    """`data.filter.jsonl` -> `data.filter.dropped.jsonl` (side files are always JSONL)."""
+    """`data.filtered.jsonl` -> `data.filtered.dropped.jsonl` (side files are always JSONL)."""
     name = out.name
     for ext in (".jsonl", ".json", ".parquet", ".csv", ".tsv", ".xlsx"):
         if name.endswith(ext):

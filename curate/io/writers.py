@@ -16,6 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from curate.io.decode import InputError
+from curate.names import STAGE_SUFFIX
 
 WRITABLE = (".jsonl", ".json", ".parquet", ".csv", ".tsv", ".xlsx")
 
@@ -105,28 +106,19 @@ def write_rejects(rejects: pl.DataFrame, path: Path | str) -> Path:
 
 
 def default_output(input_path: Path, stage: str, ext: str = ".jsonl") -> Path:
-    """data.csv -> data.<stage>.jsonl next to the input (compression suffixes dropped)."""
+    """data.csv -> data.<stage suffix>.jsonl next to the input (compression suffixes dropped), e.g.
+    ``curate score data.csv`` writes data.scored.jsonl."""
     name = input_path.name
     for suffix in (".gz", ".zst", ".zstd", ".bz2"):
         if name.lower().endswith(suffix):
             name = name[: -len(suffix)]
     stem = name.rsplit(".", 1)[0] if "." in name else name
-    # data.ingest.jsonl -> data.dedup.jsonl rather than data.ingest.dedup.jsonl
-    for known in (
-        "ingest",
-        "dedup",
-        "filter",
-        "score",
-        "select",
-        "augment",
-        "pairs",
-        "export",
-        "decontaminate",
-    ):
+    # data.deduped.jsonl -> data.filtered.jsonl rather than data.deduped.filtered.jsonl
+    for known in (*STAGE_SUFFIX.values(), *STAGE_SUFFIX):
         if stem.endswith("." + known):
             stem = stem[: -len(known) - 1]
             break
-    return input_path.with_name(f"{stem}.{stage}{ext}")
+    return input_path.with_name(f"{stem}.{STAGE_SUFFIX.get(stage, stage)}{ext}")
 
 
 Writer = Callable[[pl.DataFrame, Path], Path]

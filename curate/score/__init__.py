@@ -296,7 +296,7 @@ def run(frame: pl.DataFrame, config: ScoreConfig, scorers: list[Any] | None = No
 
 
 def default_cache_path(output: Path) -> Path:
-    """``data.score.jsonl`` -> ``data.score.cache.sqlite`` beside it."""
+    """``data.scored.jsonl`` -> ``data.scored.cache.sqlite`` beside it."""
     name = output.name
     for ext in (".jsonl", ".json", ".parquet", ".csv", ".tsv", ".xlsx"):
         if name.endswith(ext):

@@ -23,7 +23,7 @@ def test_ingest_ok_writes_output_and_json_summary(tmp_path):
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout.strip().splitlines()[-1])
     assert summary["input_rows"] == 2 and summary["kept"] == 2 and summary["rejected"] == 0
-    out = tmp_path / "qa.ingest.jsonl"
+    out = tmp_path / "qa.ingested.jsonl"
     assert out.exists() and summary["outputs"]["output"] == str(out)
 
 

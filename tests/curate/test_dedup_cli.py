@@ -87,4 +87,4 @@ def test_dedup_cli_human_summary_and_explain_tables(tmp_path):
     res = CliRunner().invoke(main, ["dedup", str(inp), "--explain", "--keep", "longest"])
     assert res.exit_code == 0, res.output
     assert "closest to the threshold" in res.output and "near duplicate" in res.output
-    assert (tmp_path / "qa.dedup.jsonl").exists() and (tmp_path / "qa.dedup.clusters.jsonl").exists()
+    assert (tmp_path / "qa.deduped.jsonl").exists() and (tmp_path / "qa.deduped.clusters.jsonl").exists()

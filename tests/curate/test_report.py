@@ -104,9 +104,9 @@ def test_payload_from_a_data_file_with_scores(tmp_path: Path):
     )
     from curate.stage import mark_dropped
 
-    write_frame(fr.head(40), tmp_path / "d.select.jsonl")
-    write_frame(mark_dropped(fr.tail(10), "select", "reward < 0.5"), tmp_path / "d.select.dropped.jsonl")
-    p = build_payload(tmp_path / "d.select.jsonl")
+    write_frame(fr.head(40), tmp_path / "d.selected.jsonl")
+    write_frame(mark_dropped(fr.tail(10), "select", "reward < 0.5"), tmp_path / "d.selected.dropped.jsonl")
+    p = build_payload(tmp_path / "d.selected.jsonl")
     assert p["summary"]["kept"] == 40 and p["summary"]["dropped"] == 10
     assert "reward" in p["profile"]["scores"]
     h = next(h for h in p["profile"]["histograms"] if h["title"] == "Score: reward")

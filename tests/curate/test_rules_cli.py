@@ -35,7 +35,7 @@ def test_filter_default_output_name_and_table(tmp_path):
     write_frame(planted_frame(60, seed=4), src)
     res = run("filter", src)
     assert res.exit_code == 0
-    assert (tmp_path / "data.filter.jsonl").exists()
+    assert (tmp_path / "data.filtered.jsonl").exists()
     assert "rules (default)" in res.stderr and "empty-turn" in res.stderr and "redacted" in res.stderr
 
 

@@ -60,7 +60,7 @@ def _score(args, catch=False):
 def test_score_cli_columns_metadata_and_cache(tmp_path, tiny_models, quality_model):
     data = tmp_path / "qa.jsonl"
     _write_qa(data, 6)
-    out = tmp_path / "qa.score.parquet"
+    out = tmp_path / "qa.scored.parquet"
     common = [
         "--lm",
         str(tiny_models["lm"]),
@@ -88,11 +88,11 @@ def test_score_cli_columns_metadata_and_cache(tmp_path, tiny_models, quality_mod
         assert col in frame.columns
     assert frame.height == 6 and frame["ppl"].null_count() == 1
     assert frame.filter(pl.col("ppl").is_null())["ppl_error"].to_list() == ["empty answer"]
-    models = json.loads((tmp_path / "qa.score.models.json").read_text())
+    models = json.loads((tmp_path / "qa.scored.models.json").read_text())
     assert set(models) == {"ppl", "reward", "quality"}
     assert summary["score_models"]["ppl"]["fingerprint"] == models["ppl"]["fingerprint"]
     assert summary["ppl"]["scored"] == 6 and summary["ppl"]["from_cache"] == 0
-    assert (tmp_path / "qa.score.cache.sqlite").is_file()
+    assert (tmp_path / "qa.scored.cache.sqlite").is_file()
 
     # the file grows: only the new rows are scored, the old ones come from the cache unchanged
     _write_qa(data, 9)
@@ -164,9 +164,9 @@ def test_quality_train_and_eval_cli(tmp_path):
         {"question": f"how to scale app{i}", "answer": a}
         for i, a in enumerate(["ok", "no idea", "sorry I cannot", "???", "抱歉"] * 6)
     ]
-    kept = tmp_path / "d.filter.jsonl"
+    kept = tmp_path / "d.filtered.jsonl"
     kept.write_text("\n".join(json.dumps(r) for r in good) + "\n")
-    (tmp_path / "d.filter.dropped.jsonl").write_text("\n".join(json.dumps(r) for r in bad) + "\n")
+    (tmp_path / "d.filtered.dropped.jsonl").write_text("\n".join(json.dumps(r) for r in bad) + "\n")
     model = tmp_path / "q.ftz"
     args = ["--epoch", "10", "--dim", "8", "--bucket", "2000", "--cutoff", "1000"]
     res = CliRunner().invoke(
@@ -186,7 +186,7 @@ def test_quality_train_and_eval_cli(tmp_path):
             "--pos",
             str(kept),
             "--neg",
-            str(tmp_path / "d.filter.dropped.jsonl"),
+            str(tmp_path / "d.filtered.dropped.jsonl"),
             "--json",
         ],
     )
@@ -203,7 +203,7 @@ def test_quality_train_and_eval_cli(tmp_path):
 @pytest.mark.skipif(not (EMBEDDED / "lm" / "config.json").is_file(), reason="embedded models not built")
 def test_embedded_defaults_score_the_samples_offline(tmp_path):
     sample = ROOT / "samples" / "ops_qa.jsonl"
-    out = tmp_path / "ops.score.jsonl"
+    out = tmp_path / "ops.scored.jsonl"
     res, summary = _score([str(sample), "-o", str(out)])
     assert res.exit_code in (0, 1), res.output  # 1: the samples plant unreadable rows on purpose
     assert set(summary["score_models"]) == {"ppl", "reward", "quality"}

@@ -67,16 +67,16 @@ def test_plan_and_check_on_data(tiny_models, train_data):
 
 
 def test_no_arguments_picks_the_curated_export(tiny_models, train_data, tmp_path, monkeypatch):
-    shutil.copy(train_data["sft"], tmp_path / "ops.dedup.jsonl")
-    shutil.copy(train_data["sft"], tmp_path / "ops.export.jsonl")
-    shutil.copy(train_data["pref"], tmp_path / "ops.pairs.jsonl")
+    shutil.copy(train_data["sft"], tmp_path / "ops.deduped.jsonl")
+    shutil.copy(train_data["sft"], tmp_path / "ops.exported.jsonl")
+    shutil.copy(train_data["pref"], tmp_path / "ops.paired.jsonl")
     (tmp_path / "train.yaml").write_text(f"model: {tiny_models['lm']}\n")
     monkeypatch.chdir(tmp_path)
     r = CliRunner().invoke(main, ["sft", "--dry-run"])
     assert r.exit_code == 0, r.output
-    assert "train.yaml" in r.stderr and "ops.export.jsonl" in r.stderr
+    assert "train.yaml" in r.stderr and "ops.exported.jsonl" in r.stderr
     r = CliRunner().invoke(main, ["dpo", "--dry-run"])
-    assert r.exit_code == 0 and "ops.pairs.jsonl" in r.stderr
+    assert r.exit_code == 0 and "ops.paired.jsonl" in r.stderr
 
 
 def test_usage_errors(tiny_models, train_data):

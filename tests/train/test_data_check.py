@@ -28,7 +28,7 @@ def test_prepare_counts_every_row(train_data):
 def test_manifest_is_recorded(train_data, tmp_path):
     import shutil
 
-    p = tmp_path / "data.export.jsonl"
+    p = tmp_path / "data.exported.jsonl"
     shutil.copy(train_data["sft"], p)
     (tmp_path / "manifest.json").write_text('{"version": "v3", "recipe": "ops"}')
     info = D.describe_file(p)
