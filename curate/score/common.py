@@ -133,6 +133,10 @@ def fingerprint(model_dir: Path, settings: dict[str, Any]) -> str:
 
 def load_tokenizer(model_dir: Path, chat_template: str | Path | None, *, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    # transformers draws a "Loading weights" bar per model; the stage draws its own rows bar
+    hf_logging.disable_progress_bar()
 
     try:
         tok = AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=trust_remote_code)
