@@ -1,7 +1,7 @@
 """Bytes -> text: decompression (.gz, .zst) and encoding detection that never silently mangles.
 
-Order: BOM (UTF-8, UTF-16, UTF-32) -> strict UTF-8 -> UTF-16 without BOM (NUL-byte pattern) ->
-strict GB18030 (a superset of GBK/GB2312, the usual encoding of Chinese Excel/CSV exports) ->
+Order: BOM (UTF-8, UTF-16, UTF-32) -> UTF-16 without BOM (NUL-byte pattern) -> strict UTF-8 ->
+mostly UTF-8 (a few broken lines, rejected) -> strict GB18030 (a superset of GBK/GB2312, the usual encoding of Chinese Excel/CSV exports) ->
 charset-normalizer's best guess, accepted only when it decodes strictly. If nothing decodes cleanly the
 text is decoded as UTF-8 and every line holding an undecodable byte is reported (the caller rejects
 those rows with the byte offset), so nothing is replaced without a trace.
@@ -105,25 +105,34 @@ def _gunzip(path: Path, raw: bytes) -> tuple[bytes, str, bool, str | None]:
 
 
 def _unzstd(path: Path, raw: bytes) -> tuple[bytes, str, bool, str | None]:
+    """Decompress every frame; a frame that never reaches its end marker means a truncated file
+    (zstd's streaming reader returns the short data without an error, so check each frame's eof)."""
     import zstandard
 
     dctx = zstandard.ZstdDecompressor()
+    chunks: list[bytes] = []
+    rest = raw
     try:
-        reader = dctx.stream_reader(raw, read_across_frames=True)
-        chunks = []
-        while True:
-            chunk = reader.read(1 << 20)
-            if not chunk:
-                break
-            chunks.append(chunk)
-        data = b"".join(chunks)
-        # a truncated frame reads short without error; check the frame size when it is known
-        return data, "zstd", False, None
+        while rest:
+            dobj = dctx.decompressobj()
+            chunks.append(dobj.decompress(rest))
+            if not dobj.eof:
+                data = b"".join(chunks)
+                if not data:
+                    raise InputError(f"{path}: zstd stream is truncated before any data")
+                return data, "zstd", True, "zstd stream ends early (truncated file); kept what could be read"
+            rest = dobj.unused_data
     except zstandard.ZstdError as exc:
-        data = b"".join(chunks) if "chunks" in locals() else b""
+        data = b"".join(chunks)
         if not data:
             raise InputError(f"{path}: zstd stream is corrupt ({exc})") from None
-        return data, "zstd", True, f"zstd stream ends early ({exc})"
+        return (
+            data,
+            "zstd",
+            True,
+            f"zstd stream is corrupt after {len(data)} bytes ({exc}); kept what could be read",
+        )
+    return b"".join(chunks), "zstd", False, None
 
 
 _BOMS = [
@@ -154,16 +163,25 @@ def detect_and_decode(
                 )
             except UnicodeDecodeError:
                 break
-    try:
-        return data.decode("utf-8"), "utf-8", {}
-    except UnicodeDecodeError:
-        pass
+    # UTF-16 first: ASCII text in UTF-16 is also valid UTF-8 (NUL is a legal code point).
     utf16 = _guess_utf16(data)
     if utf16:
         try:
             return data.decode(utf16), "utf-16", {}
         except UnicodeDecodeError:
             pass
+    try:
+        return data.decode("utf-8"), "utf-8", {}
+    except UnicodeDecodeError:
+        pass
+    # A UTF-8 file with a few broken bytes must not be re-read as GB18030 (which decodes almost any
+    # byte string, turning every Chinese character into mojibake): when the non-ASCII lines that do
+    # decode as UTF-8 clearly outnumber the ones that don't, keep UTF-8 and reject the broken lines.
+    lines = data.split(b"\n")
+    bad = _undecodable_utf8_lines(lines)
+    utf8_non_ascii = sum(1 for i, line in enumerate(lines, start=1) if i not in bad and not line.isascii())
+    if utf8_non_ascii >= 3 * len(bad):
+        return _utf8_with_bad_lines(lines, bad)
     try:
         text = data.decode("gb18030")
         return text, "gb18030", {}
@@ -180,20 +198,32 @@ def detect_and_decode(
                 pass
     except ImportError:  # pragma: no cover
         pass
-    # Mostly UTF-8 with some broken bytes: decode per line, report the broken lines.
-    bad: dict[int, str] = {}
-    lines = data.split(b"\n")
-    out = []
-    for i, line in enumerate(lines, start=1):
-        try:
-            out.append(line.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            bad[i] = f"invalid UTF-8 byte 0x{line[exc.start]:02x} at byte {exc.start} of the line"
-            out.append(line.decode("utf-8", errors="replace"))
     if len(bad) > max(10, len(lines) // 2):
         raise InputError(
-            f"{path}: cannot determine the text encoding (tried UTF-8, UTF-16, GB18030); pass --encoding"
+            f"{path}: cannot determine the text encoding (tried UTF-8, UTF-16, GB18030 and a statistical "
+            "guess); pass --encoding NAME (e.g. --encoding big5) or convert the file to UTF-8"
         )
+    return _utf8_with_bad_lines(lines, bad)
+
+
+def _undecodable_utf8_lines(lines: list[bytes]) -> dict[int, str]:
+    bad: dict[int, str] = {}
+    for i, line in enumerate(lines, start=1):
+        if line.isascii():
+            continue
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            bad[i] = f"invalid UTF-8 byte 0x{line[exc.start]:02x} at byte {exc.start} of the line"
+    return bad
+
+
+def _utf8_with_bad_lines(lines: list[bytes], bad: dict[int, str]) -> tuple[str, str, dict[int, str]]:
+    """Decode per line; broken lines are reported (the reader rejects those rows), never kept mangled."""
+    out = [
+        line.decode("utf-8", errors="replace") if i in bad else line.decode("utf-8")
+        for i, line in enumerate(lines, start=1)
+    ]
     return "\n".join(out), "utf-8 (with undecodable lines)", bad
 
 

@@ -168,7 +168,15 @@ def _load_one(path: Path, fmt, mapping, sheet, repair, encoding) -> LoadResult:
         file_fmt = "hh-rlhf"
     ctx: dict[str, Any] = {}
     if file_fmt == "canonical":
-        return _load_canonical(path, raw_rows, rejects, desc, explanations, n_input)
+        return _load_canonical(
+            path,
+            raw_rows,
+            rejects,
+            desc,
+            explanations,
+            n_input,
+            typed=info.kind in ("jsonl", "json", "parquet"),
+        )
     if file_fmt == "qa":
         roles = explain_qa(keys, mapping)
         missing = [c for cols in roles.values() for c in cols if c not in keys]
@@ -253,10 +261,24 @@ def _repair_record(rec) -> int:
     return int(changed)
 
 
-def _load_canonical(path, raw_rows, rejects, desc, explanations, n_input) -> LoadResult:
+def _load_canonical(path, raw_rows, rejects, desc, explanations, n_input, typed=True) -> LoadResult:
+    """Canonical records read back. ``typed`` is False for CSV/TSV/XLSX, whose cells are text: the label
+    and score columns are then parsed back to booleans and numbers (a cell that does not parse rejects
+    its row, naming the field) instead of being cast to null."""
+    from curate.io.formats import _label
+
     good = []
     for r in raw_rows:
         v = r.values
+        if v.get("label") is not None and not isinstance(v["label"], bool):
+            if isinstance(v["label"], str) and not v["label"].strip():
+                v = {**v, "label": None}
+            else:
+                try:
+                    v = {**v, "label": _label(v["label"], "label")}
+                except RecordError as exc:
+                    rejects.append(_reject(path, r.line, r.sheet, "label", str(exc), _raw(v)))
+                    continue
         if v.get("kind") not in ("sft", "preference", "kto", "text") or not v.get("id"):
             rejects.append(
                 _reject(path, r.line, r.sheet, "kind", "not a canonical record (id/kind missing)", _raw(v))
@@ -283,7 +305,12 @@ def _load_canonical(path, raw_rows, rejects, desc, explanations, n_input) -> Loa
             frame = pl.DataFrame(good, infer_schema_length=None)
         except Exception:
             frame = pl.from_dicts(good, infer_schema_length=None, strict=False)
-        frame = conform(frame)
+        if not typed:
+            frame = _numbers_from_text(frame)
+        try:
+            frame = conform(frame)
+        except Exception as exc:  # a column whose values cannot take the canonical type
+            raise InputError(f"{path}: not readable as canonical records: {exc}") from None
     explanations.append(f"{path}: {desc}: canonical records")
     files = [
         {
@@ -295,6 +322,25 @@ def _load_canonical(path, raw_rows, rejects, desc, explanations, n_input) -> Loa
         }
     ]
     return LoadResult(frame, _rejects_frame(rejects), explanations, n_input, 0, files)
+
+
+def _numbers_from_text(frame: pl.DataFrame) -> pl.DataFrame:
+    """Score columns exported to CSV/XLSX come back as text: restore a non-canonical text column to
+    Int64/Float64 when every non-empty cell parses (empty cells become null)."""
+    casts = []
+    for name in frame.columns:
+        if name in SCHEMA or frame[name].dtype != pl.Utf8:
+            continue
+        stripped = frame[name].str.strip_chars()
+        values = pl.select(pl.when(stripped != "").then(stripped)).to_series().alias(name)
+        if values.null_count() == frame.height:
+            continue
+        for dtype in (pl.Int64, pl.Float64):
+            cast = values.cast(dtype, strict=False)
+            if cast.null_count() == values.null_count():
+                casts.append(cast.alias(name))
+                break
+    return frame.with_columns(casts) if casts else frame
 
 
 def _raw(values: dict) -> str:

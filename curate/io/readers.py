@@ -10,12 +10,18 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from curate.io.decode import Decoded, InputError, decode_file, split_compression
+
+# Long answers (whole documents in one cell) exceed csv's default 128 KiB field limit; the limit must fit
+# a C long, which is 32-bit on Windows.
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 
 @dataclass
@@ -78,6 +84,30 @@ def read_rows(
         return ReadInfo("parquet", notes=[]), _read_parquet(path)
     dec = decode_file(path, encoding)
     info = ReadInfo(kind, dec.encoding, dec.compression, dec.truncated, [m for _, m in dec.warnings])
+    info, rows = _read_text_kind(dec, path, kind, info, header)
+    return info, (_account_truncation(rows) if dec.truncated else rows)
+
+
+def _account_truncation(rows: Iterator[RawRow | RawReject]) -> Iterator[RawRow | RawReject]:
+    """A truncated archive lost data even when the cut fell on a line boundary: make sure at least one
+    reject says so, so the run exits 1 instead of passing off a partial file as complete."""
+    last_line, flagged = 0, False
+    for row in rows:
+        if row.line:
+            last_line = max(last_line, row.line)
+        if isinstance(row, RawReject) and "truncated" in row.reason:
+            flagged = True
+        yield row
+    if not flagged:
+        yield RawReject(
+            last_line + 1,
+            f"the compressed file is truncated after line {last_line}: whatever followed is lost",
+        )
+
+
+def _read_text_kind(
+    dec: Decoded, path: Path, kind: str, info: ReadInfo, header: bool | None
+) -> tuple[ReadInfo, Iterator[RawRow | RawReject]]:
     if kind == "jsonl":
         return info, _read_jsonl(dec)
     if kind == "json":
@@ -227,6 +257,30 @@ def _looks_tabular(text: str) -> bool:
     return len(tabs) == 1 and tabs.pop() >= 1
 
 
+_QUOTED_TSV_FIELD = re.compile(r'(?:^|\t)"(?:[^"]|"")*"(?=\t|\n|$)', re.M)
+
+
+def _tsv_quoting(text: str) -> int:
+    """TSV is usually unquoted (a stray ``"`` in a Chinese answer is text), but spreadsheet and polars
+    exports quote fields that hold tabs, newlines or quotes. Honour quotes only when a sample holds
+    a fully quoted field and parsing with quotes gives every sampled row the header's width."""
+    sample = text[:200_000]
+    if not _QUOTED_TSV_FIELD.search(sample):
+        return csv.QUOTE_NONE
+    if len(sample) < len(text):
+        sample = sample[: sample.rfind("\n") + 1] or sample
+    try:
+        rows = list(csv.reader(io.StringIO(sample, newline=""), delimiter="\t", strict=True))
+    except csv.Error:
+        return csv.QUOTE_NONE
+    rows = [r for r in rows if r and any(c.strip() for c in r)]
+    # the last sampled row may be a quoted field cut by the sample boundary
+    body = rows[:-1] if len(sample) < len(text) and len(rows) > 2 else rows
+    if body and len({len(r) for r in body}) == 1:
+        return csv.QUOTE_MINIMAL
+    return csv.QUOTE_NONE
+
+
 def _read_txt(dec: Decoded) -> Iterator[RawRow | RawReject]:
     # one document per non-empty line (the LLaMA-Factory / common pretraining convention)
     for i, line in enumerate(dec.text.split("\n"), start=1):
@@ -240,7 +294,7 @@ def _read_txt(dec: Decoded) -> Iterator[RawRow | RawReject]:
 def _read_delimited(dec: Decoded, path: Path, kind: str, header: bool | None) -> Iterator[RawRow | RawReject]:
     text = dec.text
     if kind == "tsv":
-        delimiter, quoting = "\t", csv.QUOTE_NONE
+        delimiter, quoting = "\t", _tsv_quoting(text)
     else:
         delimiter = _sniff_delimiter(text)
         quoting = csv.QUOTE_MINIMAL
@@ -259,11 +313,7 @@ def _read_delimited(dec: Decoded, path: Path, kind: str, header: bool | None) ->
     else:
         names = [f"column_{i + 1}" for i in range(len(first))]
         data_start_line = 1
-    seen: dict[str, int] = {}
-    for i, n in enumerate(names):  # make header names unique
-        if n in seen and n:
-            names[i] = f"{n}_{i + 1}"
-        seen[n] = i
+    names = unique_headers(names)
     width = len(names)
 
     def rows():
@@ -328,9 +378,27 @@ def _has_header(first: list[str], text: str, delimiter: str) -> bool:
         return True
     if any(c.replace(".", "", 1).lstrip("-").isdigit() for c in cells):
         return False
-    if max(len(c) for c in cells) > 40:
-        return False
-    return len(set(cells)) == len(cells)
+    # repeated names (two "answer" columns in an export) still make a header: unique_headers renames them
+    return max(len(c) for c in cells) <= 40
+
+
+def unique_headers(names: list[str]) -> list[str]:
+    """Repeated column names get a suffix (answer, answer_2) so that no cell overwrites another."""
+    seen: dict[str, int] = {}
+    taken = set(names)
+    out = []
+    for n in names:
+        if n and n in seen:
+            k = seen[n] + 1
+            while f"{n}_{k}" in taken:
+                k += 1
+            seen[n] = k
+            taken.add(f"{n}_{k}")
+            out.append(f"{n}_{k}")
+        else:
+            seen.setdefault(n, 1)
+            out.append(n)
+    return out
 
 
 def _read_xlsx(path: Path, only_sheet: str | None) -> Iterator[RawRow | RawReject]:
@@ -361,7 +429,7 @@ def _read_xlsx(path: Path, only_sheet: str | None) -> Iterator[RawRow | RawRejec
                 break
         if header_row is None:
             continue
-        headers = [str(h).strip() if h is not None else "" for h in header_row]
+        headers = unique_headers([str(h).strip() if h is not None else "" for h in header_row])
         for r_idx, values in enumerate(rows, start=header_idx + 1):
             if values is None or all(v is None or (isinstance(v, str) and not v.strip()) for v in values):
                 if any((r_idx, c) in image_cells for c in range(1, len(headers) + 1)):

@@ -63,6 +63,8 @@ class InputSpec:
     format: str | None = None
     mapping: dict[str, list[str]] = field(default_factory=dict)
     sheet: str | None = None
+    # what the input itself set in the recipe; the ingest stage's options fill in the rest
+    own: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {"path": str(self.path), "format": self.format, "map": self.mapping, "sheet": self.sheet}
@@ -209,6 +211,14 @@ class _Ctx:
         return RecipeError(f"{where}: {key + ': ' if key else ''}{message}")
 
 
+class _NoLines:
+    def line(self, path: tuple) -> None:
+        return None
+
+
+_NO_LINES = _Ctx("--set", _NoLines())  # type: ignore[arg-type]
+
+
 def _suggest(word: str, choices) -> str:
     close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
@@ -334,13 +344,9 @@ def parse_recipe(
         steps.append(Step(sname, sid, dict(opts), ctx.lines.line(where)))
     if not steps or steps[0].name != "ingest":
         steps.insert(0, Step("ingest", "ingest", {}, None))
-    ingest_opts = steps[0].options
-    if ingest_opts:  # ingest options apply to inputs that do not override them
-        for spec in inputs:
-            spec.format = spec.format or ingest_opts.get("format")
-            spec.sheet = spec.sheet or ingest_opts.get("sheet")
-            if not spec.mapping and ingest_opts.get("map"):
-                spec.mapping = _mapping(ctx, ingest_opts["map"], ("stages", 0, "ingest", "map"))
+    for spec in inputs:
+        spec.own = {"format": spec.format, "map": dict(spec.mapping), "sheet": spec.sheet}
+    _apply_ingest_options(inputs, steps[0].options, ctx)
     # export must come last among the stages that change rows
     names = [s.name for s in steps]
     if "export" in names:
@@ -394,6 +400,17 @@ def parse_recipe(
     return recipe
 
 
+def _apply_ingest_options(inputs: list[InputSpec], opts: dict[str, Any], ctx: _Ctx | None) -> None:
+    """Ingest options apply to the inputs that do not set their own."""
+    where = ("stages", 0, "ingest", "map")
+    default_map = _mapping(ctx or _NO_LINES, opts.get("map"), where)
+    for spec in inputs:
+        own = spec.own or {"format": spec.format, "map": dict(spec.mapping), "sheet": spec.sheet}
+        spec.format = own["format"] or (str(opts["format"]) if opts.get("format") else None)
+        spec.sheet = own["sheet"] or (str(opts["sheet"]) if opts.get("sheet") is not None else None)
+        spec.mapping = dict(own["map"]) or dict(default_map)
+
+
 def _opt_str(ctx: _Ctx, item: dict, key: str, where: tuple) -> str | None:
     v = item.get(key)
     if v is None:
@@ -427,6 +444,21 @@ def apply_overrides(recipe: Recipe, overrides: dict[str, Any]) -> None:
         sid, key = dotted.split(".", 1)
         for step in recipe.steps:
             if step.id == sid:
+                if step.name == "ingest":
+                    if key.startswith("map."):  # --set ingest.map.question=问题
+                        key, value = "map", {**(step.options.get("map") or {}), key[4:]: value}
+                    if key not in INGEST_KEYS:
+                        raise RecipeError(
+                            f"--set {dotted}: unknown ingest option{_suggest(key, INGEST_KEYS)}; "
+                            f"allowed: {', '.join(INGEST_KEYS)}"
+                        )
+                    if key == "map" and not isinstance(value, dict):
+                        raise RecipeError(
+                            f"--set {dotted}: expected a mapping, e.g. --set ingest.map.question=问题"
+                        )
+                    step.options[key] = value
+                    _apply_ingest_options(recipe.inputs, step.options, getattr(recipe, "lines", None))
+                    break
                 step.options[key] = value
                 break
         else:

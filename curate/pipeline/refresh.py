@@ -49,6 +49,7 @@ from curate.pipeline.run import (
     Reporter,
     execute,
     ingest,
+    input_label,
     now_iso,
     plan,
     sha256_file,
@@ -224,6 +225,22 @@ def head_signature(head: list[Planned]) -> str:
     ).hexdigest()[:16]
 
 
+def ingest_settings(recipe: Recipe) -> dict[str, Any]:
+    """How the recipe reads each of its inputs (format, column map, sheet), by input label. Changing
+    it for an input changes the rows (and so the ids) read from its next exports: rows seen before
+    would come back as new ones, so a refresh refuses it (adding a new input is fine)."""
+    return {
+        input_label(recipe, s.path): {"format": s.format, "map": s.mapping, "sheet": s.sheet}
+        for s in recipe.inputs
+    }
+
+
+def _ingest_changes(before: dict[str, Any] | None, now: dict[str, Any]) -> list[str]:
+    if not before:
+        return []
+    return sorted(k for k in now if k in before and canonical_json(before[k]) != canonical_json(now[k]))
+
+
 def row_hashes(frame: pl.DataFrame) -> pl.DataFrame:
     """id -> hash of everything else in the row (to find rows whose scores or content changed)."""
     if frame.height == 0:
@@ -275,6 +292,7 @@ def _refresh_locked(recipe: Recipe, new_inputs, *, quiet: bool, rebuild: bool) -
 
     rep = Reporter(quiet)
     state = recipe.state_dir
+    ingest_now = ingest_settings(recipe)  # the recipe's own inputs, not this batch's files
     if new_inputs:
         recipe = _with_inputs(recipe, new_inputs)
     ctx = registry.StageContext(
@@ -299,6 +317,13 @@ def _refresh_locked(recipe: Recipe, new_inputs, *, quiet: bool, rebuild: bool) -
             f"the recipe's incremental stages ({', '.join(p.step.id for p in head) or 'none'}) changed since "
             f"{_vname(cur_n)}; rows already seen were processed with the old settings. Run "
             f"`curate refresh --rebuild` to reprocess every row, or use a new state directory."
+        )
+    changed_inputs = _ingest_changes(cur.get("ingest") if cur else None, ingest_now)
+    if changed_inputs and not rebuild:
+        raise RecipeError(
+            f"how {', '.join(changed_inputs)} is read (format/map/sheet) changed since {_vname(cur_n)}; "
+            "rows read before would come back with new ids as new rows. Run `curate refresh --rebuild` "
+            "to reprocess every row, or use a new state directory."
         )
     new_n = cur_n + 1
     # read-only work that can overlap with reading the new input: the dedup indexes of earlier rows
@@ -386,6 +411,9 @@ def _refresh_locked(recipe: Recipe, new_inputs, *, quiet: bool, rebuild: bool) -
             "seconds": round(time.perf_counter() - t_start, 3),
         }
         pool_ex.shutdown(wait=False, cancel_futures=True)
+        rejects_path = _write_rejects(recipe, rejects)
+        if rejects_path:
+            summary["rejects"] = rejects_path
         rep.note(f"  no new rows: the dataset stays at {_vname(cur_n)}")
         return RefreshResult(summary, 1 if rejects.height else 0)
 
@@ -541,6 +569,9 @@ def _refresh_locked(recipe: Recipe, new_inputs, *, quiet: bool, rebuild: bool) -
     # ---- the recipe's outputs (started above)
     outputs = outputs_future.result()
     pool_ex.shutdown()
+    rejects_path = _write_rejects(recipe, rejects)
+    if rejects_path:
+        outputs["rejects"] = rejects_path
     mark("before-commit")
 
     # ---- commit
@@ -554,6 +585,7 @@ def _refresh_locked(recipe: Recipe, new_inputs, *, quiet: bool, rebuild: bool) -
                 "dir": f"versions/{_vname(new_n)}",
                 "committed": now_iso(),
                 "head_signature": sig,
+                "ingest": ingest_now,
                 "index_batches": index_batches,
                 "index_generation": gen,
                 "rows": data.height,
@@ -627,6 +659,22 @@ def _with_inputs(recipe: Recipe, paths) -> Recipe:
             specs.append(InputSpec(path))
     r.inputs = specs
     return r
+
+
+def _write_rejects(recipe: Recipe, rejects: pl.DataFrame) -> str | None:
+    """The unreadable rows of this refresh's inputs, beside the data file (as `curate run` writes
+    them); a rejects file left by an earlier refresh is removed when this one has none, so the file
+    always describes the latest batch (every batch's rejects stay in its version folder)."""
+    from curate.io import write_frame
+    from curate.pipeline.run import default_outputs
+
+    path = default_outputs(recipe)["rejects"]
+    if rejects.height:
+        write_frame(rejects, path)
+        return str(path)
+    if path.is_file():
+        path.unlink()
+    return None
 
 
 def _write_outputs(recipe: Recipe, data: pl.DataFrame, state: Path, n: int) -> dict[str, str]:

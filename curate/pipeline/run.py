@@ -483,7 +483,7 @@ def run_recipe(
             if step.id in rerun:
                 invalid = True
             t0 = time.perf_counter()
-            if not invalid and cache.has(step, p.key) and _files_intact(cache.stats(step, p.key)):
+            if not invalid and cache.has(step, p.key) and _files_intact(cache.stats(step, p.key), p):
                 acct = cache.stats(step, p.key)
                 outcomes.append(StageOutcome(step, p.key, True, cache.entry(step, p.key), acct, 0.0))
                 frame = None  # loaded lazily if a later stage must run
@@ -607,9 +607,19 @@ def _write_manifest(run_dir: Path, manifest: dict[str, Any]) -> Path:
     return path
 
 
-def _files_intact(acct: dict[str, Any]) -> bool:
-    """A cached stage that wrote files of its own (export) counts as cached only while they are there
-    and unchanged; otherwise it runs again (export is cheap, and the last stage)."""
+def _files_intact(acct: dict[str, Any], planned: Any) -> bool:
+    """A cached stage that wrote files of its own (export) counts as cached only while they are there,
+    unchanged, and where the recipe now asks for them (output paths are not in the cache key, since they
+    do not change what is computed, so a moved ``output:`` must be checked here); otherwise it runs
+    again (export is cheap, and the last stage)."""
+    spec = getattr(planned, "spec", None)
+    if spec is not None and spec.output_options and "written_files" in acct:
+        now = registry.config_to_dict(planned.config)
+        then = acct.get("config") or {}
+        if isinstance(now, dict) and any(
+            str(now.get(k) or "") != str(then.get(k) or "") for k in spec.output_options
+        ):
+            return False
     return all(_file_stamp(Path(p)) == stamp for p, stamp in (acct.get("written_files") or {}).items())
 
 

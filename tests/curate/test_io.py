@@ -332,3 +332,95 @@ def test_every_fixture_format_loads(tiny_datasets):
     for name, path in tiny_datasets.items():
         res = load([path])
         assert res.frame.height > 0 and res.rejects.height == 0, name
+
+
+def test_truncated_zstd_is_reported_even_at_a_line_boundary(tmp_path):
+    import zstandard
+
+    rows = [{"question": f"问题 {i} " + "x" * 40, "answer": f"回答 {i} " + "y" * 40} for i in range(20000)]
+    raw = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
+    data = zstandard.ZstdCompressor().compress(raw)
+    p = tmp_path / "cut.jsonl.zst"
+    p.write_bytes(data[: len(data) // 2])
+    res = load([p])
+    assert 0 < res.frame.height < 20000 and res.rejects.height == 1
+    assert "truncated" in res.rejects["reason"][0]
+    assert res.input_rows == res.frame.height + res.rejects.height
+    # cut before the first block ends: nothing readable is an error, not an empty success
+    p.write_bytes(data[:200])
+    with pytest.raises(InputError, match="truncated before any data"):
+        load([p])
+    # a gzip cut exactly at a line boundary still says data was lost
+    whole = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows[:3000]).encode()
+    gz = gzip.compress(whole)
+    g = tmp_path / "cut.jsonl.gz"
+    g.write_bytes(gz[: len(gz) - 20])
+    res = load([g])
+    assert res.rejects.height == 1 and "truncated" in res.rejects["reason"][0]
+
+
+def test_utf16_without_bom_and_mostly_utf8_with_a_broken_line(tmp_path):
+    p = tmp_path / "u.csv"
+    p.write_bytes("question,answer\nhow to restart,kubectl rollout restart\n".encode("utf-16-le"))
+    res = load([p])
+    assert res.frame["question"].to_list() == ["how to restart"]
+    # one broken byte in a UTF-8 file: the line is rejected, the Chinese rows are not mojibake
+    body = "question,answer\n" + "".join(f"怎么查看第{i}个日志,用 kubectl logs {i}\n" for i in range(30))
+    m = tmp_path / "m.csv"
+    m.write_bytes(body.encode() + b"bad \xff row,x\n")
+    res = load([m])
+    assert res.frame.height == 30 and res.frame["question"][0] == "怎么查看第0个日志"
+    assert res.rejects.height == 1 and res.rejects["line"][0] == 32 and "0xff" in res.rejects["reason"][0]
+    # a real GBK file still decodes as GBK
+    g = tmp_path / "g.csv"
+    g.write_bytes(body.encode("gbk"))
+    assert load([g]).frame["question"][5] == "怎么查看第5个日志"
+
+
+def test_huge_csv_cell_and_quoted_tsv_round_trip(tmp_path):
+    big = tmp_path / "big.csv"
+    big.write_text("question,answer\nq," + "长" * 300_000 + "\n", encoding="utf-8")
+    assert len(load([big]).frame["answer"][0]) == 300_000
+    frame = pl.DataFrame({"question": ["a\tb", "c\nd", 'say "hi"'], "answer": ["x", "y", "z"]})
+    frame.write_csv(tmp_path / "q.tsv", separator="\t")  # quotes the cells that need it
+    res = load([tmp_path / "q.tsv"])
+    assert res.frame["question"].to_list() == ["a\tb", "c\nd", 'say "hi"'] and res.rejects.height == 0
+    # an unquoted TSV keeps stray quotes as text
+    (tmp_path / "raw.tsv").write_text('question\tanswer\n他说"你好\t回答\n"开头\t结尾"\n', encoding="utf-8")
+    res = load([tmp_path / "raw.tsv"])
+    assert res.frame["question"].to_list() == ['他说"你好', '"开头'] and res.frame["answer"][1] == '结尾"'
+
+
+def test_repeated_headers_keep_every_cell(tmp_path):
+    import openpyxl
+
+    (tmp_path / "d.csv").write_text("question,answer,answer\nq1,a1,b1\n", encoding="utf-8")
+    wb = openpyxl.Workbook()
+    wb.active.append(["question", "answer", "answer"])
+    wb.active.append(["q1", "a1", "b1"])
+    wb.save(tmp_path / "d.xlsx")
+    for name in ("d.csv", "d.xlsx"):
+        res = load([tmp_path / name])
+        assert res.frame.height == 1 and res.frame["answer"][0] == "a1", name
+        assert json.loads(res.frame["meta"][0])["answer_2"] == "b1", name
+
+
+@pytest.mark.parametrize("ext", ["csv", "tsv", "xlsx"])
+def test_canonical_reingest_from_text_cells_keeps_labels_and_scores(tmp_path, tiny_datasets, ext):
+    frame = load([tiny_datasets["kto"]]).frame
+    frame = frame.with_columns(pl.lit(1.5).alias("ppl"), pl.lit(3).alias("rank"))
+    assert frame["label"].to_list() == [False]
+    write_frame(frame, tmp_path / f"k.{ext}")
+    back = load([tmp_path / f"k.{ext}"])
+    assert back.frame["label"].to_list() == [False] and back.frame["id"].to_list() == frame["id"].to_list()
+    assert back.frame["ppl"].dtype == pl.Float64 and back.frame["rank"].dtype == pl.Int64
+    # a label cell that is not a label rejects its row, naming the field
+    text = (tmp_path / f"k.{ext}").read_text(encoding="utf-8") if ext != "xlsx" else None
+    if text is not None:
+        sep = "\t" if ext == "tsv" else ","
+        header = text.splitlines()[0].split(sep)
+        assert "label" in header
+        bad = text.replace(f"{sep}false{sep}", f"{sep}maybe{sep}")
+        (tmp_path / f"bad.{ext}").write_text(bad, encoding="utf-8")
+        res = load([tmp_path / f"bad.{ext}"])
+        assert res.frame.height == 0 and res.rejects["field"].to_list() == ["label"]

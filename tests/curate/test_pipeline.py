@@ -143,6 +143,35 @@ def test_overrides_change_one_stage(data_dir: Path):
         load_recipe(_recipe(data_dir, RECIPE), overrides={"dedupp.threshold": 0.9})
 
 
+def test_set_ingest_options_apply_to_inputs_and_are_checked(tmp_path: Path):
+    (tmp_path / "qa.csv").write_text("问题,回答,备注\nq1 about pods,a1 check logs,n1\n", encoding="utf-8")
+    body = "name: s\ninputs: [qa.csv]\nstages: [dedup]\n"
+    r = load_recipe(
+        _recipe(tmp_path, body),
+        overrides={"ingest.map.question": "问题", "ingest.map.answer": "备注", "ingest.format": "qa"},
+    )
+    assert r.inputs[0].mapping == {"question": ["问题"], "answer": ["备注"]} and r.inputs[0].format == "qa"
+    res = run_recipe(r, quiet=True)
+    assert pl.read_ndjson(res.manifest["outputs"]["data"]["path"])["answer"].to_list() == ["n1"]
+    # an input's own setting wins over the ingest option, as in the recipe file
+    body2 = "name: s\ninputs:\n  - {path: qa.csv, format: qa, map: {question: 问题, answer: 回答}}\n"
+    r = load_recipe(_recipe(tmp_path, body2), overrides={"ingest.map.answer": "备注"})
+    assert r.inputs[0].mapping == {"question": ["问题"], "answer": ["回答"]}
+    with pytest.raises(RecipeError, match="ingest.fromat: unknown ingest option .did you mean 'format'"):
+        load_recipe(_recipe(tmp_path, body), overrides={"ingest.fromat": "qa"})
+
+
+def test_moving_the_export_output_writes_the_new_file(data_dir: Path):
+    pytest.importorskip("curate.export")
+    body = RECIPE.replace("outputs:", "  - export: {format: trl, output: %s}\noutputs:")
+    run_recipe(load_recipe(_recipe(data_dir, body % "out/a.trl.jsonl")), quiet=True)
+    assert (data_dir / "out" / "a.trl.jsonl").is_file()
+    res = run_recipe(load_recipe(_recipe(data_dir, body % "out/b.trl.jsonl")), quiet=True)
+    assert (data_dir / "out" / "b.trl.jsonl").is_file()
+    assert (data_dir / "out" / "b.trl.jsonl").read_bytes() == (data_dir / "out" / "a.trl.jsonl").read_bytes()
+    assert [s["cached"] for s in res.manifest["stages"]] == [True, True, True, False]
+
+
 # ---------------------------------------------------------------------------------------------- run
 
 

@@ -365,3 +365,41 @@ def test_refresh_scores_only_new_rows(world: Path, tiny_models):
     assert len(models[0]["fingerprint"]) == 16
     again = run_recipe(load_recipe(world / "recipe.yaml"), quiet=True)
     assert all(s["cached"] for s in again.manifest["stages"])
+
+
+def test_changed_ingest_map_of_an_input_requires_rebuild(world: Path):
+    qa = world / "qa.csv"
+    qa.write_text("问题,回答,备注\nq1 about pods,a1 check the logs,n1\nq2 about nodes,a2 check disk,n2\n")
+    text = "name: m\ninputs:\n  - {path: qa.csv, map: {question: 问题, answer: %s}}\nstate: state\n"
+    (world / "m.yaml").write_text(text % "回答", encoding="utf-8")
+    refresh(load_recipe(world / "m.yaml"), quiet=True)
+    (world / "m.yaml").write_text(text % "备注", encoding="utf-8")
+    from curate.pipeline.recipe import RecipeError
+
+    with pytest.raises(RecipeError, match="qa.csv is read .* changed since v000001.*--rebuild"):
+        refresh(load_recipe(world / "m.yaml"), quiet=True)
+    # adding another input (with its own map) is not a change to how the first one is read
+    (world / "more.csv").write_text("q,a\nq3 about dns,a3 check ndots\n")
+    (world / "m.yaml").write_text(
+        "name: m\ninputs:\n  - {path: qa.csv, map: {question: 问题, answer: 回答}}\n"
+        "  - {path: more.csv, map: {question: q, answer: a}}\nstate: state\n",
+        encoding="utf-8",
+    )
+    s = refresh(load_recipe(world / "m.yaml"), quiet=True).summary
+    assert s["new_rows"] == 1 and s["skipped_seen"] == 2
+
+
+def test_refresh_writes_and_clears_the_rejects_file(world: Path):
+    r = _recipe(world)
+    refresh(r, quiet=True)
+    rejects = world / "out" / "data.rejects.jsonl"
+    assert not rejects.exists()
+    s = refresh(_recipe(world), [world / "raw2.jsonl"], quiet=True)
+    assert s.exit_code == 1 and rejects.is_file() and len(rejects.read_text().splitlines()) == 1
+    # the same batch again: nothing new, yet its unreadable row is still reported (exit 1, file kept)
+    s = refresh(_recipe(world), [world / "raw2.jsonl"], quiet=True)
+    assert s.summary["status"] == "unchanged" and s.exit_code == 1
+    assert s.summary["rejects"] == str(rejects) and rejects.is_file()
+    # a clean batch: the file of the earlier batch does not linger
+    s = refresh(_recipe(world), [world / "raw3.jsonl"], quiet=True)
+    assert s.exit_code == 0 and not rejects.exists()
