@@ -2,7 +2,9 @@
 
 - ``ranked``: several SFT answers to the same prompt (same system, history and question after
   normalisation) ranked by a score column (``score``, default ``reward``): the best is ``chosen``, the
-  worst ``rejected``, kept when best - worst >= ``min_margin``.
+  lowest-scored answer that passes the side checks below (not empty, not identical or near-identical to
+  ``chosen``) is ``rejected``, kept when best - rejected >= ``min_margin``. A group where no answer can
+  be ``rejected`` makes no pair; its rows are dropped with the reason.
 - ``generated``: the curated answer is ``chosen``; an answer written by ``model`` (a local HF model
   directory or an OpenAI-compatible URL, through :mod:`curate.augment.teachers`, cached) is ``rejected``.
 - ``existing``: preference rows already in the input (any format `curate` reads: TRL, LLaMA-Factory,
@@ -135,13 +137,14 @@ def run(
     kept_idx: list[int] = []
     stats: dict[str, Any] = {"modes": ",".join(config.modes)}
 
-    def add_pair(row, chosen, rejected, meta):
+    def add_pair(row, chosen, rejected, meta) -> bool:
         p = _pair_row(row, chosen, rejected, meta)
         prob = sides_problem(chosen, rejected, config.max_similarity)
         if prob:
             bad_pairs.append((p, prob[0], prob[1]))
-        else:
-            pairs.append(p)
+            return False
+        pairs.append(p)
+        return True
 
     # (c) existing preference rows
     for i, r in enumerate(rows):
@@ -173,15 +176,37 @@ def run(
             groups: dict[str, list[int]] = {}
             for i in sft:
                 groups.setdefault(_prompt_key(rows[i]), []).append(i)
-            made = low_margin = 0
+            made = low_margin = no_rejected = 0
             for members in groups.values():
                 scored = [(i, _num(score_values[i])) for i in members]
-                scored = [(i, s) for i, s in scored if s is not None]
+                # an empty answer is no answer: it can be neither side
+                scored = [
+                    (i, s) for i, s in scored if s is not None and (rows[i].get("answer") or "").strip()
+                ]
                 distinct = {norm_key(rows[i]["answer"]) for i, _ in scored}
                 if len(scored) < 2 or len(distinct) < 2:
                     continue
                 scored.sort(key=lambda x: -x[1])
-                (bi, bs), (wi, ws) = scored[0], scored[-1]
+                bi, bs = scored[0]
+                # rejected: the lowest-scored answer that makes a usable pair with the chosen one
+                pick = None
+                problems: dict[str, int] = {}
+                for wi, ws in reversed(scored[1:]):
+                    prob = sides_problem(rows[bi]["answer"], rows[wi]["answer"], config.max_similarity)
+                    if prob is None:
+                        pick = (wi, ws)
+                        break
+                    problems[prob[0]] = problems.get(prob[0], 0) + 1
+                if pick is None:
+                    no_rejected += 1
+                    for i, _ in scored:
+                        fate[i] = (
+                            "pairs: no answer usable as rejected",
+                            {"chosen_id": rows[bi]["id"], "answers": len(scored), "problems": problems},
+                        )
+                        used.add(i)
+                    continue
+                wi, ws = pick
                 margin = bs - ws
                 if margin < config.min_margin:
                     low_margin += 1
@@ -192,7 +217,7 @@ def run(
                         )
                         used.add(i)
                     continue
-                add_pair(
+                ok = add_pair(
                     rows[bi],
                     rows[bi]["answer"],
                     rows[wi]["answer"],
@@ -207,15 +232,16 @@ def run(
                         "answers": len(scored),
                     },
                 )
-                made += 1
+                made += ok
                 for i, _ in scored:
                     role = "chosen" if i == bi else "rejected" if i == wi else "a middle answer"
                     fate[i] = (f"pairs: used as {role} of a ranked pair", {"chosen_id": rows[bi]["id"]})
                     used.add(i)
             stats["ranked"] = {
-                "groups_with_several_answers": made + low_margin,
+                "groups_with_several_answers": made + low_margin + no_rejected,
                 "pairs": made,
                 "below_margin": low_margin,
+                "no_usable_rejected": no_rejected,
             }
 
     # (b) curated answer vs a model's answer

@@ -5,7 +5,9 @@ Order of work:
 
 1. **Thresholds.** Paper defaults first (``defaults=True``): rows with ``ifd >= 1`` are dropped when an
    ``ifd`` column exists (Li et al. 2023, *From Quantity to Quality*: an IFD at or above 1 means the
-   instruction does not help the model produce the answer). Then ``where`` expressions
+   instruction does not help the model produce the answer). A row without an IFD value (plain text for
+   continued pretraining, or a row the scorer could not measure) passes the default whatever
+   ``missing`` says: the default judges instructions, not the absence of a score. Then ``where`` expressions
    (``"ifd < 1"``, ``"reward >= 0.2 and ppl < 80"``), ``min``/``max`` (``reward=0.2``) and quantiles
    (``min_quantile reward=0.25`` drops the bottom quarter). A row without a value for a column a
    threshold needs is dropped (``missing="drop"``, SQL semantics) or kept (``missing="keep"``).
@@ -66,6 +68,8 @@ class Condition:
     op: str
     value: Any
     text: str
+    # overrides the run's ``missing`` policy for this condition ("keep" or "drop"); None: the run's
+    missing: str | None = None
 
     def mask(self, frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(passes, missing) as boolean arrays."""
@@ -232,7 +236,9 @@ def threshold_conditions(frame: pl.DataFrame, config: SelectConfig) -> list[tupl
     if config.defaults:
         for col, op, val, why in PAPER_DEFAULTS:
             if col in frame.columns:
-                conds.append((Condition(col, op, val, f"{col} {op} {val}"), f"paper default: {why}"))
+                # only rows with a value are judged: plain text and unscored rows have no IFD
+                cond = Condition(col, op, val, f"{col} {op} {val}", missing="keep")
+                conds.append((cond, f"paper default: {why}"))
     for expr in config.where:
         for c in parse_where(expr):
             conds.append((c, f"where {c.text}"))
@@ -487,7 +493,7 @@ def run(frame: pl.DataFrame, config: SelectConfig | None = None, *, embedder=Non
     thr_stats: dict[str, int] = {}
     for cond, label in threshold_conditions(frame, config) if n else []:
         passes, missing = cond.mask(frame)
-        if config.missing == "keep":
+        if (cond.missing or config.missing) == "keep":
             passes = passes | missing
         fail = alive & ~passes
         for i in np.flatnonzero(fail):

@@ -298,7 +298,9 @@ pt = _stage_command("pt")
     "--gpu/--cpu", "gpu", default=None, help="Device for the memory estimate (default: this machine)."
 )
 @click.option(
-    "--table", is_flag=True, help="Print the epochs-by-dataset-size table (source article, interpolated)."
+    "--table",
+    is_flag=True,
+    help="Print the epochs-by-dataset-size table of --stage (SFT: the source article's; interpolated).",
 )
 def plan(data, config_file, sets, as_json, stage, rows, model_name, gpu, table, **kwargs):
     """Plan a run: epochs, learning rate, batch, max_length, memory, and the model-name anatomy.
@@ -311,11 +313,11 @@ def plan(data, config_file, sets, as_json, stage, rows, model_name, gpu, table, 
     console = _console()
     out: dict[str, Any] = {}
     if table:
-        t = Table(title="epochs by dataset size (article: 100 -> 15, 1k -> 10, 10k -> 2, 100k -> 2-3)")
+        t = Table(title=f"train {stage}: epochs by dataset size ({P.EPOCH_REASONS[stage]})")
         t.add_column("rows", justify="right")
         t.add_column("epochs", justify="right")
         sizes = [50, 100, 200, 500, 1000, 2000, 5000, 10_000, 50_000, 100_000, 1_000_000]
-        out["epochs_table"] = {n: P.planned_epochs(n) for n in sizes}
+        out["epochs_table"] = {n: P.planned_epochs(n, stage) for n in sizes}
         for n, e in out["epochs_table"].items():
             t.add_row(f"{n:,}", f"{e:g}")
         console.print(t)

@@ -57,7 +57,12 @@ class CommonConfig:
     )
     data: list[str] = _f([], "Training data: curated records or any format `curate` reads (repeatable).")
     eval_data: list[str] = _f([], "Held-out data for evaluation during training (optional).")
-    output: str | None = _f(None, "Run directory (default runs/<stage>-<model>-<timestamp>).")
+    output: str | None = _f(
+        None,
+        "Run directory (default: runs/<stage>-<model>-<method>-<key>, the key hashing the data and the key "
+        "settings, so re-running the same command finds the same run). An unfinished run resumes from its "
+        "last checkpoint; a finished run is left as is (never retrained or overwritten).",
+    )
     method: str = _f("lora", "Fine-tuning method.", METHODS)
     # hyper-parameters: None = planned from the data (train plan)
     epochs: float | None = _f(None, "Epochs (default: planned from the dataset size).")
@@ -94,7 +99,11 @@ class CommonConfig:
     num_processes: int = _f(1, "Processes (GPUs) to launch through accelerate.")
     distributed: str = _f("ddp", "Multi-process preset for --num-processes > 1.", DISTRIBUTED)
     trust_remote_code: bool = _f(False, "Allow model code from the model directory (off: safer).")
-    force: bool = _f(False, "Resume even if the data or key settings changed since the checkpoint.")
+    force: bool = _f(
+        False,
+        "Resume an unfinished run even if the data or key settings changed since it started "
+        "(a finished run is never overwritten).",
+    )
     skip_check: bool = _f(False, "Do not stop on failed pre-flight data checks.")
 
     stage: typing.ClassVar[str] = ""
@@ -116,6 +125,8 @@ class CommonConfig:
         "virtual_tokens",
         "seed",
         "scheduler",
+        "val_split",  # which rows are held out
+        "template",  # the chat template decides the tokens and labels
     )
 
     def validate(self) -> None:
@@ -163,7 +174,11 @@ class SFTConfig(CommonConfig):
         SFT_LOSS_SCOPES,
     )
     packing: bool = _f(False, "Pack rows into full-length sequences (padding-free, per-row attention kept).")
-    padding_free: bool = _f(False, "Padding-free batches without packing (flattened rows).")
+    padding_free: bool = _f(
+        False,
+        "Padding-free batches without packing: each micro-batch is flattened into one unpadded row with "
+        "per-row positions (rows are cut to max_length first).",
+    )
     fast_loss: bool = _f(
         True,
         "Plain cross-entropy on the logits instead of TRL's chunked LM-head path with entropy/accuracy metrics "
@@ -313,6 +328,13 @@ def resolve(stage: str, yaml_path: str | None = None, flags: dict | None = None,
     values: dict[str, Any] = {}
     if yaml_path:
         data = load_yaml(yaml_path)
+        # a saved RUN/config.yaml names its stage: it must be the stage of the command reading it
+        saved_stage = data.pop("stage", None)
+        if saved_stage is not None and saved_stage != stage:
+            raise ConfigError(
+                f"{yaml_path} is a `train {saved_stage}` config (stage: {saved_stage}) but this command "
+                f"is for stage {stage}; use stage {saved_stage}, or delete the stage key to reuse the settings"
+            )
         # a YAML may hold several stages: `sft: {...}` sections override the shared top level
         section = data.pop(stage, None) if isinstance(data.get(stage), dict) else None
         for s in STAGES:
@@ -331,6 +353,8 @@ def resolve(stage: str, yaml_path: str | None = None, flags: dict | None = None,
 
 
 def dump_yaml(cfg: CommonConfig) -> str:
+    """The resolved config as YAML, with a ``stage`` key; ``resolve(stage, that_file)`` reads it back to
+    an equal config (the key is checked against the command's stage)."""
     import yaml
 
     return yaml.safe_dump({"stage": cfg.stage, **cfg.to_dict()}, sort_keys=False, allow_unicode=True)

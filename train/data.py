@@ -240,12 +240,17 @@ def _convert(row: dict[str, Any], stage: str, loss_on: str, prep: Prepared) -> l
 
 
 def load_tokenizer(model: str, template: str | None = None, trust_remote_code: bool = False):
-    """The model's tokenizer, loaded through the real from_pretrained path (local files only)."""
+    """The model's tokenizer, loaded through the real from_pretrained path with ``local_files_only=True``
+    (like the weights, see :func:`train.methods.load_model`): a local directory, or a hub id already in
+    the local HF cache; nothing is ever fetched, whatever HF_HUB_OFFLINE says. Remote code stays off
+    unless asked for."""
     from transformers import AutoTokenizer
 
     try:
-        tok = AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
-    except OSError as e:
+        tok = AutoTokenizer.from_pretrained(
+            model, trust_remote_code=bool(trust_remote_code), local_files_only=True
+        )
+    except (OSError, ValueError) as e:
         raise DataError(f"cannot load the tokenizer of {model}: {e}") from None
     if template:
         tok.chat_template = read_template(template)

@@ -28,7 +28,12 @@ def _batches(items: list, n: int):
 
 
 def sequence_logprobs(model, rows: list[dict[str, list[int]]], pad_id: int, batch_size: int = 8):
-    """(sum of log p over label tokens, number of label tokens) for every row."""
+    """(sum of log p over label tokens, number of label tokens) for every row.
+
+    Prompt tuning and P-tuning (PEFT) prepend their virtual tokens to the input embeddings, so the model
+    returns logits for ``virtual + n`` positions; only the last ``n`` belong to the row's tokens and the
+    virtual ones are dropped. (Prefix tuning puts its virtual tokens in the key/value cache and returns
+    ``n`` positions already.)"""
     import torch
     import torch.nn.functional as F
 
@@ -45,7 +50,8 @@ def sequence_logprobs(model, rows: list[dict[str, list[int]]], pad_id: int, batc
                 ids[i, :k] = torch.tensor(r["input_ids"])
                 lab[i, :k] = torch.tensor(r["labels"])
                 att[i, :k] = 1
-            logits = model(input_ids=ids, attention_mask=att).logits[:, :-1].float()
+            logits = model(input_ids=ids, attention_mask=att).logits
+            logits = logits[:, logits.shape[1] - n : -1].float()  # drop virtual-token positions, if any
             target = lab[:, 1:]
             mask = target != IGNORE
             lp = -F.cross_entropy(logits.transpose(1, 2), target.clamp(min=0), reduction="none")
@@ -53,6 +59,26 @@ def sequence_logprobs(model, rows: list[dict[str, list[int]]], pad_id: int, batc
             for s, m in zip(lp.tolist(), mask.sum(1).tolist(), strict=False):
                 out.append((s, int(m)))
     return out
+
+
+def eval_dtype():
+    """The one dtype every model of an evaluation is loaded in (tuned, base and reward model): fp32, so
+    that tuned-versus-base differences come from training, not from bf16 rounding of one side."""
+    import torch
+
+    return torch.float32
+
+
+def load_base(meta: dict[str, Any]):
+    """The run's base model in :func:`eval_dtype`. Left to ``from_pretrained`` it would load in the
+    checkpoint's dtype (often bf16) while the tuned model is fp32."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    cls = AutoModelForSequenceClassification if meta["stage"] == "rm" else AutoModelForCausalLM
+    kw = {"num_labels": 1} if meta["stage"] == "rm" else {}
+    return cls.from_pretrained(
+        meta["model"], dtype=eval_dtype(), use_safetensors=True, local_files_only=True, **kw
+    )
 
 
 def _loss(lps) -> dict[str, float]:
@@ -83,7 +109,7 @@ def evaluate_run(
 
     meta = read_run(run_dir)
     stage = meta["stage"]
-    tok = AutoTokenizer.from_pretrained(str(run_dir / "final"))
+    tok = AutoTokenizer.from_pretrained(str(run_dir / "final"), local_files_only=True)
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     max_len = meta.get("plan", {}).get("max_length") or 1024
@@ -98,15 +124,12 @@ def evaluate_run(
         prep = D.prepare(data, "pt")
     rows = prep.rows[:limit]
     res["rows"] = len(rows)
-    model = load_trained(run_dir, meta, merged=False)
+    # tuned and base in the same precision (fp32), so the comparison measures training, not rounding
+    model = load_trained(run_dir, meta, merged=False, dtype=eval_dtype())
     is_peft = hasattr(model, "disable_adapter")
     base = None
     if not is_peft:
-        from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
-
-        cls = AutoModelForSequenceClassification if stage == "rm" else AutoModelForCausalLM
-        kw = {"num_labels": 1} if stage == "rm" else {}
-        base = cls.from_pretrained(meta["model"], use_safetensors=True, local_files_only=True, **kw)
+        base = load_base(meta)
 
     if stage == "rm":
         if prep.stage != "dpo":
@@ -217,11 +240,11 @@ def _win_rate(model, base, tok, rows, reward_model: str, max_new_tokens: int, ba
         based = _generate(base, tok, prompts, max_new_tokens, batch_size)
     if not Path(reward_model).is_dir():
         raise EvalError(f"--reward-model {reward_model}: not a directory")
-    rtok = AutoTokenizer.from_pretrained(reward_model)
+    rtok = AutoTokenizer.from_pretrained(reward_model, local_files_only=True)
     if rtok.pad_token_id is None:
         rtok.pad_token = rtok.eos_token
     rm = AutoModelForSequenceClassification.from_pretrained(
-        reward_model, num_labels=1, use_safetensors=True, local_files_only=True
+        reward_model, num_labels=1, dtype=eval_dtype(), use_safetensors=True, local_files_only=True
     )
     if rm.config.pad_token_id is None:
         rm.config.pad_token_id = rtok.pad_token_id

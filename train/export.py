@@ -121,7 +121,7 @@ def export_run(
         raise ExportError("the export directory must differ from the run's final/ directory")
     final = run_dir / "final"
     is_adapter = (final / "adapter_config.json").is_file()
-    tok = AutoTokenizer.from_pretrained(str(final))
+    tok = AutoTokenizer.from_pretrained(str(final), local_files_only=True)
     tmp = out.with_name(out.name + ".partial")
     if tmp.exists():
         shutil.rmtree(tmp)

@@ -111,13 +111,42 @@ def decoder_layers(model) -> tuple[str, int]:
     return best
 
 
+def load_dtype(cfg, device: Device):
+    """The dtype the base weights are loaded in: bf16 on a bf16-capable GPU unless --no-bf16, else fp32.
+    ``full`` always loads fp32: every parameter trains, and its fp32 master weights are the model."""
+    import torch
+
+    if cfg.method == "full":
+        return torch.float32
+    return torch.bfloat16 if (device.bf16 and cfg.bf16 is not False) else torch.float32
+
+
+def upcast_trainable(model):
+    """Cast every trainable floating-point parameter to fp32 (in place); returns torch.float32."""
+    import torch
+
+    for p in model.parameters():
+        if p.requires_grad and p.is_floating_point() and p.dtype != torch.float32:
+            p.data = p.data.float()
+    return torch.float32
+
+
+def quantized_device_map(device: Device) -> dict[str, Any]:
+    """Where a 4-bit base goes: the process's own GPU (``LOCAL_RANK``, set by torchrun/accelerate for
+    each process), so that every rank of a multi-GPU run loads its copy on its own device."""
+    import os
+
+    if device.kind == "cuda":
+        return {"": int(os.environ.get("LOCAL_RANK", "0"))}
+    return {"": device.kind}
+
+
 def load_model(cfg, stage: str, device: Device):
     """Load the model for a stage and method. Returns (model, info) where the model is a PeftModel for
     adapter methods and a plain model otherwise."""
-    import torch
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
-    dtype = torch.bfloat16 if (device.bf16 and cfg.bf16 is not False) else torch.float32
+    dtype = load_dtype(cfg, device)
     kwargs: dict[str, Any] = dict(
         dtype=dtype,
         trust_remote_code=cfg.trust_remote_code,
@@ -136,7 +165,7 @@ def load_model(cfg, stage: str, device: Device):
             bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=dtype,
         )
-        kwargs["device_map"] = {"": 0} if device.kind == "cuda" else {"": device.kind}
+        kwargs["device_map"] = quantized_device_map(device)
     cls = AutoModelForSequenceClassification if stage == "rm" else AutoModelForCausalLM
     if stage == "rm":
         kwargs["num_labels"] = 1
@@ -179,6 +208,12 @@ def load_model(cfg, stage: str, device: Device):
                 "attention has). Pick another method, e.g. --method ia3 for a similarly tiny update."
             )
     # full: everything trains
+    if pc is None:
+        # full / freeze / bitfit train weights of the base itself: under bf16 mixed precision the optimizer
+        # must update fp32 master weights (bf16 has 8 mantissa bits; small updates would round away), so
+        # the trainable parameters are kept in fp32 while the frozen ones stay 16-bit. (Adapters are made
+        # fp32 by PEFT already.)
+        info["trainable_dtype"] = str(upcast_trainable(model)).replace("torch.", "")
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     info.update(trainable_params=trainable, total_params=total)

@@ -1,9 +1,10 @@
 """The training plan: hyper-parameters from the data, a memory estimate from the model config, and the
 anatomy of the model's name.
 
-Sources: the epochs table and the base-vs-chat advice come from the project's source article
+Sources: the SFT epochs table and the base-vs-chat advice come from the project's source article
 ("ChatGPT 是如何炼成的", SFT best practice: 100 rows -> 15 epochs, 1,000 -> 10, 10,000 -> 2, and
-100,000 rows "2-3 epochs"); learning rates are the usual ranges for each method (LoRA SFT 1e-4..2e-4,
+100,000 rows "2-3 epochs"); that table is for SFT only: preference stages (DPO, KTO, reward models) get
+1-3 epochs and continued pretraining 1-2 (see :data:`EPOCH_TABLES`); learning rates are the usual ranges for each method (LoRA SFT 1e-4..2e-4,
 full SFT ~1e-5, LoRA DPO 5e-6..1e-5; see docs/train.md). Pure Python: nothing here loads weights.
 """
 
@@ -16,8 +17,30 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-# (rows, epochs): the article's table; 100k rows: "2-3 epochs" -> 2 (the lower end keeps the curve monotone)
+# (rows, epochs): the article's table; 100k rows: "2-3 epochs" -> 2 (the lower end keeps the curve monotone).
+# It is an SFT table: many epochs over a few hundred Q&A rows teach a format.
 EPOCH_TABLE: tuple[tuple[int, float], ...] = ((100, 15.0), (1_000, 10.0), (10_000, 2.0), (100_000, 2.0))
+# Preference tuning (DPO, KTO, reward models) over-optimises within a few epochs (the implicit reward
+# margin keeps growing while held-out preference accuracy falls; TRL, Zephyr and the RM papers use 1-3):
+# 3 epochs up to 1k pairs, 2 at 10k, 1 from 100k.
+PREFERENCE_EPOCH_TABLE: tuple[tuple[int, float], ...] = ((1_000, 3.0), (10_000, 2.0), (100_000, 1.0))
+# Continued pretraining sees raw text about once (repeating it mostly memorises): 2 epochs for a small
+# domain corpus (up to 1k documents), 1 from 10k.
+PRETRAIN_EPOCH_TABLE: tuple[tuple[int, float], ...] = ((1_000, 2.0), (10_000, 1.0))
+EPOCH_TABLES: dict[str, tuple[tuple[int, float], ...]] = {
+    "sft": EPOCH_TABLE,
+    "dpo": PREFERENCE_EPOCH_TABLE,
+    "kto": PREFERENCE_EPOCH_TABLE,
+    "rm": PREFERENCE_EPOCH_TABLE,
+    "pt": PRETRAIN_EPOCH_TABLE,
+}
+EPOCH_REASONS: dict[str, str] = {
+    "sft": "article's SFT table (100 rows: 15, 1k: 10, 10k: 2; interpolated)",
+    "dpo": "preference tuning: 1-3 epochs (3 up to 1k pairs, 2 at 10k, 1 from 100k); more over-optimises",
+    "kto": "preference tuning: 1-3 epochs (3 up to 1k rows, 2 at 10k, 1 from 100k); more over-optimises",
+    "rm": "reward model: 1-3 epochs (3 up to 1k pairs, 2 at 10k, 1 from 100k); more overfits the pairs",
+    "pt": "continued pretraining: 1-2 passes over the text (2 up to 1k docs, 1 from 10k)",
+}
 
 PEFT_ADAPTERS = ("lora", "qlora", "dora", "rslora", "pissa")
 PROMPT_LEARNING = ("prefix", "prompt", "ptuning")
@@ -66,16 +89,18 @@ def method_family(method: str) -> str:
 # ------------------------------------------------------------------ epochs, lr, batch
 
 
-def planned_epochs(rows: int) -> float:
-    """Epochs for a dataset of ``rows`` rows: log-linear interpolation of the article's table, clamped at
-    both ends (fewer than 100 rows: 15; more than 100k: 2)."""
-    if rows <= EPOCH_TABLE[0][0]:
-        return EPOCH_TABLE[0][1]
-    for (n0, e0), (n1, e1) in zip(EPOCH_TABLE, EPOCH_TABLE[1:], strict=False):
+def planned_epochs(rows: int, stage: str = "sft") -> float:
+    """Epochs for a dataset of ``rows`` rows of ``stage``: log-linear interpolation of the stage's table
+    (:data:`EPOCH_TABLES`), clamped at both ends. SFT uses the article's table (fewer than 100 rows: 15;
+    more than 100k: 2); preference stages 3 -> 1, continued pretraining 2 -> 1."""
+    table = EPOCH_TABLES[stage]
+    if rows <= table[0][0]:
+        return table[0][1]
+    for (n0, e0), (n1, e1) in zip(table, table[1:], strict=False):
         if rows <= n1:
             t = (math.log10(rows) - math.log10(n0)) / (math.log10(n1) - math.log10(n0))
             return round(e0 + t * (e1 - e0), 1)
-    return EPOCH_TABLE[-1][1]
+    return table[-1][1]
 
 
 def planned_lr(stage: str, method: str) -> tuple[float, float, float]:
@@ -238,8 +263,9 @@ def memory_estimate(
 ) -> dict[str, float]:
     """Bytes for weights, trainable parameters, gradients, optimizer states and activations.
 
-    Assumptions (documented in docs/train.md): on a GPU weights are bf16 (2 bytes) and trainable
-    parameters keep fp32 master copies for full/freeze/bitfit; on CPU everything is fp32. QLoRA stores
+    Assumptions (documented in docs/train.md): on a GPU frozen weights are bf16 (2 bytes) while the
+    parameters that train in the base (full/freeze/bitfit) are held in fp32 (their own master weights;
+    ``full`` therefore loads the whole model in fp32); on CPU everything is fp32. QLoRA stores
     linear weights in NF4 with double quantisation (~0.52 bytes/param: 4 bits + 8-bit absmax per 64 plus
     fp32 per 256 blocks) while embeddings stay 16-bit. AdamW keeps two fp32 moments per trainable param.
     Activations per layer follow Korthikanti et al. (s*b*h*(34 + 5*a*s/h) bytes in 16-bit without flash
@@ -250,14 +276,15 @@ def memory_estimate(
     dtype = 2 if gpu else 4
     total = shape.params()
     linear = shape.layers * sum(i * o for i, o in shape.linear_shapes())
-    if method == "qlora":
-        weights = linear * (0.5 + 1 / 64 + 4 / (64 * 256)) + (total - linear) * dtype
-    else:
-        weights = total * dtype
     trainable = trainable_params(shape, method, r=r, freeze_layers=freeze_layers, virtual=virtual)
     in_base = method in ("full", "freeze", "bitfit")
-    # fp32 master copy of trainable weights that live inside a 16-bit base (mixed precision)
-    master = trainable * 4 if (in_base and gpu) else 0
+    if method == "qlora":
+        weights = linear * (0.5 + 1 / 64 + 4 / (64 * 256)) + (total - linear) * dtype
+    elif in_base:
+        # the trained part of the base is fp32 (mixed precision master weights), the frozen rest 16-bit
+        weights = (total - trainable) * dtype + trainable * 4
+    else:
+        weights = total * dtype
     adapters = 0 if in_base else trainable * 4
     grads = trainable * 4
     optimizer = trainable * 8
@@ -279,7 +306,7 @@ def memory_estimate(
     activations += 2 * b * s * shape.vocab * 4 if fast_loss else 0
     out = {
         "weights": weights,
-        "adapters": adapters + master,
+        "adapters": adapters,
         "gradients": grads,
         "optimizer": optimizer,
         "activations": activations,
@@ -447,7 +474,7 @@ def make_plan(cfg, rows: int, lengths: list[int] | None = None, gpu: bool = Fals
     src = plan["source"]
 
     if cfg.epochs is None:
-        plan["epochs"], src["epochs"] = planned_epochs(rows), "article table (interpolated)"
+        plan["epochs"], src["epochs"] = planned_epochs(rows, stage), EPOCH_REASONS[stage]
     else:
         plan["epochs"], src["epochs"] = cfg.epochs, "config"
     lr, lo, hi = planned_lr(stage, cfg.method)

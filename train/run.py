@@ -1,6 +1,13 @@
 """One training run, end to end: data -> plan -> checks -> run directory -> model -> trainer -> saved
 result, with safe resume.
 
+The run directory is ``--output``, or by default ``runs/<stage>-<model>-<method>-<key>`` where the key
+hashes the data fingerprint (file contents) and the key settings (:func:`run_key`). So re-running the
+same command finds the same directory: an unfinished run resumes from its last complete checkpoint, a
+finished one is reported and left untouched (never retrained or overwritten), and changed data or key
+settings start a new directory. With an explicit ``--output`` whose run has other data or settings the
+run is refused (``--force`` resumes an unfinished one anyway; a finished one is never overwritten).
+
 Run directory layout::
 
     config.yaml          the resolved config (re-runnable with --config)
@@ -93,9 +100,25 @@ def prepare(cfg: CommonConfig, device=None) -> Context:
     return Context(cfg, prep, tok, tk, plan, report, device, ev)
 
 
-def default_run_dir(cfg: CommonConfig) -> Path:
+def run_key(cfg: CommonConfig, fp: str) -> str:
+    """8 hex digits naming a run: the stage, the model (resolved path), the data fingerprint and every
+    key setting. Everything a resume checks is in it, so the same command always maps to the same
+    directory and a changed one never lands in (and is refused by) an old run."""
+    import hashlib
+
+    model = str(cfg.model)
+    if Path(model).exists():
+        model = str(Path(model).resolve())
+    blob = json.dumps(
+        {"stage": cfg.stage, "data": fp, **key_settings(cfg), "model": model}, sort_keys=True, default=str
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:8]
+
+
+def default_run_dir(cfg: CommonConfig, fp: str) -> Path:
+    """``runs/<stage>-<model>-<method>-<key>``: deterministic, so re-running the same command resumes."""
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(str(cfg.model)).name or "model")
-    return Path("runs") / f"{cfg.stage}-{name}-{cfg.method}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return Path("runs") / f"{cfg.stage}-{name}-{cfg.method}-{run_key(cfg, fp)}"
 
 
 def key_settings(cfg: CommonConfig) -> dict[str, Any]:
@@ -109,7 +132,8 @@ def last_checkpoint(run_dir: Path) -> Path | None:
 
 
 def check_resume(run_dir: Path, cfg: CommonConfig, fp: str) -> tuple[Path | None, list[str]]:
-    """(checkpoint to resume from, what changed). Raises RunError on changes unless --force."""
+    """(checkpoint to resume from, what changed). Raises RunError on changes unless --force, and on
+    changes to a finished run even with --force (a finished run is never overwritten)."""
     meta_path = run_dir / "run.json"
     if not meta_path.is_file():
         if run_dir.exists() and any(run_dir.iterdir()):
@@ -125,6 +149,11 @@ def check_resume(run_dir: Path, cfg: CommonConfig, fp: str) -> tuple[Path | None
     for k, v in key_settings(cfg).items():
         if k in old and old[k] != v:
             changes.append(f"{k}: {old[k]!r} -> {v!r}")
+    if changes and meta.get("status") == "done":
+        raise RunError(
+            f"{run_dir} is a finished run with other settings ({'; '.join(changes)}); it is not "
+            "overwritten, even with --force. Use a new --output (or delete it) to train again."
+        )
     if changes and not cfg.force:
         raise RunError(
             f"{run_dir} was started with other settings; refusing to resume ({'; '.join(changes)}). "
@@ -216,21 +245,25 @@ def plot_loss(log_history: list[dict[str, Any]], out: Path, title: str) -> Path 
 def train(ctx: Context, console=None, callbacks=()) -> Path:
     """Run (or resume) the training described by ``ctx``; return the run directory."""
     cfg, plan = ctx.cfg, ctx.plan
-    run_dir = Path(cfg.output) if cfg.output else default_run_dir(cfg)
     fp = D.fingerprint(ctx.prep.files)
+    run_dir = Path(cfg.output) if cfg.output else default_run_dir(cfg, fp)
     resume_from, changes = check_resume(run_dir, cfg, fp)
     meta_path = run_dir / "run.json"
     if meta_path.is_file():
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("status") == "done" and not changes:
+        if meta.get("status") == "done":  # (with changes check_resume has refused)
             if console:
                 console.print(
-                    f"[green]{run_dir} already finished; nothing to do (use a new --output to retrain)"
+                    f"[green]{run_dir} already finished; nothing to do[/green] (it is not overwritten: "
+                    "use a new --output, or delete it, to train again)",
+                    soft_wrap=True,
                 )
             return run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     if console and resume_from:
-        console.print(f"resuming from [bold]{resume_from}[/bold]")
+        console.print(f"resuming from [bold]{resume_from}[/bold]", soft_wrap=True)
+    elif console and not cfg.output:
+        console.print(f"run directory: [bold]{run_dir}[/bold]", soft_wrap=True)
     if console and changes:
         console.print(f"[yellow]--force: resuming despite changes: {'; '.join(changes)}")
 

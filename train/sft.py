@@ -9,13 +9,23 @@ from train.args import common_args
 
 
 def build_config(cfg, plan: dict[str, Any], run_dir, device):
+    """TRL's SFTConfig for this run.
+
+    ``--packing`` packs rows into ``max_length`` blocks (best-fit decreasing, padding-free batches).
+    ``--padding-free`` without packing flattens each batch into one row: TRL refuses a ``max_length``
+    there (it cannot enforce it without packing), so it is passed as ``None``; the rows are already cut
+    to the planned ``max_length`` by :func:`train.data.truncate`, so nothing longer reaches the model.
+    """
     from trl import SFTConfig
 
+    packing = bool(getattr(cfg, "packing", False))
+    padding_free = bool(getattr(cfg, "padding_free", False)) or packing
+    max_length = plan["max_length"] if packing or not padding_free else None
     return SFTConfig(
         **common_args(cfg, plan, run_dir, device),
-        max_length=plan["max_length"],
-        packing=bool(getattr(cfg, "packing", False)),
-        padding_free=bool(getattr(cfg, "padding_free", False)) or bool(getattr(cfg, "packing", False)),
+        max_length=max_length,
+        packing=packing,
+        padding_free=padding_free,
         dataset_num_proc=None,
     )
 

@@ -104,6 +104,7 @@ def fewshot_variants(
     variants: list[dict[str, Any]] = []
     skipped: list[tuple[dict[str, Any], str, dict]] = []
     excluded = {
+        "held-out duplicate": 0,
         "self/same text": 0,
         "near-duplicate question": 0,
         "near-duplicate answer": 0,

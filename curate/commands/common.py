@@ -20,6 +20,8 @@ import click
 from curate.names import STAGE_SUFFIX
 
 EXIT_OK, EXIT_REJECTS, EXIT_USAGE = 0, 1, 2
+# the side files finish() writes beside an output (and removes when a run has none of those rows)
+SIDE_FILES = ("dropped", "rejects")
 
 
 def input_options(f: Callable) -> Callable:
@@ -41,8 +43,29 @@ def input_options(f: Callable) -> Callable:
         help="Override format detection: alpaca, sharegpt, openai, qa, preference, "
         "llamafactory-preference, trl-prompt-completion, trl-preference, kto, hh-rlhf, text, canonical.",
     )(f)
+    f = click.option(
+        "--encoding",
+        default=None,
+        metavar="NAME",
+        expose_value=False,  # read by load_inputs from the click context: no command signature changes
+        callback=_remember_encoding,
+        help="Text encoding of the inputs (e.g. gb18030, big5, utf-16), when detection gets it wrong; "
+        "default: detected per file (UTF-8/BOM, UTF-16, GB18030, statistical guess).",
+    )(f)
     f = click.argument("inputs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))(f)
     return f
+
+
+def _remember_encoding(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value:
+        import codecs
+
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise click.BadParameter(f"unknown encoding {value!r}") from None
+        ctx.meta["curate.encoding"] = value
+    return value
 
 
 def output_options(stage: str) -> Callable:
@@ -90,8 +113,11 @@ def load_inputs(inputs, fmt=None, maps=(), sheet=None, *, quiet: bool = False, e
         from curate.engines.ray import load
 
         load = functools.partial(load, spec=engine)
+    ctx = click.get_current_context(silent=True)
+    encoding = ctx.meta.get("curate.encoding") if ctx is not None else None
+    kwargs = {"encoding": encoding} if encoding else {}
     try:
-        result = load(list(inputs), fmt=fmt, mapping=parse_maps(tuple(maps)), sheet=sheet)
+        result = load(list(inputs), fmt=fmt, mapping=parse_maps(tuple(maps)), sheet=sheet, **kwargs)
     except InputError as exc:
         fail(str(exc))
     except RuntimeError as exc:  # Ray missing or the cluster unreachable
@@ -110,7 +136,39 @@ def resolve_output(inputs, output: Path | None, stage: str) -> Path:
     for src in inputs:
         if Path(src).resolve() == resolved:
             fail(f"refusing to overwrite the input {src}; choose another -o")
+    check_side_files(inputs, out)
     return out
+
+
+def side_files(inputs, out: Path | None) -> dict[str, Path]:
+    """The side files of a run: ``dropped`` and ``rejects`` beside ``out``; without an output, the
+    rejects beside the first input."""
+    if out is None:
+        return {"rejects": side_path(Path(inputs[0]), "rejects")}
+    return {kind: side_path(out, kind) for kind in SIDE_FILES}
+
+
+def check_side_files(inputs, out: Path | None) -> None:
+    """Exit 2 when a side file of this run would be one of the inputs (it would be overwritten, or
+    removed as stale)."""
+    sources = {Path(src).resolve(): src for src in inputs}
+    for kind, p in side_files(inputs, out).items():
+        src = sources.get(p.resolve())
+        if src is not None:
+            fail(f"refusing to overwrite the input {src} with the {kind} rows of {out}; choose another -o")
+
+
+def _remove_stale(path: Path) -> bool:
+    """Remove a side file an earlier run left (this run has no such rows); True when one was removed."""
+    try:
+        if path.is_file() or path.is_symlink():
+            path.unlink()
+            return True
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        fail(f"cannot remove the stale side file {path} from an earlier run: {exc}")
+    return False
 
 
 def side_path(out: Path, suffix: str) -> Path:
@@ -136,24 +194,34 @@ def finish(
     started: float | None = None,
     extra_tables: dict[str, list[tuple[str, Any]]] | None = None,
 ) -> None:
-    """Write kept/dropped/rejects atomically, print the summary, exit with the right code."""
+    """Write kept/dropped/rejects atomically, print the summary, exit with the right code.
+
+    A side file (``<out>.dropped.jsonl``, ``<out>.rejects.jsonl``) is written only when there are such
+    rows; one an earlier run left beside ``out`` is removed when this run has none, so the files beside
+    an output always describe that output. A side file that would be an input is a usage error (exit 2),
+    checked before anything is written."""
     from curate.io import write_frame, write_rejects
 
+    check_side_files(inputs, out)
+    sides = side_files(inputs, out)
     stats = dict(stats or {})
     n_in = loaded.input_rows
     n_rejected = loaded.rejects.height
     outputs: dict[str, str] = {}
+    stale: list[str] = []
     if out is not None and kept is not None:
         write_frame(kept, out)
         outputs["output"] = str(out)
     if out is not None and dropped is not None and dropped.height:
-        p = side_path(out, "dropped")
-        write_frame(dropped, p)
-        outputs["dropped"] = str(p)
+        write_frame(dropped, sides["dropped"])
+        outputs["dropped"] = str(sides["dropped"])
+    elif out is not None and _remove_stale(sides["dropped"]):
+        stale.append(str(sides["dropped"]))
     if n_rejected:
-        p = side_path(out, "rejects") if out is not None else side_path(Path(inputs[0]), "rejects")
-        write_rejects(loaded.rejects, p)
-        outputs["rejects"] = str(p)
+        write_rejects(loaded.rejects, sides["rejects"])
+        outputs["rejects"] = str(sides["rejects"])
+    elif out is not None and _remove_stale(sides["rejects"]):
+        stale.append(str(sides["rejects"]))
     summary: dict[str, Any] = {
         "stage": stage,
         "inputs": [str(p) for p in inputs],
@@ -172,6 +240,8 @@ def finish(
         summary["repaired"] = loaded.repaired
     summary.update(stats)
     summary["outputs"] = outputs
+    if stale:
+        summary["removed_stale"] = stale
     if started is not None:
         summary["seconds"] = round(time.perf_counter() - started, 3)
     code = EXIT_REJECTS if n_rejected else EXIT_OK
@@ -208,6 +278,8 @@ def print_summary(summary: dict[str, Any], extra_tables: dict[str, list[tuple[st
                 table.add_row(f"{key.replace('_', ' ')}: {k}", str(v))
     for kind, path in summary.get("outputs", {}).items():
         table.add_row(kind, path)
+    for path in summary.get("removed_stale", []):
+        table.add_row("removed (stale)", path)
     console.print(table)
     for title, rows in extra_tables.items():
         t = Table(title=title, title_justify="left")

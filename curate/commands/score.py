@@ -261,7 +261,10 @@ def _labelled(pos, neg, from_filter, fmt, maps, sheet, quiet):
         kept = Path(kept)
         dropped = side_path(kept, "dropped")
         if not dropped.is_file():
-            fail(f"--from-filter {kept}: no dropped rows beside it ({dropped} is missing)")
+            fail(
+                f"--from-filter {kept}: no dropped rows beside it ({dropped} is missing: that filter run "
+                "dropped nothing, so it gives no bad examples); add --neg FILE"
+            )
         pos.append(kept)
         neg.append(dropped)
     if not pos or not neg:

@@ -21,6 +21,20 @@ from curate.names import STAGE_SUFFIX
 WRITABLE = (".jsonl", ".json", ".parquet", ".csv", ".tsv", ".xlsx")
 
 
+def _file_mode() -> int:
+    """The mode ``open()`` would give a new file: 0o666 less the process umask (mkstemp makes 0o600)."""
+    try:  # Linux: read it without changing it (os.umask sets the umask of every thread)
+        with open("/proc/self/status", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextmanager
 def atomic_path(path: Path):
     """Yield a temporary path next to ``path``; on success it replaces ``path``."""
@@ -30,6 +44,7 @@ def atomic_path(path: Path):
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, _file_mode())  # an ordinary file for other readers, not mkstemp's private 0o600
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -49,8 +49,8 @@ TOP_KEYS = ("name", "description", "engine", "inputs", "stages", "outputs", "wor
 # `engine: ray` or `engine: {name: ray, address: auto, num_cpus: 8, block_rows: 20000, actors: 4}`
 ENGINE_KEYS = ("name", "address", "num_cpus", "block_rows", "actors")
 OUTPUT_KEYS = ("data", "dropped", "rejects", "report", "manifest")
-INPUT_KEYS = ("path", "format", "map", "sheet")
-INGEST_KEYS = ("format", "map", "sheet")
+INPUT_KEYS = ("path", "format", "map", "sheet", "encoding")
+INGEST_KEYS = ("format", "map", "sheet", "encoding")
 
 
 class RecipeError(ValueError):
@@ -63,11 +63,15 @@ class InputSpec:
     format: str | None = None
     mapping: dict[str, list[str]] = field(default_factory=dict)
     sheet: str | None = None
+    encoding: str | None = None  # None: detected
     # what the input itself set in the recipe; the ingest stage's options fill in the rest
     own: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"path": str(self.path), "format": self.format, "map": self.mapping, "sheet": self.sheet}
+        d = {"path": str(self.path), "format": self.format, "map": self.mapping, "sheet": self.sheet}
+        if self.encoding:
+            d["encoding"] = self.encoding
+        return d
 
 
 @dataclass
@@ -301,6 +305,7 @@ def parse_recipe(
                 _opt_str(ctx, item, "format", where),
                 _mapping(ctx, item.get("map"), where + ("map",)),
                 _opt_str(ctx, item, "sheet", where),
+                _encoding(ctx, item, where),
             )
         )
 
@@ -345,7 +350,12 @@ def parse_recipe(
     if not steps or steps[0].name != "ingest":
         steps.insert(0, Step("ingest", "ingest", {}, None))
     for spec in inputs:
-        spec.own = {"format": spec.format, "map": dict(spec.mapping), "sheet": spec.sheet}
+        spec.own = {
+            "format": spec.format,
+            "map": dict(spec.mapping),
+            "sheet": spec.sheet,
+            "encoding": spec.encoding,
+        }
     _apply_ingest_options(inputs, steps[0].options, ctx)
     # export must come last among the stages that change rows
     names = [s.name for s in steps]
@@ -405,10 +415,28 @@ def _apply_ingest_options(inputs: list[InputSpec], opts: dict[str, Any], ctx: _C
     where = ("stages", 0, "ingest", "map")
     default_map = _mapping(ctx or _NO_LINES, opts.get("map"), where)
     for spec in inputs:
-        own = spec.own or {"format": spec.format, "map": dict(spec.mapping), "sheet": spec.sheet}
+        own = spec.own or {
+            "format": spec.format,
+            "map": dict(spec.mapping),
+            "sheet": spec.sheet,
+            "encoding": spec.encoding,
+        }
+        spec.encoding = own.get("encoding") or (str(opts["encoding"]) if opts.get("encoding") else None)
         spec.format = own["format"] or (str(opts["format"]) if opts.get("format") else None)
         spec.sheet = own["sheet"] or (str(opts["sheet"]) if opts.get("sheet") is not None else None)
         spec.mapping = dict(own["map"]) or dict(default_map)
+
+
+def _encoding(ctx: _Ctx, item: dict, where: tuple) -> str | None:
+    name = _opt_str(ctx, item, "encoding", where)
+    if name:
+        import codecs
+
+        try:
+            codecs.lookup(name)
+        except LookupError:
+            raise ctx.error(where + ("encoding",), f"unknown encoding {name!r}") from None
+    return name
 
 
 def _opt_str(ctx: _Ctx, item: dict, key: str, where: tuple) -> str | None:
@@ -492,6 +520,7 @@ inputs:                       # any format `curate ingest` reads: jsonl, json, c
   # - path: more.gbk.csv      # per-input overrides, as on the command line
   #   format: qa
   #   map: {{question: 问题, answer: 回答}}
+  #   encoding: gb18030       # only when detection gets it wrong (default: detected)
 
 stages:                       # in this order; ingest is implicit
   - dedup:                    # exact + MinHash near-duplicates (add semantic for paraphrases)

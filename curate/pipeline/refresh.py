@@ -230,7 +230,12 @@ def ingest_settings(recipe: Recipe) -> dict[str, Any]:
     it for an input changes the rows (and so the ids) read from its next exports: rows seen before
     would come back as new ones, so a refresh refuses it (adding a new input is fine)."""
     return {
-        input_label(recipe, s.path): {"format": s.format, "map": s.mapping, "sheet": s.sheet}
+        input_label(recipe, s.path): {
+            "format": s.format,
+            "map": s.mapping,
+            "sheet": s.sheet,
+            **({"encoding": s.encoding} if s.encoding else {}),
+        }
         for s in recipe.inputs
     }
 
@@ -654,7 +659,7 @@ def _with_inputs(recipe: Recipe, paths) -> Recipe:
         # a new export of the same kind of file as a recipe input gets that input's format/map/sheet
         like = next((s for s in recipe.inputs if suffixes(s.path) == suffixes(path)), None)
         if like is not None:
-            specs.append(InputSpec(path, like.format, dict(like.mapping), like.sheet))
+            specs.append(InputSpec(path, like.format, dict(like.mapping), like.sheet, like.encoding))
         else:
             specs.append(InputSpec(path))
     r.inputs = specs

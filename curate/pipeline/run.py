@@ -169,6 +169,8 @@ def ingest_key(recipe: Recipe, hashes: list[str]) -> str:
                 "format": s.format,
                 "map": s.mapping,
                 "sheet": s.sheet,
+                # only when set, so caches made before the option existed stay valid
+                **({"encoding": s.encoding} if s.encoding else {}),
             }
             for s, h in zip(recipe.inputs, hashes, strict=True)
         ],
@@ -294,7 +296,13 @@ def ingest(recipe: Recipe) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
     frames, rejects, files, explanations = [], [], [], []
     n_in = repaired = 0
     for spec in recipe.inputs:
-        res = load([spec.path], fmt=spec.format, mapping=spec.mapping or None, sheet=spec.sheet)
+        res = load(
+            [spec.path],
+            fmt=spec.format,
+            mapping=spec.mapping or None,
+            sheet=spec.sheet,
+            encoding=spec.encoding,
+        )
         label = input_label(recipe, spec.path)
         fr = res.frame
         if fr.height:

@@ -65,8 +65,11 @@ PHONE_INTL = re.compile(
     r"(?<![\w+])\+(?!86)[1-9]\d{0,2}[\s.-]?(?:\(\d{1,4}\)[\s.-]?)?\d{1,4}(?:[\s.-]?\d{2,4}){1,4}(?!\d)"
     r"|(?<![\d-])\(\d{3}\)\s?\d{3}-\d{4}(?!\d)|(?<![\d-])\d{3}-\d{3}-\d{4}(?![\d-])"
 )
+# four octets of 0-255, not inside a longer dotted number (a digit or "." before it, ".digit" after it:
+# a 5-part version); a "." closing a sentence may follow. The context checks are in _ip_context_ok().
 IPV4 = re.compile(
-    r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\d.])"
+    r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+    r"(?!\d)(?!\.\d)"
 )
 IPV6 = re.compile(
     r"(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{1,4}:){2,7}(?::|[0-9A-Fa-f]{1,4})(?:(?<=::)[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4})*)?(?![0-9A-Fa-f:])"
@@ -91,6 +94,29 @@ _PLACEHOLDER_VALUE = re.compile(
 DOC_DOMAIN = re.compile(
     r"(?i)@(?:[\w-]+\.)*(?:example\.(?:com|org|net)|[\w-]+\.(?:example|test|invalid|localhost))$"
 )
+
+
+# a dotted number right after these words is a version, not an address: "version 1.2.3.4", "v1.2.3.4",
+# "ver. 1.2.3.4", "版本号：1.2.3.4", "build 10.0.19041.1"
+_VERSION_CONTEXT = re.compile(r"(?i)(?:\bv|\bver|\bversion|\bbuild|\brev|版本号?)\.?\s*[:=：]?\s*$")
+
+
+def _ip_context_ok(text: str, start: int, end: int) -> bool:
+    """An address stands on its own: after a space, punctuation, ``//`` (a URL) or ``@`` (user@host);
+    before a space, punctuation, ``/`` (a URL path or CIDR prefix), ``:`` (a port) or the end. Not a
+    part of a word, a file name (``1.2.3.4.tar.gz``) or a version string."""
+    prev = text[start - 1] if start else " "
+    nxt = text[end] if end < len(text) else " "
+    after = text[end + 1] if end + 1 < len(text) else " "
+    if prev.isalnum() or prev in "_-.":
+        return False
+    if prev == "/" and not text[:start].endswith("//"):
+        return False  # a path segment (/opt/app/1.2.3.4/), not a URL host
+    if nxt.isalnum() or nxt in "_-":
+        return False
+    if nxt == "." and (after.isalnum() or after in "_-"):
+        return False  # 1.2.3.4.tar.gz, 1.2.3.4.5
+    return not _VERSION_CONTEXT.search(text[max(0, start - 12) : start])
 
 
 @dataclass
@@ -146,13 +172,8 @@ def find(text: str, types: Iterable[str] = TYPES, *, public_ip_only: bool = True
     if "ip" in types:
         for pat in (IPV4, IPV6):
             for m in pat.finditer(text):
-                prev = text[m.start() - 1] if m.start() else " "
-                nxt = text[m.end()] if m.end() < len(text) else " "
-                if prev.isalnum() or prev in "_-/" or nxt.isalnum() or nxt in "_-/":
-                    continue  # part of a file name, version string or outline number
-                before = text[max(0, m.start() - 12) : m.start()].lower()
-                if "version" in before or "版本" in before or before.endswith("v"):
-                    continue  # a dotted version number, not an address
+                if not _ip_context_ok(text, m.start(), m.end()):
+                    continue  # part of a word, a file name, a version string or an outline number
                 if _ip_ok(m.group(), public_ip_only):
                     add("ip", m.start(), m.end())
     found.sort(key=lambda f: f.start)

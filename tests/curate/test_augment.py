@@ -141,6 +141,31 @@ def test_fewshot_respects_cluster_column(embedder):
         assert all(cl[d] != cl[m["origin_id"]] for d in m["fewshot_ids"])
 
 
+def test_fewshot_never_uses_a_train_copy_of_a_held_out_row(embedder):
+    """A train row identical to a held-out row (same id) is that row: never a demonstration, and the
+    exclusion is counted (this path raised KeyError: 'held-out duplicate')."""
+    pairs = [
+        ("How do I restart the nginx service?", "Run systemctl restart nginx."),
+        ("How can I list open TCP ports?", "Use ss -tlnp to see listening sockets."),
+        ("What command shows disk usage per folder?", "du -sh * in the folder."),
+        ("How do I follow a log file live?", "tail -f /var/log/syslog"),
+        ("How to check free memory on Linux?", "free -h prints it in human units."),
+        ("How do I find which process uses port 80?", "lsof -i :80 lists it."),
+    ]
+    fr = _frame(pairs, split=["train"] * len(pairs))
+    leaked = fr.row(0, named=True)
+    # the same content again, held out: its id equals the train row's id
+    fr = pl.concat([fr, fr.head(1).with_columns(pl.lit("eval").alias("split"))], how="vertical")
+    assert fr["id"][0] == fr["id"][-1]
+    res = run(fr, AugmentConfig(fewshot=2, near_dup=1.0, answer_overlap=1.0), embedder=embedder)
+    variants = res.kept.filter(pl.col("meta").str.contains('"variant": "fewshot"'))
+    assert variants.height > 0
+    for v in variants.to_dicts():
+        assert leaked["id"] not in meta_dict(v)["fewshot_ids"]
+        assert all(t["content"] != leaked["answer"] for t in v["history"])
+    assert res.stats["fewshot"]["candidates_excluded"]["held-out duplicate"] > 0
+
+
 def test_check_rationale_modes():
     ref = "重启 kubelet 即可"
     good = "1. 节点 NotReady 通常是 kubelet 停了。\n2. 查看 systemctl status kubelet。\n最终答案：重启 kubelet 即可。"

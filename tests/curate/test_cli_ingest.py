@@ -102,3 +102,27 @@ def test_shared_data_ingests_with_right_counts(shared_data):
     ).frame
     assert "\ufffd" not in "".join(med["answer"].to_list())
     assert med["question"].str.contains("[\u4e00-\u9fff]").all()
+
+
+def test_encoding_option_overrides_detection(tmp_path):
+    # Big5 bytes also decode as GB18030 (into the wrong characters): only the user can tell
+    src = tmp_path / "tw.csv"
+    src.write_bytes("question,answer\n如何重啟服務,執行重啟命令\n".encode("big5"))
+    out = tmp_path / "tw.jsonl"
+    r = run(["ingest", src, "-o", out, "--encoding", "big5", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(out.read_text(encoding="utf-8").splitlines()[0])["question"] == "如何重啟服務"
+    r = run(["ingest", src, "-o", out, "--encoding", "no-such-codec"])
+    assert r.exit_code == 2 and "unknown encoding" in r.output
+    # the same in a recipe, per input
+    from curate.pipeline.recipe import load_recipe
+    from curate.pipeline.run import run_recipe
+
+    (tmp_path / "r.yaml").write_text(
+        "name: tw\ninputs:\n  - {path: tw.csv, encoding: big5}\noutputs: {data: tw.curated.jsonl}\n",
+        encoding="utf-8",
+    )
+    res = run_recipe(load_recipe(tmp_path / "r.yaml"), quiet=True)
+    assert res.exit_code == 0
+    got = json.loads((tmp_path / "tw.curated.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    assert got["answer"] == "執行重啟命令"

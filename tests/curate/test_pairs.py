@@ -60,6 +60,58 @@ def test_ranked_pairs_best_vs_worst_and_margin():
     assert res.kept.height == 0 and "no 'reward' column" in res.stats["ranked"]
 
 
+def test_ranked_rejected_is_the_lowest_answer_that_passes_the_side_checks():
+    long = "Run kubectl rollout restart deployment/web and watch the rollout status until it completes."
+    q1, q2, q3 = "How do I restart a deployment?", "How do I roll back?", "How do I scale?"
+    undo = "Run kubectl rollout undo deployment/web, then wait until the rollout status reports success."
+    rows = [
+        # q1: the worst answer is the best one again (after normalisation), the next is near-identical,
+        # the third from the bottom is a usable rejected answer
+        sft(q1, long),
+        sft(q1, "Reboot every node in the cluster."),
+        sft(q1, long.replace("watch", "watsh")),
+        sft(q1, "  " + long.upper() + "  "),
+        # q2: every other answer is the chosen one in another spelling: no pair, rows dropped with a reason
+        sft(q2, undo),
+        sft(q2, undo + " "),
+        sft(q2, undo.upper()),
+        sft(q2, undo.replace("wait", "wiat")),
+        # q3: an empty answer is neither side; the usable pair is made
+        sft(q3, "kubectl scale deploy/web --replicas=3"),
+        sft(q3, "Buy more servers."),
+        sft(q3, ""),
+    ]
+    reward = [3.0, 1.0, 0.0, -2.0, 2.0, 1.5, 1.0, -5.0, 1.0, 0.0, -9.0]
+    fr = to_frame(rows).with_columns(pl.Series("reward", reward))
+    res = run(fr, PairsConfig())
+    prefs = {p["question"]: p for p in res.kept.filter(pl.col("kind") == "preference").to_dicts()}
+    assert set(prefs) == {q1, q3}
+    ids = fr["id"].to_list()
+    p = prefs[q1]
+    assert p["chosen"] == long and p["rejected"] == "Reboot every node in the cluster."
+    m = meta_dict(p)
+    assert (m["chosen_id"], m["rejected_id"], m["rejected_score"], m["margin"]) == (ids[0], ids[1], 1.0, 2.0)
+    assert prefs[q3]["rejected"] == "Buy more servers."
+    # no pair with bad sides was made and then thrown away
+    assert "pairs: identical sides" not in res.dropped["drop_reason"].to_list()
+    assert res.stats["rejected_pairs"] == 0 and res.stats["new_pairs"] == 2
+    assert res.stats["ranked"] == {
+        "groups_with_several_answers": 3,
+        "pairs": 2,
+        "below_margin": 0,
+        "no_usable_rejected": 1,
+    }
+    why = {r["id"]: r for r in res.dropped.to_dicts()}
+    for i in (4, 5, 6, 7):
+        assert why[ids[i]]["drop_reason"] == "pairs: no answer usable as rejected"
+    detail = json.loads(why[ids[4]]["drop_detail"])
+    assert detail["problems"] == {"pairs: identical sides": 2, "pairs: near-identical sides": 1}
+    assert why[ids[3]]["drop_reason"] == "pairs: used as a middle answer of a ranked pair"
+    assert why[ids[1]]["drop_reason"] == "pairs: used as rejected of a ranked pair"
+    assert why[ids[10]]["drop_reason"] == "pairs: no pair for this row"
+    assert res.kept.height + res.dropped.height == fr.height + res.stats["added"]
+
+
 def test_existing_preference_files(shared_data):
     fr = load(
         [FIXTURES / "trl_pref.jsonl", FIXTURES / "llamafactory_pref.json", FIXTURES / "hh_rlhf.jsonl"]

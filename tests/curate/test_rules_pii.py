@@ -45,6 +45,40 @@ def test_no_false_positives_on_lookalikes():
     assert kinds(text) == []
 
 
+def test_ip_in_urls_cidr_ports_and_at_sentence_end_is_found():
+    def ips(text, **kw):
+        return [v for t, v in kinds(text, **kw) if t == "ip"]
+
+    assert ips("GET http://8.8.8.8/dns-query?name=x") == ["8.8.8.8"]
+    assert ips("curl https://1.1.1.1:8443/health") == ["1.1.1.1"]
+    assert ips("allow 8.8.4.0/24 and 2001:4860:4860::/48") == ["8.8.4.0", "2001:4860:4860::"]
+    assert ips("resolver 8.8.8.8:53, backup 1.1.1.1.") == ["8.8.8.8", "1.1.1.1"]
+    assert ips("服务器地址：8.8.8.8。") == ["8.8.8.8"]
+    assert ips("ssh root@9.9.9.9") == ["9.9.9.9"]
+    # private addresses only when asked for
+    assert ips("http://10.0.0.1/path and 10.0.0.0/8") == []
+    assert ips("http://10.0.0.1/path and 10.0.0.0/8", public_ip_only=False) == ["10.0.0.1", "10.0.0.0"]
+    redacted, _ = pii.redact_series(pl.Series(["see http://8.8.8.8/x, 8.8.4.0/24 or 1.1.1.1."]))
+    assert redacted.to_list() == ["see http://[IP]/x, [IP]/24 or [IP]."]
+
+
+def test_version_strings_and_lookalikes_are_not_ips():
+    for text in (
+        "upgrade to version 1.2.3.4 today",
+        "Version: 1.2.3.4",
+        "ver. 1.2.3.4",
+        "v 1.2.3.4 and v1.2.3.4",
+        "版本号：1.2.3.4",
+        "Windows build 10.0.19041.1",
+        "release 1.2.3.4.5 notes",  # five parts
+        "section 1.2.3.4.5.6",
+        "tarball foo-1.2.3.4.tar.gz and 1.2.3.4.zip",
+        "/opt/app/1.2.3.4/bin",
+        "1.2.3.256 and 256.1.1.1 and 01.2.3.4",  # octets above 255 or with a leading zero
+    ):
+        assert [f for f in pii.find(text, public_ip_only=False) if f.type == "ip"] == [], text
+
+
 def test_redact_series_counts_and_placeholders():
     s = pl.Series(["mail a@b.com and c@d.org", "no pii", None, "电话 13812345678"])
     new, counts = pii.redact_series(s, placeholder="<{type}>")

@@ -58,16 +58,39 @@ def test_paper_default_and_thresholds():
     assert reasons[ids[3]].startswith("select: paper default") and reasons[ids[4]].startswith(
         "select: paper default"
     )
-    assert reasons[ids[5]] == "select: no ifd value"
+    assert ids[5] not in reasons  # no IFD: the paper default does not judge it (reward 0.5 passes)
     assert reasons[ids[1]] == "select: min reward=0.2" and reasons[ids[6]] == "select: min reward=0.2"
-    assert reasons[ids[8]] == "select: no reward value"
-    assert sorted(res.kept["id"].to_list()) == sorted([ids[0], ids[2], ids[7], ids[9]])
+    assert reasons[ids[8]] == "select: no reward value"  # an explicit threshold still needs a value
+    assert sorted(res.kept["id"].to_list()) == sorted([ids[0], ids[2], ids[5], ids[7], ids[9]])
     assert res.kept.height + res.dropped.height == fr.height
     # no defaults, missing kept
     res = run(fr, SelectConfig(defaults=False, missing="keep", where=("ifd < 1.2",)))
     assert set(res.dropped["id"].to_list()) == {ids[4]}
     with pytest.raises(SelectError, match="no column"):
         run(fr, SelectConfig(where=("nope > 1",)))
+
+
+def test_paper_default_judges_only_rows_with_an_ifd():
+    """Plain text (continued pretraining) and unscored SFT rows have no IFD: the ``ifd < 1`` default
+    passes them; only rows with IFD >= 1 are dropped. An explicit ``--where ifd < 1`` keeps SQL
+    semantics (a row without a value is dropped unless ``missing="keep"``)."""
+    sft_rows = [Record("sft", question=f"question {i}?", answer=f"answer {i}").as_row() for i in range(4)]
+    text_rows = [Record("text", text=f"a paragraph of plain text number {i}.").as_row() for i in range(3)]
+    fr = to_frame(sft_rows + text_rows).with_columns(
+        pl.Series("ifd", [0.4, 1.2, None, float("nan"), None, None, None], dtype=pl.Float64)
+    )
+    ids = fr["id"].to_list()
+    res = run(fr, SelectConfig())
+    assert res.dropped["id"].to_list() == [ids[1]]
+    assert res.dropped["drop_reason"][0].startswith("select: paper default")
+    assert sorted(res.kept["id"].to_list()) == sorted(ids[:1] + ids[2:])
+    assert res.stats["thresholds"] == {
+        "paper default: IFD >= 1: the instruction does not help (Li et al. 2023)": 1
+    }
+    # the same condition written by the user: rows without a value are dropped, as documented
+    res = run(fr, SelectConfig(defaults=False, where=("ifd < 1",)))
+    assert sorted(res.kept["id"].to_list()) == [ids[0]]
+    assert res.dropped.filter(pl.col("drop_reason") == "select: no ifd value").height == 5
 
 
 def test_quantiles_and_target_order():

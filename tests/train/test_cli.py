@@ -34,6 +34,10 @@ def test_plan_table_and_article_example():
         and out["epochs_table"]["10000"] == 2
     )
     a = out["anatomy"]
+    r = CliRunner().invoke(main, ["plan", "--table", "--stage", "dpo", "--json"])
+    assert r.exit_code == 0, r.output
+    dpo_table = json.loads(r.stdout)["epochs_table"]
+    assert dpo_table["100"] == 3 and dpo_table["100000"] == 1 and "preference" in r.stderr
     assert (a["series"], a["version"], a["size"], a["finetune"], a["quantization"], a["bits"]) == (
         "Qwen",
         "1.5",
@@ -95,6 +99,13 @@ def test_sft_export_eval_through_the_cli(tiny_models, train_data, tmp_path):
     out = json.loads(r.stdout)
     assert out["status"] == "done" and out["plan"]["total_steps"] == 2
     assert "train sft plan" in r.stderr and "train sft check" in r.stderr
+    # the saved resolved config is re-runnable with --config: the finished run is found, not retrained
+    finished = json.loads((run / "run.json").read_text())["finished"]
+    r = CliRunner().invoke(main, ["sft", "--config", str(run / "config.yaml"), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["status"] == "done", r.stderr[-1500:]
+    assert "already finished" in r.stderr, r.stderr[-1500:]
+    assert json.loads((run / "run.json").read_text())["finished"] == finished
     r = CliRunner().invoke(main, ["export", str(run), "--json"])
     assert r.exit_code == 0, r.output
     assert (run / "export" / "model.safetensors").is_file()

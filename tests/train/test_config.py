@@ -43,3 +43,26 @@ def test_bools_lists_and_none():
     assert cfg.packing is True and cfg.data == ["a.jsonl", "b.jsonl"] and cfg.epochs is None
     text = dump_yaml(cfg)
     assert "stage: sft" in text and "packing: true" in text
+
+
+@pytest.mark.parametrize("stage", ["sft", "dpo", "rm", "kto", "pt"])
+def test_saved_config_yaml_reloads_with_config(stage, tmp_path):
+    """RUN/config.yaml (written by dump_yaml, with its `stage:` key) is accepted by --config."""
+    cfg = resolve(
+        stage,
+        flags={"model": "m", "data": ["a.jsonl", "b.jsonl"], "lora_r": 4, "epochs": 2.0},
+        sets={"learning_rate": "3e-4", "method": "dora"},
+    )
+    y = tmp_path / "config.yaml"
+    y.write_text(dump_yaml(cfg))
+    again = resolve(stage, str(y))
+    assert type(again) is type(cfg) and again == cfg
+    # flags still override the saved file
+    assert resolve(stage, str(y), flags={"lora_r": 16}).lora_r == 16
+
+
+def test_saved_config_yaml_of_another_stage_is_refused(tmp_path):
+    y = tmp_path / "config.yaml"
+    y.write_text(dump_yaml(resolve("dpo", flags={"model": "m"})))
+    with pytest.raises(ConfigError, match="`train dpo` config"):
+        resolve("sft", str(y))

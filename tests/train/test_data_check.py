@@ -129,3 +129,47 @@ def test_val_split_is_deterministic_and_complete(tiny_models, train_data, quick_
     assert a.eval_tokenized.ids == b.eval_tokenized.ids
     assert not set(a.eval_tokenized.ids) & set(a.tokenized.ids)
     assert [len(r["input_ids"]) for r in a.tokenized.rows] == a.tokenized.lengths
+
+
+def test_tokenizer_loads_local_files_only_even_when_online(tiny_models, monkeypatch):
+    """With offline mode off, loading the tokenizer never touches the network: a local directory loads,
+    a hub id that is not in the local cache fails at once with a DataError (no HEAD requests/retries)."""
+    import socket
+
+    import huggingface_hub.constants as hf_constants
+    import transformers.utils.hub as tf_hub
+    from huggingface_hub.utils import _detect_agent
+
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(tf_hub, "is_offline_mode", lambda: False)
+    # huggingface_hub fetches an agent registry for its user-agent header once per process (not a model
+    # file); pre-resolve it so only model-file requests would count
+    monkeypatch.setattr(_detect_agent, "_registry", _detect_agent._EMPTY_REGISTRY)
+    attempts = []
+
+    def no_network(*args, **kwargs):
+        attempts.append(args[:2])
+        raise OSError("network disabled in this test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    tok = D.load_tokenizer(str(tiny_models["lm"]))
+    assert tok.chat_template and not attempts
+    with pytest.raises(D.DataError, match="cannot load the tokenizer"):
+        D.load_tokenizer("tamis-test/not-in-the-local-cache")
+    assert not attempts, attempts
+
+
+def test_tokenizer_never_runs_remote_code_by_default(tiny_models, monkeypatch):
+    from transformers import AutoTokenizer
+
+    seen = {}
+    real = AutoTokenizer.from_pretrained
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(AutoTokenizer, "from_pretrained", spy)
+    D.load_tokenizer(str(tiny_models["lm"]))
+    assert seen["trust_remote_code"] is False and seen["local_files_only"] is True

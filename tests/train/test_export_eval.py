@@ -95,3 +95,77 @@ def test_eval_with_reward_model_win_rate(lora_run, tiny_models, train_data):
     # wins are counted from the rewards: all-equal rewards give exactly 0.5
     if r["tuned_mean_reward"] == r["base_mean_reward"]:
         assert r["win_rate"] == 0.5
+
+
+@pytest.mark.parametrize("method", ["prompt", "ptuning", "prefix"])
+def test_eval_prompt_learning_methods(method, tiny_models, train_data, quick_cfg, tmp_path):
+    """Prompt tuning and P-tuning prepend virtual-token logits; eval drops them and computes the same
+    loss as the PEFT model's own labelled forward pass."""
+    import math
+
+    import torch
+
+    from train import data as D
+    from train.evaluate import evaluate_run, sequence_logprobs
+    from train.export import load_trained
+
+    run = train(
+        prepare(
+            quick_cfg(
+                "sft",
+                tiny_models["lm"],
+                train_data["sft"],
+                tmp_path / method,
+                max_steps=1,
+                method=method,
+                learning_rate=1e-1,
+            )
+        )
+    )
+    res = evaluate_run(run, [str(train_data["sft"])], limit=6)
+    assert res["rows"] == 6 and res["tuned"]["tokens"] == res["base"]["tokens"] > 0
+    assert math.isfinite(res["tuned"]["loss"]) and math.isfinite(res["base"]["loss"])
+    assert res["tuned"]["loss"] != res["base"]["loss"]  # the virtual tokens are really applied
+    # the per-token log-probs are those of the model's own loss (labels aligned with the real tokens)
+    meta = json.loads((run / "run.json").read_text())
+    model = load_trained(run, meta, merged=False).eval()
+    tok = D.load_tokenizer(str(tiny_models["lm"]))
+    rec = D.prepare([str(train_data["sft"])], "sft").rows[0]
+    row = D.tokenize_sft(tok, rec, "completion")
+    ((lp, n),) = sequence_logprobs(model, [row], tok.pad_token_id)
+    with torch.no_grad():
+        own = model(input_ids=torch.tensor([row["input_ids"]]), labels=torch.tensor([row["labels"]])).loss
+    assert -lp / n == pytest.approx(own.item(), abs=1e-4)
+
+
+def test_eval_loads_base_and_tuned_in_the_same_dtype(
+    tiny_models, train_data, quick_cfg, tmp_path, monkeypatch
+):
+    """A bf16 base checkpoint with a full fine-tune: the base is loaded in fp32 like the tuned model."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    import train.evaluate as E
+
+    bf16_base = tmp_path / "bf16-base"
+    shutil.copytree(tiny_models["lm"], bf16_base)
+    AutoModelForCausalLM.from_pretrained(str(tiny_models["lm"])).to(torch.bfloat16).save_pretrained(
+        str(bf16_base), safe_serialization=True
+    )
+    assert json.loads((bf16_base / "config.json").read_text())["dtype"] == "bfloat16"
+    run = train(
+        prepare(quick_cfg("sft", bf16_base, train_data["sft"], tmp_path / "full", max_steps=1, method="full"))
+    )
+    dtypes = []
+    real = E.sequence_logprobs
+
+    def spy(model, *args, **kwargs):
+        dtypes.append(next(model.parameters()).dtype)
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(E, "sequence_logprobs", spy)
+    res = E.evaluate_run(run, [str(train_data["sft"])], limit=4)
+    assert res["tuned"]["tokens"] == res["base"]["tokens"] > 0
+    assert dtypes == [torch.float32, torch.float32], dtypes

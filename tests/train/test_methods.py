@@ -91,3 +91,65 @@ def test_bitfit_trains_biases_and_refuses_models_without(
     )
     with pytest.raises(MethodError, match="has none"):
         train(prepare(cfg))
+
+
+@pytest.mark.parametrize("method", ["full", "freeze", "bitfit", "lora"])
+def test_trainable_params_are_fp32_under_bf16(method, bias_lm, train_data, quick_cfg, tmp_path):
+    """On a bf16 GPU the base loads in bf16; whatever trains must still be fp32 (master weights), and
+    the frozen rest stays 16-bit. A CPU Device flagged bf16 takes the same loading path."""
+    import torch
+
+    from train.methods import Device, load_model
+
+    cfg = quick_cfg("sft", bias_lm, train_data["sft"], tmp_path / "x", method=method, freeze_layers=1)
+    model, info = load_model(cfg, "sft", Device("cpu", True))
+    params = dict(model.named_parameters())
+    trainable = {n: p.dtype for n, p in params.items() if p.requires_grad}
+    frozen = {n: p.dtype for n, p in params.items() if not p.requires_grad}
+    assert trainable and set(trainable.values()) == {torch.float32}, trainable
+    if method == "full":
+        assert not frozen and info["dtype"] == "float32"
+    else:
+        assert frozen and set(frozen.values()) == {torch.bfloat16}
+        assert info["dtype"] == "bfloat16"
+
+
+def test_freeze_trains_in_bf16_mixed_precision(tiny_models, train_data, quick_cfg, tmp_path):
+    """A bf16 run (CPU autocast here, as on a bf16 GPU) with freeze: the trained layers move and stay fp32."""
+    import torch
+
+    from train.methods import Device
+
+    cfg = quick_cfg(
+        "sft",
+        tiny_models["lm"],
+        train_data["sft"],
+        tmp_path / "fb",
+        max_steps=2,
+        freeze_layers=1,
+        method="freeze",
+        learning_rate=1e-3,
+    )
+    ctx = prepare(cfg, device=Device("cpu", True))
+    run_dir = train(ctx)
+    trainer = ctx.extra["trainer"]
+    assert trainer.args.bf16
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["status"] == "done" and meta["method_info"]["trainable_dtype"] == "float32"
+    trained = {n: p for n, p in trainer.model.named_parameters() if p.requires_grad}
+    assert trained and all(p.dtype == torch.float32 for p in trained.values())
+    # a 1e-3 step on fp32 masters changes the weights (a bf16 weight would often round it away)
+    from transformers import AutoModelForCausalLM
+
+    base = dict(AutoModelForCausalLM.from_pretrained(str(tiny_models["lm"])).named_parameters())
+    assert any(not torch.equal(p.detach().float(), base[n].detach().float()) for n, p in trained.items())
+
+
+def test_qlora_device_map_follows_local_rank(monkeypatch):
+    from train.methods import Device, quantized_device_map
+
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    assert quantized_device_map(Device("cuda", True)) == {"": 0}
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    assert quantized_device_map(Device("cuda", True)) == {"": 3}
+    assert quantized_device_map(Device("cpu", False)) == {"": "cpu"}

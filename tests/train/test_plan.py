@@ -115,3 +115,41 @@ def test_plan_from_rows(tiny_models):
     p = make_plan(cfg, rows=50, lengths=[10])
     assert p["learning_rate"] == pytest.approx(5e-7) and p["warmup_ratio"] == 0.1
     assert list(p["memory"]) == ["full", "freeze", "lora", "qlora"]
+
+
+def test_epochs_by_stage_preference_and_pretraining(tiny_models):
+    """The article's 15/10/2 table is for SFT; preference stages get 1-3 epochs, pretraining 1-2."""
+    for stage in ("dpo", "kto", "rm"):
+        assert planned_epochs(24, stage) == 3 and planned_epochs(1_000, stage) == 3
+        assert planned_epochs(10_000, stage) == 2
+        assert planned_epochs(100_000, stage) == 1 and planned_epochs(10**7, stage) == 1
+        eps = [planned_epochs(n, stage) for n in (10, 100, 1_000, 3_000, 10_000, 30_000, 100_000)]
+        assert eps == sorted(eps, reverse=True) and all(1 <= e <= 3 for e in eps)
+    assert planned_epochs(12, "pt") == 2 and planned_epochs(10_000, "pt") == 1
+    assert all(1 <= planned_epochs(n, "pt") <= 2 for n in (10, 1_000, 3_000, 10**6))
+    assert planned_epochs(100) == planned_epochs(100, "sft") == 15
+    # make_plan uses the stage's table and says why
+    for stage, rows, expect, why in (
+        ("sft", 100, 15, "article"),
+        ("dpo", 100, 3, "preference"),
+        ("kto", 100, 3, "preference"),
+        ("rm", 100, 3, "reward model"),
+        ("pt", 100_000, 1, "pretraining"),
+    ):
+        p = make_plan(resolve(stage, flags={"model": str(tiny_models["lm"])}), rows=rows, lengths=[10])
+        assert p["epochs"] == expect, stage
+        assert why in p["source"]["epochs"], p["source"]["epochs"]
+    # an explicit --epochs still wins
+    p = make_plan(resolve("dpo", flags={"epochs": 5.0}), rows=100)
+    assert p["epochs"] == 5.0 and p["source"]["epochs"] == "config"
+
+
+def test_memory_estimate_keeps_trained_base_weights_fp32():
+    shape = ModelShape.from_config(
+        dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32)
+    )
+    full = memory_estimate(shape, "full", batch=1, seq=512, gpu=True)
+    assert full["weights"] == shape.params() * 4 and full["adapters"] == 0  # full loads fp32 on GPU
+    fr = memory_estimate(shape, "freeze", batch=1, seq=512, gpu=True, freeze_layers=2)
+    t = fr["trainable_params"]
+    assert fr["weights"] == (shape.params() - t) * 2 + t * 4

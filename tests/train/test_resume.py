@@ -87,3 +87,55 @@ def test_resume_refuses_changed_data_or_settings(tiny_models, train_data, quick_
     # a finished run is not retrained
     again = train(prepare(forced))
     assert json.loads((again / "run.json").read_text())["finished"] == meta["finished"]
+
+
+def test_default_run_dir_is_deterministic_and_resumes(
+    tiny_models, train_data, quick_cfg, tmp_path, monkeypatch
+):
+    """Without --output the same command maps to the same run directory: a killed run resumes from
+    its checkpoint, a finished one is left untouched, changed settings get their own directory."""
+    from train.run import default_run_dir
+
+    monkeypatch.chdir(tmp_path)
+    kw = dict(max_steps=3, save_steps=1)
+    cfg = quick_cfg("sft", tiny_models["lm"], train_data["sft"], None, **kw)
+    assert cfg.output is None
+    with pytest.raises(Killed):
+        train(prepare(cfg), callbacks=[_kill_at(2)])
+    runs = list((tmp_path / "runs").iterdir())
+    assert len(runs) == 1 and runs[0].name.startswith(f"sft-{tiny_models['lm'].name}-lora-")
+    run_dir = runs[0]
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "running"
+
+    again = quick_cfg("sft", tiny_models["lm"], train_data["sft"], None, **kw)  # the same command again
+    done = train(prepare(again))
+    assert done.resolve() == run_dir.resolve()
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["status"] == "done" and meta["resumed_from"].endswith("checkpoint-1")
+    assert meta["global_step"] == 3
+
+    # a finished run is not retrained or overwritten
+    final_mtime = (run_dir / "final" / "adapter_model.safetensors").stat().st_mtime_ns
+    assert train(prepare(again)).resolve() == run_dir.resolve()
+    assert json.loads((run_dir / "run.json").read_text())["finished"] == meta["finished"]
+    assert (run_dir / "final" / "adapter_model.safetensors").stat().st_mtime_ns == final_mtime
+
+    # other key settings or other data: another directory (never the old run's)
+    lr = quick_cfg("sft", tiny_models["lm"], train_data["sft"], None, learning_rate=1e-3, **kw)
+    fp = json.loads((run_dir / "run.json").read_text())["data_fingerprint"]
+    assert default_run_dir(lr, fp) != default_run_dir(again, fp)
+    assert default_run_dir(again, fp) == default_run_dir(again, fp)
+    assert default_run_dir(again, "0" * 16) != default_run_dir(again, fp)
+    assert tmp_path / default_run_dir(again, fp) == run_dir
+
+
+def test_finished_run_is_not_overwritten_even_with_force(tiny_models, train_data, quick_cfg, tmp_path):
+    out = tmp_path / "run"
+    train(prepare(quick_cfg("sft", tiny_models["lm"], train_data["sft"], out, max_steps=1)))
+    finished = json.loads((out / "run.json").read_text())["finished"]
+    other = quick_cfg(
+        "sft", tiny_models["lm"], train_data["sft"], out, max_steps=1, learning_rate=1e-3, force=True
+    )
+    with pytest.raises(RunError, match="finished run"):
+        train(prepare(other))
+    assert json.loads((out / "run.json").read_text())["finished"] == finished

@@ -117,3 +117,24 @@ def test_kto_and_pt_train(tiny_models, train_data, quick_cfg, tmp_path):
     # packed: one padding-free row per batch with per-document positions (restarting at 0)
     assert batch["input_ids"].shape[0] == 1 and "position_ids" in batch
     assert (batch["position_ids"][0] == 0).sum() > 1
+
+
+def test_sft_padding_free_without_packing_trains(tiny_models, train_data, quick_cfg, tmp_path):
+    """--padding-free (no packing) flattens each batch into one unpadded row with per-row positions and
+    computes the same loss as the padded batch (rows attend only to themselves)."""
+    kw = dict(max_steps=2, learning_rate=1e-2)
+    padded = _meta(
+        train(prepare(quick_cfg("sft", tiny_models["lm"], train_data["sft"], tmp_path / "pad", **kw)))
+    )
+    cfg = quick_cfg("sft", tiny_models["lm"], train_data["sft"], tmp_path / "pf", padding_free=True, **kw)
+    ctx = prepare(cfg)
+    run_dir = train(ctx)
+    meta = _meta(run_dir)
+    assert meta["status"] == "done" and meta["global_step"] == 2
+    trainer = ctx.extra["trainer"]
+    assert trainer.args.padding_free and not trainer.args.packing
+    batch = next(iter(trainer.get_train_dataloader()))
+    assert batch["input_ids"].shape[0] == 1 and "position_ids" in batch
+    assert (batch["position_ids"][0] == 0).sum() == 4  # the 4 rows of the micro-batch, not packed
+    assert batch["input_ids"].shape[1] <= 4 * ctx.plan["max_length"]
+    assert meta["first_loss"] == pytest.approx(padded["first_loss"], abs=1e-4)
