@@ -26,7 +26,6 @@ eval rows go to a second file ``<name>.eval.<ext>``.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,32 +58,23 @@ CONVERTER = {
     ("llamafactory", "kto"): "sharegpt",
     ("llamafactory", "text"): "text",
 }
-# the source article's table: rows -> epochs (100 rows ~15, 1,000 ~10, 10,000 ~2, 100,000 2-3)
-EPOCH_TABLE = ((100, 15.0), (1_000, 10.0), (10_000, 2.0), (100_000, 2.5))
+# export kind -> the training stage whose epoch table applies (one table for curate and train)
+_KIND_STAGE = {"sft": "sft", "preference": "dpo", "kto": "kto", "text": "pt"}
 
 
-def epochs_hint(rows: int) -> dict[str, Any]:
-    """Epochs the article's table suggests for ``rows``, interpolated in log10(rows)."""
+def epochs_hint(rows: int, kind: str = "sft") -> dict[str, Any]:
+    """Epochs `train` will plan for ``rows`` rows of this kind (train.plan's tables, log-interpolated):
+    the source article's SFT table (100 rows ~15, 1,000 ~10, 10,000 ~2), 1-3 epochs for preference
+    data, 1-2 passes for continued-pretraining text."""
+    from train.plan import EPOCH_REASONS, planned_epochs
+
     if rows <= 0:
         return {"rows": rows, "epochs": None, "text": "no rows to train on"}
-    pts = EPOCH_TABLE
-    if rows <= pts[0][0]:
-        e = pts[0][1]
-    elif rows >= pts[-1][0]:
-        e = pts[-1][1]
-    else:
-        for (r0, e0), (r1, e1) in zip(pts, pts[1:], strict=False):
-            if r0 <= rows <= r1:
-                t = (math.log10(rows) - math.log10(r0)) / (math.log10(r1) - math.log10(r0))
-                e = e0 + t * (e1 - e0)
-                break
-    near = min(pts, key=lambda p: abs(math.log10(rows) - math.log10(p[0])))
-    table = "; ".join(f"{r:,} rows ~{'2-3' if r == 100_000 else f'{v:g}'}" for r, v in pts)
-    text = (
-        f"{rows:,} rows: train about {max(1, int(e + 0.5))} epochs "
-        f"(the source article's table, log-interpolated: {table}; nearest row {near[0]:,})"
-    )
-    return {"rows": rows, "epochs": round(e, 1), "epochs_rounded": max(1, int(e + 0.5)), "text": text}
+    stage = _KIND_STAGE.get(kind, "sft")
+    e = planned_epochs(rows, stage)
+    rounded = max(1, int(e + 0.5))
+    text = f"{rows:,} rows: train about {rounded} epochs ({EPOCH_REASONS[stage]})"
+    return {"rows": rows, "stage": stage, "epochs": round(e, 1), "epochs_rounded": rounded, "text": text}
 
 
 @dataclass
@@ -200,7 +190,7 @@ def run(frame: pl.DataFrame, config: ExportConfig | None = None) -> StageResult:
         "kind": kind,
         "rows": len(records) - n_eval,
         "eval_rows": n_eval,
-        "hint": epochs_hint(len(records) - n_eval),
+        "hint": epochs_hint(len(records) - n_eval, kind),
     }
     if config.output:
         stats["outputs"] = write(records, splits, kind, config, Path(config.output))

@@ -90,7 +90,7 @@ def export(inputs, output, target, kind, keep_meta, name, dataset_info, fmt, map
     except ValueError as exc:
         fail(str(exc))
     n_eval = sum(1 for s in splits if s == "eval")
-    hint = epochs_hint(len(records) - n_eval)
+    hint = epochs_hint(len(records) - n_eval, kind_used)
     stats = {
         "format": target,
         "kind": kind_used,

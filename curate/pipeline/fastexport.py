@@ -126,7 +126,7 @@ def run(mod, frame: pl.DataFrame, config: Any, memo_dir: Path) -> StageResult:
         "kind": kind,
         "rows": len(train),
         "eval_rows": len(ev),
-        "hint": mod.epochs_hint(len(train)),
+        "hint": mod.epochs_hint(len(train), kind),
         "converted": len(todo),
         "from_memo": len(lines) - sum(1 for e in new_entries if e[1] is not None),
     }

@@ -141,13 +141,16 @@ def test_epochs_hint_follows_the_article_table():
     assert epochs_hint(100)["epochs"] == 15 and epochs_hint(50)["epochs"] == 15
     assert epochs_hint(1_000)["epochs"] == 10
     assert epochs_hint(10_000)["epochs"] == 2
-    assert epochs_hint(100_000)["epochs"] == 2.5 and epochs_hint(10**6)["epochs"] == 2.5
+    assert epochs_hint(100_000)["epochs"] == 2 and epochs_hint(10**6)["epochs"] == 2
     mid = epochs_hint(316)  # half-way between 100 and 1,000 in log space
     assert mid["epochs"] == 12.5
     five = epochs_hint(500)  # 15 - 5 * log10(5) = 11.505
     assert five["epochs"] == 11.5 and five["epochs_rounded"] == 12
     assert "500 rows" in five["text"] and "about 12 epochs" in five["text"]
     assert epochs_hint(0)["epochs"] is None
+    # preference data and pretraining text follow their own tables, as `train` plans them
+    assert epochs_hint(500, "preference")["epochs"] == 3 and epochs_hint(100_000, "preference")["epochs"] == 1
+    assert epochs_hint(50_000, "text")["epochs"] == 1 and "pretraining" in epochs_hint(50_000, "text")["text"]
 
 
 @pytest.fixture(scope="module")
