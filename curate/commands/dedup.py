@@ -233,6 +233,10 @@ def dedup(
     if cpath is not None:
         _write_clusters(cpath, result.clusters)
         stats["clusters_file"] = str(cpath)
+    elif side_path(out, "clusters").is_file():
+        # the clusters of an earlier --explain run no longer describe this output
+        side_path(out, "clusters").unlink()
+        stats["removed_stale_clusters"] = str(side_path(out, "clusters"))
     if explain and not json_out:
         _explain(result.clusters)
     finish(

@@ -42,6 +42,9 @@ def test_dedup_cli_outputs_and_explain(tmp_path):
     clusters = [json.loads(x) for x in (tmp_path / "out.clusters.jsonl").read_text().splitlines()]
     assert {c["method"] for c in clusters} == {"exact", "minhash"}
     assert all(c["survivor"]["id"] == kept[0]["id"] for c in clusters)
+    # a later run without --explain does not leave those clusters beside its output
+    res = CliRunner().invoke(main, ["dedup", str(inp), "-o", str(out), "--json"])
+    assert res.exit_code == 0 and not (tmp_path / "out.clusters.jsonl").exists()
 
 
 def test_dedup_cli_state_across_files(tmp_path):
