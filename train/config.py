@@ -108,25 +108,20 @@ class CommonConfig:
 
     stage: typing.ClassVar[str] = ""
 
-    # settings that, when changed, make a checkpoint meaningless
-    KEY_SETTINGS: typing.ClassVar[tuple[str, ...]] = (
-        "model",
-        "method",
-        "learning_rate",
-        "epochs",
-        "max_steps",
-        "batch_size",
-        "global_batch",
-        "max_length",
-        "lora_r",
-        "lora_alpha",
-        "lora_target",
-        "freeze_layers",
-        "virtual_tokens",
-        "seed",
-        "scheduler",
-        "val_split",  # which rows are held out
-        "template",  # the chat template decides the tokens and labels
+    # settings that do not change what is trained (where it goes, how often it logs, how it is launched):
+    # every other setting names the run (its default directory) and is checked on resume
+    RUNTIME_SETTINGS: typing.ClassVar[tuple[str, ...]] = (
+        "data",  # fingerprinted by content instead of by path
+        "output",
+        "force",
+        "skip_check",
+        "logging_steps",
+        "save_steps",
+        "save_total_limit",
+        "num_processes",
+        "distributed",
+        "gradient_checkpointing",
+        "trust_remote_code",
     )
 
     def validate(self) -> None:
@@ -186,7 +181,6 @@ class SFTConfig(CommonConfig):
         "on small GPUs, where materialising the logits costs memory).",
     )
     stage: typing.ClassVar[str] = "sft"
-    KEY_SETTINGS = CommonConfig.KEY_SETTINGS + ("loss_on", "packing")
 
 
 @dataclass
@@ -200,7 +194,6 @@ class DPOConfig(CommonConfig):
     sft_weight: float = _f(0.0, "Weight of an SFT (NLL on chosen) term mixed into the loss (RPO); 0 = off.")
     label_smoothing: float = _f(0.0, "Label smoothing (robust DPO).")
     stage: typing.ClassVar[str] = "dpo"
-    KEY_SETTINGS = CommonConfig.KEY_SETTINGS + ("beta", "loss", "sft_weight")
 
 
 @dataclass
@@ -215,14 +208,12 @@ class KTOConfig(CommonConfig):
     desirable_weight: float = _f(1.0, "Weight of good (label=true) rows.")
     undesirable_weight: float = _f(1.0, "Weight of bad (label=false) rows.")
     stage: typing.ClassVar[str] = "kto"
-    KEY_SETTINGS = CommonConfig.KEY_SETTINGS + ("beta",)
 
 
 @dataclass
 class PTConfig(CommonConfig):
     packing: bool = _f(True, "Pack texts into full-length sequences (recommended for pretraining).")
     stage: typing.ClassVar[str] = "pt"
-    KEY_SETTINGS = CommonConfig.KEY_SETTINGS + ("packing",)
 
 
 CONFIGS: dict[str, type[CommonConfig]] = {
@@ -258,7 +249,7 @@ def _base_type(tp: Any) -> tuple[Any, bool, bool]:
 def coerce(cls, key: str, value: Any) -> Any:
     """Convert a YAML/CLI value to the field's type, with an error naming the key."""
     hints = _field_types(cls)
-    if key not in hints or key in ("stage", "KEY_SETTINGS"):
+    if key not in hints or key in ("stage", "RUNTIME_SETTINGS"):
         names = ", ".join(f.name for f in fields(cls))
         raise ConfigError(f"unknown setting {key!r} for `train {cls.stage}`; known: {names}")
     tp, optional, is_list = _base_type(hints[key])

@@ -251,6 +251,12 @@ def load_tokenizer(model: str, template: str | None = None, trust_remote_code: b
             model, trust_remote_code=bool(trust_remote_code), local_files_only=True
         )
     except (OSError, ValueError) as e:
+        if not Path(model).exists():  # transformers' message says "check your internet connection"
+            raise DataError(
+                f"cannot load the tokenizer of {model}: it is not a local directory and not in the local "
+                f"Hugging Face cache, and tamis never downloads. Fetch it first (`huggingface-cli download "
+                f"{model}`) or pass a local path."
+            ) from None
         raise DataError(f"cannot load the tokenizer of {model}: {e}") from None
     if template:
         tok.chat_template = read_template(template)

@@ -102,7 +102,7 @@ def prepare(cfg: CommonConfig, device=None) -> Context:
 
 def run_key(cfg: CommonConfig, fp: str) -> str:
     """8 hex digits naming a run: the stage, the model (resolved path), the data fingerprint and every
-    key setting. Everything a resume checks is in it, so the same command always maps to the same
+    setting that changes the result (:func:`key_settings`). Everything a resume checks is in it, so the same command always maps to the same
     directory and a changed one never lands in (and is refused by) an old run."""
     import hashlib
 
@@ -122,7 +122,10 @@ def default_run_dir(cfg: CommonConfig, fp: str) -> Path:
 
 
 def key_settings(cfg: CommonConfig) -> dict[str, Any]:
-    return {k: getattr(cfg, k) for k in cfg.KEY_SETTINGS}
+    """Every setting that changes what is trained (all but :attr:`CommonConfig.RUNTIME_SETTINGS`)."""
+    from dataclasses import fields
+
+    return {f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name not in cfg.RUNTIME_SETTINGS}
 
 
 def last_checkpoint(run_dir: Path) -> Path | None:

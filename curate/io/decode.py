@@ -111,17 +111,21 @@ def _unzstd(path: Path, raw: bytes) -> tuple[bytes, str, bool, str | None]:
 
     dctx = zstandard.ZstdDecompressor()
     chunks: list[bytes] = []
-    rest = raw
+    view, pos, n = memoryview(raw), 0, len(raw)
+    step = 1 << 20  # bounded slices: unused_data copies what is left, so whole-buffer feeding is O(n^2)
     try:
-        while rest:
+        while pos < n:
             dobj = dctx.decompressobj()
-            chunks.append(dobj.decompress(rest))
+            while not dobj.eof and pos < n:
+                piece = view[pos : pos + step]
+                pos += len(piece)
+                chunks.append(dobj.decompress(piece))
             if not dobj.eof:
                 data = b"".join(chunks)
                 if not data:
                     raise InputError(f"{path}: zstd stream is truncated before any data")
                 return data, "zstd", True, "zstd stream ends early (truncated file); kept what could be read"
-            rest = dobj.unused_data
+            pos -= len(dobj.unused_data)
     except zstandard.ZstdError as exc:
         data = b"".join(chunks)
         if not data:
@@ -155,19 +159,21 @@ def detect_and_decode(
             raise InputError(f"{path}: cannot decode as {encoding}: {exc}") from None
     for bom, name in _BOMS:
         if data.startswith(bom):
+            body, bad = _whole_code_units(data[len(bom) :], name)
             try:
                 return (
-                    data[len(bom) :].decode(name.replace("-sig", "")),
+                    body.decode(name.replace("-sig", "")),
                     name.replace("-le", "").replace("-be", "") + " (BOM)",
-                    {},
+                    bad,
                 )
             except UnicodeDecodeError:
                 break
     # UTF-16 first: ASCII text in UTF-16 is also valid UTF-8 (NUL is a legal code point).
     utf16 = _guess_utf16(data)
     if utf16:
+        body, bad = _whole_code_units(data, utf16)
         try:
-            return data.decode(utf16), "utf-16", {}
+            return body.decode(utf16), "utf-16", bad
         except UnicodeDecodeError:
             pass
     try:
@@ -177,10 +183,13 @@ def detect_and_decode(
     # A UTF-8 file with a few broken bytes must not be re-read as GB18030 (which decodes almost any
     # byte string, turning every Chinese character into mojibake): when the non-ASCII lines that do
     # decode as UTF-8 clearly outnumber the ones that don't, keep UTF-8 and reject the broken lines.
-    lines = data.split(b"\n")
+    # lines as the reader will number them (CR-only files too: the text's line ends are normalised)
+    lines = re.split(rb"\r\n|\r|\n", data)
     bad = _undecodable_utf8_lines(lines)
     utf8_non_ascii = sum(1 for i, line in enumerate(lines, start=1) if i not in bad and not line.isascii())
-    if utf8_non_ascii >= 3 * len(bad):
+    # a legacy-encoded (GBK, Big5...) line is almost never valid UTF-8 by chance, so as many valid
+    # non-ASCII UTF-8 lines as broken ones means a UTF-8 file with damage
+    if utf8_non_ascii >= max(1, len(bad)):
         return _utf8_with_bad_lines(lines, bad)
     try:
         text = data.decode("gb18030")
@@ -204,6 +213,19 @@ def detect_and_decode(
             "guess); pass --encoding NAME (e.g. --encoding big5) or convert the file to UTF-8"
         )
     return _utf8_with_bad_lines(lines, bad)
+
+
+def _whole_code_units(data: bytes, encoding: str) -> tuple[bytes, dict[int, str]]:
+    """UTF-16/32 data whose length is not a whole number of code units (a cut file): drop the partial
+    unit and report the last line as damaged, so the reader rejects it instead of failing the file."""
+    unit = 4 if "32" in encoding else 2 if "16" in encoding else 1
+    extra = len(data) % unit
+    if not extra:
+        return data, {}
+    data = data[:-extra]
+    nl = "\n".encode(encoding.replace("-sig", ""))
+    last = data.count(nl) + 1
+    return data, {last: f"the file ends inside a character ({extra} stray byte(s) of {encoding})"}
 
 
 def _undecodable_utf8_lines(lines: list[bytes]) -> dict[int, str]:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -286,12 +287,28 @@ def _load_canonical(path, raw_rows, rejects, desc, explanations, n_input, typed=
             continue
         if isinstance(v.get("meta"), dict):
             v = {**v, "meta": json.dumps(v["meta"], ensure_ascii=False, sort_keys=True)}
-        for col in ("history", "source"):
-            if isinstance(v.get(col), str):  # CSV/XLSX exports hold nested values as JSON text
+        problem = None
+        for col, shape in (("history", list), ("source", dict)):
+            cell = v.get(col)
+            if isinstance(cell, str):  # CSV/XLSX exports hold nested values as JSON text
+                if not cell.strip():  # an empty cell is how a CSV writes a missing value
+                    v = {**v, col: None}
+                    continue
                 try:
-                    v = {**v, col: json.loads(v[col])}
-                except json.JSONDecodeError:
-                    pass
+                    cell = json.loads(cell)
+                except json.JSONDecodeError as exc:
+                    problem = (col, f"not valid JSON ({exc.msg} at column {exc.colno})")
+                    break
+                v = {**v, col: cell}
+            if cell is not None and not isinstance(cell, shape):
+                problem = (col, f"expected a JSON {'list of turns' if shape is list else 'object'}")
+                break
+            if col == "history" and cell and not all(isinstance(t, dict) for t in cell):
+                problem = (col, "expected a list of {role, content} turns")
+                break
+        if problem:
+            rejects.append(_reject(path, r.line, r.sheet, problem[0], problem[1], _raw(v)))
+            continue
         good.append(v)
     if not good:
         frame = empty_frame()
@@ -324,16 +341,42 @@ def _load_canonical(path, raw_rows, rejects, desc, explanations, n_input, typed=
     return LoadResult(frame, _rejects_frame(rejects), explanations, n_input, 0, files)
 
 
+# the score columns tamis writes, with their types (restored whatever the cells look like)
+_SCORE_TYPES = {
+    "ppl": pl.Float64,
+    "ppl_tokens": pl.Int64,
+    "ppl_answer": pl.Float64,
+    "ifd": pl.Float64,
+    "reward": pl.Float64,
+    "reward_chosen": pl.Float64,
+    "reward_rejected": pl.Float64,
+    "reward_margin": pl.Float64,
+    "quality": pl.Float64,
+}
+# a number as a writer prints one: no leading zeros, at most 15 significant digits, no padding zeros
+# after the point ("1.10" is a version, "007" a code, "123456789012345678901" an id: they stay text)
+_CLEAN_NUMBER = re.compile(r"-?(?:0|[1-9]\d{0,14})(?:\.(?:0|\d{0,14}[1-9]))?(?:[eE][-+]?\d{1,3})?")
+
+
 def _numbers_from_text(frame: pl.DataFrame) -> pl.DataFrame:
-    """Score columns exported to CSV/XLSX come back as text: restore a non-canonical text column to
-    Int64/Float64 when every non-empty cell parses (empty cells become null)."""
+    """Score columns exported to CSV/XLSX come back as text: restore them to numbers (empty cells are
+    null). Other non-canonical columns are restored only when every cell is a cleanly written number."""
     casts = []
     for name in frame.columns:
         if name in SCHEMA or frame[name].dtype != pl.Utf8:
             continue
         stripped = frame[name].str.strip_chars()
         values = pl.select(pl.when(stripped != "").then(stripped)).to_series().alias(name)
-        if values.null_count() == frame.height:
+        if name in _SCORE_TYPES:
+            dtype = _SCORE_TYPES[name]
+            cast = values.cast(pl.Float64, strict=False)
+            if cast.null_count() == values.null_count():
+                casts.append(cast.cast(dtype) if dtype == pl.Int64 else cast)
+            continue
+        present = values.drop_nulls()
+        if present.len() == 0:
+            continue
+        if not present.str.contains(f"^{_CLEAN_NUMBER.pattern}$").all():
             continue
         for dtype in (pl.Int64, pl.Float64):
             cast = values.cast(dtype, strict=False)

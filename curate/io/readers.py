@@ -85,24 +85,46 @@ def read_rows(
     dec = decode_file(path, encoding)
     info = ReadInfo(kind, dec.encoding, dec.compression, dec.truncated, [m for _, m in dec.warnings])
     info, rows = _read_text_kind(dec, path, kind, info, header)
-    return info, (_account_truncation(rows) if dec.truncated else rows)
+    if dec.truncated:
+        rows = _account_truncation(rows, dec.text.endswith("\n"))
+    return info, rows
 
 
-def _account_truncation(rows: Iterator[RawRow | RawReject]) -> Iterator[RawRow | RawReject]:
-    """A truncated archive lost data even when the cut fell on a line boundary: make sure at least one
-    reject says so, so the run exits 1 instead of passing off a partial file as complete."""
-    last_line, flagged = 0, False
+def _account_truncation(
+    rows: Iterator[RawRow | RawReject], ends_with_newline: bool
+) -> Iterator[RawRow | RawReject]:
+    """A truncated archive lost data. When the text stops inside a row, that (last) row is the cut one
+    and is rejected, whatever the reader made of it; when the cut fell on a line boundary, one reject
+    says data was lost after the last line. Either way the run exits 1 instead of passing off a
+    partial file as complete."""
+    last_line, prev = 0, None
     for row in rows:
+        if prev is not None:
+            yield prev
+        prev = row
         if row.line:
             last_line = max(last_line, row.line)
-        if isinstance(row, RawReject) and "truncated" in row.reason:
-            flagged = True
-        yield row
-    if not flagged:
-        yield RawReject(
-            last_line + 1,
-            f"the compressed file is truncated after line {last_line}: whatever followed is lost",
-        )
+    if prev is not None and not ends_with_newline:
+        if isinstance(prev, RawRow):
+            raw = json.dumps(prev.values, ensure_ascii=False, default=str)[:500]
+            prev = RawReject(
+                prev.line, "last row cut off by the truncated compressed file", raw, sheet=prev.sheet
+            )
+        elif "truncated" not in prev.reason:
+            prev = RawReject(
+                prev.line,
+                "last row cut off by the truncated compressed file: " + prev.reason,
+                prev.raw,
+                prev.field,
+                prev.sheet,
+            )
+        yield prev
+        return
+    if prev is not None:
+        yield prev
+    yield RawReject(
+        last_line + 1, f"the compressed file is truncated after line {last_line}: whatever followed is lost"
+    )
 
 
 def _read_text_kind(
@@ -176,7 +198,7 @@ def _read_json(dec: Decoded, path: Path) -> Iterator[RawRow | RawReject]:
         lists = [k for k, v in obj.items() if isinstance(v, list) and v and isinstance(v[0], (dict, list))]
         if len(lists) == 1 and not _looks_like_record(obj):
             items = obj[lists[0]]
-            yield from _flatten(items, [1] * len(items), path)
+            yield from _without_undecodable(_flatten(items, [1] * len(items), path), dec)
             return
         yield RawRow(obj, line_index.line_of(start))
         return
@@ -184,7 +206,25 @@ def _read_json(dec: Decoded, path: Path) -> Iterator[RawRow | RawReject]:
         raise InputError(f"{path}: top-level JSON is a {type(obj).__name__}, expected an array or object")
     positions = _array_item_positions(text, start, decoder)
     lines = [line_index.line_of(p) for p in positions] if len(positions) == len(obj) else [None] * len(obj)
-    yield from _flatten(obj, lines, path)
+    yield from _without_undecodable(_flatten(obj, lines, path), dec)
+
+
+def _without_undecodable(rows: Iterator[RawRow | RawReject], dec: Decoded) -> Iterator[RawRow | RawReject]:
+    """A JSON document with undecodable bytes (decoded with U+FFFD in their place, lines listed in
+    ``dec.bad_lines``): every record holding a replacement character is rejected, never kept mangled."""
+    if not dec.bad_lines:
+        yield from rows
+        return
+    reason = next(iter(dec.bad_lines.values()))
+    for row in rows:
+        if isinstance(row, RawRow):
+            raw = json.dumps(row.values, ensure_ascii=False, default=str)
+            if "\ufffd" in raw:
+                yield RawReject(
+                    row.line, f"undecodable bytes in this record ({reason})", raw[:500], sheet=row.sheet
+                )
+                continue
+        yield row
 
 
 def _looks_like_record(obj: dict) -> bool:
@@ -267,16 +307,20 @@ def _tsv_quoting(text: str) -> int:
     sample = text[:200_000]
     if not _QUOTED_TSV_FIELD.search(sample):
         return csv.QUOTE_NONE
-    if len(sample) < len(text):
-        sample = sample[: sample.rfind("\n") + 1] or sample
+    cut = len(sample) < len(text)
+    rows: list[list[str]] = []
+    reader = csv.reader(io.StringIO(sample, newline=""), delimiter="\t", strict=True)
     try:
-        rows = list(csv.reader(io.StringIO(sample, newline=""), delimiter="\t", strict=True))
+        for row in reader:
+            rows.append(row)
     except csv.Error:
-        return csv.QUOTE_NONE
+        if not cut:  # a real quoting error in the whole file: quotes are text here
+            return csv.QUOTE_NONE
+        # the sample ends inside a quoted (multi-line) cell: judge the rows before it
+    if cut and rows:
+        rows = rows[:-1]  # the last row may be cut by the sample boundary
     rows = [r for r in rows if r and any(c.strip() for c in r)]
-    # the last sampled row may be a quoted field cut by the sample boundary
-    body = rows[:-1] if len(sample) < len(text) and len(rows) > 2 else rows
-    if body and len({len(r) for r in body}) == 1:
+    if len(rows) >= 2 and len({len(r) for r in rows}) == 1:
         return csv.QUOTE_MINIMAL
     return csv.QUOTE_NONE
 

@@ -130,6 +130,15 @@ def plan(recipe: Recipe, ctx: registry.StageContext) -> list[Planned]:
             raise RecipeError(
                 f"{recipe.path or '<recipe>'}: input {input_label(recipe, spec_in.path)} not found ({spec_in.path})"
             )
+    # derived outputs too (the dropped/rejects files beside the data): a refresh batch or an input
+    # that is one of them would be overwritten or removed by this run
+    in_paths = {s.path.resolve(): s.path for s in recipe.inputs}
+    for kind, target in default_outputs(recipe).items():
+        if Path(target).resolve() in in_paths:
+            raise RecipeError(
+                f"{recipe.path or '<recipe>'}: input {in_paths[Path(target).resolve()]} is this recipe's "
+                f"{kind} output; a run never overwrites its inputs (move the file or change `outputs:`)"
+            )
     for step in recipe.steps:
         if step.name == "ingest":
             out.append(Planned(step, None, dict(step.options), []))

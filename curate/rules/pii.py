@@ -108,15 +108,25 @@ def _ip_context_ok(text: str, start: int, end: int) -> bool:
     prev = text[start - 1] if start else " "
     nxt = text[end] if end < len(text) else " "
     after = text[end + 1] if end + 1 < len(text) else " "
-    if prev.isalnum() or prev in "_-.":
+    # Chinese runs straight into an address (服务器地址8.8.8.8的): only ASCII letters and digits glue
+    if _ascii_word(prev) or prev in "_-.":
         return False
     if prev == "/" and not text[:start].endswith("//"):
         return False  # a path segment (/opt/app/1.2.3.4/), not a URL host
-    if nxt.isalnum() or nxt in "_-":
+    if _ascii_word(nxt) or nxt in "_-":
         return False
-    if nxt == "." and (after.isalnum() or after in "_-"):
+    if nxt == "." and (_ascii_word(after) or after in "_-"):
         return False  # 1.2.3.4.tar.gz, 1.2.3.4.5
-    return not _VERSION_CONTEXT.search(text[max(0, start - 12) : start])
+    before = text[max(0, start - 12) : start]
+    return not (_VERSION_CONTEXT.search(before) or _SECTION_CONTEXT.search(before))
+
+
+def _ascii_word(c: str) -> bool:
+    return c.isascii() and c.isalnum()
+
+
+# "章节 1.2.1.1", "第1.2.3.4条", "§ 1.2.3.4": numbered sections of legal and technical documents
+_SECTION_CONTEXT = re.compile(r"(?i)(?:章节?|第|条|节|款|\bsection|\bsec\.|§)\s*$")
 
 
 @dataclass

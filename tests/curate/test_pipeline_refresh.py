@@ -403,3 +403,15 @@ def test_refresh_writes_and_clears_the_rejects_file(world: Path):
     # a clean batch: the file of the earlier batch does not linger
     s = refresh(_recipe(world), [world / "raw3.jsonl"], quiet=True)
     assert s.exit_code == 0 and not rejects.exists()
+
+
+def test_a_batch_that_is_one_of_the_outputs_is_refused(world: Path):
+    r = _recipe(world)
+    refresh(r, [world / "raw2.jsonl"], quiet=True)
+    rejects = world / "out" / "data.rejects.jsonl"
+    before = rejects.read_bytes()
+    from curate.pipeline.recipe import RecipeError
+
+    with pytest.raises(RecipeError, match="data.rejects.jsonl is this recipe's rejects output"):
+        refresh(_recipe(world), [rejects], quiet=True)
+    assert rejects.read_bytes() == before

@@ -120,3 +120,17 @@ def test_pii_flag_explains_type_not_value(tmp_path):
     detail = json.loads(dropped["drop_detail"][0])[0]
     assert detail["rule"] == "has-pii" and detail["span"] == [3, 14] and detail["text"] == "[PHONE]"
     assert "13812345678" not in dropped["drop_detail"][0]
+
+
+def test_ip_written_right_against_chinese_text_is_found():
+    for text in (
+        "服务器地址8.8.8.8",
+        "IP是8.8.8.8，请检查",
+        "连接到8.8.8.8:22失败",
+        "地址是2001:db8::1的主机",
+    ):
+        types = [f.type for f in pii.find(text, ("ip",), public_ip_only=False)]
+        assert types == ["ip"], text
+    # numbered sections stay numbers
+    for text in ("章节 1.2.1.1詹森", "见第1.2.3.4条", "§ 1.2.3.4 applies"):
+        assert not pii.find(text, ("ip",), public_ip_only=False), text

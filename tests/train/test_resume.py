@@ -139,3 +139,23 @@ def test_finished_run_is_not_overwritten_even_with_force(tiny_models, train_data
     with pytest.raises(RunError, match="finished run"):
         train(prepare(other))
     assert json.loads((out / "run.json").read_text())["finished"] == finished
+
+
+def test_run_key_covers_every_setting_that_changes_the_result():
+    from dataclasses import replace
+
+    from train.config import DPOConfig, KTOConfig, SFTConfig
+    from train.run import run_key
+
+    for cls, changes in (
+        (KTOConfig, {"desirable_weight": 1.33, "lora_dropout": 0.1, "weight_decay": 0.1}),
+        (DPOConfig, {"label_smoothing": 0.1, "max_grad_norm": 0.5, "warmup_ratio": 0.2}),
+        (SFTConfig, {"padding_free": True, "fast_loss": False, "bf16": True, "eval_data": ["e.jsonl"]}),
+    ):
+        base = cls(model="m", data=["d.jsonl"])
+        key = run_key(base, "fp")
+        for name, value in changes.items():
+            assert run_key(replace(base, **{name: value}), "fp") != key, (cls.__name__, name)
+        # where it goes and how it logs or launches do not make another run
+        same = replace(base, output="x", logging_steps=7, save_steps=9, num_processes=2, force=True)
+        assert run_key(same, "fp") == key
