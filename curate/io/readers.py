@@ -313,10 +313,11 @@ def _tsv_quoting(text: str) -> int:
     try:
         for row in reader:
             rows.append(row)
-    except csv.Error:
-        if not cut:  # a real quoting error in the whole file: quotes are text here
+    except csv.Error as exc:
+        # only the sample ending inside a quoted (multi-line) cell is forgiven; any other quoting
+        # error ('"Hi," he said' as a cell) means quotes are text in this file
+        if not (cut and "unexpected end of data" in str(exc)):
             return csv.QUOTE_NONE
-        # the sample ends inside a quoted (multi-line) cell: judge the rows before it
     if cut and rows:
         rows = rows[:-1]  # the last row may be cut by the sample boundary
     rows = [r for r in rows if r and any(c.strip() for c in r)]
