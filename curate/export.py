@@ -18,9 +18,16 @@ llamafactory   as sharegpt, plus the ``dataset_info.json`` entry (``formatting``
 Rows go through the lossless converters of :mod:`curate.io.formats` (``to_format``). By default the
 output is uniform (every row the same keys and role tags, ``meta`` left out) because trainers want one
 schema per file; ``keep_meta`` writes meta keys back as fields and restores each row's original shape
-(a round trip). A file holds one kind of record; rows of another kind are reported in ``dropped``
-(export them separately with ``kind``). When a ``split`` column exists (``curate select --eval-size``),
-eval rows go to a second file ``<name>.eval.<ext>``.
+(a round trip). Tool-calling data keeps its meaning either way: the final turns' roles (a tool result,
+a function call) always apply, ``tools`` is written as a top-level field (a JSON string in the
+ShareGPT/Alpaca layouts, a list in TRL/OpenAI), and OpenAI ``tool_calls`` turns become ShareGPT
+``function_call`` turns. The ``llamafactory`` layout is always uniform (from/value, human/gpt,
+``kto_tag``, ``system`` on every row) because its ``dataset_info.json`` entry describes every row;
+``keep_meta`` adds the meta keys as fields only. A file holds one kind of record; rows of another kind
+are reported in ``dropped`` (export them separately with ``kind``). Held-out rows (``split`` column or
+``meta.split`` = eval/test/validation/dev, :func:`curate.augment.common.is_eval`, the rows ``augment``
+leaves alone) go to a second file ``<name>.eval.<ext>``; an eval file an earlier export left is removed
+when there are none.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from typing import Any
 
 import polars as pl
 
+from curate.augment.common import eval_mask
 from curate.records import RecordError, messages_of
 from curate.stage import StageResult, empty_dropped, mark_dropped
 
@@ -68,9 +76,15 @@ def epochs_hint(rows: int, kind: str = "sft") -> dict[str, Any]:
     data, 1-2 passes for continued-pretraining text."""
     from train.plan import EPOCH_REASONS, planned_epochs
 
-    if rows <= 0:
-        return {"rows": rows, "epochs": None, "text": "no rows to train on"}
     stage = _KIND_STAGE.get(kind, "sft")
+    if rows <= 0:
+        return {
+            "rows": rows,
+            "stage": stage,
+            "epochs": None,
+            "epochs_rounded": None,
+            "text": "no rows to train on",
+        }
     e = planned_epochs(rows, stage)
     rounded = max(1, int(e + 0.5))
     text = f"{rows:,} rows: train about {rounded} epochs ({EPOCH_REASONS[stage]})"
@@ -94,10 +108,58 @@ class ExportConfig:
             raise ValueError(f"--kind {self.kind!r}: choose auto or one of {', '.join(KINDS)}")
 
 
+# layouts that read ``tools`` as a JSON string (LLaMA-Factory); TRL and OpenAI take a list
+_TOOLS_AS_TEXT = ("alpaca", "sharegpt", "llamafactory")
+
+
+def _tools_for(fmt: str, tools: Any) -> Any:
+    if fmt in _TOOLS_AS_TEXT:
+        return tools if isinstance(tools, str) else json.dumps(tools, ensure_ascii=False)
+    if isinstance(tools, str):
+        try:
+            parsed = json.loads(tools)
+        except json.JSONDecodeError:
+            return tools
+        return parsed if isinstance(parsed, list) else tools
+    return tools
+
+
+def _meta_dict(row: dict[str, Any]) -> dict[str, Any]:
+    m = row.get("meta")
+    if isinstance(m, str) and m:
+        try:
+            m = json.loads(m)
+        except json.JSONDecodeError:
+            return {}
+    return dict(m) if isinstance(m, dict) else {}
+
+
+def _uniform_meta(row: dict[str, Any], fmt: str, keep_extra: bool) -> str:
+    """The meta a uniform row is written with: no input shape (``_fmt`` reduced to the conversation's
+    own hints: tool roles and keys), ``tools`` in the layout's form, and with ``keep_extra`` the other
+    meta keys (written back as fields)."""
+    from curate.io.formats import semantic_hints
+
+    meta = _meta_dict(row)
+    new: dict[str, Any] = {}
+    hints = semantic_hints(meta.get("_fmt"))
+    if hints:
+        new["_fmt"] = hints
+    if keep_extra:
+        new.update({k: v for k, v in meta.items() if not k.startswith("_")})
+    if meta.get("tools") is not None:
+        new["tools"] = _tools_for(fmt, meta["tools"])
+    return json.dumps(new, ensure_ascii=False, default=str)
+
+
 def _openai_preference(row: dict[str, Any]) -> dict[str, Any]:
     """OpenAI's preference fine-tuning format (DPO)."""
+    inp: dict[str, Any] = {"messages": messages_of({**row, "answer": None}, answer_field="", lossless=True)}
+    tools = _meta_dict(row).get("tools")
+    if tools is not None:
+        inp["tools"] = _tools_for("openai", tools)
     return {
-        "input": {"messages": messages_of({**row, "answer": None}, answer_field="")},
+        "input": inp,
         "preferred_output": [{"role": "assistant", "content": row["chosen"]}],
         "non_preferred_output": [{"role": "assistant", "content": row["rejected"]}],
     }
@@ -110,14 +172,15 @@ def convert_row(row: dict[str, Any], fmt: str, keep_meta: bool = False) -> dict[
     if (fmt, kind) not in CONVERTER:
         raise RecordError(f"--format {fmt} has no layout for {kind} rows", "kind")
     target = CONVERTER[(fmt, kind)]
-    if not keep_meta:
-        row = {**row, "meta": "{}"}
+    if not keep_meta or fmt == "llamafactory":
+        row = {**row, "meta": _uniform_meta(row, fmt, keep_extra=keep_meta)}
+    if fmt == "llamafactory" and kind != "text":
+        row["system"] = row.get("system") or ""  # the entry declares the column: every row has it
     if target is None:
         out = _openai_preference(row)
         if keep_meta:
-            meta = json.loads(row["meta"]) if isinstance(row.get("meta"), str) else {}
-            for k, v in meta.items():
-                if not k.startswith("_"):
+            for k, v in _meta_dict(row).items():
+                if not k.startswith("_") and k != "tools":
                     out.setdefault(k, v)
         return out
     return to_format(row, target)
@@ -132,11 +195,14 @@ def choose_kind(frame: pl.DataFrame, kind: str) -> str | None:
     return counts["kind"][0]
 
 
-def dataset_info_entry(kind: str, file_name: str, fmt: str) -> dict[str, Any]:
-    """LLaMA-Factory's ``dataset_info.json`` entry for a file this module wrote."""
+def dataset_info_entry(kind: str, file_name: str, fmt: str, tools: bool = False) -> dict[str, Any]:
+    """LLaMA-Factory's ``dataset_info.json`` entry for a file this module wrote (``tools``: the rows
+    have a ``tools`` field)."""
     if kind == "text":
         return {"file_name": file_name, "columns": {"prompt": "text"}}
     cols: dict[str, str] = {"messages": "conversations", "system": "system"}
+    if tools:
+        cols["tools"] = "tools"
     entry: dict[str, Any] = {"file_name": file_name, "formatting": "sharegpt"}
     if kind == "preference":
         entry["ranking"] = True
@@ -153,9 +219,112 @@ def eval_path(out: Path) -> Path:
     return out.with_name(f"{stem}.eval.{ext}" if dot else f"{name}.eval")
 
 
+def dataset_info_path(config: ExportConfig, out: Path) -> Path:
+    return Path(config.dataset_info) if config.dataset_info else out.parent / "dataset_info.json"
+
+
+def output_paths(config: ExportConfig, out: Path) -> dict[str, Path]:
+    """Every file an export to ``out`` may write or remove (the eval file is removed when there are no
+    eval rows): a caller checks them against its inputs before anything is written."""
+    paths = {"output": out, "eval": eval_path(out)}
+    if config.format == "llamafactory":
+        paths["dataset_info"] = dataset_info_path(config, out)
+    return paths
+
+
+def default_name(out: Path) -> str:
+    """The dataset name of ``out`` in dataset_info.json: the file name without its extension
+    (``ops.sft.json`` -> ``ops.sft``, so ``ops.sft.json`` and ``ops.dpo.json`` do not collide)."""
+    return out.name[: -len(out.suffix)] if out.suffix else out.name
+
+
+@dataclass
+class DatasetInfo:
+    """A dataset_info.json read and checked before an export writes anything."""
+
+    path: Path
+    info: dict[str, Any]
+    name: str
+    kind: str
+    fmt: str
+
+    def _rel(self, p: Path) -> str:
+        base = self.path.parent.resolve()
+        try:
+            return str(p.resolve().relative_to(base))
+        except ValueError:
+            return str(p.resolve())
+
+    def _points_at(self, entry: Any, p: Path) -> bool:
+        if not isinstance(entry, dict) or not isinstance(entry.get("file_name"), str):
+            return False
+        target = Path(entry["file_name"])
+        if not target.is_absolute():
+            target = self.path.parent / target
+        return target.resolve() == p.resolve()
+
+    def check(self, out: Path, has_eval: bool) -> None:
+        """A ValueError when an entry of this name describes another file (``--name`` picks another)."""
+        pairs = [(self.name, out)] + ([(f"{self.name}_eval", eval_path(out))] if has_eval else [])
+        for key, p in pairs:
+            if key in self.info and not self._points_at(self.info[key], p):
+                entry = self.info[key]
+                other = entry.get("file_name") if isinstance(entry, dict) else None
+                raise ValueError(
+                    f"{self.path}: the entry {key!r} describes {other or 'another dataset'}, not "
+                    f"{self._rel(p)}; choose another --name (or remove that entry)"
+                )
+
+    def update(self, out: Path, has_eval: bool, tools: bool) -> None:
+        from curate.io import atomic_write_text
+
+        self.info[self.name] = dataset_info_entry(self.kind, self._rel(out), self.fmt, tools)
+        ev_key = f"{self.name}_eval"
+        if has_eval:
+            self.info[ev_key] = dataset_info_entry(self.kind, self._rel(eval_path(out)), self.fmt, tools)
+        elif ev_key in self.info and self._points_at(self.info[ev_key], eval_path(out)):
+            del self.info[ev_key]  # an earlier export's eval entry: its file is gone
+        atomic_write_text(self.path, json.dumps(self.info, ensure_ascii=False, indent=2) + "\n")
+
+
+def read_dataset_info(
+    config: ExportConfig, kind: str | None, out: Path, has_eval: bool
+) -> DatasetInfo | None:
+    """For a llamafactory export: dataset_info.json read and checked (a JSON object; no entry of this
+    name for another file). Raises ValueError, before anything is written, when it cannot be updated."""
+    if config.format != "llamafactory" or kind is None:
+        return None
+    path = dataset_info_path(config, out)
+    info: Any = {}
+    if path.exists():
+        try:
+            info = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not valid JSON ({exc}); fix or remove it") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path}: cannot read it ({exc})") from None
+        if not isinstance(info, dict):
+            raise ValueError(
+                f"{path}: holds a JSON {type(info).__name__}, not an object of dataset entries; fix or remove it"
+            )
+    plan = DatasetInfo(path, info, config.name or default_name(out), kind, config.format)
+    plan.check(out, has_eval)
+    return plan
+
+
+def remove_stale_eval(out: Path) -> str | None:
+    """Remove the eval file an earlier export left beside ``out`` (this one has no eval rows)."""
+    p = eval_path(out)
+    if p.is_file() or p.is_symlink():
+        p.unlink()
+        return str(p)
+    return None
+
+
 def convert(frame: pl.DataFrame, config: ExportConfig):
     """-> (records, splits, kind, kept frame, dropped frame): rows that cannot be written in the format
-    (another kind, a shape the format lacks) are dropped with the reason."""
+    (another kind, a shape the format lacks) are dropped with the reason. ``splits`` is ``"eval"`` for a
+    held-out row (:func:`curate.augment.common.is_eval`), else ``"train"``."""
     kind = choose_kind(frame, config.kind)
     rows = frame.to_dicts()
     records: list[dict[str, Any]] = []
@@ -175,7 +344,7 @@ def convert(frame: pl.DataFrame, config: ExportConfig):
             details.append({"field": exc.field, "reason": exc.reason})
     kept = frame[kept_i] if kept_i else frame.head(0)
     dropped = mark_dropped(frame[drop_i], STAGE, reasons, details) if drop_i else empty_dropped(frame)
-    splits = kept["split"].to_list() if "split" in kept.columns else [None] * kept.height
+    splits = ["eval" if e else "train" for e in eval_mask(kept).to_list()]
     return records, splits, kind, kept, dropped
 
 
@@ -200,38 +369,34 @@ def run(frame: pl.DataFrame, config: ExportConfig | None = None) -> StageResult:
 def write(
     records: list[dict[str, Any]], splits: list[Any], kind: str | None, config: ExportConfig, out: Path
 ) -> dict[str, str]:
-    """Write train (and eval) files atomically; for llamafactory also merge ``dataset_info.json``."""
-    from curate.io import atomic_write_text, write_records
+    """Write train (and eval) files atomically; for llamafactory also merge ``dataset_info.json``.
+    dataset_info.json is read and checked first: nothing is written when it cannot be updated."""
+    from curate.io import write_records
 
     if out.suffix.lower() not in (".jsonl", ".json"):
         raise ValueError(f"{out}: exports are .jsonl or .json files")
     train = [r for r, s in zip(records, splits, strict=True) if s != "eval"]
     ev = [r for r, s in zip(records, splits, strict=True) if s == "eval"]
+    info = read_dataset_info(config, kind, out, bool(ev))
     written = {"output": str(write_records(train, out))}
     if ev:
         written["eval"] = str(write_records(ev, eval_path(out)))
-    if config.format == "llamafactory" and kind is not None:
-        info_path = Path(config.dataset_info) if config.dataset_info else out.parent / "dataset_info.json"
-        try:
-            info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.exists() else {}
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{info_path}: not valid JSON ({exc}); fix or remove it") from None
-        name = config.name or out.name.split(".")[0]
-        base = info_path.parent.resolve()
-
-        def rel(p: Path) -> str:
-            try:
-                return str(p.resolve().relative_to(base))
-            except ValueError:
-                return str(p.resolve())
-
-        info[name] = dataset_info_entry(kind, rel(out), config.format)
-        if ev:
-            info[f"{name}_eval"] = dataset_info_entry(kind, rel(eval_path(out)), config.format)
-        atomic_write_text(info_path, json.dumps(info, ensure_ascii=False, indent=2) + "\n")
-        written["dataset_info"] = str(info_path)
-        written["dataset_name"] = name
+    elif removed := remove_stale_eval(out):
+        written["removed_stale_eval"] = removed
+    if info is not None:
+        info.update(out, bool(ev), any("tools" in r for r in records))
+        written["dataset_info"] = str(info.path)
+        written["dataset_name"] = info.name
     return written
 
 
-__all__ = ["ExportConfig", "FORMATS", "convert", "convert_row", "epochs_hint", "run", "write"]
+__all__ = [
+    "ExportConfig",
+    "FORMATS",
+    "convert",
+    "convert_row",
+    "epochs_hint",
+    "output_paths",
+    "run",
+    "write",
+]

@@ -253,18 +253,59 @@ def meta_of(frame: pl.DataFrame) -> list[dict[str, Any]]:
     return [json.loads(m) if m else {} for m in frame["meta"].to_list()]
 
 
-def messages_of(row: Mapping[str, Any], answer_field: str = "answer") -> list[dict[str, str]]:
-    """The conversation of a canonical row as OpenAI-style messages (system, history, question, answer)."""
-    msgs: list[dict[str, str]] = []
-    if row.get("system"):
-        msgs.append({"role": "system", "content": row["system"]})
+# message keys of a history turn's ``extra`` that chat templates read (tool calling)
+MESSAGE_KEYS = ("tool_calls", "tool_call_id", "name")
+
+
+def messages_of(
+    row: Mapping[str, Any], answer_field: str | None = "answer", lossless: bool = False
+) -> list[dict[str, Any]]:
+    """The conversation of a canonical row as OpenAI-style messages (system, history, question, answer).
+
+    Turns carry their tool keys (``tool_calls``, ``tool_call_id``, ``name``: a history turn's
+    ``extra``, the final turns' ``meta._fmt``), and a question that is a tool result keeps the ``tool``
+    role. ``lossless`` (exports that are read back): every ``extra`` key the reader kept (not the
+    reserved ``_`` ones), a null content restored, and an empty system prompt kept as a system message;
+    by default an empty system prompt is left out, so a chat template applies its default one."""
+    msgs: list[dict[str, Any]] = []
+    system = row.get("system")
+    if system or (lossless and system is not None):
+        msgs.append({"role": "system", "content": system})
     for t in row.get("history") or []:
-        role = t["role"]
-        if role == "function_call":
-            role = "assistant"
-        msgs.append({"role": role, "content": t["content"] or ""})
+        msgs.append(_message(t["role"], t["content"], _turn_extra(t.get("extra")), lossless))
+    hints = _turn_extra(row.get("meta")).get("_fmt")
+    hints = hints if isinstance(hints, dict) else {}
     if row.get("question") is not None:
-        msgs.append({"role": "user", "content": row["question"]})
+        q_extra = {k: v for k, v in _turn_extra(hints.get("q_extra")).items() if k in MESSAGE_KEYS}
+        role = "tool" if hints.get("q_role") == "tool" else "user"
+        msgs.append(_message(role, row["question"], q_extra, lossless))
     if answer_field and row.get(answer_field) is not None:
-        msgs.append({"role": "assistant", "content": row[answer_field]})
+        # the final turn's tool keys describe the answer, not a chosen or rejected one
+        a_extra = _turn_extra(hints.get("a_extra")) if answer_field == "answer" else {}
+        keep = {k: v for k, v in a_extra.items() if k in MESSAGE_KEYS}
+        if keep.get("tool_calls") and a_extra.get("_null_content"):
+            keep["_null_content"] = True
+        msgs.append(_message("assistant", row[answer_field], keep, lossless))
     return msgs
+
+
+def _message(role: str, content: str | None, extra: dict[str, Any], lossless: bool) -> dict[str, Any]:
+    msg: dict[str, Any] = {"role": "assistant" if role == "function_call" else role, "content": content or ""}
+    if lossless and extra.get("_null_content"):
+        msg["content"] = None
+    for k, v in extra.items():
+        if k not in msg and not k.startswith("_") and (lossless or k in MESSAGE_KEYS):
+            msg[k] = v
+    return msg
+
+
+def _turn_extra(extra: Any) -> dict[str, Any]:
+    if isinstance(extra, Mapping):
+        return dict(extra)
+    if isinstance(extra, str) and extra:
+        try:
+            value = json.loads(extra)
+        except json.JSONDecodeError:
+            return {}
+        return value if isinstance(value, dict) else {}
+    return {}

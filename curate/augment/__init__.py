@@ -4,7 +4,7 @@
 every accepted variant; each variant has a fresh id, ``meta.variant`` (``fewshot`` | ``cot`` |
 ``rephrase`` | ``system``) and ``meta.origin_id``. Rejected variants (a rationale that misses the
 reference answer, a failed request, a variant identical to an existing row) are in ``dropped`` with
-the reason, so ``kept + dropped == input + stats["added"]``. Held-out rows (``split`` = eval) and
+the reason, so ``kept + dropped == input + stats["added"]``. Held-out rows (``common.is_eval``) and
 existing variants are never augmented, and never serve as demonstrations.
 """
 

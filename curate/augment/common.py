@@ -109,12 +109,38 @@ def meta_dict(row: Mapping[str, Any]) -> dict[str, Any]:
     return dict(m) if isinstance(m, dict) else {}
 
 
+# split values that mark a held-out row (``augment`` never uses them, ``export`` writes them to the eval file)
+HELD_OUT = ("eval", "test", "validation", "dev")
+
+
 def is_eval(row: Mapping[str, Any]) -> bool:
-    """A held-out row: ``split`` column (written by `curate select`) or ``meta.split`` is eval/test."""
+    """A held-out row: the ``split`` column (written by `curate select`), or ``meta.split`` when the
+    column is absent or null, is eval/test/validation/dev (any case). One definition for `augment` and
+    `export`; :func:`eval_mask` is its vectorised form."""
     s = row.get("split")
     if s is None:
         s = meta_dict(row).get("split")
-    return str(s).lower() in ("eval", "test", "validation", "dev") if s is not None else False
+    return str(s).lower() in HELD_OUT if s is not None else False
+
+
+def eval_mask(frame: pl.DataFrame) -> pl.Series:
+    """:func:`is_eval` for every row of ``frame`` at once (a boolean Series)."""
+    if frame.height == 0:
+        return pl.Series("is_eval", [], dtype=pl.Boolean)
+    parts = []
+    if "split" in frame.columns:
+        col = frame["split"]
+        if col.dtype == pl.Boolean:
+            col = col.cast(pl.Utf8).str.to_lowercase()  # str(True).lower(), as is_eval reads it
+        parts.append(pl.lit(col.cast(pl.Utf8, strict=False)))
+    if "meta" in frame.columns and frame["meta"].dtype == pl.Utf8:
+        parts.append(pl.col("meta").str.json_path_match("$.split"))
+    if not parts:
+        return pl.Series("is_eval", [False] * frame.height, dtype=pl.Boolean)
+    split = pl.coalesce(parts) if len(parts) > 1 else parts[0]
+    return frame.select(split.str.to_lowercase().is_in(list(HELD_OUT)).fill_null(False).alias("is_eval"))[
+        "is_eval"
+    ]
 
 
 def is_variant(row: Mapping[str, Any]) -> bool:
@@ -127,7 +153,15 @@ def variant_row(row: Mapping[str, Any], variant: str, extra_meta: dict[str, Any]
     new = dict(row)
     new.update(changes)
     meta = meta_dict(row)
-    meta.pop("_fmt", None)  # the origin's input shape no longer describes this row
+    # the origin's input shape no longer describes this row, but the roles of final turns it keeps (a tool
+    # result, a function call) still do
+    from curate.io.formats import semantic_hints
+
+    hints = semantic_hints(
+        meta.pop("_fmt", None), question="question" not in changes, answer="answer" not in changes
+    )
+    if hints:
+        meta["_fmt"] = hints
     meta["variant"] = variant
     meta["origin_id"] = row["id"]
     if extra_meta:
@@ -192,6 +226,8 @@ __all__ = [
     "TemplateError",
     "char_ngrams",
     "containment",
+    "HELD_OUT",
+    "eval_mask",
     "fill",
     "is_eval",
     "is_variant",

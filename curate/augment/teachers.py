@@ -16,6 +16,7 @@ parameters, messages), so a re-run pays for nothing twice. Heavy imports happen 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import random
@@ -23,6 +24,7 @@ import sqlite3
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -306,8 +308,7 @@ class OpenAITeacher(Teacher):
         super().__init__(cache, max_new_tokens, temperature)
         if not url.startswith(("http://", "https://")):
             raise TeacherError(f"teacher URL {url!r} must start with http:// or https://")
-        base = url.rstrip("/")
-        self.endpoint = base if base.endswith("/chat/completions") else base + "/chat/completions"
+        self.endpoint, self.public_endpoint = endpoint_urls(url)
         self.model = model
         self.api_key = os.environ.get(api_key_env) if api_key_env else None
         self.api_key_env = api_key_env
@@ -317,7 +318,9 @@ class OpenAITeacher(Teacher):
         self.backoff = backoff
         self.timeout = timeout
         self.extra_body = extra_body or {}
-        self.identity = f"openai:{self.endpoint}#{model}"
+        # the identity goes into the cache key and every variant's meta.teacher: never a query string
+        # (an API key there) or user:password
+        self.identity = f"openai:{self.public_endpoint}#{model}"
         self.retries = 0
         self.usage = {"prompt_tokens": 0, "completion_tokens": 0}
         self._fatal: TeacherError | None = None
@@ -348,30 +351,35 @@ class OpenAITeacher(Teacher):
             retry_after = None
             try:
                 with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    payload = json.loads(resp.read().decode("utf-8"))
+                    raw = resp.read()
+                payload = json.loads(raw.decode("utf-8"))
                 with self._lock:
                     self.requests += 1
+                    usage = payload.get("usage") if isinstance(payload, dict) else None
                     for k in self.usage:
-                        self.usage[k] += int((payload.get("usage") or {}).get(k) or 0)
-                try:
-                    content = payload["choices"][0]["message"]["content"]
-                except (KeyError, IndexError, TypeError):
-                    raise GenerationError(f"unexpected response shape: {str(payload)[:200]}") from None
-                if content is None:
-                    raise GenerationError("the response has no message content")
-                return content
+                        try:
+                            self.usage[k] += int((usage if isinstance(usage, dict) else {}).get(k) or 0)
+                        except (TypeError, ValueError):
+                            pass
+                return response_text(payload)
             except urllib.error.HTTPError as exc:
-                text = exc.read().decode("utf-8", "replace")[:300]
+                try:
+                    text = exc.read().decode("utf-8", "replace")[:300]
+                except (OSError, http.client.HTTPException):
+                    text = ""
                 last = f"HTTP {exc.code}: {text}"
                 with self._lock:
                     self.requests += 1
                 if exc.code in (401, 403):
                     self._fatal = TeacherError(
-                        f"{self.endpoint} refused the request ({last}); set the key in ${self.api_key_env}"
+                        f"{self.public_endpoint} refused the request ({last}); "
+                        f"set the key in ${self.api_key_env}"
                     )
                     raise self._fatal from None
                 if exc.code == 404:
-                    self._fatal = TeacherError(f"{self.endpoint}: {last} (check the URL and --teacher-model)")
+                    self._fatal = TeacherError(
+                        f"{self.public_endpoint}: {last} (check the URL and --teacher-model)"
+                    )
                     raise self._fatal from None
                 if exc.code not in RETRY_STATUS:
                     raise GenerationError(last) from None
@@ -380,7 +388,9 @@ class OpenAITeacher(Teacher):
                     retry_after = float(ra) if ra is not None else None
                 except ValueError:
                     retry_after = None
-            except (urllib.error.URLError, TimeoutError, ConnectionError, json.JSONDecodeError) as exc:
+            except (http.client.HTTPException, OSError, ValueError) as exc:
+                # a dropped connection, a timeout, a truncated body (IncompleteRead), bytes that are not
+                # UTF-8 or not JSON: transient as far as one row can tell, so retried
                 last = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
             if attempt == self.max_retries:
                 break
@@ -397,11 +407,52 @@ class OpenAITeacher(Teacher):
                 done(p, self._request(msgs))
             except GenerationError as exc:
                 done(p, exc)
+            except TeacherError:
+                raise
+            except Exception as exc:  # one bad response fails its row, never the run
+                done(p, GenerationError(f"{type(exc).__name__}: {exc}"))
 
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             list(pool.map(one, zip(positions, prompts, strict=True)))
         if self._fatal is not None:
             raise self._fatal
+
+
+def endpoint_urls(url: str) -> tuple[str, str]:
+    """(the URL requests go to: ``/chat/completions`` appended to the path, the query kept; the same
+    without query, fragment or user:password, for cache keys, meta and messages)."""
+    parts = urllib.parse.urlsplit(url)
+    path = parts.path.rstrip("/")
+    if not path.endswith("/chat/completions"):
+        path += "/chat/completions"
+    endpoint = urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+    host = parts.netloc.rpartition("@")[2]
+    return endpoint, urllib.parse.urlunsplit((parts.scheme, host, path, "", ""))
+
+
+def response_text(payload: Any) -> str:
+    """The assistant text of a /chat/completions response; GenerationError for any other shape
+    (content as a list of parts: the text parts joined)."""
+    if not isinstance(payload, dict):
+        raise GenerationError(f"unexpected response: a JSON {type(payload).__name__}, not an object")
+    try:
+        content = payload["choices"][0]["message"]["content"]
+    except (KeyError, IndexError, TypeError):
+        raise GenerationError(f"unexpected response shape: {str(payload)[:200]}") from None
+    if content is None:
+        raise GenerationError("the response has no message content")
+    if isinstance(content, list):
+        texts = [
+            p if isinstance(p, str) else p.get("text")
+            for p in content
+            if isinstance(p, str) or (isinstance(p, dict) and p.get("type", "text") == "text")
+        ]
+        if not texts or not all(isinstance(t, str) for t in texts):
+            raise GenerationError(f"the response content has no text parts: {str(content)[:200]}")
+        return "".join(texts)
+    if not isinstance(content, str):
+        raise GenerationError(f"the response content is a {type(content).__name__}, not text")
+    return content
 
 
 def make_teacher(

@@ -148,11 +148,14 @@ def side_files(inputs, out: Path | None) -> dict[str, Path]:
     return {kind: side_path(out, kind) for kind in SIDE_FILES}
 
 
-def check_side_files(inputs, out: Path | None) -> None:
+def check_side_files(inputs, out: Path | None, has_rejects: bool = True) -> None:
     """Exit 2 when a side file of this run would be one of the inputs (it would be overwritten, or
-    removed as stale)."""
+    removed as stale). Without an output only a rejects file is ever written, and only when there are
+    rejects."""
     sources = {Path(src).resolve(): src for src in inputs}
     for kind, p in side_files(inputs, out).items():
+        if out is None and not has_rejects:
+            continue
         src = sources.get(p.resolve())
         if src is not None:
             fail(f"refusing to overwrite the input {src} with the {kind} rows of {out}; choose another -o")
@@ -202,7 +205,7 @@ def finish(
     checked before anything is written."""
     from curate.io import write_frame, write_rejects
 
-    check_side_files(inputs, out)
+    check_side_files(inputs, out, has_rejects=bool(loaded.rejects.height))
     sides = side_files(inputs, out)
     stats = dict(stats or {})
     n_in = loaded.input_rows
@@ -259,7 +262,11 @@ def finish(
 
 def print_summary(summary: dict[str, Any], extra_tables: dict[str, list[tuple[str, Any]]]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
+
+    def cell(value: Any) -> str:  # paths and reasons are text, not markup ("data[1].jsonl")
+        return escape(f"{value:,}" if isinstance(value, int) else str(value))
 
     console = Console(stderr=True)
     table = Table(title=f"curate {summary['stage']}", show_header=False, title_justify="left")
@@ -269,24 +276,24 @@ def print_summary(summary: dict[str, Any], extra_tables: dict[str, list[tuple[st
     for key, value in summary.items():
         if key in skip or isinstance(value, dict | list):
             continue
-        table.add_row(key.replace("_", " "), f"{value:,}" if isinstance(value, int) else str(value))
+        table.add_row(cell(key.replace("_", " ")), cell(value))
     for reason, n in (summary.get("dropped_by_reason") or {}).items():
-        table.add_row(f"  dropped: {reason}", f"{n:,}")
+        table.add_row(cell(f"  dropped: {reason}"), cell(n))
     for key, value in summary.items():
         if isinstance(value, dict) and key not in skip:
             for k, v in value.items():
-                table.add_row(f"{key.replace('_', ' ')}: {k}", str(v))
+                table.add_row(cell(f"{key.replace('_', ' ')}: {k}"), cell(v))
     for kind, path in summary.get("outputs", {}).items():
-        table.add_row(kind, path)
+        table.add_row(cell(kind), cell(path))
     for path in summary.get("removed_stale", []):
-        table.add_row("removed (stale)", path)
+        table.add_row("removed (stale)", cell(path))
     console.print(table)
     for title, rows in extra_tables.items():
-        t = Table(title=title, title_justify="left")
+        t = Table(title=escape(title), title_justify="left")
         t.add_column("name")
         t.add_column("value", justify="right")
         for name, value in rows:
-            t.add_row(str(name), str(value))
+            t.add_row(cell(name), cell(value))
         console.print(t)
 
 

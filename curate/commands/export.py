@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from curate.commands.common import fail, finish, load_inputs
+from curate.commands.common import check_side_files, fail, finish, load_inputs
 
 
 @click.command()
@@ -22,7 +22,8 @@ from curate.commands.common import fail, finish, load_inputs
     "--output",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Output file (.jsonl or .json). Eval rows (split=eval) go to <name>.eval.<ext>.",
+    help="Output file (.jsonl or .json). Held-out rows (split or meta.split = eval/test/validation/dev) "
+    "go to <name>.eval.<ext>.",
 )
 @click.option(
     "--format",
@@ -46,7 +47,10 @@ from curate.commands.common import fail, finish, load_inputs
     "a uniform, trainer-ready schema.",
 )
 @click.option(
-    "--name", default=None, help="LLaMA-Factory: dataset name in dataset_info.json (default: file stem)."
+    "--name",
+    default=None,
+    help="LLaMA-Factory: dataset name in dataset_info.json (default: the file name without its extension, "
+    "e.g. ops.sft for ops.sft.json). An entry of that name for another file is an error.",
 )
 @click.option(
     "--dataset-info",
@@ -69,25 +73,35 @@ def export(inputs, output, target, kind, keep_meta, name, dataset_info, fmt, map
       curate export pairs.jsonl -o data/dpo.json --format llamafactory --name my_dpo
     The summary ends with a hint: the row count and the epochs the source article's table suggests.
     """
-    from curate.export import ExportConfig, convert, epochs_hint, write
+    from curate.export import ExportConfig, convert, epochs_hint, output_paths, write
 
     started = time.perf_counter()
     if output.suffix.lower() not in (".jsonl", ".json"):
         fail(f"{output}: exports are .jsonl or .json files")
-    for src in inputs:
-        if Path(src).resolve() == output.resolve():
-            fail(f"refusing to overwrite the input {src}; choose another -o")
     try:
         config = ExportConfig(
             format=target, kind=kind, keep_meta=keep_meta, name=name, dataset_info=dataset_info
         )
     except ValueError as exc:
         fail(str(exc))
+    # every file the export writes (or removes: a stale eval file) and the side files, checked before
+    # anything is written
+    sources = {Path(src).resolve(): src for src in inputs}
+    for what, p in output_paths(config, output).items():
+        src = sources.get(p.resolve())
+        if src is not None:
+            if what == "output":
+                fail(f"refusing to overwrite the input {src}; choose another -o")
+            fix = "--dataset-info" if what == "dataset_info" else "-o"
+            fail(
+                f"refusing to overwrite the input {src} with the {what} file of {output}; choose another {fix}"
+            )
+    check_side_files(inputs, output)
     loaded = load_inputs(inputs, fmt, maps, sheet, quiet=json_out)
     records, splits, kind_used, kept, dropped = convert(loaded.frame, config)
     try:
         written = write(records, splits, kind_used, config, output)
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         fail(str(exc))
     n_eval = sum(1 for s in splits if s == "eval")
     hint = epochs_hint(len(records) - n_eval, kind_used)
@@ -96,10 +110,11 @@ def export(inputs, output, target, kind, keep_meta, name, dataset_info, fmt, map
         "kind": kind_used,
         "exported": len(records) - n_eval,
         "eval_rows": n_eval,
-        "epochs_hint": hint["epochs_rounded"],
+        "epochs_hint": hint.get("epochs_rounded"),
         "output": str(output),
     }
-    stats.update({k: v for k, v in written.items() if k in ("eval", "dataset_info", "dataset_name")})
+    keys = ("eval", "dataset_info", "dataset_name", "removed_stale_eval")
+    stats.update({k: v for k, v in written.items() if k in keys})
     stats["hint"] = hint["text"]
     # the export file is written above; finish() writes the dropped rows and rejects beside it
     finish(

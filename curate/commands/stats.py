@@ -39,6 +39,7 @@ def stats(inputs, fmt, maps, sheet, tokenizer, json_out):
         click.echo(json.dumps(result, ensure_ascii=False))
         sys.exit(code)
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     con = Console(stderr=False)
@@ -46,11 +47,11 @@ def stats(inputs, fmt, maps, sheet, tokenizer, json_out):
     for k in ("input_rows", "rows", "rejected", "unique_ids", "with_system"):
         t.add_row(k.replace("_", " "), f"{result.get(k, 0):,}")
     for k, v in (result.get("kinds") or {}).items():
-        t.add_row(f"kind: {k}", f"{v:,}")
+        t.add_row(escape(f"kind: {k}"), f"{v:,}")
     for k, v in (result.get("languages") or {}).items():
-        t.add_row(f"language: {k}", f"{v:,}")
+        t.add_row(escape(f"language: {k}"), f"{v:,}")
     for k, v in (result.get("turns") or {}).items():
-        t.add_row(f"turns: {k}", f"{v:,}")
+        t.add_row(escape(f"turns: {k}"), f"{v:,}")
     con.print(t)
     for unit in ("chars", "tokens"):
         if result.get(unit):
@@ -60,13 +61,14 @@ def stats(inputs, fmt, maps, sheet, tokenizer, json_out):
                 lt.add_column(c, justify="right")
             for field, pct in result[unit].items():
                 lt.add_row(
-                    field, *[str(pct.get(c, "")) for c in ("min", "p10", "p50", "p90", "p99", "max", "mean")]
+                    escape(str(field)),
+                    *[str(pct.get(c, "")) for c in ("min", "p10", "p50", "p90", "p99", "max", "mean")],
                 )
             con.print(lt)
     st = Table(title="sources", title_justify="left")
     st.add_column("file")
     st.add_column("rows", justify="right")
     for k, v in (result.get("sources") or {}).items():
-        st.add_row(str(k), f"{v:,}")
+        st.add_row(escape(str(k)), f"{v:,}")
     con.print(st)
     sys.exit(code)

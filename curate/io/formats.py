@@ -669,12 +669,85 @@ def convert(row: dict, fmt: str, ctx: dict) -> Record:
 # ------------------------------------------------------------------------------------------ export
 
 
-def _restore_turn(t: dict, tags: tuple[str, str], role_names: dict[str, str], default_roles: dict[str, str]):
+# message keys that carry tool-calling meaning: kept when a row is written in another layout (other keys
+# of a message stay with its own format)
+TOOL_KEYS = ("tool_calls", "tool_call_id", "name")
+
+
+def _tool_extra(extra: Any) -> dict[str, Any]:
+    if not isinstance(extra, dict):
+        return {}
+    out = {k: v for k, v in extra.items() if k in TOOL_KEYS}
+    if "tool_calls" in out and extra.get("_null_content"):
+        out["_null_content"] = True
+    return out
+
+
+def semantic_hints(hints: Any, question: bool = True, answer: bool = True) -> dict[str, Any]:
+    """The part of ``meta._fmt`` that describes the conversation, not the input file's shape: the roles
+    of the final turns (a tool result as the question, a function call as the answer) and their tool
+    keys. An export in a uniform layout, and a variant that keeps those turns, carry it."""
+    out: dict[str, Any] = {}
+    if not isinstance(hints, dict):
+        return out
+    for side, keep, plain in (("q", question, "user"), ("a", answer, "assistant")):
+        if not keep:
+            continue
+        role = hints.get(f"{side}_role")
+        if role and role != plain:
+            out[f"{side}_role"] = role
+        extra = _tool_extra(hints.get(f"{side}_extra"))
+        if extra:
+            out[f"{side}_extra"] = extra
+    return out
+
+
+def _function_call_value(calls: Any, text: str | None) -> str:
+    """OpenAI ``tool_calls`` -> the value of a ShareGPT ``function_call`` turn (LLaMA-Factory's form:
+    ``{"name": ..., "arguments": {...}}``, a list of them for parallel calls)."""
+    if text and text.strip():
+        raise RecordError(
+            "an assistant turn holds both text and tool_calls; ShareGPT has no form for it", "tool_calls"
+        )
+    if not isinstance(calls, list) or not calls:
+        raise RecordError("tool_calls is not a list of calls", "tool_calls")
+    out = []
+    for c in calls:
+        fn = c.get("function", c) if isinstance(c, dict) else None
+        if not isinstance(fn, dict) or not fn.get("name"):
+            raise RecordError("a tool call without a function name", "tool_calls")
+        args = fn.get("arguments")
+        if isinstance(args, str):
+            try:
+                args = json.loads(args)
+            except json.JSONDecodeError:
+                pass
+        out.append({"name": fn["name"], "arguments": {} if args is None else args})
+    return json.dumps(out[0] if len(out) == 1 else out, ensure_ascii=False)
+
+
+def _restore_turn(
+    t: dict,
+    tags: tuple[str, str],
+    role_names: dict[str, str],
+    default_roles: dict[str, str],
+    calls_as_function: bool = False,
+):
+    """A canonical turn -> a message of the output format. ``calls_as_function``: an assistant turn
+    with OpenAI ``tool_calls`` becomes a ShareGPT ``function_call`` turn whose value is the call."""
     extra = json.loads(t["extra"]) if t.get("extra") else {}
     rk, ck = tags
-    role = role_names.get(t["role"], default_roles.get(t["role"], t["role"]))
+    canon = t["role"]
+    content = t["content"]
+    if calls_as_function and canon in ("assistant", "function_call") and extra.get("tool_calls"):
+        content = _function_call_value(extra.pop("tool_calls"), content)
+        extra.pop("_null_content", None)
+        extra.pop("_parts", None)
+        canon = "function_call"
+    role = role_names.get(canon, default_roles.get(canon, canon))
     parts = extra.pop("_parts", None)
-    content = None if extra.pop("_null_content", False) else t["content"]
+    if extra.pop("_null_content", False):
+        content = None
     if parts is not None and _parts_text(parts, "content") == content:
         content = parts
     out = {rk: role, ck: content}
@@ -698,9 +771,29 @@ OPENAI_ROLES = {
 }
 
 
+def _alpaca_check(row: dict, hints: dict) -> None:
+    """Alpaca holds [question, answer] pairs only: tool turns, or a history that is not user/assistant
+    pairs, have no Alpaca form (the row is dropped with this reason rather than flattened)."""
+    if hints.get("q_role", "user") != "user":
+        raise RecordError(f"the question is a {hints['q_role']} turn; Alpaca has no tool turns", "question")
+    if hints.get("a_role", "assistant") != "assistant" or _tool_extra(hints.get("a_extra")).get("tool_calls"):
+        raise RecordError("the answer is a function call; Alpaca has no tool turns", "answer")
+    history = row.get("history") or []
+    if len(history) % 2:
+        raise RecordError(f"a history of {len(history)} turns is not [question, answer] pairs", "history")
+    for i, t in enumerate(history):
+        want = "user" if i % 2 == 0 else "assistant"
+        extra = json.loads(t["extra"]) if t.get("extra") else {}
+        if t["role"] != want or extra.get("tool_calls"):
+            what = "a tool call" if extra.get("tool_calls") else f"a {t['role']} turn"
+            raise RecordError(f"history turn {i} is {what}, not {want}; Alpaca history is pairs", "history")
+
+
 def to_format(row: dict, fmt: str) -> dict:
     """A canonical row (dict) -> one object in ``fmt``. Uses ``meta._fmt`` to restore the original
-    shape when the row came from that format; extra meta keys are written back as top-level fields."""
+    shape when the row came from that format; extra meta keys are written back as top-level fields.
+    The roles of the final turns (``q_role``/``a_role``: a tool result, a function call) and their tool
+    keys apply in every format (see :func:`semantic_hints`)."""
     meta = json.loads(row["meta"]) if isinstance(row.get("meta"), str) else dict(row.get("meta") or {})
     hints = meta.pop("_fmt", {}) or {}
     for k in [k for k in meta if k.startswith("_")]:
@@ -741,10 +834,11 @@ def to_format(row: dict, fmt: str) -> dict:
                     roles_default,
                 )
             )
-        msgs += [_restore_turn(t, tags, role_names, roles_default) for t in history]
-        q_extra = json.dumps(hints["q_extra"]) if same and hints.get("q_extra") else None
-        a_extra = json.dumps(hints["a_extra"]) if same and hints.get("a_extra") else None
-        q_role = hints.get("q_role", "user") if same else "user"
+        calls = fmt == "sharegpt" and not same
+        msgs += [_restore_turn(t, tags, role_names, roles_default, calls) for t in history]
+        q_extra = _extra_json(hints, "q_extra", same)
+        a_extra = _extra_json(hints, "a_extra", same)
+        q_role = hints.get("q_role", "user")
         msgs.append(
             _restore_turn(
                 {"role": q_role, "content": row["question"], "extra": q_extra},
@@ -753,10 +847,14 @@ def to_format(row: dict, fmt: str) -> dict:
                 roles_default,
             )
         )
-        a_role = hints.get("a_role", "assistant") if same else "assistant"
+        a_role = hints.get("a_role", "assistant")
         msgs.append(
             _restore_turn(
-                {"role": a_role, "content": row["answer"], "extra": a_extra}, tags, role_names, roles_default
+                {"role": a_role, "content": row["answer"], "extra": a_extra},
+                tags,
+                role_names,
+                roles_default,
+                calls,
             )
         )
         if fmt == "openai":
@@ -770,6 +868,7 @@ def to_format(row: dict, fmt: str) -> dict:
             if kind == "kto":
                 out[hints.get("kto_key", "kto_tag") if same else "kto_tag"] = bool(row["label"])
     elif fmt == "alpaca":
+        _alpaca_check(row, hints)
         parts = hints.get("parts") if same else None
         if parts and _alpaca_question(parts)[0] == row["question"]:
             out = {"instruction": parts["instruction"]}
@@ -809,11 +908,11 @@ def to_format(row: dict, fmt: str) -> dict:
                     SHAREGPT_ROLES,
                 )
             )
-        msgs += [_restore_turn(t, tags, role_names, SHAREGPT_ROLES) for t in history]
-        q_extra = json.dumps(hints["q_extra"]) if same and hints.get("q_extra") else None
+        msgs += [_restore_turn(t, tags, role_names, SHAREGPT_ROLES, not same) for t in history]
+        q_extra = _extra_json(hints, "q_extra", same)
         msgs.append(
             _restore_turn(
-                {"role": "user", "content": row["question"], "extra": q_extra},
+                {"role": hints.get("q_role", "user"), "content": row["question"], "extra": q_extra},
                 tags,
                 role_names,
                 SHAREGPT_ROLES,
@@ -847,7 +946,9 @@ def to_format(row: dict, fmt: str) -> dict:
             from curate.records import messages_of
 
             prompt: Any = (
-                messages_of({**row, "answer": None}, answer_field="") if conversational else row["question"]
+                messages_of({**row, "answer": None}, answer_field="", lossless=True)
+                if conversational
+                else row["question"]
             )
             if fmt == "implicit-preference":
                 out = {
@@ -894,6 +995,12 @@ def to_format(row: dict, fmt: str) -> dict:
     for k, v in meta.items():
         out.setdefault(k, v)
     return out
+
+
+def _extra_json(hints: dict, key: str, same: bool) -> str | None:
+    """The final turn's extra keys: all of them in the row's own format, the tool keys in another."""
+    extra = hints.get(key) if same else _tool_extra(hints.get(key))
+    return json.dumps(extra) if extra else None
 
 
 def _restore_side(text: str, how: Any) -> Any:

@@ -25,12 +25,27 @@ MEMO_SCHEMA = {"h": pl.UInt64, "line": pl.Utf8, "err_field": pl.Utf8, "err_reaso
 
 
 def _row_hash(frame: pl.DataFrame, keep_meta: bool) -> pl.Series:
-    cols = [c for c in SCHEMA if c in frame.columns and c != "source" and (keep_meta or c != "meta")]
+    # meta is part of the key even for a uniform export: the tool roles and ``tools`` live there
+    cols = [c for c in SCHEMA if c in frame.columns and c != "source"]
     return frame.select(pl.struct(cols).hash(seed=20261128).alias("h"))["h"]
 
 
+# the modules whose code converts a row: editing them invalidates every memoised line
+CONVERTER_CODE = ("curate.export", "curate.io.formats", "curate.records")
+
+
 def memo_dir_for(memo_dir: Path, config: Any) -> Path:
-    key = json.dumps({"format": config.format, "keep_meta": config.keep_meta, "v": 2}, sort_keys=True)
+    from curate.pipeline.stages import code_fingerprint
+
+    key = json.dumps(
+        {
+            "format": config.format,
+            "keep_meta": config.keep_meta,
+            "v": 3,
+            "code": code_fingerprint(CONVERTER_CODE),
+        },
+        sort_keys=True,
+    )
     return memo_dir / f"export-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
 
@@ -115,12 +130,11 @@ def run(mod, frame: pl.DataFrame, config: Any, memo_dir: Path) -> StageResult:
         dropped = mark_dropped(bad, mod.STAGE, reasons, details)
     else:
         dropped = empty_dropped(frame)
-    if "split" in kept.columns:
-        splits = kept["split"].to_list()
-        train = [ln for ln, sp in zip(lines, splits, strict=True) if sp != "eval"]
-        ev = [ln for ln, sp in zip(lines, splits, strict=True) if sp == "eval"]
-    else:
-        train, ev = lines, []
+    from curate.augment.common import eval_mask
+
+    held_out = eval_mask(kept).to_list()  # the rows `augment` leaves alone: export.convert's split
+    train = [ln for ln, e in zip(lines, held_out, strict=True) if not e]
+    ev = [ln for ln, e in zip(lines, held_out, strict=True) if e]
     stats: dict[str, Any] = {
         "format": config.format,
         "kind": kind,
@@ -147,33 +161,21 @@ def _write_lines(lines: list[str], out: Path) -> str:
     return str(out)
 
 
-def _write(mod, train: list[str], ev: list[str], kind: str | None, config: Any, out: Path) -> dict[str, str]:
-    from curate.io import atomic_write_text
+def _has_tools(lines: list[str]) -> bool:
+    return any('"tools"' in ln and "tools" in json.loads(ln) for ln in lines)
 
+
+def _write(mod, train: list[str], ev: list[str], kind: str | None, config: Any, out: Path) -> dict[str, str]:
     if out.suffix.lower() not in (".jsonl", ".json"):
         raise ValueError(f"{out}: exports are .jsonl or .json files")
+    info = mod.read_dataset_info(config, kind, out, bool(ev))  # checked before anything is written
     written = {"output": _write_lines(train, out)}
     if ev:
         written["eval"] = _write_lines(ev, mod.eval_path(out))
-    if config.format == "llamafactory" and kind is not None:
-        info_path = Path(config.dataset_info) if config.dataset_info else out.parent / "dataset_info.json"
-        try:
-            info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.exists() else {}
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{info_path}: not valid JSON ({exc}); fix or remove it") from None
-        name = config.name or out.name.split(".")[0]
-        base = info_path.parent.resolve()
-
-        def rel(p: Path) -> str:
-            try:
-                return str(p.resolve().relative_to(base))
-            except ValueError:
-                return str(p.resolve())
-
-        info[name] = mod.dataset_info_entry(kind, rel(out), config.format)
-        if ev:
-            info[f"{name}_eval"] = mod.dataset_info_entry(kind, rel(mod.eval_path(out)), config.format)
-        atomic_write_text(info_path, json.dumps(info, ensure_ascii=False, indent=2) + "\n")
-        written["dataset_info"] = str(info_path)
-        written["dataset_name"] = name
+    elif removed := mod.remove_stale_eval(out):
+        written["removed_stale_eval"] = removed
+    if info is not None:
+        info.update(out, bool(ev), _has_tools(train) or _has_tools(ev))
+        written["dataset_info"] = str(info.path)
+        written["dataset_name"] = info.name
     return written

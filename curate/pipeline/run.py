@@ -163,6 +163,19 @@ def plan(recipe: Recipe, ctx: registry.StageContext) -> list[Planned]:
             v = cfg.get(k) if isinstance(cfg, dict) else None
             if isinstance(v, str) and v and Path(v).resolve() in inputs:
                 raise option_error(recipe, step, k, f"{v} is an input; a recipe never overwrites its inputs")
+        if spec.name == "export" and isinstance(cfg, dict) and cfg.get("output"):
+            # the eval file and dataset_info.json an export writes (or removes) beside its output
+            from curate.export import output_paths
+
+            for kind, target in output_paths(config, Path(cfg["output"])).items():
+                if Path(target).resolve() in inputs:
+                    raise option_error(
+                        recipe,
+                        step,
+                        "output",
+                        f"{target} (the export's {kind} file) is an input; "
+                        "a recipe never overwrites its inputs",
+                    )
         out.append(Planned(step, spec, config, models))
     return out
 

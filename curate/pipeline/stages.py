@@ -390,7 +390,12 @@ def _augment_models(config) -> list[str]:
     if getattr(config, "fewshot", 0):
         out.append(config.embed_model)
     if getattr(config, "cot", False):
-        out.append(config.teacher or f"{config.teacher_url}#{config.teacher_model}")
+        if config.teacher:
+            out.append(config.teacher)
+        else:  # never a query string or user:password (an API key can ride there) in keys and manifests
+            from curate.augment.teachers import endpoint_urls
+
+            out.append(f"{endpoint_urls(config.teacher_url)[1]}#{config.teacher_model}")
     return out
 
 

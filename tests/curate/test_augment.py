@@ -434,3 +434,124 @@ def test_cli_cot_and_pairs_through_the_endpoint(fake_server, tmp_path, monkeypat
     got = [json.loads(x) for x in (tmp_path / "p.jsonl").read_text().splitlines()]
     assert len(got) == 3 and all(g["rejected"].startswith("1. Restate") for g in got)
     assert all(json.loads(g["meta"])["pair_source"] == "generated" for g in got)
+
+
+class _BadOpenAI(BaseHTTPRequestHandler):
+    """Answers by the prompt: a JSON array, bytes that are not UTF-8, a body cut short, content as
+    parts, content that is not text, or (``ok``) a good answer. Records each request's path."""
+
+    paths: list[str] = []
+
+    def log_message(self, *a):
+        pass
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).paths.append(self.path)
+        mode = body["messages"][-1]["content"]
+        mode = next((m for m in ("list", "latin1", "truncated") if f"<<{m}>>" in mode), mode)  # in a prompt
+
+        def message(content) -> bytes:
+            return json.dumps({"choices": [{"message": {"content": content}}]}).encode()
+
+        if mode == "truncated":
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.write(b'{"choices"')
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        out = {
+            "list": b"[]",
+            "latin1": b'{"choices": [{"message": {"content": "caf\xe9"}}]}',
+            "parts": message(
+                [{"type": "text", "text": "a"}, {"type": "image_url"}, {"type": "text", "text": "b"}]
+            ),
+            "number": message(42),
+            "dict": message({"text": "x"}),
+            "usage": json.dumps({"choices": [{"message": {"content": "fine"}}], "usage": "n/a"}).encode(),
+        }.get(mode, message("ok"))
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+
+@pytest.fixture()
+def bad_server():
+    _BadOpenAI.paths = []
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _BadOpenAI)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}", _BadOpenAI
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_one_bad_teacher_response_fails_its_row_not_the_run(bad_server):
+    from curate.augment.teachers import GenerationError
+
+    url, handler = bad_server
+    t = OpenAITeacher(f"{url}/v1", "m", max_retries=1, backoff=0.01, concurrency=2, cache=TeacherCache(None))
+    modes = ["list", "latin1", "truncated", "parts", "number", "dict", "usage", "ok"]
+    out = dict(zip(modes, t.generate([[{"role": "user", "content": m}] for m in modes]), strict=True))
+    assert out["parts"] == "ab" and out["usage"] == "fine" and out["ok"] == "ok"
+    for m in ("list", "latin1", "truncated", "number", "dict"):
+        assert isinstance(out[m], GenerationError), m
+    assert "not an object" in str(out["list"])
+    assert "UnicodeDecodeError" in str(out["latin1"]) and "gave up after 2 attempts" in str(out["latin1"])
+    assert "gave up after 2 attempts" in str(out["truncated"])
+    assert "not text" in str(out["number"])
+
+
+def test_cot_records_a_bad_response_as_a_failed_row(bad_server, tmp_path):
+    from curate.augment.cot import cot_variants
+
+    url, _ = bad_server
+    fr = _frame([("What port does HTTP use? <<list>>", "80"), ("What port does SSH use? <<latin1>>", "22")])
+    t = OpenAITeacher(f"{url}/v1", "m", max_retries=0, cache=TeacherCache(None))
+    kept, failed, stats = cot_variants(fr, t)
+    assert kept == [] and len(failed) == 2 and stats["failed"] == 2
+    assert {f[1] for f in failed} == {"cot: teacher request failed"}
+
+
+def test_teacher_url_query_stays_out_of_meta_and_the_cache_key(bad_server, tmp_path):
+    url, handler = bad_server
+    t = OpenAITeacher(
+        f"http://user:pw@{url[len('http://') :]}/v1?api-key=SECRET",
+        "m",
+        cache=TeacherCache(tmp_path / "c.sqlite"),
+    )
+    assert t.endpoint.endswith("/v1/chat/completions?api-key=SECRET")  # requests keep the query
+    assert "SECRET" not in t.identity and "pw" not in t.identity
+    assert t.identity == f"openai:{url}/v1/chat/completions#m"
+    t.cache = TeacherCache(None)
+    t.endpoint = t.endpoint.replace("user:pw@", "")
+    assert t.generate([[{"role": "user", "content": "ok"}]]) == ["ok"]
+    assert handler.paths == ["/v1/chat/completions?api-key=SECRET"]
+    # a plain URL keeps the identity (and so the cache keys) it always had
+    assert OpenAITeacher("http://h:8000/v1/", "m").identity == "openai:http://h:8000/v1/chat/completions#m"
+
+
+def test_variants_keep_the_tool_roles_of_the_turns_they_keep(tmp_path):
+    from curate.augment.common import variant_row
+    from curate.export import convert_row
+
+    p = tmp_path / "sg.jsonl"
+    row = {
+        "conversations": [
+            {"from": "human", "value": "weather in Paris?"},
+            {"from": "function_call", "value": '{"name": "w", "arguments": {}}'},
+            {"from": "observation", "value": '{"temp": 20}'},
+            {"from": "gpt", "value": "It is 20C."},
+        ],
+        "tools": "[]",
+    }
+    p.write_text(json.dumps(row) + "\n")
+    origin = load([p]).frame.to_dicts()[0]
+    v = variant_row(origin, "system", {"template": "t"}, system="be brief")
+    out = convert_row(v, "sharegpt")
+    assert [t["from"] for t in out["conversations"]] == ["human", "function_call", "observation", "gpt"]
+    assert out["tools"] == "[]"
+    # a variant with another answer no longer claims the original answer's role
+    assert "a_role" not in meta_dict(variant_row(origin, "cot", None, answer="x")).get("_fmt", {})

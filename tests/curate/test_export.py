@@ -55,7 +55,9 @@ def test_every_layout_loads_in_datasets(tmp_path):
             if (fmt, kind) not in CONVERTER:
                 continue
             for ext in (".jsonl", ".json"):
-                out = tmp_path / f"{fmt}_{kind}{ext}"
+                # one directory per extension: x.jsonl and x.json would claim one dataset_info name
+                (tmp_path / ext[1:]).mkdir(exist_ok=True)
+                out = tmp_path / ext[1:] / f"{fmt}_{kind}{ext}"
                 cfg = ExportConfig(format=fmt)
                 records, splits, k, kept, dropped = convert(fr, cfg)
                 assert k == kind and dropped.height == 0, (fmt, kind, dropped["drop_detail"].to_list())
@@ -255,3 +257,332 @@ def test_all_four_stages_accept_empty_and_odd_frames():
             run(fr, ExportConfig()),
         ):
             assert res.kept.height + res.dropped.height == fr.height + res.stats.get("added", 0)
+
+
+# ------------------------------------------------------------------------------- review fixes
+
+
+def _jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _read(path: Path) -> list[dict]:
+    text = path.read_text(encoding="utf-8")
+    return json.loads(text) if path.suffix == ".json" else [json.loads(x) for x in text.splitlines()]
+
+
+def _export(frame: pl.DataFrame, out: Path, **cfg) -> dict:
+    config = ExportConfig(**cfg)
+    records, splits, kind, _, _ = convert(frame, config)
+    return write(records, splits, kind, config, out)
+
+
+SG_TOOLS = {
+    "conversations": [
+        {"from": "human", "value": "weather in Paris?"},
+        {"from": "function_call", "value": '{"name": "get_weather", "arguments": {"city": "Paris"}}'},
+        {"from": "observation", "value": '{"temp": 20}'},
+        {"from": "gpt", "value": "It is 20C."},
+    ],
+    "system": "sys",
+    "tools": '[{"name": "get_weather", "description": "w", "parameters": {}}]',
+}
+OA_TOOLS = {
+    "messages": [
+        {"role": "user", "content": "q1"},
+        {"role": "assistant", "content": "a1"},
+        {"role": "user", "content": "q2"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"x": 1}'}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": "res"},
+        {"role": "assistant", "content": "final"},
+    ],
+    "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}],
+}
+# the answer itself is a tool call
+OA_CALL_ANSWER = {
+    "messages": [
+        {"role": "user", "content": "weather?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "c9", "type": "function", "function": {"name": "w", "arguments": "{}"}}],
+        },
+    ]
+}
+
+
+def test_llamafactory_rows_always_have_the_declared_system_column(tmp_path):
+    """dataset_info.json declares ``system``: LLaMA-Factory reads it from every row (KeyError otherwise)."""
+    fr = to_frame(
+        [
+            Record("sft", question="q1", answer="a1", system="be brief").as_row(),
+            Record("sft", question="q2", answer="a2").as_row(),
+        ]
+    )
+    _export(fr, tmp_path / "sft.json", format="llamafactory")
+    entry = json.loads((tmp_path / "dataset_info.json").read_text())["sft"]
+    assert entry["columns"]["system"] == "system"
+    assert [r["system"] for r in _read(tmp_path / "sft.json")] == ["be brief", ""]
+    pref = to_frame([Record("preference", question="q", chosen="c", rejected="r").as_row()])
+    _export(pref, tmp_path / "dpo.json", format="llamafactory")
+    assert _read(tmp_path / "dpo.json")[0]["system"] == ""
+
+
+def test_tool_calling_survives_the_default_export(tmp_path):
+    fr = load([_jsonl(tmp_path / "sg.jsonl", [SG_TOOLS])]).frame
+    row = convert(fr, ExportConfig(format="llamafactory"))[0][0]
+    assert [t["from"] for t in row["conversations"]] == ["human", "function_call", "observation", "gpt"]
+    assert row["tools"] == SG_TOOLS["tools"]  # LLaMA-Factory reads tools as a JSON string
+    _export(fr, tmp_path / "lf" / "tools.json", format="llamafactory")
+    entry = json.loads((tmp_path / "lf" / "dataset_info.json").read_text())["tools"]
+    assert entry["columns"]["tools"] == "tools"
+    trl = convert(fr, ExportConfig(format="trl"))[0][0]
+    assert [m["role"] for m in trl["messages"]][-2:] == ["tool", "assistant"]
+    assert trl["tools"] == json.loads(SG_TOOLS["tools"])  # TRL/OpenAI take a list
+    assert convert(fr, ExportConfig(format="openai"))[0][0]["messages"][-2]["role"] == "tool"
+
+    # OpenAI tool_calls -> a ShareGPT function_call turn whose value is the call
+    fr = load([_jsonl(tmp_path / "oa.jsonl", [OA_TOOLS, OA_CALL_ANSWER])]).frame
+    records, _, _, _, dropped = convert(fr, ExportConfig(format="sharegpt"))
+    assert dropped.height == 0
+    conv = records[0]["conversations"]
+    assert [t["from"] for t in conv] == ["human", "gpt", "human", "function_call", "observation", "gpt"]
+    assert json.loads(conv[3]["value"]) == {"name": "f", "arguments": {"x": 1}}
+    assert "tool_calls" not in conv[3]
+    assert json.loads(records[0]["tools"]) == OA_TOOLS["tools"]
+    last = records[1]["conversations"][-1]
+    assert last["from"] == "function_call" and json.loads(last["value"]) == {"name": "w", "arguments": {}}
+    # and in OpenAI's own layout the calls stay calls
+    oa = convert(fr, ExportConfig(format="openai"))[0]
+    assert oa[0]["messages"][3]["tool_calls"][0]["id"] == "c1" and oa[0]["tools"] == OA_TOOLS["tools"]
+    assert oa[1]["messages"][-1] == {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": OA_CALL_ANSWER["messages"][1]["tool_calls"],
+    }
+    # text and a call in one turn has no ShareGPT form: the row is dropped with the reason
+    both = json.loads(json.dumps(OA_CALL_ANSWER))
+    both["messages"][1]["content"] = "let me check"
+    fr = load([_jsonl(tmp_path / "both.jsonl", [both])]).frame
+    res = run(fr, ExportConfig(format="sharegpt"))
+    assert res.kept.height == 0 and "tool_calls" in res.dropped["drop_detail"][0]
+
+
+def test_export_cli_with_no_train_rows(tmp_path):
+    src = _jsonl(tmp_path / "pairs.jsonl", [{"prompt": "q", "chosen": "c", "rejected": "r"}])
+    out = tmp_path / "sft.jsonl"
+    r = CliRunner().invoke(main, ["export", str(src), "-o", str(out), "--kind", "sft", "--json"])
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout.strip().splitlines()[-1])
+    assert s["exported"] == 0 and s["epochs_hint"] is None and s["dropped"] == 1
+    assert out.read_text() == "" and (tmp_path / "sft.dropped.jsonl").is_file()
+    # every row held out: the train file is empty, the eval file has them
+    held = to_frame([Record("sft", question="q", answer="a").as_row()]).with_columns(
+        pl.lit("test").alias("split")
+    )
+    held.write_ndjson(tmp_path / "held.jsonl")
+    r = CliRunner().invoke(
+        main, ["export", str(tmp_path / "held.jsonl"), "-o", str(tmp_path / "h.jsonl"), "--json"]
+    )
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout.strip().splitlines()[-1])
+    assert s["exported"] == 0 and s["eval_rows"] == 1 and s["epochs_hint"] is None
+
+
+def test_export_cli_never_overwrites_an_input_through_a_side_file(tmp_path):
+    src = _jsonl(tmp_path / "x.eval.jsonl", [{"question": "q", "answer": "a"}])
+    before = src.read_bytes()
+    r = CliRunner().invoke(main, ["export", str(src), "-o", str(tmp_path / "x.jsonl")])
+    assert r.exit_code == 2 and "overwrite the input" in r.output and "eval" in r.output
+    assert src.read_bytes() == before and not (tmp_path / "x.jsonl").exists()
+    src = _jsonl(tmp_path / "info.jsonl", [{"question": "q", "answer": "a"}])
+    before = src.read_bytes()
+    args = ["export", str(src), "-o", str(tmp_path / "lf.json"), "--format", "llamafactory"]
+    r = CliRunner().invoke(main, [*args, "--dataset-info", str(src)])
+    assert r.exit_code == 2 and "dataset_info" in r.output
+    assert src.read_bytes() == before and not (tmp_path / "lf.json").exists()
+    # the dropped file is checked before the export is written too
+    src = _jsonl(tmp_path / "o.dropped.jsonl", [{"question": "q", "answer": "a"}])
+    r = CliRunner().invoke(main, ["export", str(src), "-o", str(tmp_path / "o.jsonl")])
+    assert r.exit_code == 2 and not (tmp_path / "o.jsonl").exists()
+
+
+def test_a_reexport_without_eval_rows_removes_the_stale_eval_file_and_entry(tmp_path):
+    from curate.pipeline import fastexport
+
+    fr = sft_frame()
+    with_eval = fr.with_columns(pl.Series("split", ["train"] * (fr.height - 2) + ["eval"] * 2))
+    for d, do in (
+        ("plain", lambda f, cfg: run(f, cfg)),
+        ("memo", lambda f, cfg: fastexport.run(__import__("curate.export").export, f, cfg, tmp_path / "m")),
+    ):
+        out = tmp_path / d / "ops.json"
+        cfg = ExportConfig(format="llamafactory", output=str(out))
+        do(with_eval, cfg)
+        info = json.loads((tmp_path / d / "dataset_info.json").read_text())
+        assert (tmp_path / d / "ops.eval.json").is_file() and "ops_eval" in info
+        res = do(fr, cfg)
+        info = json.loads((tmp_path / d / "dataset_info.json").read_text())
+        assert not (tmp_path / d / "ops.eval.json").exists() and set(info) == {"ops"}, d
+        assert res.stats["outputs"]["removed_stale_eval"] == str(tmp_path / d / "ops.eval.json")
+
+
+def test_llamafactory_keep_meta_writes_what_the_entry_describes(tmp_path):
+    src = _jsonl(
+        tmp_path / "kto.jsonl",
+        [
+            {
+                "conversations": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
+                "label": True,
+                "topic": "ops",
+            }
+        ],
+    )
+    fr = load([src]).frame
+    assert fr["kind"].to_list() == ["kto"]
+    _export(fr, tmp_path / "k.jsonl", format="llamafactory", keep_meta=True)
+    row = _read(tmp_path / "k.jsonl")[0]
+    assert row == {
+        "conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}],
+        "system": "",
+        "kto_tag": True,
+        "topic": "ops",
+    }
+    assert json.loads((tmp_path / "dataset_info.json").read_text())["k"]["columns"]["kto_tag"] == "kto_tag"
+    # a system prompt that came as the first turn goes to the declared system column
+    src = _jsonl(
+        tmp_path / "s.jsonl",
+        [
+            {
+                "conversations": [
+                    {"from": "system", "value": "S"},
+                    {"from": "human", "value": "q"},
+                    {"from": "gpt", "value": "a"},
+                ]
+            }
+        ],
+    )
+    row = convert(load([src]).frame, ExportConfig(format="llamafactory", keep_meta=True))[0][0]
+    assert row["system"] == "S" and [t["from"] for t in row["conversations"]] == ["human", "gpt"]
+
+
+def test_default_dataset_names_do_not_collide(tmp_path):
+    sft = to_frame([Record("sft", question="q", answer="a").as_row()])
+    pref = to_frame([Record("preference", question="q", chosen="c", rejected="r").as_row()])
+    _export(sft, tmp_path / "ops.sft.json", format="llamafactory")
+    _export(pref, tmp_path / "ops.dpo.json", format="llamafactory")
+    info = json.loads((tmp_path / "dataset_info.json").read_text())
+    assert info["ops.sft"]["file_name"] == "ops.sft.json" and info["ops.dpo"]["file_name"] == "ops.dpo.json"
+    _export(sft, tmp_path / "ops.sft.json", format="llamafactory")  # the same file again: fine
+    # a name that describes another file is refused before anything is written
+    with pytest.raises(ValueError, match="ops.sft.json"):
+        _export(pref, tmp_path / "other.json", format="llamafactory", name="ops.sft")
+    assert not (tmp_path / "other.json").exists()
+    src = _jsonl(tmp_path / "in.jsonl", [{"question": "q", "answer": "a"}])
+    r = CliRunner().invoke(
+        main,
+        [
+            "export",
+            str(src),
+            "-o",
+            str(tmp_path / "new.json"),
+            "--format",
+            "llamafactory",
+            "--name",
+            "ops.dpo",
+        ],
+    )
+    assert r.exit_code == 2 and "--name" in r.output and not (tmp_path / "new.json").exists()
+
+
+def test_dataset_info_problems_are_reported_before_anything_is_written(tmp_path):
+    sft = to_frame([Record("sft", question="q", answer="a").as_row()])
+    for body, match in (("[1, 2]", "not an object"), ("{not json", "not valid JSON")):
+        (tmp_path / "dataset_info.json").write_text(body)
+        with pytest.raises(ValueError, match=match):
+            _export(sft, tmp_path / "x.json", format="llamafactory")
+        assert not (tmp_path / "x.json").exists()
+        assert (tmp_path / "dataset_info.json").read_text() == body
+
+
+def test_alpaca_drops_history_that_is_not_question_answer_pairs(tmp_path):
+    rows = [
+        Record("sft", question="q", answer="a", history=[Turn("user", "u")]),  # odd length
+        Record("sft", question="q", answer="a", history=[Turn("assistant", "x"), Turn("user", "y")]),
+        Record("sft", question="q", answer="a", history=[Turn("user", "u"), Turn("function_call", "{}")]),
+        Record("sft", question="q", answer="a", history=[Turn("user", "u"), Turn("assistant", "v")]),
+    ]
+    fr = to_frame(r.as_row() for r in rows)
+    res = run(fr, ExportConfig(format="alpaca"))
+    assert res.kept.height == 1 and res.dropped.height == 3
+    assert res.kept.height + res.dropped.height == fr.height
+    assert set(res.dropped["drop_reason"]) == {"export: cannot write as alpaca"}
+    assert all("history" in d for d in res.dropped["drop_detail"].to_list())
+    tools = load([_jsonl(tmp_path / "sg.jsonl", [SG_TOOLS])]).frame
+    res = run(tools, ExportConfig(format="alpaca"))
+    assert res.kept.height == 0 and "tool" in res.dropped["drop_detail"][0]
+
+
+def test_export_holds_out_the_rows_augment_leaves_alone(tmp_path):
+    import curate.export as export_mod
+    from curate.augment.common import eval_mask, is_eval
+    from curate.pipeline import fastexport
+
+    n = 8
+    fr = to_frame(Record("sft", question=f"q{i}", answer=f"a{i}").as_row() for i in range(n))
+    splits = ["train", "eval", "test", "validation", "DEV", None, None, "train"]
+    metas = ["{}"] * 5 + ['{"split": "test"}', "{}", '{"split": "test"}']
+    fr = fr.with_columns(pl.Series("split", splits), pl.Series("meta", metas))
+    held = [is_eval(r) for r in fr.to_dicts()]
+    assert held == [False, True, True, True, True, True, False, False]
+    assert eval_mask(fr).to_list() == held
+    res = run(fr, ExportConfig(format="trl", output=str(tmp_path / "a" / "t.jsonl")))
+    assert res.stats["eval_rows"] == 5 and res.stats["rows"] == 3
+    got = [m["messages"][0]["content"] for m in _read(tmp_path / "a" / "t.eval.jsonl")]
+    assert got == [f"q{i}" for i in range(n) if held[i]]
+    memo = fastexport.run(
+        export_mod, fr, ExportConfig(format="trl", output=str(tmp_path / "b" / "t.jsonl")), tmp_path / "m"
+    )
+    assert memo.stats["eval_rows"] == 5
+    assert _read(tmp_path / "b" / "t.eval.jsonl") == _read(tmp_path / "a" / "t.eval.jsonl")
+
+
+def test_export_memo_is_keyed_by_the_converter_code_and_the_meta(tmp_path, monkeypatch):
+    import curate.export as export_mod
+    from curate.pipeline import fastexport, stages
+
+    cfg = ExportConfig(format="sharegpt")
+    before = fastexport.memo_dir_for(tmp_path, cfg)
+    stages.code_fingerprint(fastexport.CONVERTER_CODE)
+    monkeypatch.setitem(stages._CODE_FP, "curate.io.formats", "edited")
+    assert fastexport.memo_dir_for(tmp_path, cfg) != before
+    monkeypatch.undo()
+    # tools live in meta: a change there is converted again even without keep_meta
+    fr = load([_jsonl(tmp_path / "sg.jsonl", [SG_TOOLS])]).frame
+    out = tmp_path / "o.jsonl"
+    cfg = ExportConfig(format="sharegpt", output=str(out))
+    fastexport.run(export_mod, fr, cfg, tmp_path / "m")
+    fr2 = fr.with_columns(pl.lit(json.dumps({"tools": "[]"})).alias("meta"))
+    res = fastexport.run(export_mod, fr2, cfg, tmp_path / "m")
+    assert res.stats["converted"] == 1 and _read(out)[0]["tools"] == "[]"
+
+
+def test_summaries_print_paths_with_brackets(tmp_path):
+    d = tmp_path / "a["
+    d.mkdir()
+    src = _jsonl(d / "b].jsonl", [{"question": "q", "answer": "a"}])  # ".../a[/b].jsonl": a closing tag
+    r = CliRunner().invoke(main, ["stats", str(src)])
+    assert r.exit_code == 0, r.output
+    assert "b].jsonl" in r.output
+    (tmp_path / "[bold]").mkdir()
+    out = tmp_path / "[bold]" / "o.jsonl"
+    r = CliRunner(env={"COLUMNS": "400"}).invoke(main, ["export", str(src), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert str(out) in r.output  # not eaten as a style tag

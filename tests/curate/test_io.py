@@ -350,13 +350,14 @@ def test_truncated_zstd_is_reported_even_at_a_line_boundary(tmp_path):
     p.write_bytes(data[:200])
     with pytest.raises(InputError, match="truncated before any data"):
         load([p])
-    # a gzip cut exactly at a line boundary still says data was lost
-    whole = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows[:3000]).encode()
-    gz = gzip.compress(whole)
-    g = tmp_path / "cut.jsonl.gz"
-    g.write_bytes(gz[: len(gz) - 20])
-    res = load([g])
-    assert res.rejects.height == 1 and "truncated" in res.rejects["reason"][0]
+    # a cut exactly at a line boundary (the second frame lost before its first block) still says so
+    first = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows[:1000]).encode()
+    second = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows[1000:2000]).encode()
+    cctx = zstandard.ZstdCompressor()
+    p.write_bytes(cctx.compress(first) + cctx.compress(second)[:12])
+    res = load([p])
+    assert res.frame.height == 1000 and res.rejects.height == 1
+    assert res.rejects["reason"][0] == "the compressed file is truncated after line 1000: whatever followed is lost"
 
 
 def test_utf16_without_bom_and_mostly_utf8_with_a_broken_line(tmp_path):
@@ -424,3 +425,152 @@ def test_canonical_reingest_from_text_cells_keeps_labels_and_scores(tmp_path, ti
         (tmp_path / f"bad.{ext}").write_text(bad, encoding="utf-8")
         res = load([tmp_path / f"bad.{ext}"])
         assert res.frame.height == 0 and res.rejects["field"].to_list() == ["label"]
+
+
+def test_truncated_csv_rejects_the_cut_row_not_a_shortened_one(tmp_path):
+    body = "question,answer\n" + "".join(f"q{i},answer number {i} is complete\n" for i in range(3000))
+    gz = gzip.compress(body.encode())
+    p = tmp_path / "cut.csv.gz"
+    for cut in range(len(gz) // 2, len(gz) // 2 + 40):  # some cut inside a row's last cell
+        p.write_bytes(gz[:cut])
+        res = load([p])
+        if res.frame.height and not res.frame["answer"][-1].endswith("complete"):
+            raise AssertionError(f"cut row kept: {res.frame['answer'][-1]!r}")
+        assert res.rejects.height == 1 and "truncated" in res.rejects["reason"][0]
+        assert all(a.endswith("is complete") for a in res.frame["answer"].to_list())
+
+
+def test_undecodable_bytes_never_kept_in_json_cr_files_or_small_files(tmp_path):
+    rows = [{"question": f"问题{i}", "answer": f"回答{i}"} for i in range(10)]
+    raw = json.dumps(rows, ensure_ascii=False, indent=1).encode()
+    p = tmp_path / "bad.json"
+    p.write_bytes(raw.replace("回答3".encode(), "回".encode() + b"\xff\xfe"))
+    res = load([p])
+    assert res.frame.height == 9 and res.rejects.height == 1
+    assert "\ufffd" not in "".join(res.frame["answer"].to_list())
+    # an old-Mac export: CR-only line ends
+    cr = tmp_path / "cr.csv"
+    lines = ["question,answer"] + [f"怎么查看第{i}个日志,用 kubectl logs {i}" for i in range(5)]
+    cr.write_bytes("\r".join(lines).encode().replace("第3个".encode(), "第3".encode() + b"\xff") + b"\r")
+    res = load([cr])
+    assert res.frame.height == 4 and res.rejects.height == 1 and res.rejects["line"][0] == 5
+    # a 3-line UTF-8 file with one broken byte is still UTF-8 (not re-read as GB18030 mojibake)
+    small = tmp_path / "small.csv"
+    small.write_bytes("question,answer\n怎么重启,用命令\n".encode() + "如何查看,看日志".encode()[:-1] + b"\n")
+    res = load([small])
+    assert res.frame["question"].to_list() == ["怎么重启"] and res.rejects.height == 1
+
+
+def test_quoted_tsv_larger_than_the_sniff_sample(tmp_path):
+    frame = pl.DataFrame(
+        {
+            "question": [f"q{i}" for i in range(6000)],
+            "answer": [f'para one {i}\n"quoted" two\tafter tab\npara three' for i in range(6000)],
+        }
+    )
+    frame.write_csv(tmp_path / "big.tsv", separator="\t")
+    assert (tmp_path / "big.tsv").stat().st_size > 200_000
+    res = load([tmp_path / "big.tsv"])
+    assert res.frame.height == 6000 and res.rejects.height == 0
+    assert res.frame["answer"][5999] == frame["answer"][5999]
+    # a raw TSV whose cells merely start or end with quotes keeps them, however long the file
+    lines = ["question\tanswer", 'q0\t"fully quoted"'] + [f"q{i}\tplain {i}" for i in range(1, 50)]
+    lines += [f'q{i}\t"Hi," he said {i} ' + "x" * 60 for i in range(50, 4000)]
+    (tmp_path / "raw.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    res = load([tmp_path / "raw.tsv"])
+    assert res.frame.height == 4000 and res.frame["answer"][50].startswith('"Hi," he said 50')
+    assert res.frame["answer"][0] == '"fully quoted"'
+
+
+def test_truncated_utf16_keeps_the_complete_rows(tmp_path):
+    body = "question\tanswer\n" + "".join(f"q{i}\ta{i}\n" for i in range(500))
+    data = gzip.compress(codecs_bom_utf16() + body.encode("utf-16-le"))
+    p = tmp_path / "u16.tsv.gz"
+    p.write_bytes(data[: len(data) - 7])
+    res = load([p])
+    assert res.frame.height > 100 and res.rejects.height == 1
+
+
+def codecs_bom_utf16() -> bytes:
+    import codecs
+
+    return codecs.BOM_UTF16_LE
+
+
+def test_canonical_csv_with_missing_nested_values_and_id_like_columns(tmp_path):
+    src = tmp_path / "c.jsonl"
+    src.write_text(
+        '{"id": "a1", "kind": "sft", "question": "q1", "answer": "a1", "ticket": "007", "ver": "1.10",'
+        ' "big": "123456789012345678901", "n": 5, "reward": 0.5}\n'
+        '{"id": "a2", "kind": "sft", "question": "q2", "answer": "a2", "ticket": "008", "ver": "1.2",'
+        ' "big": "5", "n": 6, "reward": null}\n',
+        encoding="utf-8",
+    )
+    frame = load([src]).frame
+    for ext in ("csv", "tsv", "xlsx"):
+        write_frame(frame, tmp_path / f"c.{ext}")
+        back = load([tmp_path / f"c.{ext}"])
+        assert back.rejects.height == 0 and back.frame.height == 2, ext
+        assert back.frame["ticket"].to_list() == ["007", "008"], ext
+        assert back.frame["ver"].to_list() == ["1.10", "1.2"], ext
+        assert back.frame["big"].to_list() == ["123456789012345678901", "5"], ext
+        assert back.frame["n"].to_list() == [5, 6] and back.frame["reward"].to_list() == [0.5, None], ext
+    # a hand-broken history cell rejects that row only, naming the field
+    (tmp_path / "bad.csv").write_text(
+        "id,kind,history,question,answer\na1,sft,,q1,a1\na2,sft,[{broken,q2,a2\n", encoding="utf-8"
+    )
+    res = load([tmp_path / "bad.csv"])
+    assert res.frame.height == 1 and res.rejects["field"].to_list() == ["history"]
+
+
+def test_empty_system_and_tool_keys_survive_a_trl_preference_round_trip(tmp_path):
+    call = [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
+    rows = [
+        {
+            "prompt": [
+                {"role": "system", "content": ""},
+                {"role": "user", "content": "q1"},
+                {"role": "assistant", "content": None, "tool_calls": call},
+                {"role": "tool", "tool_call_id": "c1", "name": "f", "content": "r"},
+                {"role": "user", "content": "q2"},
+            ],
+            "chosen": [{"role": "assistant", "content": "good"}],
+            "rejected": [{"role": "assistant", "content": "bad"}],
+        }
+    ]
+    res = load([write_jsonl(tmp_path / "p.jsonl", rows)])
+    assert res.files[0]["format"] == "trl-preference" and res.frame["system"].to_list() == [""]
+    back = [to_format(r, "trl-preference") for r in res.frame.to_dicts()]
+    assert back == rows
+    again = load([write_jsonl(tmp_path / "back.jsonl", back)]).frame
+    assert again["system"].to_list() == [""] and again["id"].to_list() == res.frame["id"].to_list()
+    # from another format too: "" stays "", not null
+    alp = load([write_jsonl(tmp_path / "a.jsonl", [{"instruction": "q", "output": "a", "system": ""}])]).frame
+    out = to_format({**alp.to_dicts()[0], "kind": "kto", "label": True}, "trl-prompt-completion")
+    assert out["prompt"][0] == {"role": "system", "content": ""}
+
+
+def test_messages_of_carries_tool_keys_of_history_turns(tmp_path):
+    from curate.records import messages_of
+
+    call = [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
+    rows = [
+        {
+            "messages": [
+                {"role": "system", "content": ""},
+                {"role": "user", "content": "q1", "weight": 0},
+                {"role": "assistant", "content": None, "tool_calls": call},
+                {"role": "tool", "tool_call_id": "c1", "name": "f", "content": "r"},
+                {"role": "assistant", "content": "done"},
+            ]
+        }
+    ]
+    row = load([write_jsonl(tmp_path / "m.jsonl", rows)]).frame.to_dicts()[0]
+    assert row["question"] == "r"  # the tool result is the final question, its role in meta._fmt
+    msgs = messages_of(row, answer_field=None)
+    assert msgs[0] == {"role": "user", "content": "q1"}  # a blank system prompt: the template's default
+    assert msgs[1] == {"role": "assistant", "content": "", "tool_calls": call}
+    assert msgs[2] == {"role": "tool", "content": "r", "tool_call_id": "c1", "name": "f"}
+    full = messages_of(row, answer_field="answer", lossless=True)
+    assert full[0] == {"role": "system", "content": ""} and full[1]["weight"] == 0
+    assert full[2]["content"] is None and full[-1] == {"role": "assistant", "content": "done"}

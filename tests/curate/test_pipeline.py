@@ -411,6 +411,15 @@ def test_an_export_never_overwrites_an_input(data_dir: Path):
     ):
         run_recipe(load_recipe(p), quiet=True)
     assert (data_dir / "raw.jsonl").read_bytes() == before
+    # nor through the eval file written (or removed) beside the export
+    (data_dir / "out.eval.jsonl").write_bytes(before)
+    p = _recipe(
+        data_dir,
+        "inputs: [raw.jsonl, out.eval.jsonl]\nstages:\n  - export: {format: trl, output: out.jsonl}\n",
+    )
+    with pytest.raises(RecipeError, match=r"out.eval.jsonl \(the export's eval file\) is an input"):
+        run_recipe(load_recipe(p), quiet=True)
+    assert (data_dir / "out.eval.jsonl").read_bytes() == before
 
 
 def test_shipped_sample_recipe_runs_offline(tmp_path: Path):
