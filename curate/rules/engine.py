@@ -345,6 +345,8 @@ class _Builder:
                 )
             elif not _type_ok(v, SETTINGS[k]):
                 self.err(fname, line, f"settings.{k}", f"expected {_type_name(SETTINGS[k])}, got {v!r}")
+            elif k == "placeholder" and not self._placeholder(v, fname, line, f"settings.{k}"):
+                continue
             else:
                 if k == "lid_model" and v and not Path(v).is_absolute():
                     v = str(Path(fname).parent / v)
@@ -380,7 +382,34 @@ class _Builder:
         if not isinstance(vals, list) or not all(isinstance(v, str) for v in vals):
             self.err(fname, line, key, "expected a language code or a list of them")
             return None
+        if not vals:
+            self.err(
+                fname,
+                line,
+                key,
+                "empty list: name at least one language, or leave lang out to judge every row",
+            )
+            return None
         return tuple(vals)
+
+    def _placeholder(self, value: Any, fname: str, line: int | None, key: str) -> bool:
+        """A redaction placeholder is a string whose only fields are {type} and {TYPE}."""
+        if not isinstance(value, str):
+            self.err(fname, line, key, f"expected a string such as '[{{TYPE}}]', got {value!r}")
+            return False
+        try:
+            value.format(type="email", TYPE="EMAIL")
+        except (KeyError, IndexError, ValueError, AttributeError) as exc:
+            what = f"unknown field {{{exc.args[0]}}}" if isinstance(exc, KeyError) else str(exc)
+            self.err(
+                fname,
+                line,
+                key,
+                f"{value!r}: {what}; the placeholder may use {{TYPE}} (EMAIL) and {{type}} (email), and "
+                f"{{{{ }}}} for literal braces",
+            )
+            return False
+        return True
 
     def _params(
         self, check: str, params: Any, fname: str, line: int | None, key: str, partial: bool = False
@@ -469,6 +498,9 @@ class _Builder:
             )
             return
         action = raw.get("action", "drop")
+        if "fields" in raw and REGISTRY[check].row_level:
+            self._row_level_fields(check, fname, ln("fields"), f"{where}.fields")
+            return
         fields = (
             self._fields(raw["fields"], fname, ln("fields"), f"{where}.fields")
             if "fields" in raw
@@ -481,8 +513,9 @@ class _Builder:
             self.err(fname, ln("enabled"), f"{where}.enabled", f"expected true/false, got {enabled!r}")
             return
         ph = raw.get("placeholder")
-        if ph is not None and not isinstance(ph, str):
-            self.err(fname, ln("placeholder"), f"{where}.placeholder", "expected a string such as '[{TYPE}]'")
+        if ph is not None and not self._placeholder(ph, fname, ln("placeholder"), f"{where}.placeholder"):
+            return
+        if "lang" in raw and raw.get("lang") is not None and lang is None:
             return
         if fields is None or params is None:
             return
@@ -490,6 +523,18 @@ class _Builder:
             rid, str(raw["description"]), check, fields, params, action, lang, enabled, ph, fname, line
         )
         self.rules[rid].base_dir = base  # type: ignore[attr-defined]
+
+    def _row_level_fields(self, check: str, fname: str, line: int | None, key: str) -> None:
+        spec = REGISTRY[check]
+        knobs = [p for p in ("answer_fields", "compare_to") if p in spec.params]
+        hint = f"; choose what it compares with params {' and '.join(knobs)}" if knobs else ""
+        self.err(
+            fname,
+            line,
+            key,
+            f"check {check!r} looks at whole rows ({', '.join(spec.default_fields)}) and has no fields "
+            f"setting{hint}",
+        )
 
     def _overrides(self, ov: Any, fname: str, line: int | None, base: Path) -> None:
         if ov is None:
@@ -531,11 +576,17 @@ class _Builder:
                 if p is not None:
                     rule.params = {**rule.params, **p}
             elif k == "fields":
+                if REGISTRY[rule.check].row_level:
+                    self._row_level_fields(rule.check, fname, ln(k), f"{key}.fields")
+                    continue
                 f = self._fields(v, fname, ln(k), f"{key}.fields")
                 if f is not None:
                     rule.fields = f
             elif k == "lang":
                 rule.lang = self._lang(v, fname, ln(k), f"{key}.lang")
+            elif k == "placeholder":
+                if v is None or self._placeholder(v, fname, ln(k), f"{key}.placeholder"):
+                    rule.placeholder = v
             elif k == "enabled":
                 if isinstance(v, bool):
                     rule.enabled = v
@@ -804,7 +855,8 @@ def apply(frame: pl.DataFrame, ruleset: RuleSet, *, stage: str = STAGE, progress
     stats = {
         "rules": run.stats,
         "pii": dict(sorted(run.pii.items())),
-        "flagged": int(kept["flags"].list.len().fill_null(0).gt(0).sum()) if flags else 0,
+        # kept rows that this run's flag rules flagged (flags from earlier stages are not counted)
+        "flagged": int((~drop.gather(list(flags))).sum()) if flags else 0,
         "rule_files": ruleset.files,
     }
     return StageResult(kept, dropped, stats)

@@ -20,7 +20,9 @@ quality            fastText P(good)
 =================  ====================================================================================
 
 Scores are cached by (row key, scorer, model fingerprint) in a SQLite file (``cache``), so a re-run on a
-grown file scores only the new rows and an interrupted run resumes. ``stats["score_models"]`` names
+grown file scores only the new rows and an interrupted run resumes. Only deterministic per-row errors
+are cached; a row whose batch failed (``model error: ...``, e.g. out of memory) is scored again by the
+next run. ``stats["score_models"]`` names
 every model used (path, fingerprint, device, dtype, limits).
 """
 
@@ -107,6 +109,7 @@ def build_scorers(config: ScoreConfig) -> list[Any]:
             config.token_budget,
             config.max_batch,
             config.lm_chat_template,
+            config.trust_remote_code,
             "ifd" in wanted,
         )
         if key not in _LOADED:
@@ -137,6 +140,7 @@ def build_scorers(config: ScoreConfig) -> list[Any]:
             config.token_budget,
             config.max_batch,
             config.reward_chat_template,
+            config.trust_remote_code,
         )
         if key not in _LOADED:
             _LOADED[key] = RewardScorer(
@@ -182,6 +186,7 @@ def score_frame(
     ).to_dicts()
     keys = [row_key(r.get("id"), scorer.payload(r)) for r in rows]
     cached = cache.get_many(keys, name, scorer.fingerprint) if cache is not None else {}
+    cached = {k: v for k, v in cached.items() if cacheable(v)}  # caches written before this rule
     todo: dict[str, int] = {}
     for i, k in enumerate(keys):
         if k not in cached and k not in todo:
@@ -196,7 +201,9 @@ def score_frame(
             results = scorer.score_rows([rows[i] for _, i in chunk], advance)
             fresh = {k: res for (k, _), res in zip(chunk, results, strict=True)}
             if cache is not None:
-                cache.put_many(fresh, name, scorer.fingerprint)
+                # a transient failure (out of memory, a model error) is not the row's score: it is
+                # reported now and the row is scored again next run
+                cache.put_many({k: v for k, v in fresh.items() if cacheable(v)}, name, scorer.fingerprint)
             values.update(fresh)
     seconds = time.perf_counter() - started
 
@@ -246,6 +253,17 @@ def score_frame(
         s = out["ifd"].drop_nulls()
         stats["ifd_ge_1"] = int((s >= 1).sum())
     return out, stats
+
+
+TRANSIENT_ERRORS = ("model error:", "fastText failed:")
+
+
+def cacheable(result: dict[str, Any]) -> bool:
+    """Whether a scorer's result for one row may be cached: scores, and errors that depend only on the
+    row and the model (empty answer, template failure, non-finite loss), never failures of the run
+    itself (``model error: ...`` such as out of memory), which the next run must retry."""
+    err = result.get("error")
+    return not (isinstance(err, str) and err.startswith(TRANSIENT_ERRORS))
 
 
 def add_flag(frame: pl.DataFrame, mask: list[bool], flag: str) -> pl.DataFrame:

@@ -101,12 +101,80 @@ def local_model_dir(name_or_path: str | Path) -> Path:
     return Path(local)
 
 
+SMALL_FILE = 4 << 20  # files up to this size are hashed inline on every run
+
+
+def hash_memo_path() -> Path:
+    """Where whole-file hashes of large weight files are remembered between runs:
+    ``$TAMIS_HASH_MEMO``, else ``$XDG_CACHE_HOME/tamis/file-hashes.sqlite`` (``~/.cache`` by default)."""
+    env = os.environ.get("TAMIS_HASH_MEMO")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "tamis" / "file-hashes.sqlite"
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(8 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of the whole file, memoised by (resolved path, size, mtime, ctime, inode).
+
+    Any rewrite of the file (a retrain, a copy over it, a rename onto it) changes its ctime or inode, so
+    a remembered hash is reused only for the very same file; otherwise it is read again in full. The memo
+    is a small SQLite file (:func:`hash_memo_path`); when it cannot be written the hash is simply
+    computed every run.
+    """
+    import sqlite3
+
+    real = path.resolve()
+    st = real.stat()
+    key = (str(real), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    memo = hash_memo_path()
+    db = None
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(str(memo), timeout=30)
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, "
+            "ctime_ns INTEGER, ino INTEGER, sha256 TEXT NOT NULL)"
+        )
+        row = db.execute(
+            "SELECT sha256 FROM hashes WHERE path = ? AND size = ? AND mtime_ns = ? AND ctime_ns = ? "
+            "AND ino = ?",
+            key,
+        ).fetchone()
+        if row is not None:
+            return row[0]
+    except (OSError, sqlite3.Error):
+        if db is not None:
+            db.close()
+        db = None
+    try:
+        digest = _sha256_file(real)
+        if db is not None and real.stat().st_mtime_ns == st.st_mtime_ns:  # unchanged while reading
+            try:
+                db.execute("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?, ?)", (*key, digest))
+                db.commit()
+            except sqlite3.Error:
+                pass
+        return digest
+    finally:
+        if db is not None:
+            db.close()
+
+
 def fingerprint(model_dir: Path, settings: dict[str, Any]) -> str:
     """A content fingerprint of a model directory plus the scorer settings.
 
-    Small files (config, tokenizer, chat template) are hashed whole. Weight files are hashed by size,
-    their safetensors header (tensor names, dtypes, shapes, offsets) and their first and last MiB, which
-    changes with any retraining without reading gigabytes on every run.
+    Every file is hashed whole: small files (config, tokenizer, chat template) inline, large ones
+    (weights) through their SHA-256, which :func:`file_sha256` remembers per (path, size, mtime, ctime,
+    inode) so that only the first run after a model changes reads the gigabytes.
     """
     h = hashlib.sha256()
     h.update(json.dumps(settings, sort_keys=True, default=str).encode())
@@ -116,18 +184,10 @@ def fingerprint(model_dir: Path, settings: dict[str, Any]) -> str:
             continue
         size = f.stat().st_size
         h.update(f"{rel}:{size}\n".encode())
-        with open(f, "rb") as fh:
-            if size <= 4 << 20:
-                h.update(fh.read())
-                continue
-            head = fh.read(1 << 20)
-            h.update(head)
-            if rel.endswith(".safetensors") and len(head) >= 8:
-                n = int.from_bytes(head[:8], "little")
-                fh.seek(8)
-                h.update(fh.read(min(n, 64 << 20)))
-            fh.seek(size - (1 << 20))
-            h.update(fh.read(1 << 20))
+        if size <= SMALL_FILE:
+            h.update(f.read_bytes())
+        else:
+            h.update(f"sha256:{file_sha256(f)}\n".encode())
     return h.hexdigest()[:16]
 
 

@@ -14,7 +14,9 @@ For each row the scorer measures the same answer tokens twice:
 The answer tokens are what the template renders for the assistant turn after the generation prompt,
 trailing whitespace dropped: the answer text plus the model's end-of-turn token (``<|im_end|>``,
 ``<|eot_id|>``...). Preference rows are scored on ``chosen``; text rows get ``ppl`` of the text after
-a BOS (or EOS) token, and no IFD.
+a BOS (or EOS) token, and no IFD. A row with an answer but no question, history or system prompt is
+scored after an empty prompt: the conversation is the assistant turn alone, as the reward scorer
+renders it (its IFD is then about 1: there is no question to help).
 
 Truncation rule (``max_tokens``, default 2048 or the model's limit if smaller): the answer keeps its
 first tokens, up to the budget minus the prompt, but the prompt keeps at least half the budget (or all
@@ -146,7 +148,9 @@ class PerplexityScorer:
         self.device = resolve_device(config.device)
         self.dtype = resolve_dtype(config.dtype, self.device)
         self.model_dir = local_model_dir(config.model) if model is None else Path(str(config.model))
-        self.tok = tokenizer or load_tokenizer(self.model_dir, config.chat_template, trust_remote_code=False)
+        self.tok = tokenizer or load_tokenizer(
+            self.model_dir, config.chat_template, trust_remote_code=config.trust_remote_code
+        )
         require_chat_template(self.tok, str(config.model), "--lm-chat-template")
         self.model = model or load_causal_lm(
             self.model_dir, self.device, self.dtype, config.trust_remote_code
@@ -173,7 +177,7 @@ class PerplexityScorer:
         self.fingerprint = fingerprint(
             self.model_dir,
             {
-                "scorer": "ppl/v1",
+                "scorer": "ppl/v2",
                 "ifd": self.ifd,
                 "max_tokens": self.max_tokens,
                 "dtype": str(self.dtype),
@@ -223,11 +227,15 @@ class PerplexityScorer:
         if answer is None or not str(answer).strip():
             raise RowError("empty answer")
         try:
-            prompt_text = render(self.tok, msgs, True)
             full_text = render(self.tok, msgs + [{"role": "assistant", "content": answer}], False)
+            if msgs:
+                split = common_prefix_len(render(self.tok, msgs, True), full_text)
+            else:  # an answer-only row: scored after an empty prompt, as the reward scorer does
+                split = self._answer_only_split(full_text)
+        except RowError:
+            raise
         except Exception as exc:  # noqa: BLE001 - template errors (e.g. roles it refuses)
             raise RowError(f"chat template failed: {exc}") from None
-        split = common_prefix_len(prompt_text, full_text)
         end = len(full_text.rstrip())
         if end <= split:
             raise RowError("the chat template rendered no answer tokens")
@@ -245,6 +253,16 @@ class PerplexityScorer:
             truncated = True
         ans = ans_ids[:k]
         return Encoded(prompt_ids + ans, self.prefix_ids + ans if self.ifd else None, k, truncated)
+
+    def _answer_only_split(self, full_text: str) -> int:
+        """Where the answer starts in a conversation of one assistant turn (no question, no history):
+        the template's text before a marker answer, which must also start the real rendering."""
+        marker = "\ue000tamis-answer\ue000"
+        probe = render(self.tok, [{"role": "assistant", "content": marker}], False)
+        i = probe.find(marker)
+        if i < 0 or not full_text.startswith(probe[:i]):
+            raise RowError("the chat template does not lay out an answer without a question")
+        return i
 
     def _split(self, text: str, split: int) -> tuple[list[int], list[int]]:
         """Token ids of ``text`` split where the answer starts (character offset ``split``)."""

@@ -236,6 +236,8 @@ def train_classifier(
             f"need at least 2 distinct good and 2 distinct bad texts to train (got {len(pos)} good, "
             f"{len(neg)} bad after removing empties, duplicates and {len(conflict)} texts in both sets)"
         )
+    if not 0 <= params.holdout < 1:
+        raise ScoreError(f"holdout must be at least 0 and below 1 (got {params.holdout})")
     train, held = [], []
     for texts, label in ((pos, GOOD), (neg, BAD)):
         split = [(t, _in_holdout(t, params.holdout, params.seed)) for t in texts]
@@ -243,6 +245,14 @@ def train_classifier(
         tr = [t for t, h in split if not h]
         if params.holdout > 0 and not ho:  # tiny sets: hold out at least one of each class
             ho, tr = tr[:1], tr[1:]
+        if not tr and len(ho) > 1:  # ...and train on at least one of each class
+            tr, ho = ho[:1], ho[1:]
+        if not tr:
+            name = "good" if label == GOOD else "bad"
+            raise ScoreError(
+                f"no {name} text is left to train on: all {len(ho)} fell into the held-out split "
+                f"(holdout={params.holdout}); add more {name} texts or lower the holdout"
+            )
         train += [(label, t) for t in tr]
         held += [(label, t) for t in ho]
     # fastText reads its training data from a file; order is fixed (sorted, then by label) for determinism

@@ -13,8 +13,13 @@ finds padding (a pad id equal to EOS, left or right padding). Encoder reward mod
 their first token themselves.
 
 Truncation rule (``max_tokens``): a longer conversation keeps its first special token (BOS/CLS, if any)
-and its last ``max_tokens - 1`` tokens, so the answer, where the score is read, is always complete; the
-row is flagged ``reward_truncated``.
+and its last ``max_tokens - 1`` tokens, so the end of the answer, where the score is read, is always
+kept: the question is cut first, and an answer longer than ``max_tokens - 1`` tokens loses its
+beginning (and the question entirely). The row is flagged ``reward_truncated``.
+
+A model whose config names no ``pad_token_id`` gets the scorer's pad id set on its config: Hugging
+Face's sequence classifiers refuse batches of more than one row without it, and the score is read at
+each row's own last token anyway.
 """
 
 from __future__ import annotations
@@ -108,7 +113,9 @@ class RewardScorer:
         self.device = resolve_device(config.device)
         self.dtype = resolve_dtype(config.dtype, self.device)
         self.model_dir = local_model_dir(config.model) if model is None else Path(str(config.model))
-        self.tok = tokenizer or load_tokenizer(self.model_dir, config.chat_template)
+        self.tok = tokenizer or load_tokenizer(
+            self.model_dir, config.chat_template, trust_remote_code=config.trust_remote_code
+        )
         require_chat_template(self.tok, str(config.model), "--reward-chat-template")
         self.model = model or load_reward_model(
             self.model_dir, self.device, self.dtype, config.trust_remote_code
@@ -122,6 +129,10 @@ class RewardScorer:
         if pad is None:
             pad = self.tok.eos_token_id if self.tok.eos_token_id is not None else 0
         self.pad_id = int(pad)
+        # HF's *ForSequenceClassification refuses batches of more than one row when the config names no
+        # pad token; the scorer reads each row at its own last token, so any pad id works
+        if getattr(self.model.config, "pad_token_id", None) is None:
+            self.model.config.pad_token_id = self.pad_id
         self.fingerprint = fingerprint(
             self.model_dir,
             {

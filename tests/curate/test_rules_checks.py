@@ -210,7 +210,7 @@ def test_html_detect_and_fix_keeps_code():
 def test_mojibake_detect_and_repair():
     bad = "Ã©tÃ© â€™ok"
     assert fired("mojibake", [bad, "锟斤拷锟斤拷", "正常的中文", "café"]) == [True, True, False, False]
-    assert check("mojibake").fix(pl.Series([bad, "å¤§å®¶å¥½"])).to_list() == ["été 'ok", "大家好"]
+    assert check("mojibake").fix(pl.Series([bad, "å¤§å®¶å¥½"])).to_list() == ["été \u2019ok", "大家好"]
 
 
 def test_whitespace_fix():
@@ -310,3 +310,201 @@ def test_role_order():
     )
     assert c.detect_rows(f).to_list() == [False, False, True, True, True]
     assert "two user turns" in c.explain_rows(f[2])[0][1].reason
+
+
+# -- review findings: each test fails on the code before its fix ------------------------------------
+@pytest.fixture(scope="module")
+def default_set():
+    from curate.rules import load_rules
+
+    return {r.id: r.instance for r in load_rules(["default"]).rules}
+
+
+def test_mojibake_fix_repairs_only_the_encoding():
+    """ftfy.fix_text also turned full-width punctuation into ASCII and straightened quotes."""
+    text = "这个问题很常见，原因有两个：第一，配置错误；第二，“网络”不通。另外Ã© cafÃ© 也要注意（括号）！"
+    fixed = check("mojibake").fix(pl.Series([text]))[0]
+    assert (
+        fixed == "这个问题很常见，原因有两个：第一，配置错误；第二，“网络”不通。另外é café 也要注意（括号）！"
+    )
+
+
+def test_truncated_keeps_normal_endings():
+    kept = [
+        "After checking each option carefully, the correct answer is A",
+        "After checking each option carefully, the correct answer is a",
+        "Between the two plans I would definitely pick option a",
+        "这项工作需要社区居民、志愿者以及政府部门的共同参与",
+        "遍历数组，把每个元素累加起来，最后得到的就是所有元素之和",
+        "这个问题比较复杂，主要是因为它涉及很多方面的法律规定和具体案件事实的认定问题涉及",
+        "正确答案： 1. A  2. C 3. A 4. C 5. A",
+    ]
+    cut = [
+        "In most cases the tenant should keep a copy of",
+        "In most cases the tenant should keep records of a",
+        "In most cases the tenant should keep records, and",
+        "建议先保留好相关证据，例如合同、票据以及",
+    ]
+    assert fired("truncated", kept + cut) == [False] * len(kept) + [True] * len(cut)
+    hits = check("truncated").explain_batch(cut[1:2])
+    assert hits[0].reason == "ends mid-sentence with 'a'"
+
+
+def test_ai_disclaimer_is_first_person_only(default_set):
+    ai = default_set["ai-disclaimer"]
+    speaks_as_ai = [
+        "作为一个AI语言模型，我没有个人观点。",
+        "不过，作为一个人工智能，我无法提供正式意见。",
+        "作为人工智能，我没有个人经历。",
+        "作为语言模型，我可以辨别语气。",
+        "我是由OpenAI训练的大型语言模型，无法浏览网页。",
+        "首先，我要声明我是一个语言模型，不能提供法律咨询。",
+        "As an AI language model, I don't have personal opinions.",
+        "However, as a large language model, I cannot give advice.",
+        "As an AI, I don't have access to real-time data.",
+        "I am a language model, so I cannot browse.",
+        "My training data only goes up to 2021.",
+    ]
+    about_models = [
+        "LLM 是大型语言模型（Large Language Model）的缩写，它通过在海量文本上训练来预测下一个词。",
+        "在这次交谈中，我们讨论了大型语言模型（LLMs）在调查新闻中的潜在用途。",
+        "使用Supabase作为后端、Amazon SageMaker作为AI模型和Next.js作为界面。",
+        "GPT-2 is a transformer trained as a language model on WebText. It predicts the next token.",
+        "I usually hold out 20% of my training data as a validation set and use early stopping.",
+        "What is an AI language model? It predicts text.",
+    ]
+    got = ai.detect(pl.Series(speaks_as_ai + about_models)).to_list()
+    assert got == [True] * len(speaks_as_ai) + [False] * len(about_models)
+
+
+def test_identity_leak_needs_first_person_self_identification():
+    leaks = [
+        "我是ChatGPT，一个由OpenAI开发的人工智能助手。",
+        "我是由 OpenAI 训练的模型。",
+        "作为OpenAI训练的大型语言模型，我无法评估。",
+        "作为ChatGPT，我不能回答。",
+        "I am ChatGPT, a large language model trained by OpenAI.",
+        "Sure. (I was developed by OpenAI.)",
+        "I am an AI assistant developed by OpenAI.",
+        "I'm Claude, made by Anthropic.",
+    ]
+    mentions = [
+        "我是ChatGPT的重度用户，平时用它写代码。",
+        "作为ChatGPT的重度用户，我觉得它很好用。",
+        "我用的是由OpenAI开发的ChatGPT。",
+        "For summarisation I use GPT-4, which was developed by OpenAI, and it works well.",
+        "I'm a ChatGPT power user.",
+        "ChatGPT is made by OpenAI.",
+    ]
+    assert fired("identity", leaks + mentions) == [True] * len(leaks) + [False] * len(mentions)
+    hit = check("identity").explain("我是ChatGPT，由OpenAI开发。")
+    assert (hit.start, hit.end, hit.match) == (0, 9, "我是ChatGPT")
+
+
+def test_html_fix_leaves_inline_code_and_tilde_fences():
+    text = (
+        "Use the `<br>` tag, or wrap text in `<p>` tags and write `&amp;` for an ampersand."
+        "<div>see</div><span>x</span>\n~~~html\n<p>keep</p>\n\n\n\n<br>\n~~~\n<p>end</p>"
+    )
+    fixed = check("html").fix(pl.Series([text]))[0]
+    assert "`<br>`" in fixed and "`<p>`" in fixed and "`&amp;`" in fixed
+    assert "~~~html\n<p>keep</p>\n\n\n\n<br>\n~~~" in fixed
+    assert "<div>" not in fixed and fixed.endswith("\n~~~\nend\n")
+    assert fired("html", ["`<p>` and `&amp;` in code only", "~~~\n<p>a</p><br>\n~~~"]) == [False, False]
+
+
+def test_whitespace_fix_leaves_code_indentation_and_hard_breaks():
+    c = check("whitespace")
+    code = "Here you go:\n```python\ndef a():\n    pass\n\n\ndef b():  \n    pass\n```\nDone."
+    texts = [
+        code.replace("go:", "go: "),  # a trailing blank outside code
+        "    def f():\n        return 1\n",  # an answer that is indented code
+        "第一行  \n第二行",  # a Markdown hard break
+        "p1\n\n\np2",  # two blank lines: fine
+        "p1\n\n\n\n\np2",  # four: collapsed
+        "~~~\nx  \n\n\n\n\ny\n~~~ ",
+    ]
+    assert c.fix(pl.Series(texts)).to_list() == [
+        code,
+        "    def f():\n        return 1",
+        "第一行  \n第二行",
+        "p1\n\n\np2",
+        "p1\n\np2",
+        "~~~\nx  \n\n\n\n\ny\n~~~",
+    ]
+    assert c.detect(pl.Series(["第一行  \n第二行", "p1\n\n\np2", "a \nb", "a\t\nb"])).to_list() == [
+        False,
+        False,
+        True,
+        True,
+    ]
+
+
+def test_repetition_catches_copy_paste_within_one_line(default_set):
+    rep = default_set["repetition"]
+    en = (
+        "the service restarts the pod and then the scheduler assigns it to another node in the cluster " * 4
+    ).strip()
+    zh = "服务重启之后调度器会把这个容器重新分配到集群里另外一个可用的节点上面去运行" * 6
+    fine = "，".join(f"第{i}步检查节点{i}的状态并记录第{i * 7}号日志" for i in range(20)) + "。"
+    assert rep.detect(pl.Series([en, zh, fine])).to_list() == [True, True, False]
+
+
+def test_repeated_window_share_bounds_the_dup_ngram_measures():
+    """The cheap bound must never be below the exact measure, or the prefilter would hide a row."""
+    import random
+
+    from curate.rules.checks.repetition import GOPHER_DUP, repeated_window_share, repetition_stats
+
+    rng = random.Random(7)
+    words = "the pod node 服务 重启 调度 集群 a b kubectl logs, 之后 节点。".split()
+    texts = []
+    for _ in range(400):
+        t = " ".join(rng.choice(words) for _ in range(rng.randint(3, 200)))
+        if rng.random() < 0.4:
+            k = rng.randint(1, len(t))
+            t = t[:k] * rng.randint(2, 4) + t
+        texts.append(t)
+    share = repeated_window_share(texts, min(GOPHER_DUP))
+    for t, bound in zip(texts, share, strict=True):
+        for name, value, _ in repetition_stats(t, {}, GOPHER_DUP, 2):
+            if name.startswith("dup_") and name.endswith("gram_char_frac"):
+                assert value <= bound + 1e-9, (name, value, bound, t)
+
+
+def test_degenerate_ignores_emphatic_fullwidth_punctuation():
+    texts = [
+        "太精彩了！！！！！！！！！！这是我今年参加过最好的活动。",
+        "真的吗？？？？？？？？？？我不信～～～～～～～～～～",
+        "哈" * 60,
+    ]
+    assert fired("degenerate", texts) == [False, False, True]
+
+
+def test_phrases_fix_anywhere_and_after_a_greeting():
+    c = check("phrases", patterns=["作为一?[名个位]?律师[，,]"])
+    assert c.fix(
+        pl.Series(["您好！作为律师，我建议先协商。", "作为律师，我必须提醒您，合同无效。"])
+    ).to_list() == [
+        "您好！",
+        "合同无效。",
+    ]
+    c = check("phrases", words=["as an ai language model"], position="anywhere")
+    got = c.fix(pl.Series(["Restart the pod. As an AI language model, I cannot run it. Then check logs."]))
+    assert got.to_list() == ["Restart the pod. I cannot run it. Then check logs."]
+    assert "strip" not in REGISTRY["phrases"].params  # was documented but never used
+
+
+def test_length_token_estimate_above_the_character_count():
+    """'a,b,c,d,e' is 9 characters but about 11 estimated tokens: the shortcut must not skip it."""
+    from curate.rules.checks.length import estimate_tokens
+
+    texts = ["a,b,c,d,e", "一二三四五六七八九", "hello world"]
+    assert estimate_tokens(pl.Series(texts)).to_list()[0] > 9
+    assert fired("length", texts, max_tokens=9) == [True, False, False]
+
+
+def test_non_answer_treats_yes_and_no_alike_in_both_languages(default_set):
+    na = default_set["non-answer"]
+    texts = ["可以。", "没有。", "Yes.", "No.", "是的。", "好的", "不知道", "N/A", "无", "none"]
+    assert na.detect(pl.Series(texts)).to_list() == [False] * 5 + [True] * 5

@@ -308,3 +308,88 @@ def test_odd_values_never_crash():
         kept, dropped, _ = apply(f, load_rules([name]))
         assert kept.height + dropped.height == f.height
         assert dropped["drop_reason"].null_count() == 0
+
+
+def test_lint_catches_what_would_fail_at_run_time(tmp_path):
+    p = write(
+        tmp_path,
+        "bad1.yaml",
+        """\
+        include: [default]
+        settings:
+          placeholder: "<{kind}>"
+        overrides:
+          answer-copies-question: {fields: [system]}
+          role-order: {fields: [answer]}
+          pii-ip: {placeholder: 5}
+        rules:
+          - id: my-lang
+            description: x
+            check: length
+            params: {min_chars: 3}
+            lang: []
+          - id: lm
+            description: x
+            check: lang_mismatch
+            fields: [answer]
+          - id: my-redact
+            description: x
+            check: regex
+            params: {patterns: ['\\d+']}
+            action: redact
+            placeholder: "[{0}]"
+        """,
+    )
+    problems = [str(x) for x in lint([p])[str(p)]]
+    text = "\n".join(problems)
+    assert "bad1.yaml:3: settings.placeholder: '<{kind}>': unknown field {kind}" in text
+    assert "bad1.yaml:5: overrides.answer-copies-question.fields: check 'copy' looks at whole rows" in text
+    assert "answer_fields and compare_to" in text
+    assert "bad1.yaml:6: overrides.role-order.fields" in text
+    assert "bad1.yaml:7: overrides.pii-ip.placeholder: expected a string" in text
+    assert "bad1.yaml:13: rules[0] (my-lang).lang: empty list" in text
+    assert "rules[1] (lm).fields: check 'lang_mismatch' looks at whole rows" in text
+    assert "rules[2] (my-redact).placeholder: '[{0}]'" in text
+    assert len(problems) == 7
+    with pytest.raises(RuleError):
+        load_rules(["default"], sets=["pii-ip.placeholder=<{kind}>"])
+
+
+def test_tokenizer_is_loaded_when_the_set_loads_relative_to_the_file(tmp_path, tiny_models):
+    import shutil
+
+    (tmp_path / "sub").mkdir()
+    shutil.copytree(tiny_models["tokenizer"], tmp_path / "sub" / "tok")
+    rule = """\
+        rules:
+          - id: tok-len
+            description: x
+            check: length
+            fields: [answer]
+            params: {max_tokens: 3, tokenizer: %s}
+        """
+    missing = write(tmp_path / "sub", "missing.yaml", rule % "./no_such_tokenizer")
+    problems = lint([missing])[str(missing)]
+    assert len(problems) == 1 and problems[0].key == "rule tok-len.params.tokenizer"
+    assert "no such directory" in problems[0].message and "sub/no_such_tokenizer" in problems[0].message
+    good = write(tmp_path / "sub", "good.yaml", rule % "tok")  # relative to the YAML file, not the cwd
+    rs = load_rules([good])
+    assert rs.rules[0].instance.tok is not None
+    f = frame(Record("sft", question="q?", answer="this sentence certainly has more than three tokens"))
+    _, dropped, _ = apply(f, rs)
+    assert dropped["drop_reason"].to_list() == ["tok-len"]
+
+
+def test_flagged_counts_this_runs_flags_only():
+    """stats["flagged"] = kept rows this run flagged; an earlier stage's flags are not counted, whether or
+    not this run flagged anything (before, they were counted only when it did)."""
+    mismatch = Record(
+        "sft", question="How do I restart a pod?", answer="用 kubectl rollout restart 重启部署即可。"
+    )
+    clean = Record("sft", question="什么是容器？", answer="容器是一种轻量级的虚拟化技术。")
+    earlier = pl.Series("flags", [None, ["earlier"]], dtype=pl.List(pl.Utf8))
+    kept, _, stats = apply(frame(mismatch, clean).with_columns(earlier), load_rules(["default"]))
+    assert kept["flags"].to_list() == [["lang-mismatch"], ["earlier"]]
+    assert stats["flagged"] == 1
+    _, _, stats = apply(frame(clean, clean).with_columns(earlier), load_rules(["default"]))
+    assert stats["flagged"] == 0

@@ -210,3 +210,72 @@ def test_embedded_defaults_score_the_samples_offline(tmp_path):
     frame = pl.read_ndjson(out)
     assert frame["ifd"].drop_nulls().len() > 0.9 * frame.height
     assert frame["quality"].drop_nulls().len() > 0.9 * frame.height
+
+
+def test_transient_model_errors_are_not_cached(tmp_path, tiny_models):
+    """An out-of-memory batch is reported, but the next run scores the rows again; deterministic
+    per-row errors (an empty answer) stay cached."""
+    from curate.score import score_frame
+    from curate.score.cache import ScoreCache
+    from curate.score.perplexity import PerplexityScorer, PplConfig
+
+    scorer = PerplexityScorer(PplConfig(str(tiny_models["lm"]), device="cpu"))
+    frame = to_frame(
+        [
+            Record("sft", question="What is DNS?", answer="A naming system.").as_row(),
+            Record("sft", question="q", answer=" ").as_row(),
+        ]
+    )
+    real = scorer.model.forward
+
+    def oom(*a, **k):
+        raise RuntimeError("CUDA out of memory (simulated)")
+
+    scorer.model.forward = oom
+    try:
+        with ScoreCache(tmp_path / "c.sqlite") as cache:
+            out, stats = score_frame(frame, scorer, cache)
+            assert out["ppl_error"][0].startswith("model error:") and out["ppl"][0] is None
+            assert cache.count("ppl") == 1  # only the empty answer
+    finally:
+        scorer.model.forward = real
+    with ScoreCache(tmp_path / "c.sqlite") as cache:
+        out, stats = score_frame(frame, scorer, cache)
+    assert stats["scored"] == 1 and stats["from_cache"] == 1
+    assert out["ppl"][0] > 1 and out["ppl_error"][0] is None
+    assert out["ppl_error"][1] == "empty answer"
+    # a model error stored by an older version is not trusted either: the row is scored again
+    from curate.score.common import row_key
+
+    row = frame.to_dicts()[0]
+    key = row_key(row["id"], scorer.payload(row))
+    with ScoreCache(tmp_path / "old.sqlite") as cache:
+        cache.put_many({key: {"error": "model error: OutOfMemoryError: x"}}, "ppl", scorer.fingerprint)
+        out, stats = score_frame(frame.head(1), scorer, cache)
+    assert stats["scored"] == 1 and out["ppl"][0] > 1
+
+
+def test_fingerprint_hashes_whole_weight_files_and_memoises(tmp_path, monkeypatch):
+    """A retrain that changes only tensors in the middle of a large weight file changes the fingerprint;
+    an unchanged file is read once, later runs use the memo."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from curate.score import common
+
+    monkeypatch.setenv("TAMIS_HASH_MEMO", str(tmp_path / "memo.sqlite"))
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    tensors = {n: np.zeros((1 << 20,), np.float32) for n in ("a.weight", "b.weight", "c.weight")}
+    save_file(tensors, str(model / "model.safetensors"))  # 12 MiB: above the inline-hash size
+    reads = []
+    real = common._sha256_file
+    monkeypatch.setattr(common, "_sha256_file", lambda p: reads.append(p) or real(p))
+    f1 = common.fingerprint(model, {})
+    assert common.fingerprint(model, {}) == f1 and len(reads) == 1  # memo hit: not read again
+    tensors["b.weight"][:] = 1.0
+    save_file(tensors, str(model / "model.safetensors"))
+    f2 = common.fingerprint(model, {})
+    assert f2 != f1 and len(reads) == 2
+    assert common.fingerprint(model, {"max_tokens": 8}) != f2

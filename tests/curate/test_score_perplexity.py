@@ -266,3 +266,36 @@ def test_frame_columns(lm):
     assert {"ppl", "ppl_answer", "ifd", "ppl_tokens", "ppl_error"} <= set(out.columns)
     assert out["ppl"].null_count() == 1 and out["ppl_error"].to_list()[-1] == "empty answer"
     assert res.stats["score_models"]["ppl"]["fingerprint"] == lm.fingerprint
+
+
+def test_answer_only_rows_are_scored_after_an_empty_prompt(lm):
+    """No question, no history, no system prompt: the conversation is the assistant turn alone (as the
+    reward scorer renders it), not an error."""
+    row = Record("sft", question="x", answer="kubectl get pods shows every pod.").as_row()
+    row["question"] = None
+    got = lm.score_rows([row])[0]
+    assert "error" not in got, got
+    assert got["ppl"] > 1 and got["ppl_tokens"] > 3
+    # the template adds no default system prompt here, so the prompt is just the assistant header
+    assert got["ifd"] == pytest.approx(1.0, rel=1e-5)
+
+
+def test_trust_remote_code_reaches_the_tokenizer(lm, tiny_models, monkeypatch):
+    from curate.score import perplexity, reward
+    from curate.score.perplexity import PerplexityScorer, PplConfig
+    from curate.score.reward import RewardConfig, RewardScorer
+
+    seen = []
+
+    def spy(real):
+        def load(*a, **k):
+            seen.append(k.get("trust_remote_code"))
+            return real(*a, **k)
+
+        return load
+
+    monkeypatch.setattr(perplexity, "load_tokenizer", spy(perplexity.load_tokenizer))
+    monkeypatch.setattr(reward, "load_tokenizer", spy(reward.load_tokenizer))
+    PerplexityScorer(PplConfig(str(tiny_models["lm"]), device="cpu", trust_remote_code=True), model=lm.model)
+    RewardScorer(RewardConfig(str(tiny_models["reward"]), device="cpu", trust_remote_code=True))
+    assert seen == [True, True]

@@ -105,3 +105,20 @@ def test_wrong_model_file(tmp_path):
     junk.write_bytes(b"not a model")
     with pytest.raises(ScoreError, match="not a fastText model"):
         load_fasttext(junk)
+
+
+def test_a_class_that_falls_entirely_into_the_holdout_still_trains(tmp_path):
+    """Both good texts hash into the 20 % held-out split: one is moved back to training, so the model
+    knows both labels (before, fastText was trained on the bad label alone)."""
+    from curate.score.common import ScoreError
+    from curate.score.quality import _in_holdout, load_fasttext, train_classifier
+
+    good = ["good answer number 9 with kubectl", "good answer number 16 with kubectl"]
+    assert all(_in_holdout(t, 0.2, 0) for t in good)
+    bad = ["sorry no", "ok", "asdf qwer", "抱 歉", "no idea", "n a"]
+    params = TrainParams(**{**FAST, "holdout": 0.2})
+    info = train_classifier(good, bad, tmp_path / "m.ftz", params)
+    assert info["rows"]["train"] > 0 and info["heldout"]["positives"] == 1
+    assert set(load_fasttext(tmp_path / "m.ftz").get_labels()) == {"__label__good", "__label__bad"}
+    with pytest.raises(ScoreError, match="holdout"):
+        train_classifier(good, bad, tmp_path / "m2.ftz", TrainParams(**{**FAST, "holdout": 1.0}))

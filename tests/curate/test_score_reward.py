@@ -114,3 +114,23 @@ def test_not_a_reward_model(tiny_models, tmp_path):
     (headless / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ScoreError, match="not a trained reward model"):
         RewardScorer(RewardConfig(str(headless), device="cpu"))
+
+
+def test_model_without_config_pad_token_still_batches(tiny_models, tmp_path):
+    """HF sequence classifiers refuse batches of more than one row without config.pad_token_id; the
+    scorer sets it, so a batch is one forward pass, not one per row."""
+    from curate.score.reward import RewardConfig, RewardScorer
+
+    nopad = tmp_path / "nopad"
+    shutil.copytree(tiny_models["reward"], nopad)
+    cfg = json.loads((nopad / "config.json").read_text())
+    cfg.pop("pad_token_id", None)
+    (nopad / "config.json").write_text(json.dumps(cfg))
+    s = RewardScorer(RewardConfig(str(nopad), device="cpu"))
+    assert s.model.config.pad_token_id == s.pad_id
+    calls = []
+    real = s.model.forward
+    s.model.forward = lambda *a, **k: calls.append(1) or real(*a, **k)
+    rows = _rows()[:3] * 4
+    got = s.score_rows(rows)
+    assert len(calls) == 1 and all("reward" in g for g in got)

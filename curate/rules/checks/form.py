@@ -162,9 +162,17 @@ class Truncated(Check):
         ),
     }
     DANGLING = r"[，,、；：:\-–—(（\[【《“‘]\s*\z"
+    # Only words that cannot end a sentence. Single-character Chinese conjunctions (和 与 及 或) are left
+    # out: they also end normal sentences (元素之和, 共同参与, 问题涉及). "a"/"an" count only in lower
+    # case and not after a word or mark that makes them an option letter ("the answer is A", "选 a").
     DANGLING_WORD = (
-        r"(?i)(?:\b(?:and|or|but|the|a|an|of|to|with|for|that|which|because|such as|including)|"
-        r"(?:和|与|及|或|或者|但是|而且|因为|所以|以及|并且|如果|例如|比如|包括))\s*\z"
+        r"(?:(?i:\b(?:and|or|but|the|of|to|with|for|that|which|because|such as|including))|"
+        r"\ban|\ba|(?:或者|但是|而且|因为|所以|以及|并且|如果|例如|比如|包括))\s*\z"
+    )
+    OPTION_LETTER = (
+        r"(?:(?i:\b(?:is|are|was|be|answer|answers|option|options|choice|choose|chose|select|pick|letter|"
+        r"grade|type|plan|part|section|appendix|step|item|class|group|vitamin|point|column|row|version))|"
+        r"[:：(（\[\"'“‘=]|[\p{Han}])\s*an?\s*\z"
     )
     CLOSED = r"[。！？.!?…」』”’\"'）)\]】》>*`~|\p{So}\p{Sk}\d%]\s*\z|(?:```|~~~)\s*\z|https?://\S+\s*\z"
 
@@ -174,7 +182,7 @@ class Truncated(Check):
         open_fence = _open_fence(full)
         t = full.str.slice(-300).str.strip_chars_end().str.slice(-200)  # only the end matters below
         end = t.str.slice(-40)
-        fired = end.str.contains(self.DANGLING) | end.str.contains(self.DANGLING_WORD) | open_fence
+        fired = end.str.contains(self.DANGLING) | self._dangling_word(end) | open_fence
         if self.p["prose"] and not self.p["strict"]:
             fired = fired | self._prose_cut(full, t)
         if self.p["strict"]:
@@ -182,6 +190,13 @@ class Truncated(Check):
             list_item = last_line.str.contains(r"^\s*(?:[-*+]|\d+[.)、])\s")
             fired = fired | (~t.str.contains(self.CLOSED) & ~list_item.fill_null(False))
         return as_bool(fired & long)
+
+    def _dangling_word(self, end: pl.Series) -> pl.Series:
+        fired = end.str.contains(self.DANGLING_WORD).fill_null(False)
+        idx = fired.arg_true()  # few rows: the option-letter exception is only looked at there
+        if len(idx):
+            fired = fired.scatter(idx, ~end.gather(idx).str.contains(self.OPTION_LETTER).fill_null(False))
+        return fired
 
     def _prose_cut(self, full: pl.Series, tail: pl.Series) -> pl.Series:
         last = tail.str.extract(r"([^\n]*)\z", 1).fill_null("")
@@ -198,7 +213,7 @@ class Truncated(Check):
         fence = ((s.str.count_matches(FENCE_LINE) % 2) == 1).to_list()
         tails = s.str.strip_chars_end().str.slice(-200)
         dangling = tails.str.contains(self.DANGLING).to_list()
-        word = tails.str.contains(self.DANGLING_WORD).to_list()
+        word = self._dangling_word(tails.str.slice(-40)).to_list()
         spans = rust_spans(texts, r"(?m)^[ \t]*(?:```|~~~)[^\n]*\n[\s\S]*\z")
         out: list[Hit | None] = []
         for text, f, d, w, span in zip(texts, fence, dangling, word, spans, strict=True):
@@ -243,6 +258,14 @@ class CodeFence(Check):
         return s.str.strip_chars_end() + "\n```"
 
 
+# a ~~~ fenced block (fence lines at the start of a line; '好的~~~' in prose is not a fence)
+TILDE_FENCE = r"(?ms)^[ \t]*~~~.*?(?:^[ \t]*~~~[^\n]*|\z)"
+# code that fixes leave alone, as one capturing group for re.split: ``` and ~~~ blocks (FENCE_PARTS),
+# and also `inline code` spans (CODE_PARTS)
+_FENCES = r"```[\s\S]*?(?:```|\Z)|(?m:^[ \t]*~~~[\s\S]*?(?:^[ \t]*~~~[^\n]*|\Z))"
+FENCE_PARTS = re.compile(f"({_FENCES})")
+CODE_PARTS = re.compile(f"({_FENCES}|`[^`\\n]+`)")
+
 HTML_TAG = (
     r"(?i)</?(?:div|span|p|br|hr|a|img|table|thead|tbody|tr|td|th|ul|ol|li|strong|em|b|i|u|font|center|"
     r"h[1-6]|section|article|header|footer|nav|script|style|iframe|form|input|button|label|sup|sub)\b[^<>]{0,300}>"
@@ -258,7 +281,12 @@ class Html(Check):
     can_fix = True
 
     def _outside_code(self, s: pl.Series) -> pl.Series:
-        return filled(s).str.replace_all(FENCED_CODE, "").str.replace_all(r"`[^`\n]+`", "")
+        return (
+            filled(s)
+            .str.replace_all(FENCED_CODE, "")
+            .str.replace_all(TILDE_FENCE, "")
+            .str.replace_all(r"`[^`\n]+`", "")
+        )
 
     def detect(self, s: pl.Series) -> pl.Series:
         return as_bool(self._outside_code(s).str.count_matches(HTML_TAG) >= self.p["min_count"])
@@ -279,20 +307,21 @@ class Html(Check):
 
     def fix(self, s: pl.Series) -> pl.Series:
         """Line breaks for <br>/<p>/<li>, drop other tags, scripts and comments, unescape entities;
-        text inside ``` code blocks is left alone."""
+        code is left alone: ``` and ~~~ fenced blocks and inline `code` spans."""
         tag = re.compile(HTML_TAG.split("|&")[0])
         out = []
         for text in s.to_list():
             if text is None:
                 out.append(None)
                 continue
-            parts = re.split(r"(```[\s\S]*?(?:```|\Z))", text)
+            parts = CODE_PARTS.split(text)
             for k in range(0, len(parts), 2):  # even parts are outside code
                 part = re.sub(r"(?is)<script\b.*?</script>|<style\b.*?</style>|<!--.*?-->", "", parts[k])
                 part = re.sub(r"(?i)<br\s*/?>|</p>|</div>|</li>|</tr>|</h[1-6]>", "\n", part)
                 part = re.sub(r"(?i)<li\b[^>]*>", "- ", part)
-                parts[k] = html_lib.unescape(tag.sub("", part))
-            out.append(re.sub(r"\n{3,}", "\n\n", "".join(parts)))
+                part = html_lib.unescape(tag.sub("", part))
+                parts[k] = re.sub(r"\n{3,}", "\n\n", part)  # blank lines left by removed tags
+            out.append("".join(parts))
         return pl.Series(out, dtype=pl.Utf8)
 
 
@@ -324,10 +353,24 @@ class Mojibake(Check):
         ]
 
     def fix(self, s: pl.Series) -> pl.Series:
-        """Repair with ftfy (undoes UTF-8-as-Latin-1 and similar); unrepairable U+FFFD stays."""
+        """Repair the encoding only, with ftfy's ``fix_encoding`` (undoes UTF-8-as-Latin-1 and similar);
+        unrepairable U+FFFD stays. ``ftfy.fix_text`` is not used: it would also turn full-width
+        punctuation (，：（）！) into ASCII, straighten curly quotes and NFC-normalise the text."""
         import ftfy
 
-        return pl.Series([None if t is None else ftfy.fix_text(t) for t in s.to_list()], dtype=pl.Utf8)
+        return pl.Series([None if t is None else ftfy.fix_encoding(t) for t in s.to_list()], dtype=pl.Utf8)
+
+
+_TRAILING_BLANKS = re.compile(r"([^ \t\n]?)([ \t]+)\n(?=([^\n]*))")
+_LEADING_BLANK_LINES = re.compile(r"\A(?:[ \t\u3000]*\n)+")
+_LEADING_INDENT = re.compile(r"\A([ \u3000]{1,3})(?=\S)")
+
+
+def _trailing_blanks(m: re.Match) -> str:
+    prev, blanks, following = m.group(1), m.group(2), m.group(3)
+    if prev and "\t" not in blanks and len(blanks) >= 2 and following.strip():
+        return m.group(0)  # two or more spaces before a line break: a Markdown hard break, kept
+    return prev + "\n"
 
 
 class Whitespace(Check):
@@ -338,8 +381,10 @@ class Whitespace(Check):
     default_fields = ("system", "question", "answer", "chosen", "rejected", "history")
     params: dict[str, Param] = {}
     can_fix = True
+    # trailing blanks count unless they are a Markdown hard break (2+ spaces after text, more text next)
     MESSY = (
-        r"^[\s\u3000]|[\s\u3000]\z|[\u200b\u200c\u200d\u2060\ufeff]|\n[ \t]*\n[ \t]*\n[ \t]*\n|[ \t]+\n|\r\n?"
+        r"^[\s\u3000]|[\s\u3000]\z|[\u200b\u200c\u200d\u2060\ufeff]|\n[ \t]*\n[ \t]*\n[ \t]*\n|\r\n?"
+        r"|[ \t]*\t[ \t]*\n|(?m:^[ \t]+\n)|(?:^|[^ \t\n]) \n|[ \t]+\n[ \t]*(?:\n|\z)"
     )
 
     def detect(self, s: pl.Series) -> pl.Series:
@@ -352,10 +397,23 @@ class Whitespace(Check):
         ]
 
     def fix(self, s: pl.Series) -> pl.Series:
-        return (
-            s.str.replace_all(r"\r\n?", "\n")
-            .str.replace_all(r"[\u200b\u200c\u200d\u2060\ufeff]", "")
-            .str.replace_all(r"[ \t]+\n", "\n")
-            .str.replace_all(r"\n{3,}", "\n\n")
-            .str.strip_chars()
-        )
+        """CRLF/CR to LF and zero-width characters removed everywhere; outside fenced code (``` and
+        ~~~, left exactly as written), trailing blanks removed (Markdown hard breaks kept) and runs of 3+
+        blank lines collapsed to one; leading blank lines and trailing whitespace of the text removed,
+        and the first line's indentation only when it is 1-3 spaces (4+ spaces or a tab is code)."""
+        out = []
+        for text in s.to_list():
+            if text is None:
+                out.append(None)
+                continue
+            text = re.sub(r"\r\n?", "\n", text)
+            text = re.sub(r"[\u200b\u200c\u200d\u2060\ufeff]", "", text)
+            parts = FENCE_PARTS.split(text)
+            for k in range(0, len(parts), 2):  # even parts are outside code
+                part = _TRAILING_BLANKS.sub(_trailing_blanks, parts[k])
+                parts[k] = re.sub(r"\n{4,}", "\n\n", part)
+            text = "".join(parts)
+            text = _LEADING_BLANK_LINES.sub("", text)
+            text = _LEADING_INDENT.sub("", text).rstrip()
+            out.append(text)
+        return pl.Series(out, dtype=pl.Utf8)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import polars as pl
 
 from curate.rules.checks.base import CJK_RE, Check, CheckError, Hit, Param, as_bool, filled
@@ -21,15 +24,33 @@ def estimate_tokens(s: pl.Series) -> pl.Series:
     ).cast(pl.Int64)
 
 
-def _tokenizer(path: str):
-    if path not in _TOKENIZERS:
+def _tokenizer(path: str, base_dir: Path | None = None):
+    """A local tokenizer: a directory (relative paths: to the rule file, then the working directory)
+    or a hub id already in the local Hugging Face cache. Never downloads."""
+    p = Path(path).expanduser()
+    cands = [p] if p.is_absolute() else ([base_dir / p] if base_dir is not None else []) + [p]
+    found = next((c for c in cands if c.exists()), None)
+    key = str(found.resolve()) if found is not None else path
+    if key not in _TOKENIZERS:
         from transformers import AutoTokenizer  # heavy: only when a rule names a tokenizer
 
+        hub_id = re.fullmatch(r"[\w.-]+/[\w.-]+", path) and not path.startswith((".", "~"))
+        if found is None and not hub_id:
+            tried = ", ".join(str(c) for c in cands)
+            raise CheckError(f"tokenizer {path!r}: no such directory (looked for {tried})", "tokenizer")
         try:
-            _TOKENIZERS[path] = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
-        except (OSError, ValueError) as exc:
-            raise CheckError(f"cannot load tokenizer {path!r}: {exc}", "tokenizer") from exc
-    return _TOKENIZERS[path]
+            _TOKENIZERS[key] = AutoTokenizer.from_pretrained(
+                key, trust_remote_code=False, local_files_only=True
+            )
+        except Exception as exc:  # noqa: BLE001 - OSError, ValueError, missing files...
+            where = f" ({found})" if found is not None else " (not a directory; not in the local HF cache)"
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CheckError(
+                f"cannot load tokenizer {path!r}{where}: {first}; give a local tokenizer directory "
+                f"(relative to the rule file) or a hub id already downloaded",
+                "tokenizer",
+            ) from None
+    return _TOKENIZERS[key]
 
 
 class Length(Check):
@@ -54,22 +75,29 @@ class Length(Check):
         for lo, hi in (("min_chars", "max_chars"), ("min_tokens", "max_tokens")):
             if self.p[lo] is not None and self.p[hi] is not None and self.p[lo] > self.p[hi]:
                 raise CheckError(f"{lo} ({self.p[lo]}) is greater than {hi} ({self.p[hi]})", lo)
+        self.tok = None
+        if self.p["tokenizer"]:
+            # loaded now, so that `curate rules lint` and `curate filter` fail before reading any data
+            self.tok = _tokenizer(self.p["tokenizer"], self.base_dir)
 
     def _tokens(self, s: pl.Series) -> pl.Series:
-        if self.p["tokenizer"]:
-            tok = _tokenizer(self.p["tokenizer"])
+        if self.tok is not None:
+            tok = self.tok
             texts = filled(s).to_list()
             out = [0] * len(texts)
             for i in range(0, len(texts), 1024):
                 enc = tok(texts[i : i + 1024], add_special_tokens=False)["input_ids"]
                 out[i : i + len(enc)] = [len(e) for e in enc]
             return pl.Series(out, dtype=pl.Int64)
-        # the estimate never exceeds the character count, so only long texts need counting
+        # the estimate is at most 1.3 tokens per character (a one-letter word is 1.3 tokens) plus 0.5 for
+        # rounding, so for a max_tokens bound only texts whose bound exceeds it need counting; the others
+        # get their bound, which is within the limit too
         chars = filled(s).str.len_chars()
+        bound = (chars.cast(pl.Float64) * 1.3 + 0.5).floor().cast(pl.Int64)
         need = self.p["min_tokens"] is not None
         lim = self.p["max_tokens"]
-        idx = pl.Series(range(len(s))) if need or lim is None else (chars > lim).arg_true()
-        out = chars.cast(pl.Int64)
+        idx = pl.Series(range(len(s))) if need or lim is None else (bound > lim).arg_true()
+        out = bound
         if len(idx):
             out = out.scatter(idx, estimate_tokens(s.gather(idx)))
         return out

@@ -166,11 +166,6 @@ class Phrases(Keywords):
             ("anywhere", "start"),
         ),
         "within": Param((int,), 40, "With position: start, how many leading characters are searched."),
-        "strip": Param(
-            (bool,),
-            False,
-            "For action fix: remove the opener up to the end of its clause instead of dropping.",
-        ),
     }
 
     def prepare(self) -> None:
@@ -217,8 +212,19 @@ class Phrases(Keywords):
     can_fix = True
 
     def fix(self, s: pl.Series) -> pl.Series:
-        """Remove the opener and the rest of its clause (up to the first ，,。.:： or newline)."""
-        return s.str.replace(_LEAD + "(?:" + self.pattern + r")[^，,。.:：\n]*[，,。.:：\n]\s*", "")
+        """Action fix: remove the phrase and the rest of its clause (up to the first ，,。.:： or newline,
+        or the end of the text). With ``position: start`` only an opener is removed; with
+        ``anywhere`` every occurrence."""
+        clause = "(?:" + self.pattern + r")[^，,。.:：\n]*(?:[，,。.:：\n]\s*|\z)"
+        if self.p["position"] == "start":
+            # the opener as detect sees it: it must start within the first `within` characters
+            at_start = s.str.replace(_LEAD + clause, "")  # leading blanks and marks go too
+            lead = _LEAD.removeprefix("^") + f".{{0,{max(self.p['within'] - 1, 0)}}}?"
+            later = s.str.replace(f"^({lead}){clause}", "${1}")  # '您好！作为律师，…' keeps '您好！'
+            return pl.select(
+                pl.when(at_start != s).then(at_start).otherwise(later).alias(s.name or "")
+            ).to_series()
+        return s.str.replace_all(clause, "")
 
 
 DEFAULT_NAMES = [
@@ -239,13 +245,25 @@ class Identity(Check):
         "claims": Param(
             (list,),
             [
-                r"\b(?:I am|I'm|I was|I've been|my name is)\s+(?:an?\s+)?(?:AI\s+)?(?:language\s+model\s+)?(?:called\s+|named\s+)?{name}",
-                r"\b(?:I|I'm|I am|I was|me)\b[^.\n]{{0,40}}?(?:trained|developed|created|built|made|designed|programmed)\s+by\s+(?:the\s+)?(?:team\s+at\s+)?{name}",
+                # "I am / my name is <name>" followed by the end of the claim, not "I'm a ChatGPT power user"
+                r"\b(?:I am|I'm|I was|I've been|my name is)\s+(?:an?\s+)?(?:AI\s+)?(?:language\s+model\s+)?"
+                r"(?:called\s+|named\s+)?{name}\s*(?:[\d.]+\s*)?(?:[,.;:!?()\n]|\z|\s+(?:and|a|an|the|by|"
+                r"from|made|created|developed|trained|built|designed|model|assistant|AI|chatbot|here|version|"
+                r"who|which|that)\b)",
+                # "I am / I was (an AI assistant) trained by <name>"; not "I use GPT-4, which was developed by"
+                r"\b(?:I am|I'm|I was|I've been|I have been)[\s,]+(?:(?:an?|the|just|only|simply|originally|"
+                r"large|AI|artificial|intelligence|language|model|assistant|chatbot|chat|bot|virtual|"
+                r"conversational|helpful|digital)[\s,]+){{0,6}}(?:trained|developed|created|built|made|designed|"
+                r"programmed)\s+by\s+(?:the\s+)?(?:team\s+at\s+)?{name}",
+                r"\b{name}\s+(?:trained|developed|created|built|made|designed|programmed)\s+me\b",
                 r"\bas an? (?:large\s+)?(?:language model|AI(?: assistant| model)?|assistant)\s+(?:trained|developed|created|made|built)\s+by\s+{name}",
-                r"(?:我是|我叫|我名叫|我的名字是|本人是)\s*[^\n，。,.]{{0,12}}?{name}",
-                r"我[^。\n]{{0,15}}?由\s*{name}\s*(?:公司|团队)?\s*(?:开发|训练|创建|研发|打造|推出)",
-                r"作为\s*[^\n，。,.]{{0,8}}?{name}[^\n。]{{0,12}}?[，,]\s*我",
-                r"作为(?:一个|一款)?由\s*{name}\s*(?:公司|团队)?\s*(?:开发|训练|研发)的",
+                # 我是<name>, then the end of the claim: not 我是ChatGPT的重度用户
+                r"(?:我是|我叫|我名叫|我的名字是|本人是)\s*(?:一个|一款|一种)?\s*(?:名为|叫做?)?\s*{name}\s*"
+                r"(?:[\d.]+\s*)?(?:[，,。.!！?？、：:；;（(\n]|\z|助手|模型|人工智能|AI|语言模型|聊天机器人|智能)",
+                r"我(?:是|乃|由|被)\s*(?:一个|一款|一种|一名)?\s*(?:(?:大型|人工智能|AI|语言|模型|助手|聊天机器人)\s*){{0,4}}"
+                r"(?:由|被)?\s*{name}\s*(?:公司|团队)?\s*(?:开发|训练|创建|研发|打造|推出)",
+                r"作为\s*{name}\s*(?:[\d.]+\s*)?(?:模型|助手)?\s*[，,]\s*我",
+                r"作为(?:一个|一款|一种|一名)?\s*(?:由\s*)?{name}\s*(?:公司|团队)?\s*(?:开发|训练|创建|创造|研发|打造)的",
             ],
             "Claim patterns; {name} is replaced by the alternation of names.",
         ),
@@ -276,11 +294,22 @@ class Identity(Check):
             out = out.scatter(idx, t.gather(idx).str.contains(self.pattern))
         return as_bool(out)
 
+    # what a claim pattern matches after the name to end the claim; not part of the reported span
+    _CLAIM_END = re.compile(
+        r"(?:\s*[,.;:!?()\n，。！？、：；（]|\s+(?:and|a|an|the|by|from|made|created|developed|trained|built|"
+        r"designed|model|assistant|AI|chatbot|here|version|who|which|that))\Z",
+        re.I,
+    )
+
     def explain_batch(self, texts: list[str]) -> list[Hit | None]:
-        return [
-            None if sp is None else Hit(f"claims another identity: {sp[2]!r}", sp[0], sp[1], sp[2])
-            for sp in rust_spans(texts, self.pattern)
-        ]
+        out: list[Hit | None] = []
+        for sp in rust_spans(texts, self.pattern):
+            if sp is None:
+                out.append(None)
+                continue
+            claim = self._CLAIM_END.sub("", sp[2]) or sp[2]
+            out.append(Hit(f"claims another identity: {claim!r}", sp[0], sp[0] + len(claim), claim))
+        return out
 
 
 class Placeholder(Check):

@@ -118,6 +118,66 @@ def repetition_stats(text: str, top: dict[int, float], dup: dict[int, float], sc
     return out
 
 
+_NON_TOKEN = re.compile(r"\W+")
+_HASH_COEFFS = None
+
+
+def repeated_window_share(texts: list[str], window: int, budget: int = 4_000_000) -> list[float]:
+    """For each text, the share of its token characters (the text without separators: what
+    :data:`TOKEN` keeps) covered by some ``window``-character substring that occurs at least twice in
+    it. Every character of a repeated token n-gram (n >= ``window``) lies in such a window, so this bounds
+    each ``dup_{n}gram_char_frac`` from above: a text whose share is under a limit cannot exceed it.
+    Vectorised with numpy (a random linear hash of every window, sorted once per chunk); hash
+    collisions can only raise the share, never hide a repeat."""
+    import numpy as np
+
+    global _HASH_COEFFS
+    if _HASH_COEFFS is None or len(_HASH_COEFFS) < window:
+        rng = np.random.default_rng(20240613)
+        _HASH_COEFFS = rng.integers(1, 2**63, size=max(window, 64), dtype=np.uint64) | np.uint64(1)
+    coeffs = _HASH_COEFFS
+    norm = [_NON_TOKEN.sub("", t) for t in texts]
+    out = [0.0] * len(norm)
+    start = 0
+    while start < len(norm):
+        stop, size = start, 0
+        while stop < len(norm) and (size == 0 or size + len(norm[stop]) < budget):
+            size += len(norm[stop]) + 1
+            stop += 1
+        part = norm[start:stop]
+        lens = np.fromiter((len(t) for t in part), dtype=np.int64, count=len(part))
+        a = np.frombuffer("\x00".join(part).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+        n = a.size
+        if n >= window:
+            text_at = np.repeat(np.arange(len(part)), lens + 1)[:n]  # separators go with the text before
+            w = n - window + 1
+            valid = text_at[:w] == text_at[window - 1 :]  # the window lies inside one text
+            valid &= a[window - 1 :] != 0  # ...and does not end on its separator (the only 0 code point)
+            h = np.zeros(w, dtype=np.uint64)
+            with np.errstate(over="ignore"):
+                for j in range(window):
+                    h += a[j : j + w] * coeffs[j]
+                starts = np.flatnonzero(valid)
+                key = h[starts] + text_at[starts].astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+            order = np.argsort(key)
+            ks = key[order]
+            same = ks[1:] == ks[:-1]
+            dup = np.zeros(ks.size, dtype=bool)
+            dup[1:] |= same
+            dup[:-1] |= same
+            rep_starts = starts[order[dup]]
+            if rep_starts.size:
+                diff = np.bincount(rep_starts, minlength=n + 1) - np.bincount(
+                    rep_starts + window, minlength=n + 1
+                )
+                covered = np.cumsum(diff[:n]) > 0
+                per_text = np.bincount(text_at[covered], minlength=len(part))
+                for k in np.flatnonzero(per_text):
+                    out[start + int(k)] = float(per_text[k]) / max(int(lens[k]), 1)
+        start = stop
+    return out
+
+
 class Repetition(Check):
     name = "repetition"
     help = "Gopher/RefinedWeb repetition: duplicate lines/paragraphs, top n-gram share, duplicated n-grams."
@@ -162,16 +222,24 @@ class Repetition(Check):
         fired = [False] * len(s)
         texts = t.to_list()
         if cand and not self.top:
-            # without top-n-gram limits a row can only fire if some line, paragraph or clause repeats:
-            # a vectorised test skips the rest (most rows) before the Python measures
+            # Without top-n-gram limits a row can only fire if a line (or paragraph) repeats, or if
+            # repeated n-grams cover more than their limit. Both are ruled out cheaply, and soundly, for
+            # most rows before the Python measures: duplicate lines by polars, n-gram coverage by
+            # :func:`repeated_window_share` (an upper bound of every dup_ngram measure).
             sub = t.gather(cand).str.slice(0, self.p["max_chars"])
-            clauses = sub.str.extract_all(r"[^，。！？,.!?;；、：:\n]{4,}")
-            rep = (clauses.list.len() > clauses.list.unique().list.len()).fill_null(False)
             lines = (
                 sub.str.split("\n").list.eval(pl.element().str.strip_chars()).list.filter(pl.element() != "")
             )
-            rep = rep | (lines.list.len() > lines.list.unique().list.len()).fill_null(False)
-            cand = [c for c, r in zip(cand, rep.to_list(), strict=True) if r]
+            rep = (lines.list.len() > lines.list.unique().list.len()).fill_null(False).to_list()
+            if self.dup:
+                rest = [k for k, r in enumerate(rep) if not r]
+                share = repeated_window_share(
+                    [texts[cand[k]][: self.p["max_chars"]] for k in rest], min(self.dup)
+                )
+                limit = min(self.dup.values())
+                for k, v in zip(rest, share, strict=True):
+                    rep[k] = bool(v > limit)
+            cand = [c for c, r in zip(cand, rep, strict=True) if r]
         cut = self.p["max_chars"]
         for i in cand:
             fired[i] = bool(self._violations(texts[i][:cut]))
@@ -245,8 +313,9 @@ class Degenerate(Check):
         ),
         "ignore": Param(
             (str,),
-            r"[\s\-=_*.~#|+<>/\\·…—。，,:;!?]+",
-            "Units made only of these characters are ignored (Markdown rules, ellipses, tables).",
+            r"[\s\-=_*.~#|+<>/\\·…—。，,:;!?！？～、：；]+",
+            "Units made only of these characters are ignored (Markdown rules, ellipses, tables, "
+            "emphatic punctuation such as '！！！！' or '～～～').",
         ),
     }
 
