@@ -123,15 +123,42 @@ class SentenceTransformerEmbedder(Embedder):
         )
 
 
+FINGERPRINT_WHOLE = 8 << 20  # files up to this size are hashed whole
+FINGERPRINT_SAMPLE = 1 << 20  # larger ones: size, first and last MiB, and 16 evenly spaced 64 KiB
+
+
+def _file_digest(path: Path, size: int) -> bytes:
+    h = hashlib.sha256(str(size).encode())
+    with open(path, "rb") as fh:
+        if size <= FINGERPRINT_WHOLE:
+            h.update(fh.read())
+        else:
+            offsets = [0, size - FINGERPRINT_SAMPLE]
+            offsets += [size * k // 17 for k in range(1, 17)]
+            for off in offsets:
+                fh.seek(off)
+                h.update(fh.read(FINGERPRINT_SAMPLE if off in (0, size - FINGERPRINT_SAMPLE) else 1 << 16))
+    return h.digest()
+
+
 def _dir_fingerprint(path: Path) -> str:
+    """Identity of a local model directory: every file (any type, subfolders such as ``1_Pooling/``
+    and ``0_Transformer/`` included; hidden files and ``*.md`` skipped), by relative path and content:
+    whole for files up to 8 MiB, size plus first/last MiB and 16 samples for larger weights. No mtime,
+    so a copy of the same model has the same fingerprint."""
+    root = Path(path)
     h = hashlib.sha256()
-    for f in sorted(Path(path).glob("*.json")):
-        h.update(f.name.encode())
-        h.update(f.read_bytes())
-    for f in sorted(Path(path).glob("*.safetensors")):
-        h.update(f.name.encode())
-        h.update(str(f.stat().st_size).encode())
-    return f"{Path(path).name}@{h.hexdigest()[:12]}"
+    files = sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        and p.suffix.lower() != ".md"
+    )
+    for f in files:
+        h.update(f.relative_to(root).as_posix().encode() + b"\0")
+        h.update(_file_digest(f, f.stat().st_size))
+    return f"{root.name}@{h.hexdigest()[:12]}"
 
 
 def minilm_path() -> Path:

@@ -10,6 +10,8 @@ from pathlib import Path
 import click
 
 from curate.commands.common import (
+    EXIT_OK,
+    EXIT_REJECTS,
     StepProgress,
     fail,
     finish,
@@ -26,6 +28,31 @@ def _write_clusters(path: Path, clusters: list[dict]) -> None:
     from curate.io import atomic_write_text
 
     atomic_write_text(path, "".join(json.dumps(c, ensure_ascii=False) + "\n" for c in clusters))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
+
+
+def _check_clusters_path(inputs, out: Path, cpath: Path | None, explicit: bool) -> None:
+    """Exit 2 when the clusters file would overwrite an input, the output or one of its side files."""
+    if cpath is None:
+        return
+    what = "--clusters" if explicit else f"--explain's clusters file {cpath}"
+    for src in inputs:
+        if _same_file(cpath, Path(src)):
+            fail(f"refusing to overwrite the input {src} with {what}; choose another path")
+    if _same_file(cpath, out):
+        fail(f"refusing to write {what} over the output {out}; choose another path")
+    for kind in ("dropped", "rejects"):
+        if _same_file(cpath, side_path(out, kind)):
+            fail(
+                f"refusing to write {what} over the {kind} rows file {side_path(out, kind)}; "
+                "choose another path"
+            )
 
 
 def _explain(clusters: list[dict], limit: int = 5) -> None:
@@ -51,11 +78,7 @@ def _explain(clusters: list[dict], limit: int = 5) -> None:
             t.add_column("text")
             for c in chosen:
                 for m in c["members"][:6]:
-                    mark = (
-                        "keep"
-                        if m["id"] == c["survivor"]["id"] and m["source"] == c["survivor"]["source"]
-                        else ""
-                    )
+                    mark = "keep" if m.get("kept") else ""
                     t.add_row(
                         f"{c['cluster']} ({c['size']}) {mark}",
                         f"{m['similarity']:.3f}",
@@ -97,7 +120,11 @@ def _explain(clusters: list[dict], limit: int = 5) -> None:
     help="MinHash: shingle size in units (a CJK character or a word). Texts with fewer units are one shingle.",
 )
 @click.option(
-    "--bands", default=None, type=int, help="MinHash: LSH bands (default: derived from --threshold)."
+    "--bands",
+    default=None,
+    type=int,
+    help="MinHash: LSH bands, 1 to --num-perm (default: derived from --threshold); "
+    "rows per band = num_perm // bands, leftover columns unused for banding.",
 )
 @click.option(
     "--verify",
@@ -198,17 +225,21 @@ def dedup(
     except ValueError as exc:
         fail(str(exc))
     out = resolve_output(inputs, output, "dedup")
+    # before any work: the clusters file must not replace an input or an output
+    stale_clusters = side_path(out, "clusters")
+    cpath = clusters_path or (stale_clusters if explain else None)
+    _check_clusters_path(inputs, out, cpath, explicit=clusters_path is not None)
     loaded = load_inputs(inputs, fmt, maps, sheet, quiet=json_out, engine=engine)
     frame = loaded.frame
     with ExitStack() as stack:
-        index = prior = None
+        index = prior = staged = None
         if state is not None:
             from curate.dedup.index import DedupIndex, IndexError_
 
             try:
                 index = stack.enter_context(DedupIndex(state))
                 index.check(config)
-                prior = index.load()
+                prior = index.load(emb_model=embedder.fingerprint if embedder is not None else None)
             except IndexError_ as exc:
                 fail(str(exc))
         progress = stack.enter_context(StepProgress(not json_out))
@@ -221,35 +252,54 @@ def dedup(
             fail(str(exc))
         stats = dict(result.stats)
         if index is not None:
-            entry = index.append(frame, result.batch, config, [str(p) for p in inputs], batch_label)
+            # written aside now, part of the index only once the outputs are written (below)
+            staged = index.stage(frame, result.batch, config, [str(p) for p in inputs], batch_label)
             stats["state"] = {
                 "dir": str(state),
-                "batch": entry["batch"],
+                "batch": staged.entry["batch"],
                 "earlier_rows": prior.n if prior else 0,
             }
-    for warning in stats.get("warnings", []):
-        click.echo(f"warning: {warning}", err=True)
-    cpath = clusters_path or (side_path(out, "clusters") if explain else None)
-    if cpath is not None:
-        _write_clusters(cpath, result.clusters)
-        stats["clusters_file"] = str(cpath)
-    elif side_path(out, "clusters").is_file():
-        # the clusters of an earlier --explain run no longer describe this output
-        side_path(out, "clusters").unlink()
-        stats["removed_stale_clusters"] = str(side_path(out, "clusters"))
-    if explain and not json_out:
-        _explain(result.clusters)
-    finish(
-        "dedup",
-        inputs=inputs,
-        out=out,
-        loaded=loaded,
-        kept=result.kept,
-        dropped=result.dropped,
-        stats=stats,
-        json_out=json_out,
-        started=started,
-    )
+        try:
+            for warning in stats.get("warnings", []):
+                click.echo(f"warning: {warning}", err=True)
+            if cpath is not None:
+                _write_clusters(cpath, result.clusters)
+                stats["clusters_file"] = str(cpath)
+            elif stale_clusters.is_file() and not any(_same_file(stale_clusters, Path(p)) for p in inputs):
+                # the clusters of an earlier --explain run no longer describe this output
+                stale_clusters.unlink()
+                stats["removed_stale_clusters"] = str(stale_clusters)
+            if explain and not json_out:
+                _explain(result.clusters)
+            finish(
+                "dedup",
+                inputs=inputs,
+                out=out,
+                loaded=loaded,
+                kept=result.kept,
+                dropped=result.dropped,
+                stats=stats,
+                json_out=json_out,
+                started=started,
+            )
+        except SystemExit as exc:
+            if staged is not None and exc.code in (EXIT_OK, EXIT_REJECTS, None):
+                _commit(index, staged)
+                staged = None
+            raise
+        finally:
+            if staged is not None:
+                index.discard(staged)
+
+
+def _commit(index, staged) -> None:
+    from curate.dedup.index import IndexError_
+
+    try:
+        index.commit(staged)
+    except (IndexError_, OSError) as exc:
+        index.discard(staged)
+        fail(f"the outputs are written but the batch could not be added to {index.path}: {exc}")
 
 
 @click.command()
@@ -306,7 +356,7 @@ def dedup(
     default=10,
     show_default=True,
     type=int,
-    help="Ignore n-grams found in more than this many eval items (boilerplate).",
+    help="Ignore n-grams found in more than this many distinct eval texts (boilerplate).",
 )
 def decontaminate(
     inputs,

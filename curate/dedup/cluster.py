@@ -73,15 +73,17 @@ def group_labels(keys: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return labels
 
 
-def survivors(labels: np.ndarray, rank: np.ndarray) -> np.ndarray:
-    """For every row, the index of its cluster's survivor: the lowest ``rank`` (ties: lowest index);
-    rows outside clusters survive themselves."""
+def survivors(labels: np.ndarray, rank: np.ndarray, tier: np.ndarray | None = None) -> np.ndarray:
+    """For every row, the index of its cluster's survivor: the lowest ``tier`` (when given), then the
+    lowest ``rank`` (ties: lowest index); rows outside clusters survive themselves. Ranks are compared
+    as they are (no clipping), so any float policy key orders correctly."""
     n = len(labels)
     surv = np.arange(n, dtype=np.int64)
     idx = np.flatnonzero(labels >= 0)
     if len(idx) == 0:
         return surv
-    order = np.lexsort((idx, rank[idx], labels[idx]))
+    keys = (idx, rank[idx]) + ((tier[idx],) if tier is not None else ()) + (labels[idx],)
+    order = np.lexsort(keys)
     ordered = idx[order]
     lab = labels[ordered]
     first = np.ones(len(ordered), dtype=bool)

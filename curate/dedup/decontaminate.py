@@ -3,8 +3,9 @@
 Text is tokenised as for dedup (CJK characters one unit each, other scripts by word, after NFKC and
 lower-casing, punctuation ignored), so ``n`` counts characters in Chinese and words in English. An eval
 item shorter than ``n`` units (but at least ``min_units``) is matched as a whole: a training row that
-contains its full unit sequence is a hit. N-grams that occur in more than ``common`` eval items are
-boilerplate ("according to article ...") and are ignored. Each dropped row names the eval item it hit
+contains its full unit sequence is a hit. N-grams that occur in more than ``common`` distinct eval
+texts (after normalisation; the same prompt repeated over many eval rows counts once) are boilerplate
+("according to article ...") and are ignored. Each dropped row names the eval item it hit
 most (file, line, id, text) and how many of its n-grams matched.
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from curate.dedup.text import compare_text, fields_for, ngram_hashes, normalise, tokenize
+from curate.dedup.text import compare_text, doc_keys, fields_for, ngram_hashes, normalise, tokenize
 from curate.stage import StageResult, empty_dropped, mark_dropped
 
 STAGE = "decontaminate"
@@ -59,17 +60,19 @@ def _source(file: Any, line: Any) -> str | None:
 
 def build_eval_index(evals: pl.DataFrame, config: DecontamConfig) -> EvalIndex:
     """Index every eval field separately (an eval question is matched on its own, whatever its answer)."""
-    raw = compare_text(evals, config.eval_fields)
-    hs, items = [], []
+    raw = compare_text(evals, config.eval_fields, sep="\n")
+    hs, items, texts = [], [], []
     lengths = {config.ngram}
     too_short = 0
     for fld in config.eval_fields:
-        norm = normalise(compare_text(evals, (fld,))).to_list()
+        norm = normalise(compare_text(evals, (fld,), sep="\n")).to_list()
         for s in range(0, len(norm), config.chunk):
             tok = tokenize(norm[s : s + config.chunk])
+            text_key = doc_keys(tok)  # the normalised text of each eval field
             h, d = ngram_hashes(tok, config.ngram)
             hs.append(h)
             items.append(d + s)
+            texts.append(text_key[d])
             short = np.flatnonzero((tok.counts < config.ngram) & (tok.counts >= config.min_units))
             too_short += int(((tok.counts < config.min_units) & (tok.counts > 0)).sum())
             for m in np.unique(tok.counts[short]).tolist():
@@ -78,19 +81,25 @@ def build_eval_index(evals: pl.DataFrame, config: DecontamConfig) -> EvalIndex:
                 keep = np.isin(d2, docs)
                 hs.append(h2[keep])
                 items.append(d2[keep] + s)
+                texts.append(text_key[d2[keep]])
                 lengths.add(int(m))
     h = np.concatenate(hs) if hs else np.zeros(0, dtype=np.uint64)
     it = np.concatenate(items) if items else np.zeros(0, dtype=np.int64)
-    # drop repeats inside one item, then n-grams shared by too many items
+    tk = np.concatenate(texts) if texts else np.zeros(0, dtype=np.uint64)
+    # n-grams found in too many distinct eval texts are boilerplate (the same prompt in many eval rows,
+    # e.g. one question with several reference answers, is one text)
+    per_text = np.unique(np.stack([h, tk], axis=1), axis=0) if len(h) else np.zeros((0, 2), np.uint64)
+    common_h, n_texts = np.unique(per_text[:, 0], return_counts=True)
+    common_h = common_h[n_texts > config.common]
+    n_common = len(common_h)
+    # drop repeats inside one item, then the boilerplate n-grams
     code = (
         np.unique(np.stack([h, it.astype(np.uint64)], axis=1), axis=0)
         if len(h)
         else np.zeros((0, 2), np.uint64)
     )
     h, it = code[:, 0], code[:, 1].astype(np.int64)
-    uniq, inv, counts = np.unique(h, return_inverse=True, return_counts=True)
-    common = counts[inv] > config.common
-    n_common = int((counts > config.common).sum())
+    common = np.isin(h, common_h)
     h, it = h[~common], it[~common]
     order = np.argsort(h, kind="stable")
     src = evals["source"].struct.unnest() if "source" in evals.columns and evals.height else None
@@ -123,7 +132,7 @@ def run(frame: pl.DataFrame, index: EvalIndex, config: DecontamConfig | None = N
     config = config or DecontamConfig()
     t0 = time.perf_counter()
     n = frame.height
-    raw = compare_text(frame, config.fields) if n else pl.Series([], dtype=pl.Utf8)
+    raw = compare_text(frame, config.fields, sep="\n") if n else pl.Series([], dtype=pl.Utf8)
     norm = normalise(raw).to_list() if n else []
     hits = np.zeros(n, dtype=np.int64)
     totals = np.zeros(n, dtype=np.int64)

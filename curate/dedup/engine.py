@@ -3,8 +3,10 @@ optionally against the rows of earlier batches (an incremental :class:`~curate.d
 
 Rows from earlier batches always survive (they are already published); within a batch the survivor
 of a cluster follows ``keep``. Every dropped row records its method, cluster id, the survivor's id and
-source (and batch, for an earlier row) and its similarity to the survivor, both in ``drop_detail`` and
-as ``dup_*`` columns.
+source (and batch, for an earlier row) and its similarity to the row it matched, both in
+``drop_detail`` and as ``dup_*`` columns. The survivor is always a row that is kept in the end: when
+the row matched was itself dropped (by a later method, or in its own earlier batch), the chain is
+followed to the kept row and the row matched is named as ``via_id``/``via_source``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,16 @@ from curate.dedup.minhash import (
     signatures,
     verify,
 )
-from curate.dedup.text import compare_text, doc_keys, fields_for, normalise, tokenize
+from curate.dedup.text import (
+    compare_text,
+    content_lengths,
+    display_series,
+    display_text,
+    doc_keys,
+    fields_for,
+    normalise,
+    tokenize,
+)
 from curate.stage import StageResult, empty_dropped, mark_dropped
 
 METHODS = ("exact", "minhash", "semantic")
@@ -71,12 +82,16 @@ class DedupConfig:
             raise ValueError("--num-perm must be between 16 and 1024")
         if self.verify not in ("exact", "estimate"):
             raise ValueError("verify must be 'exact' or 'estimate'")
+        if self.bands is not None and not 1 <= self.bands <= self.num_perm:
+            raise ValueError(f"--bands must be between 1 and --num-perm ({self.num_perm}), got {self.bands}")
+        if self.semantic_threshold is not None and not 0 < self.semantic_threshold <= 1:
+            raise ValueError(f"--semantic-threshold must be in (0, 1], got {self.semantic_threshold}")
         cl.parse_keep(self.keep)
 
     def lsh_shape(self) -> tuple[int, int]:
-        if self.bands:
-            if self.bands > self.num_perm:
-                raise ValueError("--bands cannot exceed --num-perm")
+        """(bands, rows per band). With ``--bands`` the rows are ``num_perm // bands``; the last
+        ``num_perm % bands`` signature columns are then not used for banding (still for verification)."""
+        if self.bands is not None:
             return self.bands, self.num_perm // self.bands
         return bands_for(self.threshold, self.num_perm)
 
@@ -89,9 +104,15 @@ class Prior:
     keys: np.ndarray  # uint64 exact keys, one per row
     mh_rows: np.ndarray  # int64 rows (into ``rows``) that have signatures
     mh: SignatureSet | None
-    emb_rows: np.ndarray
-    emb: np.ndarray | None
-    emb_model: str | None = None
+    # embedder fingerprint -> (int64 rows into ``rows``, float32 embeddings)
+    emb: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    # fingerprints whose embeddings were not loaded -> their rows
+    emb_other: dict[str, np.ndarray] = field(default_factory=dict)
+    # per row, the row that survives it in the end (itself for kept rows); None: every row itself
+    survivor: np.ndarray | None = None
+
+    def final_survivor(self, i: int) -> int:
+        return int(self.survivor[i]) if self.survivor is not None else i
 
     @property
     def n(self) -> int:
@@ -111,6 +132,10 @@ class BatchData:
     kept: np.ndarray
     raw: pl.Series  # the compared text of every row of the batch
     ngram: int
+    # per row, who survives it in the end: a row of this batch (-1: none) or of the index (-1: none);
+    # a kept row is its own survivor
+    survivor_new: np.ndarray | None = None
+    survivor_prior: np.ndarray | None = None
 
 
 @dataclass
@@ -140,6 +165,61 @@ class _Nodes:
         self.n = self.p + len(new_idx)
 
 
+SURVIVOR_KEYS = ("survivor_id", "survivor_source", "survivor_batch")
+
+
+def resolve_survivors(
+    drop_info: dict[int, dict[str, Any]],
+    matched: dict[int, tuple[str, int]],
+    clusters: list[dict[str, Any]],
+    describe_new: Callable[[int], dict[str, Any]],
+) -> dict[int, tuple[str, int]]:
+    """Point every dropped row at a row that is kept in the end (shared by the local and Ray engines).
+
+    ``drop_info[i]`` names the survivor row ``i`` was matched to; ``matched[i]`` is ``("new", j)`` when
+    that is row ``j`` of this run, ``("prior", k)`` when it is (already resolved to) kept row ``k`` of an
+    index. A new survivor may itself be dropped by a later method: its chain is followed to the row that
+    is kept, which becomes ``survivor_*`` while the row matched is kept as ``via_*``. Cluster members get
+    their final ``kept`` flag and a cluster whose survivor was dropped later a ``resolved_survivor``.
+    Returns, per dropped row, its final survivor (``("new", j)`` or ``("prior", k)``)."""
+    final: dict[int, tuple[str, int]] = {}
+    fields: dict[int, dict[str, Any]] = {}
+    for i in sorted(drop_info):
+        j = i
+        while matched[j][0] == "new" and matched[j][1] in drop_info:
+            j = matched[j][1]
+        final[i] = matched[j]
+        if j == i:
+            continue
+        if matched[j][0] == "prior":
+            fields[i] = {k: drop_info[j][k] for k in SURVIVOR_KEYS if k in drop_info[j]}
+        else:
+            d = describe_new(matched[j][1])
+            fields[i] = {"survivor_id": d["id"], "survivor_source": d["source"]}
+    for i, f in fields.items():
+        info = drop_info[i]
+        via = {"via_id": info["survivor_id"], "via_source": info["survivor_source"]}
+        if "survivor_batch" in info:
+            via["via_batch"] = info["survivor_batch"]
+        for k in SURVIVOR_KEYS:
+            info.pop(k, None)
+        info.update(f)
+        info.update(via)
+    for c in clusters:
+        for m in c["members"]:
+            if "row" in m:
+                m["kept"] = m["row"] not in drop_info
+        s_row = c["survivor"].get("row")
+        if s_row is not None and s_row in drop_info:
+            info = drop_info[s_row]
+            c["resolved_survivor"] = {
+                "id": info["survivor_id"],
+                "source": info["survivor_source"],
+                "batch": info.get("survivor_batch"),
+            }
+    return final
+
+
 def run(
     frame: pl.DataFrame,
     config: DedupConfig | None = None,
@@ -152,15 +232,8 @@ def run(
     n = frame.height
     raw = compare_text(frame, config.fields) if n else pl.Series([], dtype=pl.Utf8)
     # "longest" means the most content in the row (question and answer), whatever is compared
-    full = (
-        raw
-        if config.fields == ("question", "answer") or not n
-        else compare_text(frame, ("question", "answer"))
-    )
-    lengths = (
-        full.str.len_chars().fill_null(0).to_numpy().astype(np.int64) if n else np.zeros(0, dtype=np.int64)
-    )
-    rank_new = np.clip(cl.policy_key(frame, config.keep, lengths), -1e15, 1e15) if n else np.zeros(0)
+    lengths = content_lengths(frame, raw, config.fields)
+    rank_new = cl.policy_key(frame, config.keep, lengths) if n else np.zeros(0)
     ids = frame["id"].to_list() if "id" in frame.columns else [str(i) for i in range(n)]
     if "source" in frame.columns and n:
         src = frame["source"].struct.unnest()
@@ -171,8 +244,9 @@ def run(
         new_sources = [None] * n
 
     stats: dict[str, Any] = {"methods": ",".join(config.methods), "fields": ",".join(config.fields)}
-    drop_method: list[str | None] = [None] * n
-    drop_info: list[dict[str, Any] | None] = [None] * n
+    drop_method: dict[int, str] = {}
+    drop_info: dict[int, dict[str, Any]] = {}
+    matched: dict[int, tuple[str, int]] = {}
     clusters_out: list[dict[str, Any]] = []
     active = np.ones(n, dtype=bool)
 
@@ -205,35 +279,45 @@ def run(
     prior_rows = prior.rows if prior is not None else None
     p_kept = prior_rows["kept"].to_numpy() if prior_rows is not None else np.zeros(0, dtype=bool)
 
-    def rank_of(nodes: _Nodes) -> np.ndarray:
-        r = np.empty(nodes.n, dtype=np.float64)
+    def tier_rank_of(nodes: _Nodes) -> tuple[np.ndarray, np.ndarray]:
+        """(tier, rank): earlier batches first (kept rows before dropped ones, in index order), then
+        new rows by the keep policy; ties go to the lower node."""
+        tier = np.full(nodes.n, 2, dtype=np.int8)
+        rank = np.empty(nodes.n, dtype=np.float64)
         pi = nodes.prior_idx
-        r[: nodes.p] = np.where(p_kept[pi], -3e17, -2e17) + pi  # earlier batches win, kept ones first
-        r[nodes.p :] = rank_new[nodes.new_idx]
-        return r
+        tier[: nodes.p] = np.where(p_kept[pi], 0, 1)
+        rank[: nodes.p] = pi
+        rank[nodes.p :] = rank_new[nodes.new_idx]
+        return tier, rank
 
-    def describe(nodes: _Nodes, node: int) -> dict[str, Any]:
-        if node < nodes.p:
-            pr = prior_rows.row(int(nodes.prior_idx[node]), named=True)
-            return {
-                "id": pr["id"],
-                "source": _source_str(pr["file"], pr["line"], pr["sheet"]),
-                "batch": pr["batch"],
-                "text": pr.get("preview"),
-            }
-        i = int(nodes.new_idx[node - nodes.p])
+    def describe_prior(k: int) -> dict[str, Any]:
+        pr = prior_rows.row(int(k), named=True)
+        return {
+            "id": pr["id"],
+            "source": _source_str(pr["file"], pr["line"], pr["sheet"]),
+            "batch": pr["batch"],
+            "text": pr.get("preview"),
+        }
+
+    def describe_new(i: int) -> dict[str, Any]:
         return {
             "id": ids[i],
             "source": new_sources[i],
             "batch": None,
-            "text": (raw[i] or "")[:PREVIEW],
+            "text": display_text(raw[i])[:PREVIEW],
             "row": i,
         }
+
+    def describe(nodes: _Nodes, node: int) -> dict[str, Any]:
+        if node < nodes.p:
+            return describe_prior(int(nodes.prior_idx[node]))
+        return describe_new(int(nodes.new_idx[node - nodes.p]))
 
     def settle(
         method: str, nodes: _Nodes, labels: np.ndarray, sim: Callable[[np.ndarray, np.ndarray], np.ndarray]
     ):
-        surv = cl.survivors(labels, rank_of(nodes))
+        tier, rank = tier_rank_of(nodes)
+        surv = cl.survivors(labels, rank, tier)
         new_nodes = np.arange(nodes.p, nodes.n)
         lost = new_nodes[surv[new_nodes] != new_nodes]
         if len(lost) == 0:
@@ -252,36 +336,53 @@ def run(
             cid = f"{method}-{cluster_no[lab]:06d}"
             s_node = int(surv[members[0]])
             s_desc = describe(nodes, s_node)
+            resolved = None
+            if s_node < nodes.p:
+                # an earlier batch's row: if it was dropped there, its own survivor (kept) stands in
+                s_prior = int(nodes.prior_idx[s_node])
+                k = prior.final_survivor(s_prior)
+                if k != s_prior:
+                    resolved = describe_prior(k)
+                target = ("prior", k)
+            else:
+                target = ("new", int(nodes.new_idx[s_node - nodes.p]))
             out_members = []
             for node in members:
                 d = describe(nodes, node)
                 d["similarity"] = round(float(sim_of[node]), 4)
-                d["kept"] = node == s_node or node < nodes.p
+                d["kept"] = bool(p_kept[nodes.prior_idx[node]]) if node < nodes.p else node == s_node
                 out_members.append(d)
                 if node >= nodes.p and node != s_node:
                     i = d["row"]
                     drop_method[i] = method
+                    final = resolved or s_desc
                     info = {
                         "method": method,
                         "cluster": cid,
-                        "survivor_id": s_desc["id"],
-                        "survivor_source": s_desc["source"],
+                        "survivor_id": final["id"],
+                        "survivor_source": final["source"],
                         "similarity": d["similarity"],
                     }
-                    if s_desc["batch"] is not None:
-                        info["survivor_batch"] = s_desc["batch"]
+                    if final["batch"] is not None:
+                        info["survivor_batch"] = final["batch"]
+                    if resolved is not None:
+                        info["via_id"] = s_desc["id"]
+                        info["via_source"] = s_desc["source"]
+                        info["via_batch"] = s_desc["batch"]
                     drop_info[i] = info
+                    matched[i] = target
                     active[i] = False
-            clusters_out.append(
-                {
-                    "cluster": cid,
-                    "method": method,
-                    "size": len(members),
-                    "survivor": s_desc,
-                    "min_similarity": min(m["similarity"] for m in out_members),
-                    "members": out_members,
-                }
-            )
+            cluster = {
+                "cluster": cid,
+                "method": method,
+                "size": len(members),
+                "survivor": s_desc,
+                "min_similarity": min(m["similarity"] for m in out_members),
+                "members": out_members,
+            }
+            if resolved is not None:
+                cluster["resolved_survivor"] = {k: resolved[k] for k in ("id", "source", "batch")}
+            clusters_out.append(cluster)
         return len(members_by), len(lost)
 
     # ---- exact
@@ -386,20 +487,16 @@ def run(
             np.float32
         )
         tick = progress(f"embeddings ({emb.name})", len(new_idx)) if progress else None
-        emb_new = emb.encode(raw.gather(new_idx).to_list() if len(new_idx) else [], progress=tick)
+        emb_new = emb.encode(
+            display_series(raw.gather(new_idx)).to_list() if len(new_idx) else [], progress=tick
+        )
         emb_rows_new = new_idx
-        if (
-            prior is not None
-            and prior.emb is not None
-            and len(prior.emb_rows)
-            and prior.emb_model == emb_model
-        ):
-            p_idx, corpus = prior.emb_rows, np.concatenate([prior.emb, emb_new])
+        if prior is not None and prior.n:
+            stats.setdefault("warnings", []).extend(_embedding_warnings(prior, emb_model))
+        if prior is not None and emb_model in prior.emb and len(prior.emb[emb_model][0]):
+            p_idx, p_emb = prior.emb[emb_model]
+            corpus = np.concatenate([p_emb, emb_new])
         else:
-            if prior is not None and prior.n and (prior.emb_model not in (None, emb_model)):
-                stats.setdefault("warnings", []).append(
-                    f"earlier batches were embedded with {prior.emb_model}, not {emb_model}: not compared semantically"
-                )
             p_idx, corpus = np.zeros(0, dtype=np.int64), emb_new
         nodes = _Nodes(p_idx, new_idx)
         thr = float(min(by_lang.values()))
@@ -427,23 +524,21 @@ def run(
             "seconds": round(time.perf_counter() - tm, 3),
         }
 
-    dropped_idx = np.array([i for i in range(n) if drop_method[i] is not None], dtype=np.int64)
+    final = resolve_survivors(drop_info, matched, clusters_out, describe_new)
+    survivor_new = np.arange(n, dtype=np.int64)
+    survivor_prior = np.full(n, -1, dtype=np.int64)
+    for i, (kind, t) in final.items():
+        if kind == "new":
+            survivor_new[i] = t
+        else:
+            survivor_new[i] = -1
+            survivor_prior[i] = t
+
+    dropped_idx = np.array(sorted(drop_method), dtype=np.int64)
     kept_mask = np.ones(n, dtype=bool)
     kept_mask[dropped_idx] = False
     kept = frame.filter(pl.Series(kept_mask)) if n else frame
-    if len(dropped_idx):
-        dframe = frame[dropped_idx]
-        infos = [drop_info[i] for i in dropped_idx]
-        dframe = mark_dropped(dframe, STAGE, [REASONS[drop_method[i]] for i in dropped_idx], infos)
-        dframe = dframe.with_columns(
-            pl.Series("dup_method", [x["method"] for x in infos], dtype=pl.Utf8),
-            pl.Series("dup_cluster", [x["cluster"] for x in infos], dtype=pl.Utf8),
-            pl.Series("dup_of", [x["survivor_id"] for x in infos], dtype=pl.Utf8),
-            pl.Series("dup_of_source", [x["survivor_source"] for x in infos], dtype=pl.Utf8),
-            pl.Series("dup_similarity", [x["similarity"] for x in infos], dtype=pl.Float64),
-        )
-    else:
-        dframe = empty_dropped(frame)
+    dframe = dropped_frame(frame, dropped_idx, drop_method, drop_info)
     stats["seconds_total"] = round(time.perf_counter() - t0, 3)
     batch = BatchData(
         keys=keys,
@@ -455,6 +550,51 @@ def run(
         kept=kept_mask,
         raw=raw,
         ngram=config.ngram,
+        survivor_new=survivor_new,
+        survivor_prior=survivor_prior,
     )
     clusters_out.sort(key=lambda c: (METHODS.index(c["method"]), c["cluster"]))
     return DedupResult(kept, dframe, stats, clusters_out, batch)
+
+
+def dropped_frame(
+    frame: pl.DataFrame, dropped_idx: np.ndarray, drop_method: dict[int, str], drop_info: dict[int, dict]
+) -> pl.DataFrame:
+    """The dropped rows with ``drop_*`` and ``dup_*`` columns (shared by the local and Ray engines)."""
+    if not len(dropped_idx):
+        return empty_dropped(frame)
+    dframe = frame[dropped_idx]
+    infos = [drop_info[int(i)] for i in dropped_idx]
+    dframe = mark_dropped(dframe, STAGE, [REASONS[drop_method[int(i)]] for i in dropped_idx], infos)
+    return dframe.with_columns(
+        pl.Series("dup_method", [x["method"] for x in infos], dtype=pl.Utf8),
+        pl.Series("dup_cluster", [x["cluster"] for x in infos], dtype=pl.Utf8),
+        pl.Series("dup_of", [x["survivor_id"] for x in infos], dtype=pl.Utf8),
+        pl.Series("dup_of_source", [x["survivor_source"] for x in infos], dtype=pl.Utf8),
+        pl.Series("dup_similarity", [x["similarity"] for x in infos], dtype=pl.Float64),
+    )
+
+
+def _embedding_warnings(prior: Prior, model: str) -> list[str]:
+    """Earlier rows the semantic step cannot compare: embedded with another model, or never embedded
+    (their batch ran without the semantic method)."""
+    out = []
+    embedded = np.zeros(prior.n, dtype=bool)
+    for rows, _ in prior.emb.values():
+        embedded[rows] = True
+    others: dict[str, np.ndarray] = {m: r for m, (r, _) in prior.emb.items() if m != model}
+    others.update({m: r for m, r in prior.emb_other.items() if m != model})
+    for m, rows in sorted(others.items()):
+        embedded[rows] = True
+        out.append(
+            f"{len(rows):,} earlier rows were embedded with {m}, not {model}: not compared semantically "
+            "(use that --embed-model, or a new --state to compare everything with this one)"
+        )
+    kept = prior.rows["kept"].to_numpy() & (prior.keys != 0)
+    missing = int((kept & ~embedded).sum())
+    if missing:
+        out.append(
+            f"{missing:,} earlier kept rows have no embeddings (their batches ran without the semantic "
+            "method): not compared semantically"
+        )
+    return out

@@ -1,16 +1,20 @@
 """Incremental dedup index (``curate dedup --state DIR``).
 
-The directory keeps, for every row ever seen (kept or dropped), its id, source, batch and exact key;
-for the rows that reached MinHash their signatures and shingle sets; for the rows that reached the
-semantic step their embeddings (with the embedder's fingerprint). A new batch is deduplicated against
-all of them without recomputing anything, then appended as a new ``batch-NNNNNN`` folder::
+The directory keeps, for every row ever seen (kept or dropped), its id, source, batch, exact key and
+the row that survives it in the end (itself when kept); for every kept row and every row that reached
+MinHash, its signature and shingle set (whatever methods the batch ran, so a later run with MinHash
+compares them too); for the rows that reached the semantic step their embeddings (with the embedder's
+fingerprint). A new batch is deduplicated against all of them without recomputing anything, then
+appended as a new ``batch-NNNNNN`` folder::
 
     DIR/manifest.json            parameters that must not change, and one entry per batch
-    DIR/batch-000001/rows.parquet   id, file, line, sheet, batch, kept, preview
+    DIR/batch-000001/rows.parquet   id, file, line, sheet, batch, kept, preview, survivor
     DIR/batch-000001/*.npy          keys, signatures, shingles, offsets, embeddings ...
 
-Writes are atomic (a batch folder is renamed into place, then the manifest is replaced) and a lock
-file keeps two runs from appending at once.
+Writes are atomic: a batch is first written to a hidden folder (:meth:`DedupIndex.stage`), renamed
+into place and the manifest replaced only when the run's outputs are written
+(:meth:`DedupIndex.commit`); a batch folder the manifest does not list (a run that died between the
+two) is removed by the next append. A lock file keeps two runs from appending at once.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import json
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +32,12 @@ import numpy as np
 import polars as pl
 
 from curate.dedup.engine import PREVIEW, BatchData, DedupConfig, Prior
-from curate.dedup.minhash import SignatureSet, minhash_backend, shingle_arrays
+from curate.dedup.minhash import SignatureSet, minhash_backend, signatures
+from curate.dedup.text import KEY_VERSION, display_series
 
-FORMAT_VERSION = 1
-NORMALISATION = "nfkc-lower-units-v1"
+FORMAT_VERSION = 2  # 2: field separators in keys/shingles, survivors, signatures of every kept row
+NORMALISATION = KEY_VERSION
+ROW_COLUMNS = ("id", "file", "line", "sheet", "batch", "kept", "preview")
 
 
 class IndexError_(ValueError):
@@ -46,6 +53,16 @@ def _params(config: DedupConfig) -> dict[str, Any]:
         "normalisation": NORMALISATION,
         "minhash_backend": minhash_backend(),
     }
+
+
+@dataclass
+class StagedBatch:
+    """A batch written to a hidden folder, not yet part of the index (see :meth:`DedupIndex.commit`)."""
+
+    tmp: Path
+    name: str
+    entry: dict[str, Any]
+    params: dict[str, Any]
 
 
 class DedupIndex:
@@ -88,6 +105,15 @@ class DedupIndex:
         have = m.get("params")
         if have is None:
             return
+        version = m.get("version", 1)
+        if version != FORMAT_VERSION or have.get("normalisation") != NORMALISATION:
+            raise IndexError_(
+                f"{self.path} was built by an earlier version of tamis (index format {version}, keys and "
+                f"shingles {have.get('normalisation')!r}; this version writes format {FORMAT_VERSION}, "
+                f"{NORMALISATION!r}: field boundaries now count, so exact keys and MinHash signatures "
+                "differ); its rows cannot be compared with new ones. Rebuild it: run the earlier batches "
+                "again with a new --state directory"
+            )
         want = _params(config)
         # indexes written before the backend was recorded were built with rensa
         have = {"minhash_backend": "rensa", **have}
@@ -99,18 +125,25 @@ class DedupIndex:
             )
 
     # -- load
-    def load(self) -> Prior | None:
+    def load(self, emb_model: str | None = None) -> Prior | None:
+        """Every earlier row. ``emb_model``: load only the embeddings made with that embedder
+        fingerprint (the others are listed in ``Prior.emb_other``); ``None`` loads all of them."""
         m = self.manifest()
         if not m["batches"]:
             return None
-        rows, keys, mh_rows, mh_parts, emb_rows, embs = [], [], [], [], [], []
-        emb_model = None
+        rows, keys, survivors, mh_rows, mh_parts = [], [], [], [], []
+        emb: dict[str, tuple[list, list]] = {}
+        emb_other: dict[str, list] = {}
         base = 0
         num_perm = (m.get("params") or {}).get("num_perm", 128)
         for b in m["batches"]:
             d = self.path / b["dir"]
             r = pl.read_parquet(d / "rows.parquet")
-            rows.append(r)
+            if "survivor" in r.columns:
+                survivors.append(r["survivor"].to_numpy().astype(np.int64))
+            else:
+                survivors.append(np.arange(base, base + r.height, dtype=np.int64))
+            rows.append(r.select([c for c in ROW_COLUMNS if c in r.columns]))
             keys.append(np.load(d / "keys.npy"))
             if (d / "sigs.npy").exists():
                 local = np.load(d / "mh_rows.npy")
@@ -126,19 +159,22 @@ class DedupIndex:
                 )
             if (d / "emb.npy").exists():
                 model = (d / "emb_model.txt").read_text(encoding="utf-8").strip()
+                e_rows = np.load(d / "emb_rows.npy").astype(np.int64) + base
                 if emb_model is None or model == emb_model:
-                    emb_model = model
-                    emb_rows.append(np.load(d / "emb_rows.npy") + base)
-                    embs.append(np.load(d / "emb.npy").astype(np.float32))
+                    have = emb.setdefault(model, ([], []))
+                    have[0].append(e_rows)
+                    have[1].append(np.load(d / "emb.npy").astype(np.float32))
+                else:
+                    emb_other.setdefault(model, []).append(e_rows)
             base += r.height
         return Prior(
             rows=pl.concat(rows, how="vertical_relaxed"),
             keys=np.concatenate(keys),
             mh_rows=np.concatenate(mh_rows) if mh_rows else np.zeros(0, dtype=np.int64),
             mh=SignatureSet.concat(mh_parts, num_perm) if mh_parts else None,
-            emb_rows=np.concatenate(emb_rows) if emb_rows else np.zeros(0, dtype=np.int64),
-            emb=np.concatenate(embs) if embs else None,
-            emb_model=emb_model,
+            emb={k: (np.concatenate(r), np.concatenate(e)) for k, (r, e) in emb.items()},
+            emb_other={k: np.concatenate(r) for k, r in emb_other.items()},
+            survivor=np.concatenate(survivors),
         )
 
     def next_batch(self) -> int:
@@ -153,10 +189,32 @@ class DedupIndex:
         inputs: list[str],
         label: str | None = None,
     ) -> dict[str, Any]:
+        """:meth:`stage` and :meth:`commit` in one step."""
+        return self.commit(self.stage(frame, data, config, inputs, label))
+
+    def _remove_orphans(self, listed: set[str]) -> None:
+        """Batch folders the manifest does not list and hidden temporary folders: left by a run that
+        died before its commit (the lock is held, so no other run is writing them)."""
+        for d in self.path.iterdir():
+            name = d.name
+            orphan = name.startswith("batch-") and name not in listed
+            tmp = name.startswith(".batch-") and name.endswith(".tmp")
+            if (orphan or tmp) and d.is_dir():
+                shutil.rmtree(d, ignore_errors=True)
+
+    def stage(
+        self,
+        frame: pl.DataFrame,
+        data: BatchData,
+        config: DedupConfig,
+        inputs: list[str],
+        label: str | None = None,
+    ) -> StagedBatch:
+        """Write the batch to a hidden folder; it joins the index at :meth:`commit`."""
         m = self.manifest()
-        if m.get("params") is None:
-            m["params"] = _params(config)
+        self._remove_orphans({b["dir"] for b in m["batches"]})
         number = len(m["batches"]) + 1
+        base = sum(int(b["rows"]) for b in m["batches"])
         name = f"batch-{number:06d}"
         tmp = self.path / f".{name}.{os.getpid()}.tmp"
         if tmp.exists():
@@ -170,6 +228,9 @@ class DedupIndex:
             files = pl.Series([None] * n, dtype=pl.Utf8)
             lines = pl.Series([None] * n, dtype=pl.Int64)
             sheets = pl.Series([None] * n, dtype=pl.Utf8)
+        survivor = np.arange(base, base + n, dtype=np.int64)
+        if data.survivor_new is not None:
+            survivor = np.where(data.survivor_new >= 0, data.survivor_new + base, data.survivor_prior)
         rows = pl.DataFrame(
             {
                 "id": frame["id"] if "id" in frame.columns else pl.Series([str(i) for i in range(n)]),
@@ -178,29 +239,26 @@ class DedupIndex:
                 "sheet": sheets.cast(pl.Utf8),
                 "batch": pl.Series([number] * n, dtype=pl.Int64),
                 "kept": pl.Series(data.kept, dtype=pl.Boolean),
-                "preview": data.raw.str.slice(0, PREVIEW) if n else pl.Series([], dtype=pl.Utf8),
+                "preview": display_series(data.raw).str.slice(0, PREVIEW)
+                if n
+                else pl.Series([], dtype=pl.Utf8),
+                "survivor": pl.Series(survivor, dtype=pl.Int64),
             }
         )
         rows.write_parquet(tmp / "rows.parquet")
         np.save(tmp / "keys.npy", data.keys)
-        if data.mh is not None:
-            if data.mh.shingles is None:  # computed on demand during the run: store them now
-                sh, off = shingle_arrays(data.raw.gather(data.mh_rows), data.ngram)
-                data.mh = SignatureSet(data.mh.sigs, sh, off, data.mh.short, data.mh.empty)
-            np.save(tmp / "mh_rows.npy", data.mh_rows)
-            np.save(tmp / "sigs.npy", data.mh.sigs)
-            np.save(tmp / "shingles.npy", data.mh.shingles)
-            np.save(tmp / "offsets.npy", data.mh.offsets)
-            np.save(tmp / "short.npy", data.mh.short)
-            np.save(tmp / "empty.npy", data.mh.empty)
+        mh_rows, mh = self._signatures(data, config)
+        if mh is not None:
+            np.save(tmp / "mh_rows.npy", mh_rows)
+            np.save(tmp / "sigs.npy", mh.sigs)
+            np.save(tmp / "shingles.npy", mh.shingles)
+            np.save(tmp / "offsets.npy", mh.offsets)
+            np.save(tmp / "short.npy", mh.short)
+            np.save(tmp / "empty.npy", mh.empty)
         if data.emb is not None:
             np.save(tmp / "emb_rows.npy", data.emb_rows)
             np.save(tmp / "emb.npy", data.emb.astype(np.float16))
             (tmp / "emb_model.txt").write_text(data.emb_model or "", encoding="utf-8")
-        final = self.path / name
-        if final.exists():
-            raise IndexError_(f"{final} already exists: the index is inconsistent with its manifest")
-        os.replace(tmp, final)
         entry = {
             "batch": number,
             "dir": name,
@@ -211,6 +269,60 @@ class DedupIndex:
             "kept": int(data.kept.sum()),
             "methods": list(config.methods),
         }
-        m["batches"].append(entry)
+        return StagedBatch(tmp, name, entry, _params(config))
+
+    @staticmethod
+    def _signatures(data: BatchData, config: DedupConfig) -> tuple[np.ndarray, SignatureSet | None]:
+        """Signatures and shingle sets of the rows that reached MinHash plus every other kept,
+        non-empty row (computed here when this run had no MinHash step, or dropped nothing before it)."""
+        n = len(data.kept)
+        has = np.zeros(n, dtype=bool)
+        mh = data.mh
+        if mh is not None:
+            has[data.mh_rows] = True
+            if mh.shingles is None:  # computed on demand during the run: store them now
+                from curate.dedup.minhash import shingle_arrays
+
+                sh, off = shingle_arrays(data.raw.gather(data.mh_rows), data.ngram)
+                mh = SignatureSet(mh.sigs, sh, off, mh.short, mh.empty)
+        extra = np.flatnonzero(data.kept & (data.keys != 0) & ~has)
+        if len(extra) == 0:
+            return (data.mh_rows, mh) if mh is not None and mh.n else (np.zeros(0, np.int64), None)
+        ss, _ = signatures(
+            data.raw.gather(extra),
+            config.ngram,
+            config.num_perm,
+            config.seed,
+            chunk=config.chunk,
+            keep_shingles=True,
+            normalised=False,
+        )
+        if mh is None or not mh.n:
+            return extra.astype(np.int64), ss
+        rows = np.concatenate([data.mh_rows, extra]).astype(np.int64)
+        order = np.argsort(rows, kind="stable")
+        return rows[order], SignatureSet.concat([mh, ss], config.num_perm).take(order)
+
+    def commit(self, staged: StagedBatch) -> dict[str, Any]:
+        """Rename the staged batch into place and list it in the manifest (atomic replace)."""
+        m = self.manifest()
+        if m.get("params") is None or not m["batches"]:
+            m["version"] = FORMAT_VERSION
+        if m.get("params") is None:
+            m["params"] = staged.params
+        listed = {b["dir"] for b in m["batches"]}
+        if staged.entry["batch"] != len(m["batches"]) + 1:
+            raise IndexError_(f"{self.path}: the manifest changed while this batch was written")
+        final = self.path / staged.name
+        if final.exists() and staged.name not in listed:
+            shutil.rmtree(final)  # an orphan of a run that died before its commit
+        if final.exists():
+            raise IndexError_(f"{final} already exists: the index is inconsistent with its manifest")
+        os.replace(staged.tmp, final)
+        m["batches"].append(staged.entry)
         self._write_manifest(m)
-        return entry
+        return staged.entry
+
+    def discard(self, staged: StagedBatch) -> None:
+        """Forget a staged batch (the run failed before its outputs were written)."""
+        shutil.rmtree(staged.tmp, ignore_errors=True)

@@ -26,6 +26,8 @@ from curate.dedup.text import fmix64, shingles, tokenize
 MINHASH_BACKENDS = ("rensa", "datasketch")
 CANDIDATE_RECALL = 0.995
 WINDOW = 8  # in a band bucket, each member is compared with its next WINDOW members and the first one
+EXTRA_ORDERS = 32  # a larger bucket is also grouped by this many single signature columns
+GROUP_MAX = 32  # ... and groups of 2..GROUP_MAX members there get the star + window pairs
 
 
 def bands_for(threshold: float, num_perm: int, target: float = CANDIDATE_RECALL) -> tuple[int, int]:
@@ -246,44 +248,116 @@ def band_hashes(sigs: np.ndarray, band: int, rows: int) -> np.ndarray:
     return h
 
 
+def extra_columns(band: int, rows: int, num_perm: int, k: int | None = None) -> np.ndarray:
+    """The signature columns a large bucket of ``band`` is also grouped by: ``k`` (``EXTRA_ORDERS``)
+    columns outside the band, spread evenly over the rest of the signature and shifted per band, so
+    the buckets of different bands mostly use different columns."""
+    k = EXTRA_ORDERS if k is None else k
+    rest = num_perm - rows
+    if rest <= 0 or k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    k = min(k, rest)
+    stride = rest // k
+    offset = band % stride
+    return (band * rows + rows + offset + stride * np.arange(k, dtype=np.int64)) % num_perm
+
+
+def _star_window(key: np.ndarray, members: np.ndarray, max_size: int | None = None) -> list[np.ndarray]:
+    """Pairs inside runs of equal ``key`` (``key`` sorted, runs in member order): every member with the
+    run's first member and with its next ``WINDOW`` members. Runs of one member, and with ``max_size``
+    runs larger than that, give nothing."""
+    m = len(key)
+    if m < 2:
+        return []
+    start = np.ones(m, dtype=bool)
+    start[1:] = key[1:] != key[:-1]
+    run_id = np.cumsum(start) - 1
+    sizes = np.bincount(run_id)
+    ok = sizes[run_id] > 1
+    if max_size is not None:
+        ok &= sizes[run_id] <= max_size
+    pos = np.flatnonzero(ok)
+    if len(pos) == 0:
+        return []
+    found = []
+    firsts = np.flatnonzero(start)[run_id[pos]]
+    star = pos != firsts
+    found.append(np.stack([members[firsts[star]], members[pos[star]]], axis=1))
+    for d in range(1, WINDOW + 1):
+        left = pos[pos + d < m]
+        left = left[run_id[left] == run_id[left + d]]
+        if len(left) == 0:
+            break
+        found.append(np.stack([members[left], members[left + d]], axis=1))
+    return found
+
+
+def large_bucket_pairs(
+    band: np.ndarray, h: np.ndarray, rows: np.ndarray, vals: np.ndarray
+) -> list[np.ndarray]:
+    """Extra candidates inside large buckets (more than ``WINDOW + 1`` members), where the window alone
+    would miss pairs: the members of each bucket are also grouped by each of ``EXTRA_ORDERS`` other
+    signature columns (``vals``, one column per order, see :func:`extra_columns`), and every group of
+    2..``GROUP_MAX`` members gets the star + window pairs. A near duplicate in a bucket of templated
+    rows shares many non-template signature values with its original, so some column puts the two in a
+    small group; the template's own value (shared by most of the bucket) is a group too large to
+    emit. Shared by the local banding and the Ray reduce, so both find the same candidates."""
+    if len(rows) < 2:
+        return []
+    order = np.lexsort((rows, h, band))
+    band, h, rows, vals = band[order], h[order], rows[order], vals[order]
+    new_bucket = np.ones(len(rows), dtype=bool)
+    new_bucket[1:] = (band[1:] != band[:-1]) | (h[1:] != h[:-1])
+    bucket = (np.cumsum(new_bucket) - 1).astype(np.uint64)
+    found: list[np.ndarray] = []
+    for j in range(vals.shape[1]):
+        key = (bucket << np.uint64(32)) | vals[:, j].astype(np.uint64)
+        o = np.argsort(key, kind="stable")  # row order inside a group
+        found += _star_window(key[o], rows[o], GROUP_MAX)
+    return found
+
+
+def bucket_runs(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For a sorted array of band hashes: run id per position and size per run."""
+    start = np.ones(len(h), dtype=bool)
+    start[1:] = h[1:] != h[:-1]
+    run_id = np.cumsum(start) - 1
+    return run_id, np.bincount(run_id)
+
+
 def candidate_pairs(
     sigs: np.ndarray, bands: int, rows: int, eligible: np.ndarray, is_new: np.ndarray | None = None
 ) -> np.ndarray:
     """Unique candidate pairs (int64 array k x 2, a < b) among ``eligible`` rows that share a band;
-    when ``is_new`` is given, only pairs with at least one new row."""
+    when ``is_new`` is given, only pairs with at least one new row.
+
+    In a bucket every member pairs with the bucket's first member and its next ``WINDOW`` members (a
+    bucket of thousands of copies costs linear, not quadratic, work); large buckets get the extra
+    candidates of :func:`large_bucket_pairs`, so recall does not fall with bucket size."""
     idx = np.flatnonzero(eligible)
-    n_all = sigs.shape[0]
+    n_all, num_perm = sigs.shape
     found: list[np.ndarray] = []
     if len(idx) < 2:
         return np.zeros((0, 2), dtype=np.int64)
     sub = sigs[idx]
+    lb_band, lb_h, lb_rows, lb_vals = [], [], [], []
     for band in range(bands):
         h = band_hashes(sub, band, rows)
         order = np.argsort(h, kind="stable")
         hs = h[order]
-        same = hs[1:] == hs[:-1]
-        if not same.any():
-            continue
-        run_start = np.ones(len(hs), dtype=bool)
-        run_start[1:] = ~same
-        run_id = np.cumsum(run_start) - 1
-        run_first = np.flatnonzero(run_start)
         members = idx[order]
-        sizes = np.bincount(run_id)
-        in_multi = sizes[run_id] > 1
-        pos = np.flatnonzero(in_multi)
-        # star: every member with the first member of its bucket
-        firsts = run_first[run_id[pos]]
-        star = pos != firsts
-        found.append(np.stack([members[firsts[star]], members[pos[star]]], axis=1))
-        # window: each member with its next WINDOW members in the bucket
-        for d in range(1, WINDOW + 1):
-            left = pos[pos + d < len(hs)]
-            ok = run_id[left] == run_id[left + d]
-            left = left[ok]
-            if len(left) == 0:
-                break
-            found.append(np.stack([members[left], members[left + d]], axis=1))
+        found += _star_window(hs, members)
+        run_id, sizes = bucket_runs(hs)
+        big = np.flatnonzero(sizes[run_id] > WINDOW + 1)
+        if len(big):
+            lb_band.append(np.full(len(big), band, dtype=np.int64))
+            lb_h.append(hs[big])
+            lb_rows.append(members[big])
+            lb_vals.append(sub[order[big]][:, extra_columns(band, rows, num_perm)])
+    if lb_rows:
+        found += large_bucket_pairs(
+            np.concatenate(lb_band), np.concatenate(lb_h), np.concatenate(lb_rows), np.concatenate(lb_vals)
+        )
     if not found:
         return np.zeros((0, 2), dtype=np.int64)
     pairs = np.concatenate(found)

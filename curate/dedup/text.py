@@ -5,9 +5,17 @@ Normalisation: Unicode NFKC (folds full-width/half-width forms), lower case, and
 is neither a letter/digit nor CJK treated as a separator (whitespace and punctuation vanish).
 
 Units: each CJK character (Han, kana, bopomofo, CJK extensions) is one unit; every maximal run of
-letters/digits/marks of any other script is one unit (a word). ``"Python 3 的安装"`` gives the units
-``python``, ``3``, ``的``, ``安``, ``装``. Shingles are ``n`` consecutive units, so Chinese is compared by
-character n-grams and English by word n-grams, and mixed text by both in one stream.
+letters/digits/marks of any other script is one unit (a word); Japanese punctuation inside the kana
+block (``・ ゠ ゛ ゜`` and the stand-alone sound marks NFKC leaves of the last two) are separators.
+``"Python 3 的安装"`` gives the units ``python``, ``3``, ``的``, ``安``, ``装``. Shingles are ``n``
+consecutive units, so Chinese is compared by character n-grams and English by word n-grams, and mixed
+text by both in one stream.
+
+Fields: the compared fields of a row (history turns, question, answer) are joined with
+:data:`FIELD_SEP`, a control character that tokenises to a unit of its own (never a word character),
+so ``("What is", "Python")`` and ``("What", "is Python")`` differ. A document whose only units are
+field separators has no unit (it is empty, or compared by its punctuation). Displayed text (previews,
+embeddings) shows the separator as a newline (:func:`display_text`).
 
 Everything here is numpy over a chunk of documents at once (UTF-32 code points, polynomial hashes with
 wrap-around uint64 arithmetic), so no Python code runs per character or per shingle.
@@ -44,6 +52,18 @@ CJK_RANGES = (
     (0xFF66, 0xFF9D),  # half-width katakana (NFKC folds most)
     (0x20000, 0x3FFFF),  # extensions B..H
 )
+# inside the kana block but punctuation: combining/stand-alone (han)dakuten as NFKC leaves them after
+# a space, the double hyphen, the middle dot
+CJK_SEPARATORS = (0x3099, 0x309A, 0x309B, 0x309C, 0x30A0, 0x30FB)
+
+# Joins the compared fields of a row: a unit of its own in the key and shingle stream (class 3), so
+# field boundaries count. U+001E (information separator two / record separator): never a letter, kept
+# by NFKC and lower-casing, and replaced by a space where a field itself contains it.
+FIELD_SEP = "\x1e"
+_SEP_CLASS = 3
+# Version of keys and shingles (normalisation, units, field separators): an incremental index built
+# with another version holds incompatible keys and signatures.
+KEY_VERSION = "nfkc-lower-units-fieldsep-v2"
 
 
 def fmix64(h: np.ndarray) -> np.ndarray:
@@ -57,7 +77,8 @@ def fmix64(h: np.ndarray) -> np.ndarray:
 
 @lru_cache(maxsize=1)
 def char_classes() -> np.ndarray:
-    """uint8 per code point: 0 separator, 1 word character, 2 CJK character (one unit each)."""
+    """uint8 per code point: 0 separator, 1 word character, 2 CJK character (one unit each), 3 the
+    field separator (a unit of its own)."""
     table = np.zeros(0x110000, dtype=np.uint8)
     bmp = np.fromiter(
         (1 if (ch.isalnum() or unicodedata.category(ch)[0] == "M") else 0 for ch in map(chr, range(0x10000))),
@@ -71,6 +92,8 @@ def char_classes() -> np.ndarray:
     table[0xE0000:] = 0  # tags, private use
     for lo, hi in CJK_RANGES:
         table[lo : hi + 1] = 2
+    table[list(CJK_SEPARATORS)] = 0
+    table[ord(FIELD_SEP)] = _SEP_CLASS
     return table
 
 
@@ -105,31 +128,71 @@ def fields_for(fields: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
-def compare_text(frame: pl.DataFrame, fields: tuple[str, ...]) -> pl.Series:
+def compare_text(frame: pl.DataFrame, fields: tuple[str, ...], sep: str = FIELD_SEP) -> pl.Series:
     """The raw text compared for each row: history turns and ``question`` (when ``question`` is a
-    field), then the answer (``answer`` for SFT/KTO, ``chosen`` for preference rows); ``text`` for
-    plain-text rows whatever the fields. Null fields count as empty."""
+    field), then the answer (``answer`` for SFT/KTO, ``chosen`` for preference rows), joined by ``sep``
+    (:data:`FIELD_SEP`: field boundaries count; a field's own ``sep`` characters become spaces);
+    ``text`` for plain-text rows whatever the fields. Null fields count as empty; a row without history
+    has no history part. With ``sep="\\n"`` the fields are joined by a newline, leading and trailing
+    newlines stripped (plain concatenation: no boundary)."""
+
+    def clean(e: pl.Expr) -> pl.Expr:
+        return e.str.replace_all(FIELD_SEP, " ", literal=True) if sep == FIELD_SEP else e
+
     parts: list[pl.Expr] = []
     if "question" in fields:
         if "history" in frame.columns:
-            parts.append(
+            turns = (
                 pl.col("history")
                 .list.eval(pl.element().struct.field("content").fill_null(""))
-                .list.join("\n")
-                .fill_null("")
+                .list.eval(clean(pl.element()))
+                .list.join(sep)
             )
-        parts.append(pl.col("question").fill_null(""))
+            has_turns = pl.col("history").list.len().fill_null(0) > 0
+            parts.append(pl.when(has_turns).then(turns + pl.lit(sep)).otherwise(pl.lit("")))
+        parts.append(clean(pl.col("question").fill_null("")))
+        if "answer" in fields:
+            parts.append(pl.lit(sep))
     if "answer" in fields:
         ans = pl.col("answer").fill_null("")
         if "chosen" in frame.columns and "kind" in frame.columns:
             ans = pl.when(pl.col("kind") == "preference").then(pl.col("chosen").fill_null("")).otherwise(ans)
-        parts.append(ans)
-    expr = pl.concat_str(parts, separator="\n").str.strip_chars("\n")
+        parts.append(clean(ans))
+    expr = pl.concat_str(parts, separator="")
+    if sep == "\n":
+        expr = expr.str.strip_chars("\n")
     if "text" in frame.columns and "kind" in frame.columns:
-        expr = pl.when(pl.col("kind") == "text").then(pl.col("text").fill_null("")).otherwise(expr)
+        expr = pl.when(pl.col("kind") == "text").then(clean(pl.col("text").fill_null(""))).otherwise(expr)
     if frame.height == 0:
         return pl.Series("compare_text", [], dtype=pl.Utf8)
     return frame.select(expr.alias("compare_text")).to_series()
+
+
+def display_text(text: str | None) -> str:
+    """A compared text as shown to people (previews, embeddings): field separators as newlines."""
+    return (text or "").replace(FIELD_SEP, "\n").strip("\n")
+
+
+def display_series(texts: pl.Series) -> pl.Series:
+    """:func:`display_text` over a polars Series."""
+    return texts.fill_null("").str.replace_all(FIELD_SEP, "\n", literal=True).str.strip_chars("\n")
+
+
+def content_lengths(
+    frame: pl.DataFrame, raw: pl.Series | None = None, fields=("question", "answer")
+) -> np.ndarray:
+    """Characters of question + answer (history included) per row, for ``--keep longest``; ``raw``
+    is :func:`compare_text` of ``frame`` when ``fields`` already are both (reused, not recomputed)."""
+    if frame.height == 0:
+        return np.zeros(0, dtype=np.int64)
+    full = (
+        raw
+        if raw is not None and tuple(fields) == ("question", "answer")
+        else compare_text(frame, ("question", "answer"))
+    )
+    n_chars = full.fill_null("").str.len_chars()
+    n_sep = full.fill_null("").str.count_matches(FIELD_SEP, literal=True)
+    return (n_chars - n_sep).fill_null(0).to_numpy().astype(np.int64)
 
 
 def normalise(texts: pl.Series) -> pl.Series:
@@ -183,6 +246,12 @@ def tokenize(texts: list[str]) -> Tokens:
         ulen = np.diff(np.append(unit_starts, n)).astype(np.uint64)
         uh = fmix64(uh ^ (ulen * _Q))
         udoc = kdoc[unit_starts]
+        sep = kcls[unit_starts] == _SEP_CLASS
+        if sep.any():
+            # field separators count only in documents with at least one real unit
+            real = np.bincount(udoc[~sep], minlength=n_docs)
+            keep_unit = ~sep | (real[udoc] > 0)
+            uh, udoc = uh[keep_unit], udoc[keep_unit]
     else:
         uh = np.zeros(0, dtype=np.uint64)
         udoc = np.zeros(0, dtype=np.int64)
@@ -190,7 +259,8 @@ def tokenize(texts: list[str]) -> Tokens:
     raw_hash = np.zeros(n_docs, dtype=np.uint64)
     no_units = np.flatnonzero((counts == 0) & (lengths > 0))
     if len(no_units):
-        # punctuation/emoji-only documents: hash every (non-space) character
+        # punctuation/emoji-only documents: hash every (non-space) character (the field separator is
+        # whitespace to str.split, so it does not count here)
         for i in no_units:
             t = "".join(texts[i].split())
             if not t:

@@ -10,7 +10,9 @@ The per-row work reuses the dedup stage's own functions (``compare_text``, ``nor
    groups its keys and picks survivors.
 3. **LSH banding as a shuffle**: every active row emits ``(band, band hash, row)``, partitioned by
    band hash; each partition sorts its buckets and emits the candidate pairs exactly as the local
-   banding does (each member with the bucket's first member and its next ``WINDOW`` members).
+   banding does (each member with the bucket's first member and its next ``WINDOW`` members). The
+   members of large buckets go to the blocks holding them, which add their extra signature columns
+   and send them back to the bucket's partition for :func:`curate.dedup.minhash.large_bucket_pairs`.
 4. **Verification as a two-sided join**: pairs go to the block holding their first row, which
    attaches that row's signature and shingles and forwards them to the block holding the second row,
    where :func:`curate.dedup.minhash.verify` decides.
@@ -55,16 +57,16 @@ def _signature_batch(table, fields, keep, minhash, ngram, num_perm, seed, chunk)
 
     from curate.dedup import cluster as cl
     from curate.dedup.minhash import signatures
-    from curate.dedup.text import compare_text, doc_keys, normalise, tokenize
+    from curate.dedup.text import compare_text, content_lengths, doc_keys, normalise, tokenize
 
     frame = pl.from_arrow(table)
     rows = frame[ROW].to_numpy().astype(np.int64)
     n = frame.height
     raw = compare_text(frame, fields)
-    raw_list = raw.to_list()
     norm = normalise(raw).to_list()
-    lengths = np.fromiter((len(t) for t in raw_list), dtype=np.int64, count=n)
-    rank = np.clip(cl.policy_key(frame, keep, lengths), -1e15, 1e15).astype(np.float64)
+    # as the local engine: "longest" counts question + answer, whatever is compared
+    lengths = content_lengths(frame, raw, fields)
+    rank = cl.policy_key(frame, keep, lengths).astype(np.float64)
     cols = {"row": pa.array(rows), "rank": pa.array(rank)}
     if minhash:
         ss, keys = signatures(norm, ngram, num_perm, seed, chunk=chunk)
@@ -183,40 +185,71 @@ def _band_map(sb: SigBlock, dropped: np.ndarray, bands: int, rows_per_band: int,
 
 def _band_reduce(starts: np.ndarray, *parts):
     """Candidate pairs of the buckets in this partition, exactly as the local banding emits them,
-    split by the block that holds the pair's first row."""
-    from curate.dedup.minhash import WINDOW
+    split by the block that holds the pair's first row; then the members of large buckets (band, hash,
+    row), split by the block that holds the row (which adds their extra signature columns)."""
+    from curate.dedup.minhash import WINDOW, _star_window
 
     band = np.concatenate([p[0] for p in parts])
     h = np.concatenate([p[1] for p in parts])
     rows = np.concatenate([p[2] for p in parts])
     n_blocks = len(starts)
     found: list[np.ndarray] = []
+    large = (np.zeros(0, np.int64), np.zeros(0, np.uint64), np.zeros(0, np.int64))
     if len(rows) > 1:
         order = np.lexsort((rows, h, band))
         band, h, members = band[order], h[order], rows[order]
-        same = (h[1:] == h[:-1]) & (band[1:] == band[:-1])
-        if same.any():
-            run_start = np.ones(len(h), dtype=bool)
-            run_start[1:] = ~same
-            run_id = np.cumsum(run_start) - 1
-            run_first = np.flatnonzero(run_start)
-            sizes = np.bincount(run_id)
-            pos = np.flatnonzero(sizes[run_id] > 1)
-            firsts = run_first[run_id[pos]]
-            star = pos != firsts
-            found.append(np.stack([members[firsts[star]], members[pos[star]]], axis=1))
-            for d in range(1, WINDOW + 1):
-                left = pos[pos + d < len(h)]
-                left = left[run_id[left] == run_id[left + d]]
-                if len(left) == 0:
-                    break
-                found.append(np.stack([members[left], members[left + d]], axis=1))
+        # one key per bucket (band, hash): the position of its first member
+        start = np.ones(len(h), dtype=bool)
+        start[1:] = (h[1:] != h[:-1]) | (band[1:] != band[:-1])
+        bucket = np.cumsum(start) - 1
+        found = _star_window(bucket, members)
+        sizes = np.bincount(bucket)
+        big = np.flatnonzero(sizes[bucket] > WINDOW + 1)
+        large = (band[big].astype(np.int64), h[big], members[big])
     pairs = np.concatenate(found) if found else np.zeros((0, 2), dtype=np.int64)
     pairs.sort(axis=1)
     if len(pairs):
         pairs = np.unique(pairs, axis=0)
     blk = np.searchsorted(starts, pairs[:, 0], side="right") - 1
-    return _ret([p[0] for p in _split(blk, n_blocks, pairs)])
+    pair_parts = [p[0] for p in _split(blk, n_blocks, pairs)]
+    lblk = np.searchsorted(starts, large[2], side="right") - 1
+    return _ret(pair_parts + _split(lblk, n_blocks, *large))
+
+
+def _large_columns(sb: SigBlock, rows_per_band: int, n_parts: int, *requests):
+    """The extra signature columns (:func:`curate.dedup.minhash.extra_columns`) of this block's rows
+    that are members of large buckets, sent back to the bucket's partition."""
+    from curate.dedup.minhash import extra_columns
+
+    band = np.concatenate([r[0] for r in requests])
+    h = np.concatenate([r[1] for r in requests])
+    rows = np.concatenate([r[2] for r in requests])
+    num_perm = sb.ss.sigs.shape[1]
+    k = len(extra_columns(0, rows_per_band, num_perm))
+    vals = np.zeros((len(rows), k), dtype=np.uint32)
+    local = np.searchsorted(sb.rows, rows)
+    for b in np.unique(band).tolist():
+        m = band == b
+        vals[m] = sb.ss.sigs[local[m]][:, extra_columns(b, rows_per_band, num_perm)]
+    return _ret(_split((h % np.uint64(n_parts)).astype(np.int64), n_parts, band, h, rows, vals))
+
+
+def _large_reduce(starts: np.ndarray, *parts):
+    """Extra candidates of the large buckets of one partition (as the local banding finds them),
+    split by the block of the pair's first row."""
+    from curate.dedup.minhash import large_bucket_pairs
+
+    band = np.concatenate([p[0] for p in parts])
+    h = np.concatenate([p[1] for p in parts])
+    rows = np.concatenate([p[2] for p in parts])
+    vals = np.concatenate([p[3] for p in parts])
+    found = large_bucket_pairs(band, h, rows, vals)
+    pairs = np.concatenate(found) if found else np.zeros((0, 2), dtype=np.int64)
+    pairs.sort(axis=1)
+    if len(pairs):
+        pairs = np.unique(pairs, axis=0)
+    blk = np.searchsorted(starts, pairs[:, 0], side="right") - 1
+    return _ret([p[0] for p in _split(blk, len(starts), pairs)])
 
 
 def _side_a(sb: SigBlock, starts: np.ndarray, *pair_parts):
@@ -556,9 +589,17 @@ def run_dedup(
             else []
         )
         short_texts = sum(s[0] for s in ray.get([m[P] for m in mapped]))
-        bred = plan.remote(_band_reduce, num_returns=B)
-        reduced = [plan.as_list(bred.remote(plan.starts, *[m[q] for m in mapped]), B) for q in range(P)]
-        per_block = [[reduced[q][i] for q in range(P)] for i in range(B)]
+        bred = plan.remote(_band_reduce, num_returns=2 * B)
+        reduced = [plan.as_list(bred.remote(plan.starts, *[m[q] for m in mapped]), 2 * B) for q in range(P)]
+        # large buckets: their members' extra signature columns, then the extra candidates
+        lcols = plan.remote(_large_columns, num_returns=P)
+        cols = [
+            plan.as_list(lcols.remote(plan.blocks[i], rpb, P, *[reduced[q][B + i] for q in range(P)]), P)
+            for i in range(B)
+        ]
+        lred = plan.remote(_large_reduce, num_returns=B)
+        extra = [plan.as_list(lred.remote(plan.starts, *[c[q] for c in cols]), B) for q in range(P)]
+        per_block = [[reduced[q][i] for q in range(P)] + [extra[q][i] for q in range(P)] for i in range(B)]
         edge_refs, n_cand = plan.pair_join(per_block, "verify", config.threshold, config.verify == "exact")
         n_edges = sum(ray.get([plan.remote(_count).remote(e) for e in edge_refs]))
         rounds = 0
@@ -606,14 +647,21 @@ def _count(edges) -> int:
 
 def _assemble(frame: pl.DataFrame, config, decisions, stats):
     """Kept/dropped frames, drop details, ``dup_*`` columns and the cluster list, in the local
-    engine's format (see ``settle`` in :func:`curate.dedup.engine.run`)."""
-    from curate.dedup.engine import METHODS, PREVIEW, REASONS, STAGE, DedupResult, _source_str
-    from curate.dedup.text import compare_text
-    from curate.stage import empty_dropped, mark_dropped
+    engine's format (see ``settle`` and ``resolve_survivors`` in :mod:`curate.dedup.engine`)."""
+    from curate.dedup.engine import (
+        METHODS,
+        PREVIEW,
+        DedupResult,
+        _source_str,
+        dropped_frame,
+        resolve_survivors,
+    )
+    from curate.dedup.text import compare_text, display_text
 
     n = frame.height
     drop_method: dict[int, str] = {}
     drop_info: dict[int, dict[str, Any]] = {}
+    matched: dict[int, tuple[str, int]] = {}
     clusters_out: list[dict[str, Any]] = []
     involved = (
         np.unique(np.concatenate([np.concatenate([d[1], d[2]]) for d in decisions])) if decisions else []
@@ -633,7 +681,13 @@ def _assemble(frame: pl.DataFrame, config, decisions, stats):
 
     def describe(i: int) -> dict[str, Any]:
         k = pos[i]
-        return {"id": ids[k], "source": sources[k], "batch": None, "text": raw[k][:PREVIEW], "row": i}
+        return {
+            "id": ids[k],
+            "source": sources[k],
+            "batch": None,
+            "text": display_text(raw[k])[:PREVIEW],
+            "row": i,
+        }
 
     for method, rows, surv, sim in decisions:
         if not (rows != surv).any():
@@ -662,6 +716,7 @@ def _assemble(frame: pl.DataFrame, config, decisions, stats):
                         "survivor_source": s_desc["source"],
                         "similarity": d["similarity"],
                     }
+                    matched[r] = ("new", s_row)
             clusters_out.append(
                 {
                     "cluster": cid,
@@ -673,22 +728,11 @@ def _assemble(frame: pl.DataFrame, config, decisions, stats):
                 }
             )
 
+    resolve_survivors(drop_info, matched, clusters_out, describe)
     dropped_idx = np.array(sorted(drop_method), dtype=np.int64)
     kept_mask = np.ones(n, dtype=bool)
     kept_mask[dropped_idx] = False
     kept = frame.filter(pl.Series(kept_mask))
-    if len(dropped_idx):
-        dframe = frame[dropped_idx]
-        infos = [drop_info[int(i)] for i in dropped_idx]
-        dframe = mark_dropped(dframe, STAGE, [REASONS[drop_method[int(i)]] for i in dropped_idx], infos)
-        dframe = dframe.with_columns(
-            pl.Series("dup_method", [x["method"] for x in infos], dtype=pl.Utf8),
-            pl.Series("dup_cluster", [x["cluster"] for x in infos], dtype=pl.Utf8),
-            pl.Series("dup_of", [x["survivor_id"] for x in infos], dtype=pl.Utf8),
-            pl.Series("dup_of_source", [x["survivor_source"] for x in infos], dtype=pl.Utf8),
-            pl.Series("dup_similarity", [x["similarity"] for x in infos], dtype=pl.Float64),
-        )
-    else:
-        dframe = empty_dropped(frame)
+    dframe = dropped_frame(frame, dropped_idx, drop_method, drop_info)
     clusters_out.sort(key=lambda c: (METHODS.index(c["method"]), c["cluster"]))
     return DedupResult(kept, dframe, dict(stats), clusters_out, None)

@@ -291,3 +291,71 @@ def test_minhash_backend_env_is_checked(monkeypatch):
     monkeypatch.setenv("TAMIS_MINHASH", "simhash")
     with pytest.raises(ValueError, match="TAMIS_MINHASH='simhash'"):
         minhash_backend()
+
+
+def test_keep_best_orders_huge_scores():
+    f = sft([("hello there friend", "a")] * 2).with_columns(pl.Series("score", [1e16, 1e17]))
+    assert run(f, DedupConfig(methods="exact", keep="best:score")).kept["score"].to_list() == [1e17]
+    f = sft([("hello there friend", "a")] * 2).with_columns(pl.Series("score", [-1e16, None]))
+    assert run(f, DedupConfig(methods="exact", keep="best:score")).kept["score"].to_list() == [-1e16]
+
+
+def test_field_boundaries_are_not_duplicates():
+    f = sft([("What is", "Python"), ("What", "is Python"), ("What is", "Python!")])
+    res = run(f, DedupConfig())
+    assert res.dropped["source"].struct.field("line").to_list() == [3]
+
+
+def test_dup_of_is_always_a_kept_row():
+    # row 3 is an exact copy of row 2, which MinHash then drops as a near copy of row 1
+    words = [f"w{i}" for i in range(60)]
+    a = " ".join(words)
+    b = " ".join(words[:58] + ["zz", "yy"])
+    f = to_frame(
+        Record("text", text=t, source_file="in.jsonl", source_line=i + 1).as_row()
+        for i, t in enumerate([a, b, b + "!"])
+    )
+    res = run(f, DedupConfig())
+    kept = set(res.kept["id"].to_list())
+    assert res.kept.height == 1
+    assert set(res.dropped["dup_of"].to_list()) <= kept
+    exact = res.dropped.filter(pl.col("dup_method") == "exact")
+    detail = json.loads(exact["drop_detail"][0])
+    assert detail["survivor_id"] == f["id"][0] and detail["via_id"] == f["id"][1]
+    assert detail["survivor_source"] == "in.jsonl:1" and detail["via_source"] == "in.jsonl:2"
+    (cx,) = [c for c in res.clusters if c["method"] == "exact"]
+    assert cx["resolved_survivor"]["id"] == f["id"][0]
+    assert not any(m["kept"] for m in cx["members"])  # its survivor was dropped by MinHash later
+
+
+def templated(n: int, seed: int) -> tuple[pl.DataFrame, int]:
+    """Rows sharing a long template (large LSH buckets) plus near copies with one word changed."""
+    rnd = random.Random(seed)
+    template = " ".join(f"t{i}" for i in range(120))
+    docs = [template + " " + " ".join(f"u{k}x{j}" for j in range(10)) for k in range(n)]
+    for k in rnd.sample(range(n), n // 5):
+        p = rnd.randrange(10)
+        docs.append(template + " " + " ".join("zz" if j == p else f"u{k}x{j}" for j in range(10)))
+    f = to_frame(Record("text", text=t, source_line=i + 1).as_row() for i, t in enumerate(docs))
+    return f, n // 5
+
+
+def test_large_buckets_keep_recall():
+    # every row shares the template's band buckets (hundreds of members): with the window alone four
+    # of the 60 near copies were missed; the extra signature-column groups find all of them
+    f, planted = templated(300, 0)
+    res = run(f, DedupConfig(methods="minhash", threshold=0.9))
+    assert res.dropped.height == planted
+    assert (res.dropped["dup_similarity"] >= 0.9).all()
+
+
+def test_bands_and_semantic_threshold_are_validated():
+    for bad in (0, -1, 129):
+        with pytest.raises(ValueError, match="--bands"):
+            DedupConfig(bands=bad)
+    assert DedupConfig(bands=128).lsh_shape() == (128, 1)
+    assert DedupConfig(bands=5).lsh_shape() == (5, 25)
+    for bad in (0, -0.5, 1.5):
+        with pytest.raises(ValueError, match="--semantic-threshold"):
+            DedupConfig(semantic_threshold=bad)
+    DedupConfig(semantic_threshold=1.0)

@@ -91,3 +91,65 @@ def test_dedup_cli_human_summary_and_explain_tables(tmp_path):
     assert res.exit_code == 0, res.output
     assert "closest to the threshold" in res.output and "near duplicate" in res.output
     assert (tmp_path / "qa.deduped.jsonl").exists() and (tmp_path / "qa.deduped.clusters.jsonl").exists()
+
+
+def test_clusters_file_never_replaces_an_input_or_the_output(tmp_path):
+    inp = tmp_path / "qa.jsonl"
+    write_jsonl(inp, rows())
+    other = tmp_path / "other.jsonl"
+    write_jsonl(other, rows()[:1])
+    out = tmp_path / "out.jsonl"
+    state = tmp_path / "state"
+    before = other.read_bytes()
+    for extra in (
+        ["--clusters", str(other)],
+        ["--clusters", str(out)],
+        ["--clusters", str(tmp_path / "out.dropped.jsonl")],
+    ):
+        r = CliRunner().invoke(
+            main, ["dedup", str(inp), str(other), "-o", str(out), "--state", str(state), *extra]
+        )
+        assert r.exit_code == 2 and "refusing" in r.output, r.output
+    assert other.read_bytes() == before and not out.exists()
+    assert not (state / "manifest.json").exists()  # refused before any work
+    # an input that happens to be named like the output's clusters file
+    named = tmp_path / "out.clusters.jsonl"
+    write_jsonl(named, rows()[:1])
+    r = CliRunner().invoke(main, ["dedup", str(inp), str(named), "-o", str(out), "--explain"])
+    assert r.exit_code == 2 and "refusing to overwrite the input" in r.output
+    r = CliRunner().invoke(main, ["dedup", str(inp), str(named), "-o", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    assert named.exists() and "removed_stale_clusters" not in r.stdout
+
+
+def test_state_batch_is_committed_only_after_the_outputs(tmp_path, monkeypatch):
+    import curate.io
+
+    inp = tmp_path / "qa.jsonl"
+    write_jsonl(inp, rows())
+    state = tmp_path / "state"
+    args = ["dedup", str(inp), "-o", str(tmp_path / "out.jsonl"), "--state", str(state), "--json"]
+
+    def broken(*a, **k):
+        raise OSError("disk full")
+
+    with monkeypatch.context() as m:
+        m.setattr(curate.io, "write_frame", broken)
+        r = CliRunner().invoke(main, args)
+    assert r.exit_code != 0
+    manifest = json.loads((state / "manifest.json").read_text()) if (state / "manifest.json").exists() else {}
+    assert not manifest.get("batches")
+    assert not [p for p in state.iterdir() if "batch-" in p.name]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout.strip().splitlines()[-1])["state"]["batch"] == 1
+    assert len(json.loads((state / "manifest.json").read_text())["batches"]) == 1
+
+
+def test_bad_bands_and_semantic_threshold_are_usage_errors(tmp_path):
+    inp = tmp_path / "qa.jsonl"
+    write_jsonl(inp, rows())
+    for extra in (["--bands", "0"], ["--bands", "-1"], ["--bands", "200"], ["--semantic-threshold", "1.5"]):
+        r = CliRunner().invoke(main, ["dedup", str(inp), *extra])
+        assert r.exit_code == 2, (extra, r.output)
+        assert extra[0] in r.output

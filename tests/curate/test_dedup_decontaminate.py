@@ -76,3 +76,14 @@ def test_decontaminate_cli(tmp_path):
     assert s["kept"] == 1 and s["contaminated_rows"] == 1
     d = pl.read_ndjson(tmp_path / "clean.dropped.jsonl")
     assert d["contam_eval_source"][0].endswith("eval.jsonl:1")
+
+
+def test_a_prompt_repeated_in_many_eval_rows_is_not_boilerplate():
+    q = "Explain in detail why the sky appears blue during the day but red at sunset please"
+    evals = frame([(q, f"model answer number {i}") for i in range(11)])
+    train = frame([(q, "Because of Rayleigh scattering.")])
+    cfg = DecontamConfig()
+    idx = build_eval_index(evals, cfg)
+    assert idx.stats["common_ngrams_ignored"] == 0  # one distinct question, not 11
+    res = run(train, idx, cfg)
+    assert res.dropped.height == 1

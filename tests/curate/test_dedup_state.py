@@ -95,3 +95,139 @@ def test_lock_refuses_a_second_writer(tmp_path):
         with pytest.raises(IndexError_, match="locked"):
             with DedupIndex(tmp_path / "s"):
                 pass
+
+
+WORDS = [f"w{i}" for i in range(60)]
+
+
+def text_batch(texts, file):
+    return to_frame(
+        Record("text", text=t, source_file=file, source_line=i + 1).as_row() for i, t in enumerate(texts)
+    )
+
+
+def test_a_batch_without_minhash_is_still_compared_by_minhash_later(tmp_path):
+    state = tmp_path / "s"
+    base = " ".join(WORDS)
+    dedup_batch(state, text_batch([base], "a"), DedupConfig(methods="exact"))
+    res = dedup_batch(state, text_batch([base + " today"], "b"), DedupConfig(methods="exact,minhash"))
+    assert res.dropped.height == 1
+    detail = json.loads(res.dropped["drop_detail"][0])
+    assert detail["method"] == "minhash" and detail["survivor_batch"] == 1
+
+
+def test_a_dropped_earlier_row_is_never_named_as_survivor(tmp_path):
+    # batch 1: D is dropped as a near copy of K (Jaccard 0.81); batch 2: N matches D (0.75) but not K
+    k = " ".join(WORDS)
+    d = " ".join(WORDS[:54] + ["x1", "x2", "x3", "x4", "x5", "x6"])
+    nn = " ".join(WORDS[:51] + ["x1", "x2", "x3", "x4", "x5", "x6", "y1", "y2", "y3"])
+    cfg = DedupConfig(threshold=0.75)
+    state = tmp_path / "s"
+    b1 = text_batch([k, d], "a")
+    r1 = dedup_batch(state, b1, cfg)
+    assert r1.dropped["dup_of"].to_list() == [b1["id"][0]]
+    r2 = dedup_batch(state, text_batch([nn], "b"), cfg)
+    assert r2.dropped["dup_of"].to_list() == [b1["id"][0]]  # K, not the dropped D
+    detail = json.loads(r2.dropped["drop_detail"][0])
+    assert detail["survivor_source"] == "a:1" and detail["survivor_batch"] == 1
+    assert detail["via_id"] == b1["id"][1] and detail["via_batch"] == 1
+    (c,) = r2.clusters
+    assert c["resolved_survivor"]["id"] == b1["id"][0]
+    assert [m["kept"] for m in c["members"]] == [False, False]  # D (dropped in batch 1), N
+
+
+class FakeEmbedder:
+    """Embeds by the first word (one-hot in 4 dimensions)."""
+
+    def __init__(self, name):
+        self.name = self.fingerprint = name
+
+    def encode(self, texts, progress=None):
+        import numpy as np
+
+        out = np.zeros((len(texts), 4), np.float32)
+        for i, t in enumerate(texts):
+            out[i, {"alpha": 0, "beta": 1}.get(t.split()[0], 2)] = 1
+        return out
+
+
+def test_embeddings_of_the_current_model_are_compared_the_others_reported(tmp_path):
+    state = tmp_path / "s"
+    cfg = DedupConfig(methods="semantic", semantic_threshold=0.9)
+
+    def sem(texts, model):
+        with DedupIndex(state) as idx:
+            prior = idx.load(emb_model=model)
+            res = run(text_batch(texts, model), cfg, prior=prior, embedder=FakeEmbedder(model))
+            idx.append(text_batch(texts, model), res.batch, cfg, ["x"])
+        return res
+
+    sem(["alpha one"], "A")
+    r2 = sem(["beta two"], "B")
+    assert r2.kept.height == 1
+    assert any("embedded with A, not B" in w for w in r2.stats["warnings"])
+    r3 = sem(["beta three"], "B")
+    assert r3.dropped.height == 1  # batch 2 (model B) is compared although batch 1 used A
+    assert json.loads(r3.dropped["drop_detail"][0])["survivor_batch"] == 2
+    assert any("1 earlier rows were embedded with A" in w for w in r3.stats["warnings"])
+    # a batch that never ran the semantic step is reported, not silently skipped
+    dedup_batch(state, text_batch(["gamma four"], "c"), DedupConfig(methods="exact"))
+    r5 = sem(["gamma five"], "B")
+    assert any("1 earlier kept rows have no embeddings" in w for w in r5.stats["warnings"])
+
+
+def test_an_index_of_an_earlier_key_version_is_refused(tmp_path):
+    state = tmp_path / "s"
+    dedup_batch(state, batch([("q", A1)], "a"), DedupConfig())
+    m = json.loads((state / "manifest.json").read_text())
+    m["version"] = 1
+    m["params"]["normalisation"] = "nfkc-lower-units-v1"
+    (state / "manifest.json").write_text(json.dumps(m))
+    with DedupIndex(state) as idx:
+        with pytest.raises(IndexError_, match="earlier version of tamis.*Rebuild"):
+            idx.check(DedupConfig())
+
+
+def test_a_staged_batch_joins_the_index_only_at_commit(tmp_path):
+    state = tmp_path / "s"
+    cfg = DedupConfig()
+    f = batch([("q", A1)], "a")
+    with DedupIndex(state) as idx:
+        res = run(f, cfg, prior=idx.load())
+        staged = idx.stage(f, res.batch, cfg, ["x"])
+        assert idx.load() is None and not (state / "batch-000001").exists()
+        # a run that died after renaming its batch folder, before the manifest listed it
+        staged.tmp.rename(state / "batch-000001")
+    with DedupIndex(state) as idx:
+        assert idx.load() is None
+        res = run(f, cfg, prior=None)
+        entry = idx.append(f, res.batch, cfg, ["x"])  # the orphan folder is replaced
+        assert entry["batch"] == 1 and idx.load().n == 1
+        assert [p.name for p in state.iterdir() if p.name.startswith(("batch-", ".batch-"))] == [
+            "batch-000001"
+        ]
+
+
+def test_model_directory_fingerprint_covers_every_weight_file(tmp_path):
+    from curate.embed import _dir_fingerprint
+
+    d = tmp_path / "model"
+    (d / "1_Pooling").mkdir(parents=True)
+    (d / "modules.json").write_text("[]")
+    (d / "1_Pooling" / "config.json").write_text('{"mean": true}')
+    (d / "pytorch_model.bin").write_bytes(b"\0" * 1000)
+    big = d / "0_Transformer" / "model.onnx"
+    big.parent.mkdir()
+    big.write_bytes(b"\1" * (9 << 20))
+    seen = {_dir_fingerprint(d)}
+    (d / "pytorch_model.bin").write_bytes(b"\0" * 999 + b"\1")  # same size, other weights
+    seen.add(_dir_fingerprint(d))
+    (d / "1_Pooling" / "config.json").write_text('{"mean": false}')
+    seen.add(_dir_fingerprint(d))
+    with open(big, "r+b") as fh:  # a change in the middle of a large file
+        fh.seek(5 << 20)
+        fh.write(b"\2" * (1 << 20))
+    seen.add(_dir_fingerprint(d))
+    assert len(seen) == 4
+    (d / "README.md").write_text("notes")
+    assert _dir_fingerprint(d) in seen  # documentation does not count

@@ -59,3 +59,42 @@ def test_bands_reach_candidate_recall(threshold):
     assert candidate_probability(threshold, b, r) >= 0.995
     # one more row per band would fall below the target: the shape is the tightest that meets it
     assert candidate_probability(threshold, 128 // (r + 1), r + 1) < 0.995
+
+
+def test_japanese_punctuation_is_a_separator():
+    k = keys(
+        [
+            "ジョン・スミス",
+            "ジョン スミス",
+            "ジョン゠スミス",
+            "ジョン゛スミス゜",
+            "ジョンスミス",
+            "ジョン・スミ",
+        ]
+    )
+    assert k[0] == k[1] == k[2] == k[3] == k[4]
+    assert k[5] != k[0]
+    tok = tokenize(normalise(pl.Series(["・゠゛゜"])).to_list())
+    assert tok.counts.tolist() == [0]
+
+
+def test_field_boundaries_count():
+    from curate.dedup.text import compare_text, content_lengths, display_series
+    from curate.records import Record, to_frame
+
+    f = to_frame(
+        [
+            Record("sft", question="What is", answer="Python").as_row(),
+            Record("sft", question="What", answer="is Python").as_row(),
+            Record("sft", question="", answer="").as_row(),
+            Record("sft", question="?!", answer="").as_row(),
+        ]
+    )
+    raw = compare_text(f, ("question", "answer"))
+    k = doc_keys(tokenize(normalise(raw).to_list()))
+    assert k[0] != k[1]  # the same words, split differently between question and answer
+    assert k[2] == 0 and k[3] != 0  # a separator alone is no unit: empty rows stay empty
+    assert display_series(raw).to_list()[:2] == ["What is\nPython", "What\nis Python"]
+    assert content_lengths(f, raw).tolist() == [13, 13, 0, 2]
+    # decontamination keeps plain concatenation
+    assert compare_text(f, ("question", "answer"), sep="\n").to_list()[0] == "What is\nPython"

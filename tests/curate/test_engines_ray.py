@@ -153,6 +153,44 @@ def test_dedup_samples_same_as_local(ray_cluster):
     assert_same_dedup(local, run_stage(dedup_run, frame, config, spec(block_rows=25)))
 
 
+def test_dedup_keep_longest_counts_question_and_answer_as_locally(ray_cluster):
+    # compared on the question only; "longest" still means the most question + answer characters
+    frame = to_frame(
+        Record(kind="sft", question=q, answer=a, source_file="l.jsonl", source_line=i + 1).as_row()
+        for i, (q, a) in enumerate(
+            [("hello there friend", "a much longer answer here"), ("hello there friend!!", "short")]
+        )
+    )
+    config = DedupConfig(keep="longest", fields=("question",))
+    local = dedup_run(frame, config)
+    assert local.kept["answer"].to_list() == ["a much longer answer here"]
+    assert_same_dedup(local, run_stage(dedup_run, frame, config, spec(block_rows=1)))
+
+
+def test_dedup_large_buckets_and_survivor_chains_same_as_local(ray_cluster):
+    # templated rows: LSH buckets of hundreds of members (the extra signature-column groups); then an
+    # exact copy of a row MinHash drops (its dup_of is resolved to the row kept)
+    rnd = random.Random(0)
+    template = " ".join(f"t{i}" for i in range(120))
+    docs = [template + " " + " ".join(f"u{k}x{j}" for j in range(10)) for k in range(300)]
+    for k in rnd.sample(range(300), 60):
+        p = rnd.randrange(10)
+        docs.append(template + " " + " ".join("zz" if j == p else f"u{k}x{j}" for j in range(10)))
+    words = [f"w{i}" for i in range(60)]
+    docs += [" ".join(words), " ".join(words[:58] + ["zz", "yy"]), " ".join(words[:58] + ["zz", "yy"]) + "!"]
+    frame = to_frame(
+        Record(kind="text", text=t, source_file="t.jsonl", source_line=i + 1).as_row()
+        for i, t in enumerate(docs)
+    )
+    for config in (DedupConfig(methods=("minhash",), threshold=0.9), DedupConfig()):
+        local = dedup_run(frame, config)
+        if config.methods == ("minhash",):
+            assert local.dropped.height == 62  # all 60 (4 need the large-bucket groups) + the chain
+        assert set(local.dropped["dup_of"].to_list()) <= set(local.kept["id"].to_list())
+        assert_same_dedup(local, run_stage(dedup_run, frame, config, spec(block_rows=50)))
+    assert any("resolved_survivor" in c for c in local.clusters)
+
+
 def test_dedup_bad_keep_column_fails_before_the_cluster_works(ray_cluster):
     with pytest.raises(ValueError, match="no column 'nope'"):
         run_stage(dedup_run, synthetic(20), DedupConfig(keep="best:nope"), spec(block_rows=10))
