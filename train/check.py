@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from train.data import IGNORE, Prepared, Tokenized, end_of_turn_ids
+from train.data import IGNORE, Prepared, Tokenized, count_spans, end_of_turn_ids
 
 
 @dataclass
@@ -59,8 +59,14 @@ def run_checks(tok, prep: Prepared, tk: Tokenized, max_length: int, preview_rows
             rep.checks.append(Check("chat template", status, f"{failed} of {n_in} rows failed: {reasons}"))
         else:
             rep.checks.append(Check("chat template", "ok", f"renders all {n_in} rows"))
+    # rows left to train at all (after rows too long for max_length were dropped)
+    if not tk.rows:
+        dropped_now = dict(prep.dropped)
+        why = "; ".join(f"{n} x {r}" for r, n in dropped_now.items()) or "every row failed"
+        rep.checks.append(Check("rows left", "fail", f"no row can be trained: {why}"))
     # 2.-3. masks and end of turn (SFT/PT are tokenized with labels)
-    trunc = sum(1 for n in tk.lengths if n > max_length)
+    long_rows = sum(1 for n in tk.lengths if n > max_length)
+    trunc = 0 if prep.stage == "pt" else long_rows  # continued pretraining splits long documents instead
     if prep.stage in ("sft", "pt") and tk.rows:
         eot = end_of_turn_ids(tok)
         empty, eot_missing, trained_tokens, total_tokens = 0, 0, 0, 0
@@ -101,6 +107,27 @@ def run_checks(tok, prep: Prepared, tk: Tokenized, max_length: int, preview_rows
                     f"{empty_after_trunc} rows lose every trained token at max_length {max_length}",
                 )
             )
+        if prep.stage == "sft" and tk.expected_spans:
+            # every assistant turn must be trained: a template that renders turns differently depending on
+            # what follows (Qwen3's <think> on the last turn) must not leave earlier turns untrained
+            short = [
+                (rid, got, want)
+                for r, rid, want in zip(tk.rows, tk.ids, tk.expected_spans, strict=False)
+                if want and 0 < (got := count_spans(r["labels"])) < want
+            ]
+            turns = sum(tk.expected_spans)
+            if short:
+                rid, got, want = short[0]
+                rep.checks.append(
+                    Check(
+                        "assistant turns trained",
+                        "fail",
+                        f"{len(short)} rows train fewer assistant turns than they have (e.g. id {rid}: "
+                        f"{got} of {want}); the chat template hides turns from the loss mask",
+                    )
+                )
+            elif turns > len(tk.rows):
+                rep.checks.append(Check("assistant turns trained", "ok", f"all {turns} assistant turns"))
         if prep.stage == "sft":
             names = ", ".join(sorted(tok.convert_ids_to_tokens(list(eot)) or []))
             if eot_missing:
@@ -142,6 +169,17 @@ def run_checks(tok, prep: Prepared, tk: Tokenized, max_length: int, preview_rows
         "truncated": trunc,
         "max_length": max_length,
     }
+    if prep.stage == "pt":
+        rep.counts["split_documents"] = long_rows
+        if long_rows:
+            rep.checks.append(
+                Check(
+                    "long documents",
+                    "ok",
+                    f"{long_rows} documents are longer than max_length {max_length}: split into "
+                    f"max_length pieces (no token is cut)",
+                )
+            )
     if trunc:
         share = trunc / max(1, len(tk.rows))
         rep.checks.append(

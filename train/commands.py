@@ -181,9 +181,13 @@ def _maybe_launch(cfg) -> int | None:
     """Re-run this command under `accelerate launch` for --num-processes > 1; returns its exit code."""
     if cfg.num_processes <= 1 or os.environ.get("TAMIS_LAUNCHED"):
         return None
-    from train.launch import accelerate_command
+    from train.launch import LaunchError, accelerate_command
 
-    cmd, env = accelerate_command(cfg, sys.argv[1:])
+    try:
+        cmd, env = accelerate_command(cfg, sys.argv[1:])
+    except LaunchError as e:
+        click.echo(f"error: {e}", err=True)
+        return 2
     click.echo("launching: " + " ".join(cmd), err=True)
     return subprocess.call(cmd, env=env)
 
@@ -338,6 +342,7 @@ def plan(data, config_file, sets, as_json, stage, rows, model_name, gpu, table, 
                 click.echo(json.dumps(out, ensure_ascii=False, default=str))
             return
     # the stage's config class, with the sft-generated flags that apply
+    config_file = _auto_config(stage, config_file, console)
     flags = _flags("sft", kwargs, data)
     try:
         cfg = resolve(
@@ -398,6 +403,7 @@ def check(data, config_file, sets, as_json, stage, preview_rows, **kwargs):
     from train.run import RunError, prepare
 
     console = _console()
+    config_file = _auto_config(stage, config_file, console)
     flags = _flags("sft", kwargs, data)
     try:
         cfg = resolve(

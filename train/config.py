@@ -118,7 +118,6 @@ class CommonConfig:
         "logging_steps",
         "save_steps",
         "save_total_limit",
-        "num_processes",
         "distributed",
         "gradient_checkpointing",
         "trust_remote_code",
@@ -156,6 +155,17 @@ class CommonConfig:
             raise ConfigError(f"val_split: must be in [0, 0.5), got {self.val_split}")
         if self.warmup_ratio is not None and not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"warmup_ratio: must be in [0, 1), got {self.warmup_ratio}")
+        if not [t for t in self.lora_target.split(",") if t.strip()]:
+            raise ConfigError(
+                "lora_target: empty; give all-linear or a comma list of module names (q_proj,v_proj)"
+            )
+        if self.method == "pissa" and self.num_processes > 1 and self.distributed in ("zero3", "fsdp"):
+            raise ConfigError(
+                f"method pissa with --distributed {self.distributed}: the PiSSA adapter is converted to a plain "
+                "LoRA from whole weights, which sharded training does not hold; use ddp or zero2, or --method lora"
+            )
+        if hasattr(self, "beta") and not self.beta > 0:
+            raise ConfigError(f"beta: must be > 0, got {self.beta}")
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -194,6 +204,13 @@ class DPOConfig(CommonConfig):
     sft_weight: float = _f(0.0, "Weight of an SFT (NLL on chosen) term mixed into the loss (RPO); 0 = off.")
     label_smoothing: float = _f(0.0, "Label smoothing (robust DPO).")
     stage: typing.ClassVar[str] = "dpo"
+
+    def validate(self) -> None:
+        super().validate()
+        if not 0 <= self.label_smoothing < 0.5:
+            raise ConfigError(f"label_smoothing: must be in [0, 0.5), got {self.label_smoothing}")
+        if self.sft_weight < 0:
+            raise ConfigError(f"sft_weight: must be >= 0, got {self.sft_weight}")
 
 
 @dataclass

@@ -170,6 +170,20 @@ def _blank(s: str | None) -> bool:
     return s is None or not str(s).strip()
 
 
+def _answer_turn(row: dict[str, Any], n_prompt: int) -> dict[str, Any] | None:
+    """The final assistant turn of an SFT row as a message, with its tool keys (an answer that is a tool
+    call has an empty content and ``tool_calls``); None when it is empty."""
+    from curate.records import messages_of
+
+    msgs = messages_of({**row, "answer": row.get("answer") or ""})
+    if len(msgs) != n_prompt + 1 or msgs[-1]["role"] != "assistant":
+        return None
+    turn = msgs[-1]
+    if _blank(turn.get("content")) and not turn.get("tool_calls"):
+        return None
+    return turn
+
+
 def _convert(row: dict[str, Any], stage: str, loss_on: str, prep: Prepared) -> list[dict[str, Any]]:
     rid = row.get("id")
     if stage == "pt":
@@ -186,10 +200,11 @@ def _convert(row: dict[str, Any], stage: str, loss_on: str, prep: Prepared) -> l
         prep.drop("empty question", rid)
         return []
     if stage == "sft":
-        if _blank(row.get("answer")):
+        answer = _answer_turn(row, len(prompt))
+        if answer is None:
             prep.drop("empty answer", rid)
             return []
-        completion = [{"role": "assistant", "content": row["answer"]}]
+        completion = [answer]
         if loss_on == "completion":
             return [{"prompt": prompt, "completion": completion}]
         return [{"messages": prompt + completion}]
@@ -210,6 +225,14 @@ def _convert(row: dict[str, Any], stage: str, loss_on: str, prep: Prepared) -> l
     if stage == "kto":
         if row["kind"] == "preference":
             # a pair gives one desirable and one undesirable example
+            if (
+                not _blank(row.get("chosen"))
+                and not _blank(row.get("rejected"))
+                and row["chosen"].strip() == row["rejected"].strip()
+            ):
+                # the same answer would be trained as good and as bad at once
+                prep.drop("chosen equals rejected", rid)
+                return []
             out = []
             for key, label in (("chosen", True), ("rejected", False)):
                 if not _blank(row.get(key)):
@@ -322,6 +345,150 @@ def end_of_turn_ids(tok) -> set[int]:
     return ids
 
 
+def _tool_call_names(messages: list[dict[str, Any]]) -> list[str]:
+    names = []
+    for m in messages:
+        for call in m.get("tool_calls") or []:
+            if not isinstance(call, dict):
+                continue
+            fn = call.get("function") if isinstance(call.get("function"), dict) else call
+            if fn.get("name"):
+                names.append(str(fn["name"]))
+    return names
+
+
+def _check_tool_calls_rendered(tok, messages: list[dict[str, Any]], trained_ids: list[int]) -> None:
+    """A trained turn that calls tools must show the calls in its trained tokens: a template that ignores
+    ``tool_calls`` would train an empty answer."""
+    names = _tool_call_names(messages)
+    if not names:
+        return
+    text = tok.decode(trained_ids)
+    missing = [n for n in names if n not in text]
+    if missing:
+        raise RowError(
+            f"the chat template does not render tool calls (the trained answer calls {missing[0]!r}); use a "
+            "template with tool-call support (--template FILE)"
+        )
+
+
+def count_spans(labels: list[int]) -> int:
+    """Contiguous runs of trained (not -100) labels: one per trained turn."""
+    spans, prev = 0, False
+    for x in labels:
+        cur = x != IGNORE
+        spans += cur and not prev
+        prev = cur
+    return spans
+
+
+def _labels_by_turn_prefix(tok, msgs, ids: list[int]) -> list[int] | None:
+    """Assistant labels by rendering the conversation turn by turn: a turn's tokens are those that appear
+    when it is added. Only valid for templates that render the conversation up to a turn as a prefix of
+    the full render ("prefix-preserving"); returns None when this conversation shows otherwise (e.g.
+    Qwen3 templates render a `<think>` block on the last turn only, so a turn renders differently when it
+    is last)."""
+    labels = [IGNORE] * len(ids)
+    eot = end_of_turn_ids(tok)
+    for i, m in enumerate(msgs):
+        if m["role"] != "assistant":
+            continue
+        before = _render(tok, msgs[:i], add_generation_prompt=True)["input_ids"]
+        upto = _render(tok, msgs[: i + 1])["input_ids"]
+        start = common_prefix(before, ids)
+        end = common_prefix(upto, ids)
+        # everything of this turn up to its end-of-turn token must be in the full render; separators a
+        # template adds after the last turn only may differ
+        turn_end = max((j for j in range(start, len(upto)) if upto[j] in eot), default=len(upto) - 1)
+        if start >= end or end <= turn_end:
+            return None
+        # the turn ends at its end-of-turn token; separators the template adds after it are not trained
+        last = max((j for j in range(start, end) if ids[j] in eot), default=None)
+        if last is not None:
+            end = last + 1
+        labels[start:end] = ids[start:end]
+    return labels
+
+
+def _text(tok, messages, **kw) -> str:
+    return tok.apply_chat_template(messages, tokenize=False, **kw)
+
+
+def _generation_header(tok, msgs) -> str | None:
+    """What the template adds for ``add_generation_prompt`` after ``msgs`` (e.g. ``<|im_start|>assistant\\n``)."""
+    try:
+        plain = _text(tok, msgs)
+        gen = _text(tok, msgs, add_generation_prompt=True)
+    except Exception:  # e.g. templates that index messages[0] on an empty list
+        return None
+    return gen[len(plain) :] if gen.startswith(plain) and len(gen) > len(plain) else None
+
+
+def _labels_by_text(tok, msgs, ids: list[int]) -> list[int]:
+    """Assistant labels for templates that are not prefix-preserving: find every assistant turn in the
+    rendered text of the whole conversation (after its generation header, through its end-of-turn token)
+    and label the tokens whose character offsets fall in it."""
+    text = _text(tok, msgs)
+    try:
+        enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+    except (NotImplementedError, ValueError, TypeError):
+        raise RowError(
+            "the chat template renders earlier turns differently from the full conversation, and locating "
+            "the assistant turns needs a fast tokenizer (offset mapping)"
+        ) from None
+    if list(enc["input_ids"]) != list(ids):
+        raise RowError(
+            "the rendered conversation does not re-tokenize to the same tokens; cannot locate turns"
+        )
+    offsets = enc["offset_mapping"]
+    eot_strs = [s for s in tok.convert_ids_to_tokens(sorted(end_of_turn_ids(tok))) if s]
+    labels = [IGNORE] * len(ids)
+    cursor = 0
+    for i, m in enumerate(msgs):
+        if m["role"] != "assistant":
+            continue
+        header = _generation_header(tok, msgs[:i])
+        content = m.get("content") if isinstance(m.get("content"), str) else ""
+        needle = (content.split("</think>")[-1] if "</think>" in content else content).strip()
+        if not needle:
+            needle = next(iter(_tool_call_names([m])), "")
+        h = text.find(header, cursor) if header else -1
+        c = text.find(needle, h + len(header) if h >= 0 else cursor) if needle else -1
+        if needle and c >= 0 and h >= 0:
+            h = text.rfind(header, cursor, c)  # the header right before this turn's content
+        elif needle and c < 0 and h >= 0:
+            c = text.find(needle, cursor)
+            h = text.rfind(header, cursor, c) if c >= 0 else -1
+        if h < 0 and c < 0:
+            raise RowError(f"cannot locate assistant turn {i + 1} in the rendered chat template")
+        start = h + len(header) if h >= 0 else c
+        after = c + len(needle) if c >= 0 else start
+        nxt = text.find(header, after) if header else -1
+        limit = nxt if nxt >= 0 else len(text)
+        hits = [(k, s) for s in eot_strs if (k := text.find(s, after, limit)) >= 0]
+        end = min(k + len(s) for k, s in hits) if hits else max(after, start + 1)
+        for j, (a, b) in enumerate(offsets):
+            if a < end and b > start:
+                labels[j] = ids[j]
+        cursor = end
+    return labels
+
+
+def template_prefix_preserving(tok) -> bool:
+    """Does the template render a two-turn conversation's first exchange as a prefix of the full render?"""
+    msgs = [
+        {"role": "user", "content": "ping"},
+        {"role": "assistant", "content": "pong"},
+        {"role": "user", "content": "again"},
+        {"role": "assistant", "content": "pong again"},
+    ]
+    try:
+        ids = _render(tok, msgs)["input_ids"]
+        return _labels_by_turn_prefix(tok, msgs, ids) is not None
+    except Exception:
+        return False
+
+
 def tokenize_sft(tok, rec: dict[str, Any], loss_on: str) -> dict[str, list[int]]:
     """input_ids and labels (-100 = not trained) for one SFT record."""
     if not tok.chat_template:
@@ -331,6 +498,7 @@ def tokenize_sft(tok, rec: dict[str, Any], loss_on: str) -> dict[str, list[int]]
             prompt_ids = _render(tok, rec["prompt"], add_generation_prompt=True)["input_ids"]
             full = _render(tok, rec["prompt"] + rec["completion"])["input_ids"]
             k = common_prefix(prompt_ids, full)
+            _check_tool_calls_rendered(tok, rec["completion"], full[k:])
             return {"input_ids": full, "labels": [IGNORE] * k + full[k:]}
         msgs = rec["messages"]
         if loss_on == "all":
@@ -340,24 +508,17 @@ def tokenize_sft(tok, rec: dict[str, Any], loss_on: str) -> dict[str, list[int]]
         if has_generation_markers(tok):
             enc = _render(tok, msgs, return_assistant_tokens_mask=True)
             ids, mask = enc["input_ids"], enc["assistant_masks"]
-            return {"input_ids": ids, "labels": [t if m else IGNORE for t, m in zip(ids, mask, strict=False)]}
-        # no {% generation %} markers: render turn by turn; a turn's tokens are those that appear when it is added
-        ids = _render(tok, msgs)["input_ids"]
-        labels = [IGNORE] * len(ids)
-        eot = end_of_turn_ids(tok)
-        for i, m in enumerate(msgs):
-            if m["role"] != "assistant":
-                continue
-            before = _render(tok, msgs[:i], add_generation_prompt=True)["input_ids"]
-            upto = _render(tok, msgs[: i + 1])["input_ids"]
-            start = common_prefix(before, ids)
-            end = common_prefix(upto, ids)
-            # the turn ends at its end-of-turn token; separators the template adds after it are not trained
-            last = max((j for j in range(start, end) if ids[j] in eot), default=None)
-            if last is not None:
-                end = last + 1
-            for j in range(start, end):
-                labels[j] = ids[j]
+            labels = [t if m else IGNORE for t, m in zip(ids, mask, strict=False)]
+        else:
+            # no {% generation %} markers: turn by turn where the template is prefix-preserving, else by
+            # locating each assistant turn in the rendered text
+            ids = _render(tok, msgs)["input_ids"]
+            labels = _labels_by_turn_prefix(tok, msgs, ids)
+            if labels is None:
+                labels = _labels_by_text(tok, msgs, ids)
+        _check_tool_calls_rendered(
+            tok, [m for m in msgs if m["role"] == "assistant"], [x for x in labels if x != IGNORE]
+        )
         return {"input_ids": ids, "labels": labels}
     except RowError:
         raise
@@ -373,14 +534,15 @@ def tokenize_text(tok, rec: dict[str, Any]) -> dict[str, list[int]]:
 
 
 def pair_lengths(tok, rec: dict[str, Any]) -> tuple[int, int]:
-    """(prompt tokens, longest prompt+completion tokens) of a DPO/RM/KTO record."""
+    """(prompt tokens, longest prompt+completion tokens) of a DPO/RM/KTO record. The prompt length is
+    counted like TRL does: the tokens the rendered prompt shares with every rendered prompt+completion."""
     if not tok.chat_template:
         raise RowError("the tokenizer has no chat template (pass --template FILE or --template chatml)")
     try:
-        p = len(_render(tok, rec["prompt"], add_generation_prompt=True)["input_ids"])
+        prompt = _render(tok, rec["prompt"], add_generation_prompt=True)["input_ids"]
         sides = [k for k in ("chosen", "rejected", "completion") if k in rec]
-        full = max(len(_render(tok, rec["prompt"] + rec[k])["input_ids"]) for k in sides)
-        return p, full
+        fulls = [_render(tok, rec["prompt"] + rec[k])["input_ids"] for k in sides]
+        return min(common_prefix(prompt, f) for f in fulls), max(len(f) for f in fulls)
     except Exception as e:
         raise RowError(f"chat template failed: {type(e).__name__}: {e}") from None
 
@@ -392,20 +554,52 @@ class Tokenized:
     ids: list[str]
     failures: Counter = field(default_factory=Counter)
     failure_examples: dict[str, list[str]] = field(default_factory=dict)
+    # DPO/RM/KTO: tokens of the prompt (what TRL's max_length filter looks at)
+    prompt_lengths: list[int] = field(default_factory=list)
+    # SFT: how many trained spans (turns) each row should have (0: not checked, e.g. --loss-on all)
+    expected_spans: list[int] = field(default_factory=list)
+
+    def subset(self, index: list[int], keep_failures: bool = True) -> Tokenized:
+        """The rows at these positions (every per-row list stays aligned)."""
+
+        def pick(values):
+            return [values[i] for i in index] if values else values
+
+        return Tokenized(
+            rows=pick(self.rows),
+            lengths=pick(self.lengths),
+            ids=pick(self.ids),
+            failures=self.failures if keep_failures else Counter(),
+            failure_examples=self.failure_examples if keep_failures else {},
+            prompt_lengths=pick(self.prompt_lengths),
+            expected_spans=pick(self.expected_spans),
+        )
+
+    def keep(self, keep: list[bool]) -> None:
+        """Keep the rows whose flag is true (every per-row list stays aligned)."""
+        for name in ("rows", "lengths", "ids", "prompt_lengths", "expected_spans"):
+            values = getattr(self, name)
+            if values:
+                setattr(self, name, [v for v, k in zip(values, keep, strict=True) if k])
 
 
 def tokenize_all(tok, prep: Prepared, loss_on: str = "completion") -> Tokenized:
     out = Tokenized(rows=[], lengths=[], ids=[])
     for rec, rid in zip(prep.rows, prep.ids, strict=False):
+        p = spans = 0
         try:
             if prep.stage == "sft":
                 t = tokenize_sft(tok, rec, loss_on)
                 n = len(t["input_ids"])
+                if "prompt" in rec:
+                    spans = 1
+                elif loss_on == "assistant":
+                    spans = sum(1 for m in rec["messages"] if m["role"] == "assistant")
             elif prep.stage == "pt":
                 t = tokenize_text(tok, rec)
                 n = len(t["input_ids"])
             else:
-                _, n = pair_lengths(tok, rec)
+                p, n = pair_lengths(tok, rec)
                 t = rec
         except RowError as e:
             reason = str(e)
@@ -417,7 +611,49 @@ def tokenize_all(tok, prep: Prepared, loss_on: str = "completion") -> Tokenized:
         out.rows.append(t)
         out.lengths.append(n)
         out.ids.append(rid)
+        if prep.stage in ("dpo", "rm", "kto"):
+            out.prompt_lengths.append(p)
+        if prep.stage == "sft":
+            out.expected_spans.append(spans)
     return out
+
+
+def overlong_reason(stage: str, max_length: int) -> str | None:
+    if stage == "rm":
+        return f"pair longer than max_length {max_length} (reward models are not truncated)"
+    if stage in ("dpo", "kto"):
+        return f"prompt alone fills max_length {max_length} (nothing of the answer would be trained)"
+    return None
+
+
+def drop_overlong(tk: Tokenized, stage: str, max_length: int, prep: Prepared | None = None) -> int:
+    """Drop the rows TRL would drop silently, with a counted reason: reward pairs with a side longer than
+    ``max_length`` (RewardTrainer filters them), DPO/KTO rows whose prompt alone reaches ``max_length``
+    (DPOTrainer/KTOTrainer filter them). Returns how many were dropped."""
+    reason = overlong_reason(stage, max_length)
+    if reason is None or not tk.rows:
+        return 0
+    if stage == "rm":
+        keep = [n <= max_length for n in tk.lengths]
+    else:
+        keep = [p < max_length for p in tk.prompt_lengths]
+    if prep is not None:
+        for k, rid in zip(keep, tk.ids, strict=True):
+            if not k:
+                prep.drop(reason, rid)
+    tk.keep(keep)
+    return keep.count(False)
+
+
+def shuffled(tk: Tokenized, seed: int) -> Tokenized:
+    """The rows in a deterministic random order (``seed``). KTO trains in dataset order (its KL term pairs
+    each answer with a neighbour's prompt), so the order must be mixed before the dataset is built: a
+    preference pair becomes two adjacent rows of the same prompt otherwise."""
+    import random
+
+    order = list(range(len(tk.rows)))
+    random.Random(seed).shuffle(order)
+    return tk.subset(order)
 
 
 def truncate(rows: list[dict[str, list[int]]], ids: list[str], max_length: int, prep: Prepared):
@@ -434,6 +670,44 @@ def truncate(rows: list[dict[str, list[int]]], ids: list[str], max_length: int, 
         kept.append(r)
         kept_ids.append(rid)
     return kept, kept_ids, truncated
+
+
+def chunk(rows: list[dict[str, list[int]]], ids: list[str], max_length: int):
+    """Continued pretraining: split every document into consecutive ``max_length`` pieces (no token is
+    cut away). Returns (chunks, their ids, documents that were split)."""
+    out, out_ids, split = [], [], 0
+    for r, rid in zip(rows, ids, strict=False):
+        n = len(r["input_ids"])
+        split += n > max_length
+        for i in range(0, n, max_length):
+            piece = {
+                "input_ids": r["input_ids"][i : i + max_length],
+                "labels": r["labels"][i : i + max_length],
+            }
+            if len(piece["input_ids"]) > 1:  # a 1-token piece has no target (labels are shifted)
+                out.append(piece)
+                out_ids.append(rid)
+    return out, out_ids, split
+
+
+def n_chunks(lengths: list[int], max_length: int) -> int:
+    """Pieces :func:`chunk` makes of documents of these lengths."""
+    return sum(n // max_length + (n % max_length > 1) for n in lengths)
+
+
+def template_stop_ids(tok) -> list[int]:
+    """Token ids that end a generated turn: eos plus every end-of-turn token the chat template emits
+    (a base model trained with ``--template chatml`` keeps eos ``<|endoftext|>`` but ends turns with
+    ``<|im_end|>``)."""
+    out = [tok.eos_token_id] if tok.eos_token_id is not None else []
+    tpl = tok.chat_template or ""
+    if isinstance(tpl, dict):
+        tpl = "\n".join(str(v) for v in tpl.values())
+    for i in sorted(end_of_turn_ids(tok)):
+        s = tok.convert_ids_to_tokens(i)
+        if s and s in tpl and i not in out:
+            out.append(i)
+    return out
 
 
 def to_dataset(rows: list[dict[str, Any]]):

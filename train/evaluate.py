@@ -69,16 +69,25 @@ def eval_dtype():
     return torch.float32
 
 
-def load_base(meta: dict[str, Any]):
+def load_base(meta: dict[str, Any], run_dir: Path | None = None, tokenizer=None):
     """The run's base model in :func:`eval_dtype`. Left to ``from_pretrained`` it would load in the
     checkpoint's dtype (often bf16) while the tuned model is fp32."""
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
+    from train.export import base_model_path, set_pad_token, trust_remote_code
+
     cls = AutoModelForSequenceClassification if meta["stage"] == "rm" else AutoModelForCausalLM
     kw = {"num_labels": 1} if meta["stage"] == "rm" else {}
-    return cls.from_pretrained(
-        meta["model"], dtype=eval_dtype(), use_safetensors=True, local_files_only=True, **kw
+    model = cls.from_pretrained(
+        base_model_path(run_dir, meta) if run_dir else meta["model"],
+        dtype=eval_dtype(),
+        use_safetensors=True,
+        local_files_only=True,
+        trust_remote_code=trust_remote_code(run_dir) if run_dir else False,
+        **kw,
     )
+    set_pad_token(model, tokenizer)
+    return model
 
 
 def _loss(lps) -> dict[str, float]:
@@ -103,13 +112,13 @@ def evaluate_run(
     max_new_tokens: int = 64,
     batch_size: int = 8,
 ) -> dict[str, Any]:
-    from transformers import AutoTokenizer
-
-    from train.export import load_trained, read_run
+    from train.export import load_run_tokenizer, load_trained, read_run
 
     meta = read_run(run_dir)
     stage = meta["stage"]
-    tok = AutoTokenizer.from_pretrained(str(run_dir / "final"), local_files_only=True)
+    if reward_model and not Path(reward_model).is_dir():  # before any model is loaded or answer generated
+        raise EvalError(f"--reward-model {reward_model}: not a directory")
+    tok = load_run_tokenizer(run_dir)
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     max_len = meta.get("plan", {}).get("max_length") or 1024
@@ -118,18 +127,26 @@ def evaluate_run(
     kinds = set(res_frame["kind"].to_list())
     if "preference" in kinds:
         prep = D.prepare(data, "dpo")
-    elif kinds & {"sft", "kto"}:
+    elif "sft" in kinds:
         prep = D.prepare(data, "sft")
+    elif "kto" in kinds:
+        # labelled answers: the answer loss on the good ones (like SFT), and on the bad ones separately
+        prep = D.prepare(data, "kto")
     else:
         prep = D.prepare(data, "pt")
     rows = prep.rows[:limit]
+    bad_rows: list[dict[str, Any]] = []
+    if prep.stage == "kto":
+        bad_rows = [r for r in rows if not r["label"]]
+        rows = [r for r in rows if r["label"]]
+        res["undesirable_rows"] = len(bad_rows)
     res["rows"] = len(rows)
     # tuned and base in the same precision (fp32), so the comparison measures training, not rounding
-    model = load_trained(run_dir, meta, merged=False, dtype=eval_dtype())
+    model = load_trained(run_dir, meta, merged=False, dtype=eval_dtype(), tokenizer=tok)
     is_peft = hasattr(model, "disable_adapter")
     base = None
     if not is_peft:
-        base = load_base(meta)
+        base = load_base(meta, run_dir, tok)
 
     if stage == "rm":
         if prep.stage != "dpo":
@@ -142,7 +159,7 @@ def evaluate_run(
         res["mean_margin"] = round(sum(c - r for c, r in zip(ch, rj, strict=False)) / max(1, len(rows)), 5)
         return res
 
-    def tokenized(side: str | None):
+    def tokenized(side: str | None, rows=rows):
         out = []
         for r in rows:
             if prep.stage == "pt":
@@ -162,6 +179,16 @@ def evaluate_run(
     else:
         based = sequence_logprobs(base, seqs, tok.pad_token_id, batch_size)
     res["tuned"], res["base"] = _loss(tuned), _loss(based)
+    if bad_rows:
+        # a KTO-tuned model should make the undesirable answers less likely than the base does
+        bad = tokenized(None, bad_rows)
+        t_bad = sequence_logprobs(model, bad, tok.pad_token_id, batch_size)
+        if is_peft:
+            with _disabled(model):
+                b_bad = sequence_logprobs(model, bad, tok.pad_token_id, batch_size)
+        else:
+            b_bad = sequence_logprobs(base, bad, tok.pad_token_id, batch_size)
+        res["undesirable"] = {"tuned": _loss(t_bad), "base": _loss(b_bad)}
     if prep.stage == "dpo":
         rej = tokenized("rejected")
         t_r = sequence_logprobs(model, rej, tok.pad_token_id, batch_size)
@@ -176,7 +203,7 @@ def evaluate_run(
         ]
         res["preference_accuracy"] = round(sum(wins) / max(1, len(wins)), 4)
 
-    if reward_model and prep.stage != "pt":
+    if reward_model and prep.stage != "pt" and rows:
         res["reward"] = _win_rate(model, base, tok, rows, reward_model, max_new_tokens, batch_size, max_len)
     return res
 
@@ -202,8 +229,10 @@ def _scores(rm, tok, conversations: list[list[dict]], max_len: int, batch_size: 
 
 
 def _generate(model, tok, prompts: list[list[dict]], max_new_tokens: int, batch_size: int) -> list[str]:
+    """Greedy answers; generation stops at eos and at the chat template's end-of-turn tokens."""
     import torch
 
+    stops = D.template_stop_ids(tok) or None
     answers: list[str] = []
     old_side = tok.padding_side
     tok.padding_side = "left"
@@ -219,7 +248,7 @@ def _generate(model, tok, prompts: list[list[dict]], max_new_tokens: int, batch_
                     max_new_tokens=max_new_tokens,
                     do_sample=False,
                     pad_token_id=tok.pad_token_id,
-                    eos_token_id=tok.eos_token_id,
+                    eos_token_id=stops,
                 )
                 for row in gen[:, enc["input_ids"].shape[1] :]:
                     answers.append(tok.decode(row, skip_special_tokens=True).strip())
@@ -238,8 +267,6 @@ def _win_rate(model, base, tok, rows, reward_model: str, max_new_tokens: int, ba
             based = _generate(model, tok, prompts, max_new_tokens, batch_size)
     else:
         based = _generate(base, tok, prompts, max_new_tokens, batch_size)
-    if not Path(reward_model).is_dir():
-        raise EvalError(f"--reward-model {reward_model}: not a directory")
     rtok = AutoTokenizer.from_pretrained(reward_model, local_files_only=True)
     if rtok.pad_token_id is None:
         rtok.pad_token = rtok.eos_token
@@ -286,6 +313,13 @@ def render(res: dict[str, Any], console) -> None:
     if "tuned" in res:
         t.add_row("answer loss", f"{res['tuned']['loss']:.4f}", f"{res['base']['loss']:.4f}")
         t.add_row("perplexity", f"{res['tuned']['ppl']:.3f}", f"{res['base']['ppl']:.3f}")
+    if "undesirable" in res:
+        u = res["undesirable"]
+        t.add_row(
+            f"undesirable answer loss ({res['undesirable_rows']} rows; higher is better)",
+            f"{u['tuned']['loss']:.4f}",
+            f"{u['base']['loss']:.4f}",
+        )
     if "preference_accuracy" in res:
         t.add_row(
             "preference accuracy (implicit reward)",

@@ -35,18 +35,70 @@ def read_run(run_dir: Path) -> dict[str, Any]:
     return meta
 
 
-def load_trained(run_dir: Path, meta: dict[str, Any], *, merged: bool, dtype=None):
-    """The trained model, as a PeftModel (merged=False) or a plain merged model (merged=True)."""
+def run_settings(run_dir: Path) -> dict[str, Any]:
+    """The run's resolved config (``config.yaml``); {} when it is missing or unreadable."""
+    import yaml
+
+    try:
+        data = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def trust_remote_code(run_dir: Path) -> bool:
+    """Whether the run was trained with ``--trust-remote-code`` (export and eval load the same code)."""
+    return bool(run_settings(run_dir).get("trust_remote_code", False))
+
+
+def base_model_path(run_dir: Path, meta: dict[str, Any]) -> str:
+    """The base model of a run: run.json's absolute path; a relative one (older runs) is tried against the
+    current directory and then the run directory."""
+    model = str(meta["model"])
+    p = Path(model)
+    if p.is_absolute() or p.exists():
+        return model
+    for cand in (run_dir / p, run_dir.parent / p):
+        if cand.exists():
+            return str(cand.resolve())
+    return model
+
+
+def set_pad_token(model, tokenizer) -> None:
+    """A model whose config has no pad token (common for base models) cannot score or train on padded
+    batches of more than one row: take the tokenizer's (its pad, else eos)."""
+    cfg = getattr(model, "config", None)
+    if cfg is None or getattr(cfg, "pad_token_id", None) is not None or tokenizer is None:
+        return
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    if pad is None:
+        return
+    cfg.pad_token_id = pad
+    base = model.get_base_model() if hasattr(model, "get_base_model") else None
+    if base is not None and getattr(base.config, "pad_token_id", None) is None:
+        base.config.pad_token_id = pad
+
+
+def load_trained(run_dir: Path, meta: dict[str, Any], *, merged: bool, dtype=None, tokenizer=None):
+    """The trained model, as a PeftModel (merged=False) or a plain merged model (merged=True). With a
+    ``tokenizer`` the model's missing pad token id is taken from it (see :func:`set_pad_token`)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     final = run_dir / "final"
     cls = AutoModelForSequenceClassification if meta["stage"] == "rm" else AutoModelForCausalLM
-    kw: dict[str, Any] = dict(use_safetensors=True, local_files_only=True, dtype=dtype or torch.float32)
+    kw: dict[str, Any] = dict(
+        use_safetensors=True,
+        local_files_only=True,
+        dtype=dtype or torch.float32,
+        trust_remote_code=trust_remote_code(run_dir),
+    )
     if meta["stage"] == "rm":
         kw["num_labels"] = 1
     if not (final / "adapter_config.json").is_file():
-        return cls.from_pretrained(str(final), **kw)
+        model = cls.from_pretrained(str(final), **kw)
+        set_pad_token(model, tokenizer)
+        return model
     from peft import PeftModel
 
     method = meta.get("method")
@@ -60,13 +112,16 @@ def load_trained(run_dir: Path, meta: dict[str, Any], *, merged: bool, dtype=Non
             bnb_4bit_compute_dtype=kw["dtype"],
         )
         where = {"": 0} if torch.cuda.is_available() else {"": "cpu"}
-        base = cls.from_pretrained(meta["model"], quantization_config=q, device_map=where, **kw)
+        base = cls.from_pretrained(
+            base_model_path(run_dir, meta), quantization_config=q, device_map=where, **kw
+        )
         if merged:
             # the NF4 weights the adapter was trained against, back in floating point
             base = base.dequantize()
             base = base.to(kw["dtype"])
     else:
-        base = cls.from_pretrained(meta["model"], **kw)
+        base = cls.from_pretrained(base_model_path(run_dir, meta), **kw)
+    set_pad_token(base, tokenizer)
     model = PeftModel.from_pretrained(base, str(final))
     if merged:
         if method in UNMERGEABLE:
@@ -74,7 +129,37 @@ def load_trained(run_dir: Path, meta: dict[str, Any], *, merged: bool, dtype=Non
                 f"{method} adapters add virtual tokens and cannot be merged; export with --no-merge"
             )
         model = model.merge_and_unload()
+    set_pad_token(model, tokenizer)
     return model
+
+
+def load_run_tokenizer(run_dir: Path):
+    """The tokenizer saved with the run (with its chat template), from ``final/``."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(
+        str(run_dir / "final"), local_files_only=True, trust_remote_code=trust_remote_code(run_dir)
+    )
+
+
+def set_stop_tokens(model, tokenizer) -> list[int]:
+    """Make generation stop at the chat template's end-of-turn token(s) as well as at eos: a base model
+    trained with ``--template chatml`` keeps eos ``<|endoftext|>`` while its turns end with ``<|im_end|>``.
+    Sets ``generation_config.eos_token_id`` (a list when there are several) and returns the ids."""
+    from train.data import template_stop_ids
+
+    stops = template_stop_ids(tokenizer)
+    gc = getattr(model, "generation_config", None)
+    if gc is None:
+        return stops
+    have = gc.eos_token_id
+    have = [] if have is None else ([have] if isinstance(have, int) else list(have))
+    ids = have + [i for i in stops if i not in have]
+    if ids:
+        gc.eos_token_id = ids[0] if len(ids) == 1 else ids
+    if gc.pad_token_id is None and tokenizer.pad_token_id is not None:
+        gc.pad_token_id = tokenizer.pad_token_id
+    return ids
 
 
 def ollama_modelfile(tokenizer, from_line: str, adapter: str | None = None) -> str:
@@ -111,7 +196,6 @@ def export_run(
     run_dir: Path, out: Path | None = None, *, merge: bool = True, dtype: str = "bf16"
 ) -> dict[str, Any]:
     import torch
-    from transformers import AutoTokenizer
 
     from curate.io import atomic_write_text
 
@@ -121,7 +205,7 @@ def export_run(
         raise ExportError("the export directory must differ from the run's final/ directory")
     final = run_dir / "final"
     is_adapter = (final / "adapter_config.json").is_file()
-    tok = AutoTokenizer.from_pretrained(str(final), local_files_only=True)
+    tok = load_run_tokenizer(run_dir)
     tmp = out.with_name(out.name + ".partial")
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -133,11 +217,16 @@ def export_run(
         for p in final.iterdir():
             if p.is_file():
                 shutil.copy2(p, tmp / p.name)
+        from train.methods import record_adapter_base
+
+        record_adapter_base(tmp, base_model_path(run_dir, meta))
         modelfile = ollama_modelfile(tok, meta["model"], adapter=".")
         kind = "adapter"
     else:
-        model = load_trained(run_dir, meta, merged=True)
+        model = load_trained(run_dir, meta, merged=True, tokenizer=tok)
         model = model.to(tdtype)
+        if meta["stage"] != "rm":
+            set_stop_tokens(model, tok)
         model.save_pretrained(str(tmp), safe_serialization=True)
         tok.save_pretrained(str(tmp))
         modelfile = ollama_modelfile(tok, ".")

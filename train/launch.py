@@ -47,11 +47,25 @@ def preset(name: str, num_processes: int, gpu: bool, bf16: bool) -> dict[str, An
             "fsdp_cpu_ram_efficient_loading": True,
             "fsdp_offload_params": False,
             "fsdp_reshard_after_forward": True,
-            "fsdp_state_dict_type": "SHARDED_STATE_DICT",
+            # the final model is gathered into one state dict by Trainer.save_model on every rank: with
+            # SHARDED_STATE_DICT it would save nothing (and checkpoints would not load into one process)
+            "fsdp_state_dict_type": "FULL_STATE_DICT",
         }
     else:
         raise ValueError(name)
     return base
+
+
+class LaunchError(RuntimeError):
+    """The multi-process launch cannot start (a usage error: exit code 2)."""
+
+
+def has_deepspeed() -> bool:
+    try:
+        import deepspeed  # noqa: F401
+    except Exception:
+        return False
+    return True
 
 
 def accelerate_command(cfg, argv: list[str]) -> tuple[list[str], dict[str, str]]:
@@ -59,7 +73,12 @@ def accelerate_command(cfg, argv: list[str]) -> tuple[list[str], dict[str, str]]
 
     gpu = _gpu_count() > 0
     if cfg.distributed != "ddp" and not gpu:
-        raise SystemExit(f"--distributed {cfg.distributed} needs GPUs; on CPU use the ddp preset")
+        raise LaunchError(f"--distributed {cfg.distributed} needs GPUs; on CPU use the ddp preset")
+    if cfg.distributed in ("zero2", "zero3") and not has_deepspeed():
+        raise LaunchError(
+            f"--distributed {cfg.distributed} needs DeepSpeed, which cannot be imported here; install it "
+            "(pip install deepspeed) or use --distributed ddp or fsdp"
+        )
     env = dict(os.environ, TAMIS_LAUNCHED="1")
     if not gpu:
         # CPU data parallel: torchrun sets RANK/WORLD_SIZE; accelerate then picks the gloo backend

@@ -61,7 +61,7 @@ def peft_config(cfg, task: str):
     target = (
         cfg.lora_target
         if cfg.lora_target == "all-linear"
-        else [t.strip() for t in cfg.lora_target.split(",")]
+        else [t.strip() for t in cfg.lora_target.split(",") if t.strip()]
     )
     if m in ("lora", "qlora", "dora", "rslora", "pissa"):
         kw: dict[str, Any] = dict(
@@ -242,3 +242,46 @@ def save_final(model, tokenizer, out_dir, method: str, pissa_init=None) -> None:
     else:
         model.save_pretrained(str(out_dir), safe_serialization=True)
     tokenizer.save_pretrained(str(out_dir))
+
+
+def save_trained(
+    trainer, tokenizer, out_dir, method: str, pissa_init=None, base_model: str | None = None
+) -> None:
+    """Save ``final/`` at the end of a run; called on every rank.
+
+    ZeRO-3 partitions the parameters and FSDP shards them, so the weights are gathered by
+    ``trainer.save_model``, which every rank must enter (one rank alone would save shards, or hang in the
+    collective). Unsharded runs (one process, DDP, ZeRO-2) hold the whole model on every rank and save from
+    the main process, where PiSSA's adapter is also converted to a plain LoRA of the original base.
+    The tokenizer and the metadata are written by the main process only."""
+    from pathlib import Path
+
+    out_dir = Path(out_dir)
+    main = trainer.is_world_process_zero()
+    sharded = bool(
+        getattr(trainer, "is_deepspeed_enabled", False) or getattr(trainer, "is_fsdp_enabled", False)
+    )
+    if sharded:
+        trainer.save_model(str(out_dir))
+        if main:
+            tokenizer.save_pretrained(str(out_dir))
+    elif main:
+        save_final(trainer.model, tokenizer, out_dir, method, pissa_init)
+    if main and base_model:
+        record_adapter_base(out_dir, base_model)
+
+
+def record_adapter_base(out_dir, base_model: str) -> None:
+    """Write the base model's absolute path into ``adapter_config.json`` (PEFT records the path as given,
+    often relative to the directory training ran in, which breaks loading the adapter from elsewhere)."""
+    import json
+    from pathlib import Path
+
+    cfg_path = Path(out_dir) / "adapter_config.json"
+    if not cfg_path.is_file() or not Path(base_model).exists():
+        return
+    conf = json.loads(cfg_path.read_text(encoding="utf-8"))
+    conf["base_model_name_or_path"] = str(Path(base_model).resolve())
+    from curate.io import atomic_write_text
+
+    atomic_write_text(cfg_path, json.dumps(conf, indent=2, sort_keys=True))

@@ -466,12 +466,52 @@ def advice(an: NameAnatomy, stage: str, goal: str = "domain") -> list[str]:
 # ------------------------------------------------------------------ the whole plan
 
 
-def make_plan(cfg, rows: int, lengths: list[int] | None = None, gpu: bool = False) -> dict[str, Any]:
+def training_sequences(cfg, rows: int, lengths: list[int] | None, max_length: int) -> int:
+    """How many sequences one epoch feeds the model: the rows, except that continued pretraining splits
+    documents into ``max_length`` pieces and packing (``train pt``, ``train sft --packing``) fills
+    ``max_length`` sequences with the tokens of several rows: ceil(tokens / max_length)."""
+    if not lengths or len(lengths) != rows:  # (lengths must describe the rows)
+        return rows
+    packing = bool(getattr(cfg, "packing", False))
+    if cfg.stage == "pt":
+        if packing:
+            return max(1, math.ceil(sum(lengths) / max_length))
+        return sum(n // max_length + (n % max_length > 1) for n in lengths)
+    if cfg.stage == "sft" and packing:
+        return max(1, math.ceil(sum(min(n, max_length) for n in lengths) / max_length))
+    return rows
+
+
+def make_plan(
+    cfg, rows: int, lengths: list[int] | None = None, gpu: bool = False, max_length: int | None = None
+) -> dict[str, Any]:
     """Resolve every None hyper-parameter of ``cfg`` from the data and the model; return the plan dict
-    (the values used, where each came from, the memory estimate and the model-name anatomy)."""
+    (the values used, where each came from, the memory estimate and the model-name anatomy).
+    ``max_length`` fixes the sequence length already chosen for these rows (re-planning after rows
+    that do not fit it were dropped)."""
     stage = cfg.stage
     plan: dict[str, Any] = {"stage": stage, "method": cfg.method, "rows": rows, "source": {}}
     src = plan["source"]
+
+    model_max = None
+    shape = None
+    if cfg.model and (Path(cfg.model) / "config.json").is_file():
+        mc = read_model_config(cfg.model)
+        shape = ModelShape.from_config(mc)
+        model_max = shape.max_positions
+    ls = length_stats(lengths or [], model_max, cap=max_length or cfg.max_length)
+    plan["lengths"] = ls
+    plan["max_length"] = ls["max_length"]
+    src["max_length"] = "config" if cfg.max_length else "p99 of token lengths (multiple of 64)"
+    # what one epoch steps over: rows, or packed / chunked sequences
+    seqs = training_sequences(cfg, rows, lengths, plan["max_length"])
+    plan["sequences"] = seqs
+    if seqs != rows:
+        src["sequences"] = (
+            f"packed: ceil(tokens / max_length {plan['max_length']})"
+            if getattr(cfg, "packing", False)
+            else f"documents split into max_length {plan['max_length']} pieces"
+        )
 
     if cfg.epochs is None:
         plan["epochs"], src["epochs"] = planned_epochs(rows, stage), EPOCH_REASONS[stage]
@@ -487,12 +527,12 @@ def make_plan(cfg, rows: int, lengths: list[int] | None = None, gpu: bool = Fals
     gb = cfg.global_batch or planned_global_batch(rows)
     src["global_batch"] = "config" if cfg.global_batch else "planned from dataset size"
     # never make one optimizer step larger than the dataset
-    gb = max(cfg.batch_size * cfg.num_processes, min(gb, max(1, rows)))
+    gb = max(cfg.batch_size * cfg.num_processes, min(gb, max(1, seqs)))
     accum = max(1, math.ceil(gb / (cfg.batch_size * cfg.num_processes)))
     plan["batch_size"] = cfg.batch_size
     plan["grad_accum"] = accum
     plan["global_batch"] = cfg.batch_size * accum * cfg.num_processes
-    steps_per_epoch = max(1, math.ceil(rows / plan["global_batch"])) if rows else 0
+    steps_per_epoch = max(1, math.ceil(seqs / plan["global_batch"])) if seqs else 0
     plan["steps_per_epoch"] = steps_per_epoch
     total = cfg.max_steps if cfg.max_steps > 0 else math.ceil(steps_per_epoch * plan["epochs"])
     plan["total_steps"] = total
@@ -503,19 +543,9 @@ def make_plan(cfg, rows: int, lengths: list[int] | None = None, gpu: bool = Fals
     plan["warmup_steps"] = math.ceil(total * plan["warmup_ratio"])
     plan["scheduler"] = cfg.scheduler
 
-    model_max = None
-    shape = None
     an = anatomy(cfg.model or "")
     plan["anatomy"] = an.as_dict()
     plan["advice"] = advice(an, stage)
-    if cfg.model and (Path(cfg.model) / "config.json").is_file():
-        mc = read_model_config(cfg.model)
-        shape = ModelShape.from_config(mc)
-        model_max = shape.max_positions
-    ls = length_stats(lengths or [], model_max, cap=cfg.max_length)
-    plan["lengths"] = ls
-    plan["max_length"] = ls["max_length"]
-    src["max_length"] = "config" if cfg.max_length else "p99 of token lengths (multiple of 64)"
 
     if shape is not None:
         mem = {}
@@ -559,13 +589,22 @@ def render_plan(plan: dict[str, Any], console) -> None:
         str(plan["global_batch"]),
         f"{plan['batch_size']} per device x {plan['grad_accum']} accumulation; {src['global_batch']}",
     )
-    t.add_row("steps", str(plan["total_steps"]), f"{plan['steps_per_epoch']} per epoch")
+    per_epoch = f"{plan['steps_per_epoch']} per epoch"
+    if plan.get("sequences", plan["rows"]) != plan["rows"]:
+        per_epoch += f" over {plan['sequences']} sequences ({src.get('sequences', '')})"
+    if plan.get("dropped_overlong"):
+        per_epoch += f"; {plan['dropped_overlong']} rows dropped as too long for max_length"
+    t.add_row("steps", str(plan["total_steps"]), per_epoch)
     t.add_row("warmup / schedule", f"{plan['warmup_steps']} / {plan['scheduler']}", src["warmup_ratio"])
     ls = plan["lengths"]
     if ls.get("rows"):
         why = (
             f"{src['max_length']}; tokens p50 {ls['p50']}, p90 {ls['p90']}, p99 {ls['p99']}, max {ls['max']}; "
-            f"truncates {ls['truncated']} rows ({ls['truncated_share']:.1%})"
+            + (
+                f"splits {ls['truncated']} documents into max_length pieces"
+                if plan["stage"] == "pt"
+                else f"truncates {ls['truncated']} rows ({ls['truncated_share']:.1%})"
+            )
         )
     else:
         why = src["max_length"]

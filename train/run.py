@@ -83,18 +83,22 @@ def prepare(cfg: CommonConfig, device=None) -> Context:
         ev_prep = D.prepare(cfg.eval_data, stage, loss_on)
         ev = D.tokenize_all(tok, ev_prep, loss_on)
     elif cfg.val_split > 0:
-        pairs = list(zip(tk.rows, tk.lengths, strict=True))
-        tr, tri, evr, evi = D.split_eval(pairs, tk.ids, cfg.val_split, cfg.seed)
-        ev = D.Tokenized(rows=[r for r, _ in evr], lengths=[n for _, n in evr], ids=evi)
-        tk = D.Tokenized(
-            rows=[r for r, _ in tr],
-            lengths=[n for _, n in tr],
-            ids=tri,
-            failures=tk.failures,
-            failure_examples=tk.failure_examples,
-        )
+        # split positions, so every per-row list (lengths, prompt lengths...) follows its row
+        tr_idx, _, ev_idx, _ = D.split_eval(list(range(len(tk.rows))), tk.ids, cfg.val_split, cfg.seed)
+        ev = tk.subset(ev_idx, keep_failures=False)
+        tk = tk.subset(tr_idx)
     device = device or detect_device()
     plan = make_plan(cfg, rows=len(tk.rows), lengths=tk.lengths, gpu=device.gpu)
+    # rows TRL would drop silently at this max_length (reward pairs too long, DPO/KTO prompts that fill
+    # it) are dropped here with a counted reason, and the plan is made for the rows that are left
+    overlong = D.drop_overlong(tk, stage, plan["max_length"], prep)
+    if ev:
+        D.drop_overlong(ev, stage, plan["max_length"])
+    if overlong:
+        plan = make_plan(
+            cfg, rows=len(tk.rows), lengths=tk.lengths, gpu=device.gpu, max_length=plan["max_length"]
+        )
+        plan["dropped_overlong"] = overlong
     plan["eval_rows"] = len(ev.rows) if ev else 0
     report = run_checks(tok, prep, tk, plan["max_length"])
     return Context(cfg, prep, tok, tk, plan, report, device, ev)
@@ -139,7 +143,10 @@ def check_resume(run_dir: Path, cfg: CommonConfig, fp: str) -> tuple[Path | None
     changes to a finished run even with --force (a finished run is never overwritten)."""
     meta_path = run_dir / "run.json"
     if not meta_path.is_file():
-        if run_dir.exists() and any(run_dir.iterdir()):
+        # (hidden temporary files of an atomic write in progress, and config.yaml, are tamis's own)
+        if run_dir.exists() and any(
+            not p.name.startswith(".") and p.name != "config.yaml" for p in run_dir.iterdir()
+        ):
             raise RunError(f"{run_dir} exists and is not a tamis run directory; choose another --output")
         return None, []
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
@@ -185,18 +192,37 @@ def build_datasets(ctx: Context):
     stage = ctx.cfg.stage
     max_len = ctx.plan["max_length"]
     tk = ctx.tokenized
-    if stage in ("sft", "pt"):
+    if stage == "pt":
+        # documents longer than max_length are split into max_length pieces, not cut
+        rows, _, split = D.chunk(tk.rows, tk.ids, max_len)
+        ev = None
+        if ctx.eval_tokenized and ctx.eval_tokenized.rows:
+            erows, _, _ = D.chunk(ctx.eval_tokenized.rows, ctx.eval_tokenized.ids, max_len)
+            ev = D.to_dataset(erows) if erows else None
+        if not rows:
+            raise RunError("no text left to train on")
+        ctx.extra.update(truncated=0, split_documents=split, trained_rows=len(tk.rows), sequences=len(rows))
+        return D.to_dataset(rows), ev
+    if stage == "sft":
         rows, _, truncated = D.truncate(tk.rows, tk.ids, max_len, ctx.prep)
-        train = D.to_dataset(rows)
         ev = None
         if ctx.eval_tokenized and ctx.eval_tokenized.rows:
             erows, _, _ = D.truncate(ctx.eval_tokenized.rows, ctx.eval_tokenized.ids, max_len, ctx.prep)
             ev = D.to_dataset(erows) if erows else None
+        if not rows:
+            raise RunError(f"no row keeps a trained token within max_length {max_len}")
         ctx.extra["truncated"] = truncated
         ctx.extra["trained_rows"] = len(rows)
-        return train, ev
+        return D.to_dataset(rows), ev
+    if stage == "kto":
+        # KTOTrainer reads its dataset in order (its KL term pairs each row with a neighbour's prompt):
+        # mix the rows with the run's seed so a pair's good and bad answers are not neighbours
+        tk = D.shuffled(tk, ctx.cfg.seed)
+    etk = ctx.eval_tokenized
+    if stage == "kto" and etk:
+        etk = D.shuffled(etk, ctx.cfg.seed)
     train = D.to_dataset(tk.rows)
-    ev = D.to_dataset(ctx.eval_tokenized.rows) if ctx.eval_tokenized and ctx.eval_tokenized.rows else None
+    ev = D.to_dataset(etk.rows) if etk and etk.rows else None
     ctx.extra["trained_rows"] = len(tk.rows)
     return train, ev
 
@@ -262,6 +288,11 @@ def train(ctx: Context, console=None, callbacks=()) -> Path:
                     soft_wrap=True,
                 )
             return run_dir
+    if not ctx.tokenized.rows:
+        raise RunError(
+            f"no rows left to train on ({'; '.join(f'{n} x {r}' for r, n in ctx.prep.dropped.items()) or 'none usable'})"
+        )
+    train_ds, eval_ds = build_datasets(ctx)  # before anything is written: an empty dataset stops here
     run_dir.mkdir(parents=True, exist_ok=True)
     if console and resume_from:
         console.print(f"resuming from [bold]{resume_from}[/bold]", soft_wrap=True)
@@ -289,23 +320,49 @@ def train(ctx: Context, console=None, callbacks=()) -> Path:
     if is_main_process():
         from curate.io import atomic_write_text
 
-        atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg))
+        # run.json first: another rank checking the directory meanwhile sees a run, not a foreign directory
         write_json(meta_path, meta)
+        atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg))
+    result, trainer, elapsed = _fit(ctx, run_dir, resume_from, meta, callbacks, train_ds, eval_ds)
+    final = run_dir / "final"
+    if is_main_process():
+        plot_loss(trainer.state.log_history, run_dir / "loss.png", f"{cfg.stage} {cfg.method}")
+        logs = [h for h in trainer.state.log_history if "loss" in h]
+        meta.update(
+            status="done",
+            finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            seconds=round(elapsed, 2),
+            global_step=trainer.state.global_step,
+            train_metrics=result.metrics,
+            first_loss=logs[0]["loss"] if logs else None,
+            last_loss=logs[-1]["loss"] if logs else None,
+            trained_rows=ctx.extra.get("trained_rows"),
+            truncated_rows=ctx.extra.get("truncated"),
+            final=str(final),
+        )
+        if "sequences" in ctx.extra:
+            meta.update(sequences=ctx.extra["sequences"], split_documents=ctx.extra.get("split_documents"))
+        write_json(meta_path, meta)
+    ctx.extra["trainer"] = trainer
+    return run_dir
 
+
+def _fit(ctx: Context, run_dir: Path, resume_from, meta, callbacks, train_ds, eval_ds):
+    """Load the model, train, save ``final/`` (every rank takes part in saving sharded models)."""
+    cfg, plan = ctx.cfg, ctx.plan
     import torch
     from transformers import set_seed
 
-    from train.methods import load_model, save_final, save_pissa_init
+    from train.methods import load_model, save_pissa_init, save_trained
 
     set_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-    train_ds, eval_ds = build_datasets(ctx)
     model, minfo = load_model(cfg, cfg.stage, ctx.device)
     meta["method_info"] = minfo
     pissa_init = None
     if cfg.method == "pissa":
         pissa_init = run_dir / "pissa_init"
-        if not (pissa_init / "adapter_config.json").is_file():
+        if is_main_process() and not (pissa_init / "adapter_config.json").is_file():
             save_pissa_init(model, pissa_init)
     stage_mod = importlib.import_module(STAGE_MODULES[cfg.stage])
     metrics_cb = _MetricsCallback(run_dir / "metrics.jsonl")
@@ -323,23 +380,5 @@ def train(ctx: Context, console=None, callbacks=()) -> Path:
     t0 = time.time()
     result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     elapsed = time.time() - t0
-    final = run_dir / "final"
-    if trainer.is_world_process_zero():
-        save_final(trainer.model, ctx.tokenizer, final, cfg.method, pissa_init)
-        plot_loss(trainer.state.log_history, run_dir / "loss.png", f"{cfg.stage} {cfg.method}")
-        logs = [h for h in trainer.state.log_history if "loss" in h]
-        meta.update(
-            status="done",
-            finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            seconds=round(elapsed, 2),
-            global_step=trainer.state.global_step,
-            train_metrics=result.metrics,
-            first_loss=logs[0]["loss"] if logs else None,
-            last_loss=logs[-1]["loss"] if logs else None,
-            trained_rows=ctx.extra.get("trained_rows"),
-            truncated_rows=ctx.extra.get("truncated"),
-            final=str(final),
-        )
-        write_json(meta_path, meta)
-    ctx.extra["trainer"] = trainer
-    return run_dir
+    save_trained(trainer, ctx.tokenizer, run_dir / "final", cfg.method, pissa_init, base_model=meta["model"])
+    return result, trainer, elapsed

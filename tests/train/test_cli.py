@@ -114,3 +114,15 @@ def test_sft_export_eval_through_the_cli(tiny_models, train_data, tmp_path):
     )
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["rows"] == 4
+
+
+def test_plan_and_check_read_train_yaml(tiny_models, train_data, tmp_path, monkeypatch):
+    """Like the stage commands, plan and check use train.yaml (or tamis.yaml) from the current directory."""
+    (tmp_path / "train.yaml").write_text(f"model: {tiny_models['lm']}\nmax_length: 96\n")
+    monkeypatch.chdir(tmp_path)
+    for cmd in ("plan", "check"):
+        r = CliRunner().invoke(main, [cmd, str(train_data["sft"]), "--json"])
+        assert r.exit_code == 0, r.output
+        assert "using config train.yaml" in r.stderr
+        out = json.loads(r.stdout)
+        assert (out["plan"]["max_length"] if cmd == "plan" else out["counts"]["max_length"]) == 96

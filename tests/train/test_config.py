@@ -66,3 +66,26 @@ def test_saved_config_yaml_of_another_stage_is_refused(tmp_path):
     y.write_text(dump_yaml(resolve("dpo", flags={"model": "m"})))
     with pytest.raises(ConfigError, match="`train dpo` config"):
         resolve("sft", str(y))
+
+
+def test_value_ranges_are_checked():
+    with pytest.raises(ConfigError, match="label_smoothing"):
+        resolve("dpo", sets={"label_smoothing": "0.5"})
+    with pytest.raises(ConfigError, match="beta"):
+        resolve("dpo", sets={"beta": "0"})
+    with pytest.raises(ConfigError, match="beta"):
+        resolve("kto", sets={"beta": "-1"})
+    with pytest.raises(ConfigError, match="lora_target"):
+        resolve("sft", sets={"lora_target": ""})
+    with pytest.raises(ConfigError, match="lora_target"):
+        resolve("sft", sets={"lora_target": " , "})
+    assert resolve("dpo", sets={"label_smoothing": "0.2"}).label_smoothing == 0.2
+
+
+def test_num_processes_names_the_run():
+    """The process count changes the global batch rounding and the data sharding: it is a key setting."""
+    from train.run import key_settings, run_key
+
+    a = resolve("sft", flags={"model": "m"})
+    b = resolve("sft", flags={"model": "m", "num_processes": 2})
+    assert "num_processes" in key_settings(a) and run_key(a, "fp") != run_key(b, "fp")

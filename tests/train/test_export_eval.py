@@ -169,3 +169,140 @@ def test_eval_loads_base_and_tuned_in_the_same_dtype(
     res = E.evaluate_run(run, [str(train_data["sft"])], limit=4)
     assert res["tuned"]["tokens"] == res["base"]["tokens"] > 0
     assert dtypes == [torch.float32, torch.float32], dtypes
+
+
+# ------------------------------------------------------------------ review fixes
+
+
+def test_adapter_reward_model_without_pad_token_evaluates_and_exports(
+    tiny_models, train_data, quick_cfg, tmp_path, monkeypatch
+):
+    """A base whose config has no pad_token_id: eval scores batches of pairs and export writes a pad id;
+    the adapter records the base by absolute path even when trained with a relative --model."""
+    import shutil
+
+    from transformers import AutoConfig
+
+    from train.evaluate import evaluate_run
+    from train.export import export_run
+
+    base = tmp_path / "rmnopad"
+    shutil.copytree(tiny_models["reward"], base)
+    conf = json.loads((base / "config.json").read_text())
+    conf.pop("pad_token_id", None)
+    (base / "config.json").write_text(json.dumps(conf))
+    monkeypatch.chdir(tmp_path)
+    run = train(
+        prepare(
+            quick_cfg("rm", "rmnopad", train_data["pref"], tmp_path / "rm", max_steps=1, learning_rate=1e-2)
+        )
+    )
+    adapter = json.loads((run / "final" / "adapter_config.json").read_text())
+    assert adapter["base_model_name_or_path"] == str(base.resolve())
+    monkeypatch.chdir(tiny_models["reward"].parent)  # elsewhere: the base is still found
+    res = evaluate_run(run, [str(train_data["pref"])], limit=8, batch_size=4)
+    assert res["rows"] == 8 and 0.0 <= res["pairwise_accuracy"] <= 1.0
+    info = export_run(run, tmp_path / "rm-export", dtype="fp32")
+    assert AutoConfig.from_pretrained(info["output"]).pad_token_id is not None
+
+
+@pytest.fixture(scope="module")
+def base_lm(tiny_models, tmp_path_factory):
+    """A base model: eos <|endoftext|>, no chat template (trained with --template chatml)."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    out = tmp_path_factory.mktemp("base_lm") / "base"
+    shutil.copytree(tiny_models["lm"], out)
+    tok = AutoTokenizer.from_pretrained(str(out))
+    tok.eos_token = "<|endoftext|>"
+    tok.chat_template = None
+    tok.save_pretrained(str(out))
+    (out / "chat_template.jinja").unlink(missing_ok=True)
+    eos = tok.convert_tokens_to_ids("<|endoftext|>")
+    for name in ("config.json", "generation_config.json"):
+        p = out / name
+        if p.is_file():
+            conf = json.loads(p.read_text())
+            conf["eos_token_id"] = eos
+            p.write_text(json.dumps(conf))
+    return out
+
+
+def test_template_end_of_turn_stops_generation_after_export(base_lm, train_data, quick_cfg, tmp_path):
+    from transformers import AutoTokenizer, GenerationConfig
+
+    from train import data as D
+    from train.evaluate import _generate
+    from train.export import export_run
+
+    run = train(
+        prepare(
+            quick_cfg("sft", base_lm, train_data["sft"], tmp_path / "run", max_steps=1, template="chatml")
+        )
+    )
+    info = export_run(run, tmp_path / "export", dtype="fp32")
+    tok = AutoTokenizer.from_pretrained(info["output"])
+    im_end, eot = tok.convert_tokens_to_ids("<|im_end|>"), tok.convert_tokens_to_ids("<|endoftext|>")
+    assert tok.eos_token == "<|endoftext|>"
+    eos = GenerationConfig.from_pretrained(info["output"]).eos_token_id
+    assert isinstance(eos, list) and im_end in eos and eot in eos
+
+    seen = {}
+
+    class Fake:
+        def generate(self, input_ids, **kw):
+            seen.update(kw)
+            return input_ids
+
+    _generate(Fake(), tok, [[{"role": "user", "content": "hi"}]], 4, 2)
+    assert set(seen["eos_token_id"]) == set(D.template_stop_ids(tok)) >= {im_end, eot}
+
+
+def test_eval_on_kto_rows(tiny_models, train_data, quick_cfg, tmp_path):
+    from train.evaluate import evaluate_run
+
+    run = train(
+        prepare(quick_cfg("kto", tiny_models["lm"], train_data["kto"], tmp_path / "kto", max_steps=1))
+    )
+    res = evaluate_run(run, [str(train_data["kto"])], limit=24)
+    assert res["rows"] == 12 and res["undesirable_rows"] == 12  # good answers, and the bad ones apart
+    assert res["tuned"]["tokens"] == res["base"]["tokens"] > 0
+    assert res["undesirable"]["tuned"]["tokens"] > 0
+
+
+def test_export_and_eval_pass_trust_remote_code(lora_run, train_data, tmp_path, monkeypatch):
+    import shutil
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from train.evaluate import evaluate_run
+    from train.export import export_run
+
+    run = tmp_path / "run"
+    shutil.copytree(lora_run, run)
+    conf = run / "config.yaml"
+    conf.write_text(conf.read_text().replace("trust_remote_code: false", "trust_remote_code: true"))
+    seen = []
+    for cls in (AutoModelForCausalLM, AutoTokenizer):
+        real = cls.from_pretrained.__func__
+
+        def spy(klass, *a, _real=real, **kw):
+            seen.append(kw.get("trust_remote_code"))
+            return _real(klass, *a, **kw)
+
+        monkeypatch.setattr(cls, "from_pretrained", classmethod(spy))
+    export_run(run, tmp_path / "exp", dtype="fp32")
+    evaluate_run(run, [str(train_data["sft"])], limit=2)
+    assert seen and all(v is True for v in seen), seen
+
+
+def test_reward_model_is_checked_before_generating(lora_run, train_data, monkeypatch):
+    import train.evaluate as E
+
+    monkeypatch.setattr(
+        E, "_generate", lambda *a, **k: pytest.fail("generated before checking the reward model")
+    )
+    with pytest.raises(E.EvalError, match="not a directory"):
+        E.evaluate_run(lora_run, [str(train_data["sft"])], reward_model="/nonexistent/rm", limit=2)

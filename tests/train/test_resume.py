@@ -150,12 +150,38 @@ def test_run_key_covers_every_setting_that_changes_the_result():
     for cls, changes in (
         (KTOConfig, {"desirable_weight": 1.33, "lora_dropout": 0.1, "weight_decay": 0.1}),
         (DPOConfig, {"label_smoothing": 0.1, "max_grad_norm": 0.5, "warmup_ratio": 0.2}),
-        (SFTConfig, {"padding_free": True, "fast_loss": False, "bf16": True, "eval_data": ["e.jsonl"]}),
+        (
+            SFTConfig,
+            # the process count changes the global batch rounding and the data sharding
+            {
+                "padding_free": True,
+                "fast_loss": False,
+                "bf16": True,
+                "eval_data": ["e.jsonl"],
+                "num_processes": 2,
+            },
+        ),
     ):
         base = cls(model="m", data=["d.jsonl"])
         key = run_key(base, "fp")
         for name, value in changes.items():
             assert run_key(replace(base, **{name: value}), "fp") != key, (cls.__name__, name)
         # where it goes and how it logs or launches do not make another run
-        same = replace(base, output="x", logging_steps=7, save_steps=9, num_processes=2, force=True)
+        same = replace(base, output="x", logging_steps=7, save_steps=9, distributed="zero2", force=True)
         assert run_key(same, "fp") == key
+
+
+def test_a_run_directory_being_created_is_not_foreign(tiny_models, train_data, quick_cfg, tmp_path):
+    """DDP: another rank may look at the directory while the main process writes run.json (atomically,
+    through a hidden temporary file) and config.yaml; that is not a foreign directory."""
+    from train.run import check_resume
+
+    cfg = quick_cfg("sft", tiny_models["lm"], train_data["sft"], tmp_path / "r")
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    (run_dir / ".run.json.abc.tmp").write_text("{")
+    (run_dir / "config.yaml").write_text("stage: sft\n")
+    assert check_resume(run_dir, cfg, "fp") == (None, [])
+    (run_dir / "notes.txt").write_text("mine")
+    with pytest.raises(RunError, match="not a tamis run directory"):
+        check_resume(run_dir, cfg, "fp")
