@@ -192,6 +192,30 @@ def ollama_modelfile(tokenizer, from_line: str, adapter: str | None = None) -> s
     return "\n".join(lines) + "\n"
 
 
+def check_export_dir(out: Path, run_dir: Path, base_model: str | None) -> None:
+    """An export replaces ``out`` as a whole, so ``out`` must be new or an earlier export: never a
+    directory of other files, the run itself (or a folder holding it), or the base model."""
+    target = out.resolve()
+    run = run_dir.resolve()
+    if run.is_relative_to(target):
+        raise ExportError(f"{out}: is or holds the run directory {run}; choose a new export directory")
+    if target.is_relative_to(run):  # RUN/export is the default; the run's own files are not
+        first = target.relative_to(run).parts[0]
+        if first in ("final",) or first.startswith("checkpoint-") or first.endswith((".json", ".yaml")):
+            raise ExportError(f"{out}: is part of the run ({first}); choose another export directory")
+    if base_model and Path(base_model).exists():
+        base = Path(base_model).resolve()
+        if target == base or base.is_relative_to(target) or target.is_relative_to(base):
+            raise ExportError(f"{out}: is, holds or lies in the base model {base}; choose another directory")
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"{out}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not (out / "export.json").is_file():
+        raise ExportError(
+            f"{out}: exists and is not an earlier tamis export (no export.json); an export replaces its "
+            "directory, so choose a new one"
+        )
+
+
 def export_run(
     run_dir: Path, out: Path | None = None, *, merge: bool = True, dtype: str = "bf16"
 ) -> dict[str, Any]:
@@ -201,8 +225,7 @@ def export_run(
 
     meta = read_run(run_dir)
     out = out or run_dir / "export"
-    if out.resolve() == (run_dir / "final").resolve():
-        raise ExportError("the export directory must differ from the run's final/ directory")
+    check_export_dir(out, run_dir, meta.get("model"))
     final = run_dir / "final"
     is_adapter = (final / "adapter_config.json").is_file()
     tok = load_run_tokenizer(run_dir)

@@ -306,3 +306,23 @@ def test_reward_model_is_checked_before_generating(lora_run, train_data, monkeyp
     )
     with pytest.raises(E.EvalError, match="not a directory"):
         E.evaluate_run(lora_run, [str(train_data["sft"])], reward_model="/nonexistent/rm", limit=2)
+
+
+def test_export_never_replaces_a_directory_it_did_not_write(lora_run, tmp_path):
+    from train.export import ExportError, export_run
+
+    mine = tmp_path / "mydata"
+    mine.mkdir()
+    (mine / "keep.jsonl").write_text("{}\n")
+    with pytest.raises(ExportError, match="not an earlier tamis export"):
+        export_run(lora_run, mine, merge=False)
+    assert (mine / "keep.jsonl").is_file()
+    for bad in (lora_run, lora_run.parent, lora_run / "final"):
+        with pytest.raises(ExportError, match="run"):
+            export_run(lora_run, bad, merge=False)
+    assert (lora_run / "run.json").is_file() and (lora_run / "final").is_dir()
+    # an earlier export is replaced, as documented
+    out = tmp_path / "exp"
+    export_run(lora_run, out, merge=False)
+    export_run(lora_run, out, merge=False)
+    assert (out / "export.json").is_file()
