@@ -28,7 +28,24 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-@click.group(cls=LazyGroup, lazy_commands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+class TrainGroup(LazyGroup):
+    """A file that cannot be read or written (an --output that is a file, a directory without
+    permission) is a usage error: one ``error:`` line and exit 2, not a traceback and exit 1 (which
+    means "checks failed or the run could not complete")."""
+
+    def invoke(self, ctx: click.Context):
+        import sys
+
+        try:
+            return super().invoke(ctx)
+        except (OSError, UnicodeError) as exc:
+            where = getattr(exc, "filename", None)
+            reason = getattr(exc, "strerror", None) or str(exc)
+            click.echo(f"error: {where}: {reason}" if where else f"error: {reason}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=TrainGroup, lazy_commands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tamis", prog_name="train")
 def main() -> None:
     """Fine-tune a model on curated data with TRL and PEFT.

@@ -481,7 +481,13 @@ def export(run_dir, output, merge, dtype, as_json):
 @click.option(
     "--reward-model", help="Reward model directory: adds the win rate of the tuned answers over the base's."
 )
-@click.option("--limit", type=int, default=200, show_default=True, help="At most this many held-out rows.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=200,
+    show_default=True,
+    help="At most this many held-out rows.",
+)
 @click.option(
     "--max-new-tokens", type=int, default=64, show_default=True, help="Answer length for the win rate."
 )

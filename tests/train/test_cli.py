@@ -126,3 +126,13 @@ def test_plan_and_check_read_train_yaml(tiny_models, train_data, tmp_path, monke
         assert "using config train.yaml" in r.stderr
         out = json.loads(r.stdout)
         assert (out["plan"]["max_length"] if cmd == "plan" else out["counts"]["max_length"]) == 96
+
+
+def test_unwritable_output_is_a_usage_error_not_a_crash(tiny_models, train_data, tmp_path):
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    args = ["sft", str(train_data["sft"]), "--model", str(tiny_models["lm"]), "--output", str(blocker)]
+    res = CliRunner().invoke(main, [*args, "--max-steps", "1"])
+    assert res.exit_code == 2 and "Not a directory" in res.output
+    res = CliRunner().invoke(main, ["eval", str(tmp_path), "--limit", "0"])
+    assert res.exit_code == 2
