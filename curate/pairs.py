@@ -65,6 +65,9 @@ class PairsConfig:
             raise ValueError("--max-similarity must be in (0, 1]")
         if self.min_margin < 0:
             raise ValueError("--min-margin must be >= 0")
+        from curate.augment import check_teacher_limits
+
+        check_teacher_limits(self)
 
 
 def sides_problem(chosen: str | None, rejected: str | None, max_similarity: float) -> tuple[str, dict] | None:

@@ -208,11 +208,23 @@ class SelectConfig:
         elif self.diversity in ("off", "none", "", 0):
             self.diversity = None
         if self.diversity is not None:
-            self.diversity = float(self.diversity)
+            try:
+                self.diversity = float(self.diversity)
+            except (TypeError, ValueError):
+                raise SelectError(
+                    f"--diversity {self.diversity!r}: expected auto, off or a cosine threshold in (0, 1]"
+                ) from None
             if not 0 < self.diversity <= 1:
                 raise SelectError("--diversity is a cosine threshold in (0, 1]")
-        if self.eval_size is not None and self.eval_size <= 0:
-            raise SelectError("--eval-size must be a fraction in (0, 1) or a row count")
+        if self.eval_size is not None:
+            # a fraction below 1, or a whole number of rows; 1.0 would be both "every row" and "one row"
+            size = self.eval_size
+            if isinstance(size, bool) or not isinstance(size, int | float) or size <= 0:
+                raise SelectError("--eval-size must be a fraction in (0, 1) or a row count")
+            if size >= 1 and isinstance(size, float) and (size == 1.0 or not size.is_integer()):
+                raise SelectError(
+                    f"--eval-size {size!r}: use an integer row count (2, 500) or a fraction < 1 (0.05)"
+                )
         if not 0 < self.split_threshold <= 1:
             raise SelectError("--split-threshold must be in (0, 1]")
         for item in self.where:

@@ -54,10 +54,9 @@ def compute(frame: pl.DataFrame, tokenizer: Any = None) -> dict[str, Any]:
         for c in ("question", "answer", "chosen", "rejected", "text")
         if frame[c].null_count() < frame.height
     ]
-    main = "question" if "question" in text_fields else "text"
-    langs = frame.select(
-        language_expr(main).alias("lang"),
-        (language_expr("answer") if "answer" in text_fields else pl.lit(None)).alias("alang"),
+    # each row's own main text: the question, or the text of a plain-text row (a mixed file holds both)
+    langs = frame.select(pl.coalesce(pl.col("question"), pl.col("text")).alias("_main")).select(
+        language_expr("_main").alias("lang")
     )
     out["languages"] = dict(langs["lang"].value_counts().sort("count", descending=True).rows())
     out["chars"] = {f: _percentiles(frame[f].str.len_chars()) for f in text_fields}
@@ -67,13 +66,10 @@ def compute(frame: pl.DataFrame, tokenizer: Any = None) -> dict[str, Any]:
             vals = [v for v in frame[f].to_list() if v is not None]
             lens = [len(x) for x in tokenizer(vals, add_special_tokens=False)["input_ids"]] if vals else []
             out["tokens"][f] = _percentiles(pl.Series(lens, dtype=pl.Int64))
-    turns = frame["history"].list.len().fill_null(0) // 2 + 1
-    out["turns"] = (
-        dict(turns.value_counts().sort("history").rows())
-        if frame["question"].null_count() < frame.height
-        else {}
-    )
-    out["turns"] = {int(k): int(v) for k, v in out["turns"].items()}
+    # turns: conversations only (sft, preference, kto), not plain-text rows
+    convo = frame.filter(pl.col("kind").is_in(["sft", "preference", "kto"]))
+    turns = convo["history"].list.len().fill_null(0) // 2 + 1
+    out["turns"] = {int(k): int(v) for k, v in turns.value_counts().sort("history").rows()}
     out["with_system"] = int(frame["system"].is_not_null().sum())
     src = frame["source"].struct.field("file")
     out["sources"] = dict(src.value_counts().sort("count", descending=True).rows())

@@ -3,8 +3,9 @@
 ``run(frame, config) -> StageResult``: the kept frame holds the input rows (unless ``variants_only``) and
 every accepted variant; each variant has a fresh id, ``meta.variant`` (``fewshot`` | ``cot`` |
 ``rephrase`` | ``system``) and ``meta.origin_id``. Rejected variants (a rationale that misses the
-reference answer, a failed request, a variant identical to an existing row) are in ``dropped`` with
-the reason, so ``kept + dropped == input + stats["added"]``. Held-out rows (``common.is_eval``) and
+reference answer, a variant identical to an existing row) are in ``dropped`` with the reason, so
+``kept + dropped == input + stats["added"]``. A teacher request that failed made no variant: it is
+counted in ``stats["cot"]["failed_requests"]`` (with ``first_error``), not in ``added``. Held-out rows (``common.is_eval``) and
 existing variants are never augmented, and never serve as demonstrations.
 """
 
@@ -20,6 +21,7 @@ from curate.augment.common import meta_dict, rows_to_frame
 from curate.stage import StageResult, empty_dropped, mark_dropped
 
 STAGE = "augment"
+REQUEST_FAILED = "cot: teacher request failed"
 
 
 @dataclass
@@ -71,6 +73,19 @@ class AugmentConfig:
             raise ValueError(f"cot_style must be one of {', '.join(STYLES)}")
         if self.lang not in ("auto", "zh", "en"):
             raise ValueError("lang must be auto, zh or en")
+        check_teacher_limits(self)
+
+
+def check_teacher_limits(config) -> None:
+    """The endpoint limits shared by augment and pairs (command line and recipes)."""
+    if config.concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, got {config.concurrency}")
+    if getattr(config, "max_retries", 0) < 0:
+        raise ValueError(f"max_retries must be >= 0, got {config.max_retries}")
+    if config.rpm is not None and config.rpm < 0:
+        raise ValueError(f"rpm must be >= 0 (0: no limit), got {config.rpm}")
+    if config.max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be at least 1, got {config.max_new_tokens}")
 
 
 def make_teacher_from(config: AugmentConfig):
@@ -156,7 +171,14 @@ def run(
             if hasattr(teacher, attr):
                 st[attr] = getattr(teacher, attr)
         accepted += rows
-        rejected += failed
+        # a failed request produced no variant: it is counted (and its first error kept) but it is
+        # neither "added" nor a dropped row; a rationale that misses the answer is a rejected variant
+        errors = [d.get("error") for _, why, d in failed if why == REQUEST_FAILED]
+        rejected += [f for f in failed if f[1] != REQUEST_FAILED]
+        st["failed"] = len(failed) - len(errors)
+        st["failed_requests"] = len(errors)
+        if errors:
+            st["first_error"] = errors[0]
         stats["cot"] = st
 
     # a variant identical to an input row or to another variant is not a new example

@@ -11,7 +11,8 @@ Every rationale is checked before it is kept (``check``):
   the whole text when there is none); for long free-text answers that a teacher paraphrases.
 
 Failures (wrong or missing final answer, failed requests) are never kept: they are returned with a
-reason and the generated text, and the CLI writes them to the dropped file.
+reason and the generated text (or the request's error). The stage writes rationales that miss the
+answer to the dropped file; failed requests made no variant and are only counted, with the first error.
 """
 
 from __future__ import annotations

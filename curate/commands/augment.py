@@ -7,15 +7,18 @@ import time
 import click
 
 from curate.commands.common import (
-    StepProgress as Progress,
-)
-from curate.commands.common import (
+    EXIT_OK,
+    EXIT_REJECTS,
     fail,
     finish,
     input_options,
     load_inputs,
     output_options,
     resolve_output,
+    warn,
+)
+from curate.commands.common import (
+    StepProgress as Progress,
 )
 
 
@@ -31,19 +34,33 @@ def teacher_options(prefix: str = "teacher"):
                 help="Environment variable holding the endpoint's API key (sent as a Bearer token).",
             ),
             click.option(
-                "--concurrency", default=4, show_default=True, type=int, help="Endpoint: parallel requests."
+                "--concurrency",
+                default=4,
+                show_default=True,
+                type=click.IntRange(min=1),
+                help="Endpoint: parallel requests (>= 1).",
             ),
             click.option(
-                "--rpm", default=None, type=float, help="Endpoint: at most this many requests per minute."
+                "--rpm",
+                default=None,
+                type=click.FloatRange(min=0),
+                help="Endpoint: at most this many requests per minute (default or 0: no limit).",
             ),
             click.option(
                 "--max-retries",
                 default=5,
                 show_default=True,
-                type=int,
-                help="Endpoint: retries on 429/5xx/connection errors (exponential backoff, Retry-After honoured).",
+                type=click.IntRange(min=0),
+                help="Endpoint: retries on 429/5xx/connection errors (exponential backoff, Retry-After "
+                "honoured); 0: one attempt only.",
             ),
-            click.option("--max-new-tokens", default=512, show_default=True, type=int),
+            click.option(
+                "--max-new-tokens",
+                default=512,
+                show_default=True,
+                type=click.IntRange(min=1),
+                help="Longest generation, in tokens.",
+            ),
             click.option(
                 "--temperature", default=0.0, show_default=True, type=float, help="0 = greedy (reproducible)."
             ),
@@ -151,7 +168,13 @@ def teacher_options(prefix: str = "teacher"):
 @click.option(
     "--variants-only", is_flag=True, help="Write only the variants (originals go to the dropped file)."
 )
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Random seed for the choice of rephrasing and system-prompt templates.",
+)
 def augment(inputs, fmt, maps, sheet, output, json_out, **opts) -> None:
     """Add few-shot, chain-of-thought and rephrased variants of every SFT row.
 
@@ -178,6 +201,16 @@ def augment(inputs, fmt, maps, sheet, output, json_out, **opts) -> None:
             result = run(loaded.frame, config, progress=progress)
     except (TeacherError, TemplateError) as exc:
         fail(str(exc))
+    code = EXIT_OK
+    cot = result.stats.get("cot") or {}
+    n_failed, n_asked = cot.get("failed_requests", 0), cot.get("requested", 0)
+    if n_failed:
+        what = f"{n_failed} of {n_asked} teacher requests failed (first error: {cot.get('first_error')})"
+        if n_failed >= n_asked:
+            # nothing came back from the teacher: not a dataset, a broken endpoint or model
+            fail(f"chain of thought: every teacher request failed; {what}; nothing was written")
+        warn(f"chain of thought: {what}; those rows have no chain-of-thought variant (exit code 1)")
+        code = EXIT_REJECTS
     finish(
         "augment",
         inputs=inputs,
@@ -188,4 +221,5 @@ def augment(inputs, fmt, maps, sheet, output, json_out, **opts) -> None:
         stats=result.stats,
         json_out=json_out,
         started=started,
+        min_code=code,
     )

@@ -1,14 +1,18 @@
 """What every `curate` command shares: input options, loading with rejects, atomic outputs, the summary
 (human table on stderr or one JSON line on stdout), and exit codes.
 
-Exit codes: 0 ok; 1 finished, but some input rows could not be read (they are in the rejects file);
-2 usage error or unreadable input.
+Exit codes: 0 ok; 1 finished, but some input rows could not be read (they are in the rejects file),
+or some of the work could not be done (failed teacher requests, unreadable eval rows); 2 usage error,
+unreadable input or no readable rows at all; 3 (refresh) the state is locked; 70 an internal error
+(a bug: the traceback is printed). With ``--json`` every failure also prints one JSON line on stdout:
+``{"status": "error", "error": "...", "exit_code": N}``.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -20,6 +24,7 @@ import click
 from curate.names import STAGE_SUFFIX
 
 EXIT_OK, EXIT_REJECTS, EXIT_USAGE = 0, 1, 2
+EXIT_SOFTWARE = 70  # EX_SOFTWARE: an unexpected exception (a bug), never 1 ("partial success")
 # the side files finish() writes beside an output (and removes when a run has none of those rows)
 SIDE_FILES = ("dropped", "rejects")
 
@@ -43,7 +48,14 @@ def input_options(f: Callable) -> Callable:
         help="Override format detection: alpaca, sharegpt, openai, qa, preference, "
         "llamafactory-preference, trl-prompt-completion, trl-preference, kto, hh-rlhf, text, canonical.",
     )(f)
-    f = click.option(
+    f = encoding_option(f)
+    f = click.argument("inputs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))(f)
+    return f
+
+
+def encoding_option(f: Callable) -> Callable:
+    """``--encoding NAME``: stored in the click context (read by load_inputs), no signature change."""
+    return click.option(
         "--encoding",
         default=None,
         metavar="NAME",
@@ -52,8 +64,6 @@ def input_options(f: Callable) -> Callable:
         help="Text encoding of the inputs (e.g. gb18030, big5, utf-16), when detection gets it wrong; "
         "default: detected per file (UTF-8/BOM, UTF-16, GB18030, statistical guess).",
     )(f)
-    f = click.argument("inputs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))(f)
-    return f
 
 
 def _remember_encoding(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -89,24 +99,80 @@ def output_options(stage: str) -> Callable:
     return deco
 
 
+# the record fields a --map can fill (the help of --map lists them)
+MAP_FIELDS = ("question", "answer", "system", "chosen", "rejected", "label", "text", "history")
+
+
 def parse_maps(maps: tuple[str, ...]) -> dict[str, list[str]]:
     mapping: dict[str, list[str]] = {}
     for item in maps:
         if "=" not in item:
             raise click.UsageError(f"--map {item!r}: expected FIELD=COLUMN")
         key, cols = item.split("=", 1)
-        mapping[key.strip()] = [c.strip() for c in cols.split(",") if c.strip()]
+        key = key.strip()
+        if key not in MAP_FIELDS:
+            import difflib
+
+            close = difflib.get_close_matches(key, MAP_FIELDS, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise click.UsageError(
+                f"--map {item!r}: unknown field {key}{hint}; fields: {', '.join(MAP_FIELDS)}"
+            )
+        columns = [c.strip() for c in cols.split(",") if c.strip()]
+        if not columns:
+            raise click.UsageError(f"--map {item!r}: no column after '='")
+        mapping[key] = columns
     return mapping
 
 
+def json_mode() -> bool:
+    """Whether this invocation asked for ``--json`` (the command's own flag, or seen by the group)."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return False
+    if ctx.meta.get("curate.json"):
+        return True
+    while ctx is not None:
+        if ctx.params.get("json_out"):
+            return True
+        ctx = ctx.parent
+    return False
+
+
+def emit_json(obj: dict[str, Any]) -> None:
+    """Print the one JSON line of this invocation on stdout (a later failure prints no second one)."""
+    click.echo(json.dumps(obj, ensure_ascii=False, default=str))
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.meta["curate.json_emitted"] = True
+
+
+def json_error(message: str, code: int, **extra: Any) -> None:
+    """With ``--json``: the error as the one JSON line on stdout (unless a summary was printed)."""
+    if not json_mode():
+        return
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.meta.get("curate.json_emitted"):
+        return
+    emit_json({"status": "error", "error": message, **extra, "exit_code": code})
+
+
 def fail(message: str, code: int = EXIT_USAGE) -> None:
+    """``error: MESSAGE`` on stderr (and the JSON error line with --json), then exit ``code``."""
     click.echo(f"error: {message}", err=True)
+    json_error(message, code)
     sys.exit(code)
 
 
+def warn(message: str) -> None:
+    click.echo(f"warning: {message}", err=True)
+
+
 def load_inputs(inputs, fmt=None, maps=(), sheet=None, *, quiet: bool = False, engine=None):
-    """Read every input into one canonical frame; an unreadable file exits 2 with its name and reason.
-    With a Ray ``engine`` (an EngineSpec) the files are read in parallel, one task per file."""
+    """Read every input into one canonical frame; an unreadable file exits 2 with its name and reason,
+    and so do inputs with no readable row at all (a one-shot command would otherwise write an empty
+    output and exit 0). With a Ray ``engine`` (an EngineSpec) the files are read in parallel, one task
+    per file."""
     from curate.io import InputError, load
 
     if engine is not None and engine.name == "ray":
@@ -125,19 +191,87 @@ def load_inputs(inputs, fmt=None, maps=(), sheet=None, *, quiet: bool = False, e
     if not quiet:
         for line in result.explanations:
             click.echo(line, err=True)
+    if sheet is not None:
+        not_xlsx = [str(p) for p in inputs if not str(p).lower().endswith((".xlsx", ".xlsm"))]
+        if not_xlsx:
+            warn(f"--sheet {sheet} applies to XLSX files only; ignored for {', '.join(not_xlsx)}")
+    if result.frame.height == 0:
+        fail(no_rows_message(inputs, result.rejects))
     return result
 
 
+def no_rows_message(inputs, rejects) -> str:
+    """``no readable rows in a.jsonl`` (with the number of rejected rows and the first reason)."""
+    msg = f"no readable rows in {', '.join(str(p) for p in inputs)}"
+    if rejects is not None and rejects.height:
+        first = rejects.row(0, named=True)
+        where = ":".join(str(x) for x in (first.get("file"), first.get("line")) if x is not None)
+        msg += f" ({rejects.height} rejected; first: {where}: {first.get('reason')})"
+    else:
+        msg += " (the files hold no rows)"
+    return msg
+
+
 def resolve_output(inputs, output: Path | None, stage: str) -> Path:
+    """The output of a command (``-o`` or the default beside the first input), checked before anything
+    is read: a writable extension, a directory that exists (or can be created) and is writable, not an
+    input, and side files that are not inputs either."""
     from curate.io import default_output
 
     out = output if output is not None else default_output(Path(inputs[0]), stage)
+    check_writable(out, "-o" if output is not None else "the output")
     resolved = out.resolve()
     for src in inputs:
         if Path(src).resolve() == resolved:
             fail(f"refusing to overwrite the input {src}; choose another -o")
     check_side_files(inputs, out)
     return out
+
+
+def check_writable(
+    path: Path, what: str = "-o", extensions: tuple[str, ...] | None = None, *, any_extension: bool = False
+) -> None:
+    """Exit 2 unless ``path`` can be written: a known extension (``extensions``, default: the data
+    formats curate writes), not a directory, and a parent that is (or can be created as) a writable
+    directory. Checked before a command loads anything."""
+    if extensions is None:
+        from curate.io.writers import WRITABLE as extensions
+    path = Path(path)
+    ext = path.suffix.lower()
+    if not any_extension and ext not in extensions:
+        fail(
+            f"{what} {path}: cannot write {ext or 'a file without an extension'}; "
+            f"use one of {' '.join(extensions)}"
+        )
+    if path.is_dir():
+        fail(f"{what} {path} is a directory; give a file name")
+    parent = Path(os.path.abspath(path)).parent
+    existing = parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        fail(f"{what} {path}: cannot create the directory {parent}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):  # outputs are written beside, then renamed
+        fail(f"{what} {path}: the directory {existing} is not writable")
+
+
+def protect(inputs, out: Path | None, path: Path | str | None, what: str, fix: str | None = None) -> None:
+    """Exit 2 when an extra file a command writes (``what``) would be an input, the output, or one of
+    the output's side files."""
+    if path is None:
+        return
+    path = Path(path)
+    fix = fix or what
+    target = path.resolve()
+    for src in inputs:
+        if Path(src).resolve() == target:
+            fail(f"refusing to overwrite the input {src} with {what}; choose another {fix}")
+    if out is not None:
+        if Path(out).resolve() == target:
+            fail(f"{what} {path} is the output file too; choose another {fix}")
+        for kind, side in side_files(inputs, out).items():
+            if side.resolve() == target:
+                fail(f"{what} {path} is the {kind} rows file of {out}; choose another {fix}")
 
 
 def side_files(inputs, out: Path | None) -> dict[str, Path]:
@@ -196,13 +330,16 @@ def finish(
     json_out: bool = False,
     started: float | None = None,
     extra_tables: dict[str, list[tuple[str, Any]]] | None = None,
+    extra_outputs: dict[str, Any] | None = None,
+    min_code: int = EXIT_OK,
 ) -> None:
     """Write kept/dropped/rejects atomically, print the summary, exit with the right code.
 
     A side file (``<out>.dropped.jsonl``, ``<out>.rejects.jsonl``) is written only when there are such
     rows; one an earlier run left beside ``out`` is removed when this run has none, so the files beside
     an output always describe that output. A side file that would be an input is a usage error (exit 2),
-    checked before anything is written."""
+    checked before anything is written. ``extra_outputs`` are files the command wrote itself (listed
+    under ``outputs``); ``min_code`` raises the exit code (1: part of the work could not be done)."""
     from curate.io import write_frame, write_rejects
 
     check_side_files(inputs, out, has_rejects=bool(loaded.rejects.height))
@@ -242,19 +379,22 @@ def finish(
     if loaded.repaired:
         summary["repaired"] = loaded.repaired
     summary.update(stats)
+    for kind, path in (extra_outputs or {}).items():
+        if path is not None:
+            outputs[kind] = str(path)
     summary["outputs"] = outputs
     if stale:
         summary["removed_stale"] = stale
     if started is not None:
         summary["seconds"] = round(time.perf_counter() - started, 3)
-    code = EXIT_REJECTS if n_rejected else EXIT_OK
+    code = max(EXIT_REJECTS if n_rejected else EXIT_OK, min_code)
     summary["exit_code"] = code
     if kept is not None and dropped is not None:
         # the accounting every command guarantees
         assert kept.height + dropped.height + n_rejected == n_in + stats.get("added", 0), summary
 
     if json_out:
-        click.echo(json.dumps(summary, ensure_ascii=False, default=str))
+        emit_json(summary)
     else:
         print_summary(summary, extra_tables or {})
     sys.exit(code)

@@ -13,13 +13,16 @@ from curate.commands.common import (
     EXIT_OK,
     EXIT_REJECTS,
     StepProgress,
+    check_writable,
     fail,
     finish,
     input_options,
     load_inputs,
+    no_rows_message,
     output_options,
     resolve_output,
     side_path,
+    warn,
 )
 from curate.engines import engine_options, run_stage
 
@@ -229,6 +232,8 @@ def dedup(
     stale_clusters = side_path(out, "clusters")
     cpath = clusters_path or (stale_clusters if explain else None)
     _check_clusters_path(inputs, out, cpath, explicit=clusters_path is not None)
+    if cpath is not None:
+        check_writable(cpath, "--clusters", any_extension=True)
     loaded = load_inputs(inputs, fmt, maps, sheet, quiet=json_out, engine=engine)
     frame = loaded.frame
     with ExitStack() as stack:
@@ -397,11 +402,29 @@ def decontaminate(
     for e in evals:
         if Path(e).resolve() == out.resolve():
             fail(f"refusing to overwrite the eval file {e}; choose another -o")
+        for kind in ("dropped", "rejects"):
+            if Path(e).resolve() == side_path(out, kind).resolve():
+                fail(
+                    f"refusing to overwrite the eval file {e} with the {kind} rows of {out}; choose another -o"
+                )
     loaded = load_inputs(inputs, fmt, maps, sheet, quiet=json_out)
     try:
         ev = load([Path(e) for e in evals])
     except InputError as exc:
         fail(f"--against: {exc}")
+    names = ", ".join(str(e) for e in evals)
+    if ev.frame.height == 0:
+        # nothing to decontaminate against: passing every row through would look like "clean"
+        fail(f"--against: {no_rows_message(evals, ev.rejects)}; nothing to check the rows against")
+    code = EXIT_OK
+    if ev.rejects.height:
+        first = ev.rejects.row(0, named=True)
+        warn(
+            f"--against: {ev.rejects.height} unreadable eval rows in {names} were not indexed (first: "
+            f"{first.get('file')}:{first.get('line')}: {first.get('reason')}); rows overlapping them are not "
+            "caught (exit code 1)"
+        )
+        code = EXIT_REJECTS
     index = build_eval_index(ev.frame, config)
     result = run_decontam(loaded.frame, index, config)
     stats = dict(result.stats)
@@ -417,4 +440,5 @@ def decontaminate(
         stats=stats,
         json_out=json_out,
         started=started,
+        min_code=code,
     )

@@ -12,7 +12,14 @@ from pathlib import Path
 
 import click
 
-from curate.commands.common import check_side_files, fail, finish, load_inputs
+from curate.commands.common import (
+    check_side_files,
+    check_writable,
+    encoding_option,
+    fail,
+    finish,
+    load_inputs,
+)
 
 
 @click.command()
@@ -20,10 +27,11 @@ from curate.commands.common import check_side_files, fail, finish, load_inputs
 @click.option(
     "-o",
     "--output",
-    required=True,
+    default=None,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Output file (.jsonl or .json). Held-out rows (split or meta.split = eval/test/validation/dev) "
-    "go to <name>.eval.<ext>.",
+    help="Output file (.jsonl or .json). Default: next to the first input, as <name>.exported.jsonl "
+    "(data.selected.jsonl -> data.exported.jsonl, which `train` picks up without arguments). Held-out "
+    "rows (split or meta.split = eval/test/validation/dev) go to <name>.eval.<ext>.",
 )
 @click.option(
     "--format",
@@ -63,12 +71,14 @@ from curate.commands.common import check_side_files, fail, finish, load_inputs
 )
 @click.option("--map", "maps", multiple=True, metavar="FIELD=COLUMN[,COLUMN]", help="Map an input column.")
 @click.option("--sheet", default=None, help="XLSX: read only this sheet.")
+@encoding_option
 @click.option("--json", "json_out", is_flag=True, help="Print a one-line JSON summary on stdout.")
 def export(inputs, output, target, kind, keep_meta, name, dataset_info, fmt, maps, sheet, json_out) -> None:
     """Write DATA for a trainer: --format trl | alpaca | sharegpt | openai | llamafactory.
 
     \b
     Examples:
+      curate export curated.jsonl --format trl          # writes curated.exported.jsonl
       curate export curated.jsonl -o train.jsonl --format trl
       curate export pairs.jsonl -o data/dpo.json --format llamafactory --name my_dpo
     The summary ends with a hint: the row count and the epochs the source article's table suggests.
@@ -76,8 +86,13 @@ def export(inputs, output, target, kind, keep_meta, name, dataset_info, fmt, map
     from curate.export import ExportConfig, convert, epochs_hint, output_paths, write
 
     started = time.perf_counter()
+    if output is None:
+        from curate.io import default_output
+
+        output = default_output(Path(inputs[0]), "export")  # like every command: <name>.exported.jsonl
     if output.suffix.lower() not in (".jsonl", ".json"):
         fail(f"{output}: exports are .jsonl or .json files")
+    check_writable(output, "-o", (".jsonl", ".json"))
     try:
         config = ExportConfig(
             format=target, kind=kind, keep_meta=keep_meta, name=name, dataset_info=dataset_info
@@ -108,6 +123,8 @@ def export(inputs, output, target, kind, keep_meta, name, dataset_info, fmt, map
     stats = {
         "format": target,
         "kind": kind_used,
+        # kept: every row written (train + eval), like the other commands; exported/eval_rows split it
+        "kept": len(records),
         "exported": len(records) - n_eval,
         "eval_rows": n_eval,
         "epochs_hint": hint.get("epochs_rounded"),
@@ -116,6 +133,7 @@ def export(inputs, output, target, kind, keep_meta, name, dataset_info, fmt, map
     keys = ("eval", "dataset_info", "dataset_name", "removed_stale_eval")
     stats.update({k: v for k, v in written.items() if k in keys})
     stats["hint"] = hint["text"]
+    files = {"output": output, **{k: written.get(k) for k in ("eval", "dataset_info")}}
     # the export file is written above; finish() writes the dropped rows and rejects beside it
     finish(
         "export",
@@ -127,4 +145,5 @@ def export(inputs, output, target, kind, keep_meta, name, dataset_info, fmt, map
         stats=stats,
         json_out=json_out,
         started=started,
+        extra_outputs=files,
     )

@@ -46,7 +46,8 @@ from curate.commands.common import fail, finish, input_options, load_inputs, out
 @click.option("--model-name", default=None, help="Generated: model name sent to the endpoint.")
 @teacher_options()
 @click.option("--keep-sft", is_flag=True, help="Also keep SFT rows that did not become pairs.")
-def pairs(inputs, fmt, maps, sheet, output, json_out, modes, **opts) -> None:
+@click.pass_context
+def pairs(ctx, inputs, fmt, maps, sheet, output, json_out, modes, **opts) -> None:
     """Build DPO preference pairs; identical or near-identical sides are dropped with a reason.
 
     \b
@@ -60,6 +61,9 @@ def pairs(inputs, fmt, maps, sheet, output, json_out, modes, **opts) -> None:
 
     started = time.perf_counter()
     opts.pop("max_retries", None)
+    explicit_ranked = ctx.get_parameter_source("score") is not click.core.ParameterSource.DEFAULT or (
+        modes is not None and "ranked" in [m.strip() for m in modes.split(",")]
+    )
     if modes is None:
         modes = "ranked,existing" + (",generated" if opts.get("model") or opts.get("model_url") else "")
     try:
@@ -68,6 +72,17 @@ def pairs(inputs, fmt, maps, sheet, output, json_out, modes, **opts) -> None:
         fail(str(exc))
     out = resolve_output(inputs, output, "pairs")
     loaded = load_inputs(inputs, fmt, maps, sheet, quiet=json_out)
+    if explicit_ranked and "ranked" in config.modes:
+        # asked for by name (--score or --mode ranked): a missing score column is an error, as for
+        # select --by, not a silent "0 pairs"
+        from curate.select import SelectError, column_values
+
+        frame = loaded.frame
+        if frame.height and (frame["kind"] == "sft").any():
+            try:
+                column_values(frame, config.score)
+            except SelectError as exc:
+                fail(f"--score {config.score}: {exc} (run `curate score` first, or pick another --score)")
     try:
         with Progress(not json_out) as progress:
             result = run(loaded.frame, config, progress=progress)

@@ -1,8 +1,9 @@
 """`curate run | init | runs | refresh`: recipes, the stage cache, manifests and dataset versions.
 
 Exit codes: 0 ok; 1 finished, but some input rows could not be read (rejects); 2 usage error, bad
-recipe, unreadable input or a stage that failed or is not available; 3 (refresh only) another refresh
-of the same state is running, nothing was changed.
+recipe, unreadable input, no readable rows (`run`) or a stage that failed or is not available; 3
+(refresh only) another refresh of the same state is running, nothing was changed. With --json every
+failure also prints one JSON error line on stdout.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 import click
 import yaml
 
-from curate.commands.common import EXIT_USAGE, fail
+from curate.commands.common import EXIT_USAGE, check_writable, emit_json, fail, warn
 
 EXIT_LOCKED = 3
 
@@ -116,10 +117,38 @@ def run(recipe, force, rerun, sets, report_path, engine, ray_address, json_out):
 
     r = _load(recipe, sets)
     _override_engine(r, engine, ray_address)
+    if report_path is not None:
+        check_writable(report_path, "--report", any_extension=True)
     try:
-        res = run_recipe(r, force=force, rerun=tuple(rerun), quiet=json_out, argv=sys.argv)
+        res = run_recipe(
+            r,
+            force=force,
+            rerun=tuple(rerun),
+            quiet=json_out,
+            argv=sys.argv,
+            extra_outputs={"--report": report_path} if report_path is not None else None,
+        )
     except _errors() as exc:
         fail(str(exc))
+    readable = (res.manifest.get("stages") or [{}])[0].get("kept")
+    if readable == 0:
+        # a one-shot run over inputs with no readable row is an error, not an empty dataset
+        from curate.commands.common import no_rows_message
+        from curate.pipeline.run import input_label
+
+        msg = no_rows_message([input_label(r, s.path) for s in r.inputs], None)
+        if res.manifest["rows"].get("rejected"):
+            msg = msg.replace("(the files hold no rows)", f"({res.manifest['rows']['rejected']} rejected)")
+        fail(msg)
+    for st in res.manifest.get("stages") or []:
+        cot = (st.get("stats") or {}).get("cot") or {}
+        if cot.get("failed_requests"):
+            # part of the work failed (the rows have no chain-of-thought variant): exit 1, not 0
+            warn(
+                f"stage {st['id']}: {cot['failed_requests']} of {cot.get('requested')} teacher requests "
+                f"failed (first error: {cot.get('first_error')}); `curate run --rerun {st['id']}` retries them"
+            )
+            res.exit_code = max(res.exit_code, 1)
     target = report_path or r.outputs.get("report")
     if target is not None:
         from curate.pipeline.run import write_run_report
@@ -130,24 +159,21 @@ def run(recipe, force, rerun, sets, report_path, engine, ray_address, json_out):
             click.echo(f"  report: {target}{'' if written else ' (unchanged)'}", err=True)
     if json_out:
         m = res.manifest
-        click.echo(
-            json.dumps(
-                {
-                    "status": m["status"],
-                    "run_id": m["run_id"],
-                    "rows": m["rows"],
-                    "stages": {
-                        s["id"]: {k: s[k] for k in ("in", "kept", "dropped", "added", "cached")}
-                        for s in m["stages"]
-                    },
-                    "cache": m["cache"],
-                    "outputs": m["outputs"],
-                    "manifest": str(res.manifest_path),
-                    "seconds": m["seconds"],
-                    "exit_code": res.exit_code,
+        emit_json(
+            {
+                "status": m["status"],
+                "run_id": m["run_id"],
+                "rows": m["rows"],
+                "stages": {
+                    s["id"]: {k: s[k] for k in ("in", "kept", "dropped", "added", "cached")}
+                    for s in m["stages"]
                 },
-                ensure_ascii=False,
-            )
+                "cache": m["cache"],
+                "outputs": m["outputs"],
+                "manifest": str(res.manifest_path),
+                "seconds": m["seconds"],
+                "exit_code": res.exit_code,
+            }
         )
     sys.exit(res.exit_code)
 
@@ -161,7 +187,11 @@ def run(recipe, force, rerun, sets, report_path, engine, ray_address, json_out):
     show_default=True,
     help="The input file the starter recipe names.",
 )
-@click.option("--name", default=None, help="Recipe name (default: the output file's stem).")
+@click.option(
+    "--name",
+    default=None,
+    help="Recipe name (default: the output file's stem; my-dataset when the file is recipe.yaml).",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 def init(output, input_path, name, force):
     """Write a commented starter recipe to OUTPUT (default recipe.yaml)."""
@@ -178,7 +208,15 @@ def init(output, input_path, name, force):
 @click.command()
 @click.argument("recipe", type=click.Path(path_type=Path))
 @click.option("--json", "json_out", is_flag=True, help="One JSON object per run on stdout.")
-@click.option("-n", "--last", "last", type=int, default=20, show_default=True, help="Show the last N runs.")
+@click.option(
+    "-n",
+    "--last",
+    "last",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Show the last N runs (N >= 1).",
+)
 @click.option(
     "--prune",
     "prune_keep",
@@ -209,7 +247,7 @@ def runs(recipe, json_out, last, prune_keep):
             "bytes_freed": done["bytes"],
         }
         if json_out:
-            click.echo(json.dumps(msg))
+            click.echo(json.dumps({**msg, "exit_code": 0}))
         else:
             click.echo(
                 f"pruned {msg['pruned_cache_entries']} cache entries and {msg['pruned_runs']} run manifests "
@@ -339,26 +377,29 @@ def refresh(recipe, new_inputs, state_dir, rebuild, engine, ray_address, json_ou
         res = do_refresh(r, list(new_inputs) or None, quiet=json_out, rebuild=rebuild)
     except Locked as exc:
         if json_out:
-            click.echo(
-                json.dumps(
-                    {
-                        "status": "locked",
-                        "state": str(r.state_dir),
-                        "message": str(exc),
-                        "exit_code": EXIT_LOCKED,
-                    }
-                )
+            emit_json(
+                {
+                    "status": "locked",
+                    "state": str(r.state_dir),
+                    "error": str(exc),
+                    "message": str(exc),
+                    "exit_code": EXIT_LOCKED,
+                }
             )
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_LOCKED)
+        fail(str(exc), EXIT_LOCKED)
     except _errors() as exc:
         if json_out:
-            click.echo(
-                json.dumps(
-                    {"status": "error", "message": str(exc), "exit_code": EXIT_USAGE}, ensure_ascii=False
-                )
-            )
+            emit_json({"status": "error", "error": str(exc), "message": str(exc), "exit_code": EXIT_USAGE})
         fail(str(exc))
+    s = res.summary
+    if s.get("input_rows") is not None and s.get("input_rows", 0) - s.get("rejected", 0) <= 0:
+        # cron-friendly: an empty batch changes nothing and is not an error, but it is said
+        batch = ", ".join(str(p) for p in (new_inputs or [i.path for i in r.inputs]))
+        warning = f"no readable rows in {batch}"
+        if s.get("rejected"):
+            warning += f" ({s['rejected']} rejected)"
+        warn(warning + (f"; the dataset stays at {s['version']}" if s.get("status") == "unchanged" else ""))
+        s["warning"] = warning
     if r.outputs.get("report") is not None and res.summary.get("status") == "ok":
         from curate.pipeline.report import write_report
 
@@ -366,5 +407,5 @@ def refresh(recipe, new_inputs, state_dir, rebuild, engine, ray_address, json_ou
         res.summary.setdefault("outputs", {})["report"] = str(r.outputs["report"])
     res.summary["exit_code"] = res.exit_code
     if json_out:
-        click.echo(json.dumps(res.summary, ensure_ascii=False, default=str))
+        emit_json(res.summary)
     sys.exit(res.exit_code)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
 
 import click
 
-from curate.commands.common import fail
+from curate.commands.common import check_writable, emit_json, fail
 
 
 @click.command()
@@ -19,7 +18,9 @@ from curate.commands.common import fail
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="The HTML file to write (default: report.html in the run directory, or <data>.report.html).",
+    help="The HTML file to write. Default: report.html inside TARGET when it is a directory, else "
+    "<name>.report.html beside TARGET (data.curated.jsonl -> data.report.html; recipe.yaml -> "
+    "recipe.report.html). Never a file the report reads.",
 )
 @click.option("--json", "json_out", is_flag=True, help="Print a one-line JSON summary on stdout.")
 def report(target, output, json_out):
@@ -42,6 +43,8 @@ def report(target, output, json_out):
             output = target.with_name(f"{stem}.report.html")
     if output.resolve() == target.resolve():
         fail(f"refusing to overwrite {target}")
+    _check_output(target, output)
+    check_writable(output, "-o", any_extension=True)
     try:
         payload = build_payload(target)
     except (ReportError, RecipeError) as exc:
@@ -59,8 +62,9 @@ def report(target, output, json_out):
         **{k: payload["summary"][k] for k in ("input", "kept", "dropped", "rejected")},
         "seconds": round(time.perf_counter() - started, 3),
     }
+    summary["exit_code"] = 0
     if json_out:
-        click.echo(json.dumps(summary, ensure_ascii=False))
+        emit_json(summary)
     else:
         click.echo(
             f"wrote {output} ({summary['bytes'] / 1024:.0f} KiB): {summary['input']:,} rows in, "
@@ -68,3 +72,18 @@ def report(target, output, json_out):
             err=True,
         )
     sys.exit(0)
+
+
+def _check_output(target: Path, output: Path) -> None:
+    """Exit 2 when -o is a file the report reads (the data and its dropped/rejects files, a manifest,
+    the recipe, its inputs and outputs) or a non-HTML file inside a run, cache or state directory."""
+    from curate.pipeline.report import report_sources
+
+    files, dirs = report_sources(target)
+    o = output.resolve()
+    if o in files:
+        fail(f"refusing to overwrite {files[o]} ({output}) with the report; choose another -o")
+    if o.suffix.lower() not in (".html", ".htm"):
+        for d in dirs:
+            if o.is_relative_to(d):
+                fail(f"refusing to write the report over {output}, inside {d} that the report reads")

@@ -4,6 +4,7 @@ evaluate the fastText quality classifier)."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -12,12 +13,18 @@ import click
 
 from curate.commands.common import (
     EXIT_OK,
+    EXIT_REJECTS,
+    check_writable,
+    emit_json,
+    encoding_option,
     fail,
     finish,
     input_options,
     load_inputs,
     output_options,
+    protect,
     resolve_output,
+    side_path,
 )
 from curate.engines import engine_options
 
@@ -134,6 +141,14 @@ def score(
 
     started = time.perf_counter()
     out = resolve_output(inputs, output, "score")
+    models_path = out.with_name(_stem(out) + ".models.json")
+    protect(inputs, out, models_path, "the models file", "-o")
+    if not no_cache and cache_path is not None:
+        # the score cache is a SQLite file: never an input, the output, its side or models file
+        protect(inputs, out, cache_path, "--cache")
+        if cache_path.resolve() == models_path.resolve():
+            fail(f"--cache {cache_path} is the models file of {out}; choose another --cache")
+        check_writable(cache_path, "--cache", any_extension=True)
     try:
         config = ScoreConfig(
             scorers=scorers,
@@ -167,10 +182,11 @@ def score(
             result = run(loaded.frame, config, scorer_objs)
     except (ScoreError, ValueError) as exc:
         fail(str(exc))
+    except sqlite3.DatabaseError as exc:  # a --cache that is not (or no longer) an SQLite database
+        fail(f"score cache {config.cache}: {exc}")
     stats = result.stats
     from curate.io import atomic_write_text
 
-    models_path = out.with_name(_stem(out) + ".models.json")
     atomic_write_text(models_path, json.dumps(stats["score_models"], indent=1, ensure_ascii=False) + "\n")
     if json_out:
         shown = dict(stats)
@@ -240,24 +256,27 @@ def quality():
     """Train and evaluate the fastText quality classifier used by `curate score --scorers quality`."""
 
 
-def _texts(paths, fmt, maps, sheet, quiet) -> list[str]:
+def _texts(paths, fmt, maps, sheet, quiet) -> tuple[list[str], int]:
+    """(texts, rows that could not be read): unreadable rows are skipped, said on stderr, counted in
+    the summary (``rejected``) and make the exit code 1."""
     from curate.score.quality import fasttext_text
 
     if not paths:
-        return []
+        return [], 0
     loaded = load_inputs(paths, fmt, maps, sheet, quiet=True)
-    if loaded.rejects.height and not quiet:
+    if loaded.rejects.height:
+        first = loaded.rejects.row(0, named=True)
         click.echo(
-            f"note: {loaded.rejects.height} unreadable rows in {', '.join(map(str, paths))} skipped", err=True
+            f"warning: {loaded.rejects.height} unreadable rows in {', '.join(map(str, paths))} skipped "
+            f"(first: {first.get('file')}:{first.get('line')}: {first.get('reason')})",
+            err=True,
         )
-    return [fasttext_text(r) for r in loaded.frame.to_dicts()]
+    return [fasttext_text(r) for r in loaded.frame.to_dicts()], loaded.rejects.height
 
 
 def _labelled(pos, neg, from_filter, fmt, maps, sheet, quiet):
     pos, neg = list(pos), list(neg)
     for kept in from_filter:
-        from curate.commands.common import side_path
-
         kept = Path(kept)
         dropped = side_path(kept, "dropped")
         if not dropped.is_file():
@@ -272,10 +291,13 @@ def _labelled(pos, neg, from_filter, fmt, maps, sheet, quiet):
     for p in pos + neg:
         if not Path(p).is_file():
             fail(f"{p}: no such file")
-    return _texts(pos, fmt, maps, sheet, quiet), _texts(neg, fmt, maps, sheet, quiet)
+    good, rej_good = _texts(pos, fmt, maps, sheet, quiet)
+    bad, rej_bad = _texts(neg, fmt, maps, sheet, quiet)
+    return good, bad, rej_good + rej_bad
 
 
 def _labelled_options(f):
+    f = encoding_option(f)
     f = click.option("--sheet", default=None, help="XLSX: read only this sheet.")(f)
     f = click.option(
         "--map", "maps", multiple=True, metavar="FIELD=COLUMN", help="Column mapping, as for every command."
@@ -311,8 +333,10 @@ def _labelled_options(f):
     required=True,
     help="Model file (.ftz quantised, or .bin with --no-quantize).",
 )
-@click.option("--epoch", type=click.IntRange(min=1), default=25, show_default=True)
-@click.option("--lr", type=float, default=0.5, show_default=True)
+@click.option("--epoch", type=click.IntRange(min=1), default=25, show_default=True, help="Training epochs.")
+@click.option(
+    "--lr", type=click.FloatRange(min=0, min_open=True), default=0.5, show_default=True, help="Learning rate."
+)
 @click.option("--dim", type=click.IntRange(min=2), default=32, show_default=True, help="Vector size.")
 @click.option(
     "--word-ngrams",
@@ -352,7 +376,9 @@ def _labelled_options(f):
     show_default=True,
     help="P(good) at or above which a row counts as good for precision/recall.",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Random seed of the held-out split and training."
+)
 @click.option("--json", "json_out", is_flag=True, help="Print the metrics as one JSON line on stdout.")
 def quality_train(
     pos,
@@ -381,12 +407,15 @@ def quality_train(
     from curate.score.common import ScoreError
     from curate.score.quality import TrainParams, train_classifier
 
-    for p in list(pos) + list(neg) + list(from_filter):
-        if Path(p).resolve() == output.resolve():
+    sources = list(pos) + list(neg) + list(from_filter)
+    sources += [side_path(Path(k), "dropped") for k in from_filter]
+    for p in sources:
+        if Path(p).resolve() in (output.resolve(), Path(str(output) + ".json").resolve()):
             fail(f"refusing to overwrite the input {p}; choose another -o")
     if output.suffix not in (".ftz", ".bin"):
         fail(f"-o {output}: use a .ftz (quantised) or .bin file name")
-    good, bad = _labelled(pos, neg, from_filter, fmt, maps, sheet, json_out)
+    check_writable(output, "-o", (".ftz", ".bin"))
+    good, bad, rejected = _labelled(pos, neg, from_filter, fmt, maps, sheet, json_out)
     params = TrainParams(
         epoch=epoch,
         lr=lr,
@@ -403,8 +432,9 @@ def quality_train(
         info = train_classifier(good, bad, output, params)
     except ScoreError as exc:
         fail(str(exc))
-    _print_metrics("curate quality train", info, json_out)
-    sys.exit(EXIT_OK)
+    code = EXIT_REJECTS if rejected else EXIT_OK
+    _print_metrics("curate quality train", {**info, "rejected": rejected, "exit_code": code}, json_out)
+    sys.exit(code)
 
 
 @quality.command("eval")
@@ -417,25 +447,33 @@ def quality_train(
     required=True,
     help="fastText quality model.",
 )
-@click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="P(good) at or above which a row counts as good for precision/recall/accuracy.",
+)
 @click.option("--json", "json_out", is_flag=True, help="Print the metrics as one JSON line on stdout.")
 def quality_eval(pos, neg, from_filter, fmt, maps, sheet, model_path, threshold, json_out):
     """Precision, recall, accuracy and AUC of a quality model on labelled rows."""
     from curate.score.common import ScoreError
     from curate.score.quality import evaluate
 
-    good, bad = _labelled(pos, neg, from_filter, fmt, maps, sheet, json_out)
+    good, bad, rejected = _labelled(pos, neg, from_filter, fmt, maps, sheet, json_out)
     try:
         metrics = evaluate(model_path, good, bad, threshold)
     except ScoreError as exc:
         fail(str(exc))
-    _print_metrics("curate quality eval", {"model": str(model_path), "eval": metrics}, json_out)
-    sys.exit(EXIT_OK)
+    code = EXIT_REJECTS if rejected else EXIT_OK
+    info = {"model": str(model_path), "eval": metrics, "rejected": rejected, "exit_code": code}
+    _print_metrics("curate quality eval", info, json_out)
+    sys.exit(code)
 
 
 def _print_metrics(title: str, info: dict, json_out: bool) -> None:
     if json_out:
-        click.echo(json.dumps(info, ensure_ascii=False))
+        emit_json(info)
         return
     from rich.console import Console
     from rich.table import Table
@@ -458,5 +496,7 @@ def _print_metrics(title: str, info: dict, json_out: bool) -> None:
         extra.append(f"size: {info['bytes'] / 1e6:.2f} MB, trained in {info['seconds']} s")
     if "rows" in info and isinstance(info["rows"], dict):
         extra.append("rows: " + ", ".join(f"{k} {v}" for k, v in info["rows"].items()))
+    if info.get("rejected"):
+        extra.append(f"rejected (unreadable) input rows: {info['rejected']}")
     for line in extra:
         con.print(line)

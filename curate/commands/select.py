@@ -3,11 +3,43 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import click
 
-from curate.commands.common import fail, finish, input_options, load_inputs, output_options, resolve_output
+from curate.commands.common import (
+    check_writable,
+    fail,
+    finish,
+    input_options,
+    load_inputs,
+    output_options,
+    protect,
+    resolve_output,
+    warn,
+)
 from curate.engines import engine_options, run_stage
+
+
+class _Number(click.ParamType):
+    """An integer when written as one (``1`` is one row), else a float (``0.05``, ``1.0``)."""
+
+    name = "NUMBER"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int | float):
+            return value
+        try:
+            return int(value)
+        except ValueError:
+            pass
+        try:
+            return float(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a number", param, ctx)
+
+
+NUMBER = _Number()
 
 
 @click.command()
@@ -74,8 +106,9 @@ from curate.engines import engine_options, run_stage
 @click.option(
     "--eval-size",
     default=None,
-    type=float,
-    help="Hold out this fraction (< 1) or number of rows as eval, by whole near-duplicate clusters.",
+    type=NUMBER,
+    help="Hold out this fraction (0 < F < 1) or this number of rows (an integer >= 1, fewer than the "
+    "rows) as eval, by whole near-duplicate clusters.",
 )
 @click.option(
     "--split-threshold",
@@ -91,12 +124,15 @@ from curate.engines import engine_options, run_stage
     help="Eval split: questions with embedding cosine at least this are one cluster ('off' to skip).",
 )
 @click.option("--embed-model", default="use", show_default=True, help="use, minilm or a local model dir.")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--seed", default=0, show_default=True, type=int, help="Random seed of the eval split's cluster draw."
+)
 @click.option(
     "--eval-output",
     default=None,
-    type=click.Path(dir_okay=False),
-    help="Also write the eval rows alone to this file (they are in the output too, with split=eval).",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the eval rows alone to this file (they are in the output too, with split=eval); "
+    "never an input, the output or its side files.",
 )
 @engine_options
 def select(
@@ -138,20 +174,34 @@ def select(
     except (SelectError, ValueError) as exc:
         fail(str(exc))
     out = resolve_output(inputs, output, "select")
+    if eval_output is not None:
+        # checked before anything is read or written: the eval file must not replace an input, the
+        # output or a side file of the output
+        check_writable(eval_output, "--eval-output")
+        protect(inputs, out, eval_output, "--eval-output")
     loaded = load_inputs(inputs, fmt, maps, sheet, quiet=json_out, engine=engine)
+    if eval_size is not None and eval_size >= 1 and eval_size >= loaded.frame.height:
+        fail(
+            f"--eval-size {eval_size:g}: asks for at least as many eval rows as the {loaded.frame.height} "
+            "rows read; nothing would be left to train on"
+        )
     try:
         # select needs the whole set at once: on Ray it runs on the driver (the engine says so in stats)
         result = run_stage(run, loaded.frame, config, engine)
     except SelectError as exc:
         fail(str(exc))
     stats = dict(result.stats)
-    if eval_output and "split" in result.kept.columns:
+    written = {}
+    if eval_output is not None and "split" in result.kept.columns:
         import polars as pl
 
         from curate.io import write_frame
 
         write_frame(result.kept.filter(pl.col("split") == "eval"), eval_output)
         stats["eval_output"] = str(eval_output)
+        written["eval"] = eval_output
+    elif eval_output is not None:
+        warn(f"--eval-output {eval_output}: no eval split (give --eval-size); nothing written there")
     finish(
         "select",
         inputs=inputs,
@@ -162,4 +212,5 @@ def select(
         stats=stats,
         json_out=json_out,
         started=started,
+        extra_outputs=written,
     )

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 
-from curate.commands.common import EXIT_OK, EXIT_REJECTS, input_options, load_inputs
+from curate.commands.common import EXIT_OK, EXIT_REJECTS, emit_json, fail, input_options, load_inputs
 
 
 @click.command()
@@ -21,7 +20,11 @@ def stats(inputs, fmt, maps, sheet, tokenizer, json_out):
     --tokenizer), turns, system prompts and per-source counts."""
     from curate.stats import compute
 
-    loaded = load_inputs(inputs, fmt, maps, sheet, quiet=json_out)
+    loaded = load_inputs(inputs, fmt, maps, sheet, quiet=True)
+    if not json_out:
+        for line in loaded.explanations:
+            # stats writes no files: the rejected rows are summarised here instead
+            click.echo(line.replace("(see the rejects file)", "(listed below)"), err=True)
     tok = None
     if tokenizer:
         from transformers import AutoTokenizer
@@ -29,14 +32,18 @@ def stats(inputs, fmt, maps, sheet, tokenizer, json_out):
         try:
             tok = AutoTokenizer.from_pretrained(tokenizer)
         except (OSError, ValueError) as exc:
-            click.echo(f"error: cannot load tokenizer {tokenizer!r}: {exc}", err=True)
-            sys.exit(2)
+            fail(f"cannot load tokenizer {tokenizer!r}: {exc}")
     result = compute(loaded.frame, tok)
     result["input_rows"] = loaded.input_rows
     result["rejected"] = loaded.rejects.height
+    if loaded.rejects.height:
+        result["rejects_by_reason"] = dict(
+            loaded.rejects["reason"].value_counts().sort("count", descending=True).head(10).rows()
+        )
     code = EXIT_REJECTS if loaded.rejects.height else EXIT_OK
+    result["exit_code"] = code
     if json_out:
-        click.echo(json.dumps(result, ensure_ascii=False))
+        emit_json(result)
         sys.exit(code)
     from rich.console import Console
     from rich.markup import escape
@@ -71,4 +78,14 @@ def stats(inputs, fmt, maps, sheet, tokenizer, json_out):
     for k, v in (result.get("sources") or {}).items():
         st.add_row(escape(str(k)), f"{v:,}")
     con.print(st)
+    if loaded.rejects.height:
+        rt = Table(
+            title="rejected rows (not written: run `curate ingest` for the rejects file)",
+            title_justify="left",
+        )
+        rt.add_column("reason")
+        rt.add_column("rows", justify="right")
+        for reason, n in result["rejects_by_reason"].items():
+            rt.add_row(escape(str(reason)), f"{n:,}")
+        con.print(rt)
     sys.exit(code)

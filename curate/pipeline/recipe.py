@@ -82,6 +82,8 @@ class Step:
     id: str
     options: dict[str, Any]
     line: int | None = None
+    # options set by `--set` (their errors name the flag, not a recipe line)
+    overridden: set[str] = field(default_factory=set, compare=False, repr=False)
 
     def config_hash(self) -> str:
         return _hash(canonical_json({"name": self.name, "options": self.options}))
@@ -135,6 +137,16 @@ def parse_engine(value: Any, ctx: Any = None):
         if k not in ENGINE_KEYS:
             msg = f"unknown engine key{_suggest(k, ENGINE_KEYS)}; allowed: {', '.join(ENGINE_KEYS)}"
             raise ctx.error(("engine", k), msg) if ctx else RecipeError(msg)
+    for k in ("num_cpus", "block_rows", "actors"):
+        v = value.get(k)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+            msg = f"expected an integer, got {v!r}"
+            raise ctx.error(("engine", k), msg) if ctx else RecipeError(f"engine.{k}: {msg}")
+    for k in ("name", "address"):
+        v = value.get(k)
+        if v is not None and not isinstance(v, str):
+            msg = f"expected a string, got {v!r}"
+            raise ctx.error(("engine", k), msg) if ctx else RecipeError(f"engine.{k}: {msg}")
     try:
         return EngineSpec(
             str(value.get("name") or ("ray" if value.get("address") else "local")),
@@ -383,9 +395,19 @@ def parse_recipe(
         if v is not None:
             outputs[k] = resolve(v, ("outputs", k))
     in_paths = {spec.path.resolve() for spec in inputs}
+    seen_out: dict[Path, str] = {}
     for k, p in outputs.items():
         if p.resolve() in in_paths:
             raise ctx.error(("outputs", k), f"{p} is an input; a recipe never overwrites its inputs")
+        if path is not None and p.resolve() == path.resolve():
+            raise ctx.error(("outputs", k), f"{p} is this recipe file; a recipe never overwrites itself")
+        other = seen_out.get(p.resolve())
+        if other is not None:
+            raise ctx.error(
+                ("outputs", k),
+                f"{p} is also outputs.{other}; every output needs its own file",
+            )
+        seen_out[p.resolve()] = k
 
     work_dir = resolve(data["work_dir"], ("work_dir",)) if data.get("work_dir") else base / ".tamis" / name
     state_dir = resolve(data["state"], ("state",)) if data.get("state") else work_dir / "state"
@@ -485,9 +507,11 @@ def apply_overrides(recipe: Recipe, overrides: dict[str, Any]) -> None:
                             f"--set {dotted}: expected a mapping, e.g. --set ingest.map.question=问题"
                         )
                     step.options[key] = value
+                    step.overridden.add(key)
                     _apply_ingest_options(recipe.inputs, step.options, getattr(recipe, "lines", None))
                     break
                 step.options[key] = value
+                step.overridden.add(key)
                 break
         else:
             ids = [s.id for s in recipe.steps]
@@ -497,7 +521,13 @@ def apply_overrides(recipe: Recipe, overrides: dict[str, Any]) -> None:
 
 
 def option_error(recipe: Recipe, step: Step, key: str | None, message: str) -> RecipeError:
-    """An error about one stage option, pointing at the recipe line."""
+    """An error about one stage option, pointing at the recipe line (or at ``--set`` when the option
+    came from the command line)."""
+    if key is not None and key in step.overridden:
+        return RecipeError(f"{step.id}.{key}: {message} (from --set)")
+    if key is None and step.overridden:
+        shown = ", ".join(f"{step.id}.{k}" for k in sorted(step.overridden))
+        message = f"{message} (with --set {shown})"
     ctx: _Ctx | None = getattr(recipe, "lines", None)
     idx = recipe.steps.index(step)
     # the implicit ingest is not in the file: indices shift by one

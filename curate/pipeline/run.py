@@ -121,9 +121,13 @@ def input_label(recipe: Recipe, path: Path) -> str:
 # planning
 
 
-def plan(recipe: Recipe, ctx: registry.StageContext) -> list[Planned]:
-    """Resolve every stage before anything runs: unknown options, unavailable stages and missing
-    inputs are reported up front, not after an hour of scoring."""
+def plan(
+    recipe: Recipe, ctx: registry.StageContext, extra_outputs: dict[str, Path] | None = None
+) -> list[Planned]:
+    """Resolve every stage before anything runs: unknown options, unavailable stages, missing
+    inputs and outputs that would overwrite an input, the recipe or each other are reported up front,
+    not after an hour of scoring. ``extra_outputs`` are files the command writes besides the recipe's
+    outputs (``--report`` of `curate run`: it replaces ``outputs.report``)."""
     out: list[Planned] = []
     for spec_in in recipe.inputs:
         if not spec_in.path.is_file():
@@ -177,7 +181,62 @@ def plan(recipe: Recipe, ctx: registry.StageContext) -> list[Planned]:
                         "a recipe never overwrites its inputs",
                     )
         out.append(Planned(step, spec, config, models))
+    check_outputs(recipe, out, extra_outputs)
     return out
+
+
+def check_outputs(recipe: Recipe, planned: list[Planned], extra: dict[str, Path] | None = None) -> None:
+    """Every file a run writes (data, dropped, rejects, report, manifest, each export's files, the
+    ``--report`` of the command line) is its own file, and none is a file the run reads: an input, the
+    recipe itself, an evaluation or rule file a stage names."""
+    where = str(recipe.path or "<recipe>")
+    extra = {k: Path(v) for k, v in (extra or {}).items() if v is not None}
+    writes: dict[str, Path] = {f"outputs.{k}": Path(v) for k, v in default_outputs(recipe).items()}
+    if "--report" in extra:
+        writes.pop("outputs.report", None)  # the command-line report replaces the recipe's
+    writes.update(extra)
+    for p in planned:
+        if p.spec is None:
+            continue
+        cfg = registry.config_to_dict(p.config)
+        if not isinstance(cfg, dict):
+            continue
+        if p.spec.name == "export" and cfg.get("output"):
+            from curate.export import output_paths
+
+            for kind, target in output_paths(p.config, Path(cfg["output"])).items():
+                writes[f"{p.step.id}.{kind}"] = Path(target)
+        for k in p.spec.output_options:
+            v = cfg.get(k)
+            if isinstance(v, str) and v and f"{p.step.id}.{k}" not in writes:
+                writes[f"{p.step.id}.{k}"] = Path(v)
+    reads: dict[Path, str] = {}
+    if recipe.path is not None:
+        reads[recipe.path.resolve()] = "the recipe file"
+    for s in recipe.inputs:
+        reads.setdefault(s.path.resolve(), f"the input {input_label(recipe, s.path)}")
+    for p in planned:
+        if p.spec is None:
+            continue
+        opts = registry.resolve_paths(p.step.options, p.spec.path_options, recipe.base)
+        for k in p.spec.path_options:
+            if k == "cache" or k in p.spec.output_options:
+                continue
+            vals = opts.get(k)
+            for v in vals if isinstance(vals, list | tuple) else [vals]:
+                if isinstance(v, str) and v and Path(v).is_file():
+                    reads.setdefault(Path(v).resolve(), f"{p.step.id}.{k} file {v}")
+    seen: dict[Path, str] = {}
+    for name, target in writes.items():
+        r = target.resolve()
+        if r in reads:
+            raise RecipeError(f"{where}: {name} {target} is {reads[r]}; a run never overwrites what it reads")
+        if r in seen and not (name.endswith(".dataset_info") and seen[r].endswith(".dataset_info")):
+            # (several LLaMA-Factory exports share one dataset_info.json: each adds its entry)
+            raise RecipeError(
+                f"{where}: {name} and {seen[r]} are the same file ({target}); every output needs its own path"
+            )
+        seen[r] = name
 
 
 def ingest_key(recipe: Recipe, hashes: list[str]) -> str:
@@ -455,9 +514,11 @@ def run_recipe(
     rerun: tuple[str, ...] = (),
     quiet: bool = False,
     argv: list[str] | None = None,
+    extra_outputs: dict[str, Path] | None = None,
 ) -> RunResult:
     """Run (or re-use) every stage; write outputs and the manifest. ``force`` ignores the cache;
-    ``rerun`` names stage ids to recompute (and everything after them)."""
+    ``rerun`` names stage ids to recompute (and everything after them); ``extra_outputs`` are files
+    the caller will write after the run (checked with the recipe's outputs before anything runs)."""
     started = time.perf_counter()
     started_iso = now_iso()
     rep = Reporter(quiet)
@@ -467,7 +528,7 @@ def run_recipe(
         extra={"work_dir": recipe.work_dir, "export_memo_dir": recipe.work_dir / "memo"},
         engine=recipe.engine,
     )
-    planned = plan(recipe, ctx)
+    planned = plan(recipe, ctx, extra_outputs)
     ids = [p.step.id for p in planned]
     for r in rerun:
         if r not in ids:

@@ -160,6 +160,7 @@ def dataclass_config(cls: type, options: dict[str, Any], *, rename: dict[str, st
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise StageOptionError(key, f"unknown option{hint}; options: {', '.join(names)}")
         fdef = next(f for f in dataclasses.fields(cls) if f.name == target)
+        value = check_type(key, value, _field_type(cls, fdef))
         if isinstance(value, list) and (isinstance(fdef.default, tuple) or "tuple" in str(fdef.type).lower()):
             value = tuple(value)
         kwargs[target] = value
@@ -167,6 +168,89 @@ def dataclass_config(cls: type, options: dict[str, Any], *, rename: dict[str, st
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise StageOptionError(None, str(exc)) from None
+
+
+def _field_type(cls: type, fdef: dataclasses.Field) -> Any:
+    import typing
+
+    try:
+        return typing.get_type_hints(cls).get(fdef.name, fdef.type)
+    except Exception:  # an unresolvable annotation: no type check for it
+        return None
+
+
+def _accepts(tp: Any, value: Any) -> bool | None:
+    """Whether ``value`` (as YAML gives it) fits the annotation ``tp``; None: cannot tell."""
+    import types
+    import typing
+
+    if tp is None or tp is Any:
+        return None
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        members = typing.get_args(tp)
+        if value is False and (type(None) in members or str in members):
+            return True  # YAML's `off` / `no` for an option that can be switched off (diversity: off)
+        verdicts = [_accepts(a, value) for a in members]
+        if any(v is True for v in verdicts):
+            return True
+        return None if any(v is None for v in verdicts) else False
+    if tp is type(None):
+        return value is None
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            or (isinstance(value, float) and value.is_integer())
+        )
+    if tp is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if tp is str:
+        return isinstance(value, str | int | float) and not isinstance(value, bool)
+    if origin in (tuple, list) or tp in (tuple, list):
+        # a list, or one comma-separated string (the command-line form)
+        return isinstance(value, str) or (
+            isinstance(value, list | tuple)
+            and all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in value)
+        )
+    return None
+
+
+def _expected(tp: Any) -> str:
+    import types
+    import typing
+
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        parts = [_expected(a) for a in typing.get_args(tp) if a is not type(None)]
+        return " or ".join(dict.fromkeys(parts))
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    if tp in names:
+        return names[tp]
+    if typing.get_origin(tp) in (tuple, list) or tp in (tuple, list):
+        return "a list (or a comma-separated string)"
+    return str(tp)
+
+
+def check_type(key: str, value: Any, tp: Any) -> Any:
+    """``value`` checked against the config field's type: a wrong type is a StageOptionError naming the
+    option and what it expects (``expected a number, got 'abc'``), never a Python error from deep
+    inside the stage. Whole floats given for an integer field become ints, numbers given for a text
+    field become text."""
+    import types
+    import typing
+
+    verdict = _accepts(tp, value)
+    if verdict is False:
+        raise StageOptionError(key, f"expected {_expected(tp)}, got {value!r}")
+    members = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
+    if verdict and isinstance(value, float) and int in members and float not in members:
+        return int(value)
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    if verdict and numeric and str in members and int not in members and float not in members:
+        return str(value)  # `name: 2024` is the name "2024"
+    return value
 
 
 def config_to_dict(config: Any) -> Any:
@@ -369,6 +453,9 @@ def _decontam_call(mod, frame, config, ctx):
     from curate.io import load
 
     evals = load([f["path"] for f in config["against"]]).frame
+    if evals.height == 0:  # an index of nothing would pass every row as "clean"
+        names = ", ".join(f["path"] for f in config["against"])
+        raise ValueError(f"against: no readable rows in {names}; nothing to check the rows against")
     index = mod.build_eval_index(evals, config["config"])
     return mod.run(frame, index, config["config"])
 

@@ -357,7 +357,10 @@ def test_truncated_zstd_is_reported_even_at_a_line_boundary(tmp_path):
     p.write_bytes(cctx.compress(first) + cctx.compress(second)[:12])
     res = load([p])
     assert res.frame.height == 1000 and res.rejects.height == 1
-    assert res.rejects["reason"][0] == "the compressed file is truncated after line 1000: whatever followed is lost"
+    assert (
+        res.rejects["reason"][0]
+        == "the compressed file is truncated after line 1000: whatever followed is lost"
+    )
 
 
 def test_utf16_without_bom_and_mostly_utf8_with_a_broken_line(tmp_path):

@@ -659,6 +659,94 @@ def build_payload(target: Path | str) -> dict[str, Any]:
     return from_data(target)
 
 
+def report_sources(target: Path | str) -> tuple[dict[Path, str], list[Path]]:
+    """What a report of ``target`` reads, so that ``-o`` can be checked against it before anything is
+    written: (resolved file -> what it is, directories whose files it reads). Covers the data file and
+    its side files, a manifest with the recipe, inputs and outputs it names, a recipe with its inputs
+    and outputs, and the run, cache and state directories."""
+    from curate.commands.common import side_path
+    from curate.pipeline.run import find_manifest
+
+    target = Path(target)
+    files: dict[Path, str] = {}
+    dirs: list[Path] = []
+
+    def add(p: Any, what: str) -> None:
+        if p:
+            files.setdefault(Path(p).resolve(), what)
+
+    def add_manifest(m_path: Path) -> None:
+        add(m_path, "the run manifest")
+        dirs.append(m_path.parent.resolve())
+        try:
+            m = json.loads(m_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        if not isinstance(m, dict):
+            return
+        add(m.get("recipe"), "the recipe")
+        cfg = m.get("config") or {}
+        for i in cfg.get("inputs") or []:
+            if isinstance(i, dict):
+                add(i.get("path"), "an input of the run")
+        for kind, o in (m.get("outputs") or {}).items():
+            if kind != "report" and isinstance(o, dict):
+                add(o.get("path"), f"the run's {kind} output")
+        for st in m.get("stages") or []:
+            if st.get("cache_entry"):
+                dirs.append(Path(st["cache_entry"]).resolve())
+            for k, v in ((st.get("stats") or {}).get("outputs") or {}).items():
+                if k != "dataset_name" and isinstance(v, str):
+                    add(v, f"the {k} file of stage {st.get('id')}")
+
+    def add_state(state: Path) -> None:
+        dirs.append(state.resolve())
+
+    if target.is_dir():
+        if (target / "CURRENT").is_file():
+            add_state(target)
+        else:
+            m = find_manifest(target)
+            if m is not None:
+                add_manifest(m)
+            if (target / "state" / "CURRENT").is_file():
+                add_state(target / "state")
+            dirs.append(target.resolve() / "runs")
+            dirs.append(target.resolve() / "cache")
+            add(target / "outputs.json", "the work directory's output record")
+        return files, dirs
+    add(target, "the report's source")
+    if target.suffix in (".yaml", ".yml"):
+        from curate.pipeline.recipe import RecipeError, load_recipe
+        from curate.pipeline.run import default_outputs
+
+        try:
+            r = load_recipe(target)
+        except RecipeError:
+            return files, dirs
+        for spec in r.inputs:
+            add(spec.path, "an input of the recipe")
+        for kind, o in default_outputs(r).items():
+            if kind != "report":
+                add(o, f"the recipe's {kind} output")
+        m = find_manifest(r.work_dir)
+        if m is not None:
+            add_manifest(m)
+        add(r.work_dir / "outputs.json", "the work directory's output record")
+        add_state(r.state_dir)
+        return files, dirs
+    if target.suffix == ".json":
+        try:
+            head = target.read_text(encoding="utf-8", errors="replace")[:4000]
+        except OSError:
+            head = ""
+        if target.name == "manifest.json" or '"run_id"' in head:
+            add_manifest(target)
+    for kind in ("dropped", "rejects"):
+        add(side_path(target, kind), f"the {kind} rows file it reads")
+    return files, dirs
+
+
 def render(payload: dict[str, Any]) -> str:
     from curate.pipeline.report.template import CSS, JS, PAGE
 
