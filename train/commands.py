@@ -86,7 +86,10 @@ def common_options(f):
 def _console():
     from rich.console import Console
 
-    return Console(stderr=True)
+    import sys
+
+    # in logs (not a terminal) lines are not wrapped at 80 columns: errors stay greppable
+    return Console(stderr=True, soft_wrap=not sys.stderr.isatty())
 
 
 def _flags(stage: str, kwargs: dict[str, Any], data: tuple[str, ...]) -> dict[str, Any]:
