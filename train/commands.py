@@ -84,9 +84,9 @@ def common_options(f):
 
 
 def _console():
-    from rich.console import Console
-
     import sys
+
+    from rich.console import Console
 
     # in logs (not a terminal) lines are not wrapped at 80 columns: errors stay greppable
     return Console(stderr=True, soft_wrap=not sys.stderr.isatty())

@@ -255,6 +255,15 @@ def check_writable(
         fail(f"{what} {path}: the directory {existing} is not writable")
 
 
+def same_file(a: Path | str, b: Path | str) -> bool:
+    """The same path, or the same file under two names (a hard link or a symlink)."""
+    a, b = Path(a), Path(b)
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
+
+
 def protect(inputs, out: Path | None, path: Path | str | None, what: str, fix: str | None = None) -> None:
     """Exit 2 when an extra file a command writes (``what``) would be an input, the output, or one of
     the output's side files."""
@@ -262,16 +271,15 @@ def protect(inputs, out: Path | None, path: Path | str | None, what: str, fix: s
         return
     path = Path(path)
     fix = fix or what
-    target = path.resolve()
     for src in inputs:
-        if Path(src).resolve() == target:
+        if same_file(path, src):
             fail(f"refusing to overwrite the input {src} with {what}; choose another {fix}")
     if out is not None:
-        if Path(out).resolve() == target:
-            fail(f"{what} {path} is the output file too; choose another {fix}")
+        if same_file(path, out):
+            fail(f"refusing to write {what} over the output {out}; choose another {fix}")
         for kind, side in side_files(inputs, out).items():
-            if side.resolve() == target:
-                fail(f"{what} {path} is the {kind} rows file of {out}; choose another {fix}")
+            if same_file(path, side):
+                fail(f"refusing to write {what} over the {kind} rows file {side}; choose another {fix}")
 
 
 def side_files(inputs, out: Path | None) -> dict[str, Path]:

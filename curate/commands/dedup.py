@@ -20,7 +20,9 @@ from curate.commands.common import (
     load_inputs,
     no_rows_message,
     output_options,
+    protect,
     resolve_output,
+    same_file,
     side_path,
     warn,
 )
@@ -33,29 +35,10 @@ def _write_clusters(path: Path, clusters: list[dict]) -> None:
     atomic_write_text(path, "".join(json.dumps(c, ensure_ascii=False) + "\n" for c in clusters))
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
-    except OSError:
-        return False
-
-
 def _check_clusters_path(inputs, out: Path, cpath: Path | None, explicit: bool) -> None:
     """Exit 2 when the clusters file would overwrite an input, the output or one of its side files."""
-    if cpath is None:
-        return
     what = "--clusters" if explicit else f"--explain's clusters file {cpath}"
-    for src in inputs:
-        if _same_file(cpath, Path(src)):
-            fail(f"refusing to overwrite the input {src} with {what}; choose another path")
-    if _same_file(cpath, out):
-        fail(f"refusing to write {what} over the output {out}; choose another path")
-    for kind in ("dropped", "rejects"):
-        if _same_file(cpath, side_path(out, kind)):
-            fail(
-                f"refusing to write {what} over the {kind} rows file {side_path(out, kind)}; "
-                "choose another path"
-            )
+    protect(inputs, out, cpath, what, "path")
 
 
 def _explain(clusters: list[dict], limit: int = 5) -> None:
@@ -270,7 +253,7 @@ def dedup(
             if cpath is not None:
                 _write_clusters(cpath, result.clusters)
                 stats["clusters_file"] = str(cpath)
-            elif stale_clusters.is_file() and not any(_same_file(stale_clusters, Path(p)) for p in inputs):
+            elif stale_clusters.is_file() and not any(same_file(stale_clusters, p) for p in inputs):
                 # the clusters of an earlier --explain run no longer describe this output
                 stale_clusters.unlink()
                 stats["removed_stale_clusters"] = str(stale_clusters)

@@ -19,6 +19,7 @@ from curate.commands.common import (
     fail,
     finish,
     load_inputs,
+    protect,
 )
 
 
@@ -101,16 +102,9 @@ def export(inputs, output, target, kind, keep_meta, name, dataset_info, fmt, map
         fail(str(exc))
     # every file the export writes (or removes: a stale eval file) and the side files, checked before
     # anything is written
-    sources = {Path(src).resolve(): src for src in inputs}
     for what, p in output_paths(config, output).items():
-        src = sources.get(p.resolve())
-        if src is not None:
-            if what == "output":
-                fail(f"refusing to overwrite the input {src}; choose another -o")
-            fix = "--dataset-info" if what == "dataset_info" else "-o"
-            fail(
-                f"refusing to overwrite the input {src} with the {what} file of {output}; choose another {fix}"
-            )
+        fix = "--dataset-info" if what == "dataset_info" else "-o"
+        protect(inputs, None, p, f"the {what} file of {output}", fix)
     check_side_files(inputs, output)
     loaded = load_inputs(inputs, fmt, maps, sheet, quiet=json_out)
     records, splits, kind_used, kept, dropped = convert(loaded.frame, config)
