@@ -308,11 +308,13 @@ def _scalar(key: str, tp: Any, value: Any) -> Any:
 def load_yaml(path: str | Path) -> dict[str, Any]:
     import yaml
 
+    from curate import yamlsafe
+
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file {p} not found")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        data = yamlsafe.load(p.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{p}: not valid YAML: {e}") from None
     if not isinstance(data, dict):

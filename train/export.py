@@ -39,8 +39,10 @@ def run_settings(run_dir: Path) -> dict[str, Any]:
     """The run's resolved config (``config.yaml``); {} when it is missing or unreadable."""
     import yaml
 
+    from curate import yamlsafe
+
     try:
-        data = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+        data = yamlsafe.load((run_dir / "config.yaml").read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
         return {}
     return data if isinstance(data, dict) else {}

@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 import yaml
 
+from curate import yamlsafe
 from curate.commands.common import EXIT_USAGE, check_writable, emit_json, fail, warn
 
 EXIT_LOCKED = 3
@@ -29,7 +30,7 @@ def _load(recipe_path: Path, sets: tuple[str, ...] = ()):
             fail(f"--set {item!r}: expected STAGE.OPTION=VALUE")
         k, v = item.split("=", 1)
         try:
-            overrides[k.strip()] = yaml.safe_load(v)
+            overrides[k.strip()] = yamlsafe.load(v)
         except yaml.YAMLError:
             overrides[k.strip()] = v
     try:

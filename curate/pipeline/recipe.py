@@ -34,6 +34,8 @@ from typing import Any
 
 import yaml
 
+from curate import yamlsafe
+
 STAGE_ORDER = (
     "ingest",
     "dedup",
@@ -258,8 +260,8 @@ def parse_recipe(
 ) -> Recipe:
     file = shown or (str(path) if path else "<recipe>")
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yamlsafe.compose(text)
+        data = yamlsafe.load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{file}:{mark.line + 1}" if mark else file

@@ -44,6 +44,7 @@ from typing import Any
 import polars as pl
 import yaml
 
+from curate import yamlsafe
 from curate.rules.checks import REGISTRY, Check, CheckError, Hit
 from curate.rules.checks.structure import REQUIRED
 from curate.stage import StageResult, empty_dropped, mark_dropped
@@ -125,7 +126,7 @@ class LineList(list):
     lines: list
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(yamlsafe.BoundedSafeLoader):
     pass
 
 
@@ -656,7 +657,7 @@ def parse_set_option(item: str) -> tuple[str, str, Any]:
     lhs, value = item.split("=", 1)
     rid, key = lhs.rsplit(".", 1)
     try:
-        parsed = yaml.safe_load(value) if value.strip() else ""
+        parsed = yamlsafe.load(value) if value.strip() else ""
     except yaml.YAMLError:
         parsed = value
     return rid.strip(), key.strip(), parsed
