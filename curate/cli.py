@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from curate import __version__
@@ -34,80 +32,32 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _expected_errors() -> tuple[type[BaseException], ...]:
-    """Errors that mean "this input / file / path cannot be used", not a bug: one line, exit 2."""
-    import json
-    import sqlite3
-
-    errors: list[type[BaseException]] = [OSError, sqlite3.DatabaseError, UnicodeError, json.JSONDecodeError]
-    io = sys.modules.get("curate.io.decode")
-    if io is not None:
-        errors.append(io.InputError)
-    pl = sys.modules.get("polars")
-    if pl is not None:
-        errors += [pl.exceptions.ComputeError, pl.exceptions.NoDataError]
-    for mod, name in (
-        ("curate.pipeline.recipe", "RecipeError"),
-        ("curate.pipeline.run", "PipelineError"),
-        ("curate.pipeline.stages", "StageUnavailable"),
-    ):
-        m = sys.modules.get(mod)
-        if m is not None:
-            errors.append(getattr(m, name))
-    return tuple(errors)
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        where = exc.filename if exc.filename is not None else ""
-        if exc.filename2 is not None:
-            where = f"{where} -> {exc.filename2}"
-        return f"{where}: {exc.strerror}" if where else exc.strerror
-    return str(exc).strip() or type(exc).__name__
-
-
 class CurateGroup(LazyGroup):
-    """The top-level error handler: whatever a command raises ends in a one-line ``error:`` on stderr
-    (and one JSON error line on stdout with ``--json``) and an exit code a scheduler can trust: 2 for a
-    usage error, an unreadable or unwritable file; 70 (EX_SOFTWARE, with the traceback) for a bug.
-    Never 1, which means "finished, some rows rejected"."""
+    """The top-level error handler (:func:`curate.core.errors.handle`): whatever a command raises ends
+    in a one-line ``error:`` on stderr (and one JSON error line on stdout with ``--json``) and an exit
+    code a scheduler can trust: 2 for a usage error, an unreadable or unwritable file; 70
+    (EX_SOFTWARE, with the traceback) for a bug. Never 1, which means "finished, some rows rejected"."""
 
     def invoke(self, ctx: click.Context):
-        from curate.commands.common import EXIT_SOFTWARE, EXIT_USAGE, json_error
+        from curate.commands.common import json_error
+        from curate.core.errors import handle
 
         args = [*getattr(ctx, "_protected_args", []), *ctx.args]
         if "--" in args:
             args = args[: args.index("--")]
         if "--json" in args:
             ctx.meta["curate.json"] = True
-        try:
-            return super().invoke(ctx)
-        except (click.exceptions.Exit, click.exceptions.Abort):
-            raise
-        except click.ClickException as exc:
-            if exc.exit_code == 1:  # click's generic errors: a usage problem here, never "rejects"
-                exc.exit_code = EXIT_USAGE
-            with ctx.scope(cleanup=False):
-                json_error(exc.format_message(), exc.exit_code)
-            raise
-        except KeyboardInterrupt:
-            click.echo("\ninterrupted", err=True)
-            sys.exit(130)
-        except _expected_errors() as exc:
-            message = _describe(exc)
-            click.echo(f"error: {message}", err=True)
-            with ctx.scope(cleanup=False):
-                json_error(message, EXIT_USAGE)
-            sys.exit(EXIT_USAGE)
-        except Exception as exc:
-            import traceback
 
-            traceback.print_exc(file=sys.stderr)
-            message = f"internal error: {type(exc).__name__}: {exc}"
-            click.echo(f"error: {message} (a bug in curate; the traceback is above)", err=True)
+        def report(message: str, code: int) -> None:
             with ctx.scope(cleanup=False):
-                json_error(message, EXIT_SOFTWARE)
-            sys.exit(EXIT_SOFTWARE)
+                json_error(message, code)
+
+        return handle(
+            lambda: super(CurateGroup, self).invoke(ctx),
+            prog="curate",
+            echo=lambda line: click.echo(line, err=True),
+            json_error=report,
+        )
 
 
 @click.group(

@@ -40,12 +40,13 @@ from typing import Any
 import polars as pl
 
 from curate.augment.common import eval_mask
+from curate.core import vocab
 from curate.records import RecordError, messages_of
 from curate.stage import StageResult, empty_dropped, mark_dropped
 
 STAGE = "export"
 FORMATS = ("trl", "alpaca", "sharegpt", "openai", "llamafactory")
-KINDS = ("sft", "preference", "kto", "text")
+KINDS = vocab.KINDS
 # (format, kind) -> the curate.io.formats name (None: written here; missing: not supported)
 CONVERTER = {
     ("trl", "sft"): "openai",
@@ -71,10 +72,10 @@ _KIND_STAGE = {"sft": "sft", "preference": "dpo", "kto": "kto", "text": "pt"}
 
 
 def epochs_hint(rows: int, kind: str = "sft") -> dict[str, Any]:
-    """Epochs `train` will plan for ``rows`` rows of this kind (train.plan's tables, log-interpolated):
+    """Epochs `train` will plan for ``rows`` rows of this kind (curate.core.epochs, the tables train plans with, log-interpolated):
     the source article's SFT table (100 rows ~15, 1,000 ~10, 10,000 ~2), 1-3 epochs for preference
     data, 1-2 passes for continued-pretraining text."""
-    from train.plan import EPOCH_REASONS, planned_epochs
+    from curate.core.epochs import EPOCH_REASONS, planned_epochs
 
     stage = _KIND_STAGE.get(kind, "sft")
     if rows <= 0:

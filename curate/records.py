@@ -39,7 +39,9 @@ from typing import Any
 
 import polars as pl
 
-KINDS = ("sft", "preference", "kto", "text")
+from curate.core import vocab
+
+KINDS = vocab.KINDS
 
 TURN = pl.Struct({"role": pl.Utf8, "content": pl.Utf8, "extra": pl.Utf8})
 SOURCE = pl.Struct({"file": pl.Utf8, "line": pl.Int64, "sheet": pl.Utf8})
@@ -61,12 +63,7 @@ SCHEMA: dict[str, pl.DataType] = {
 CORE_COLUMNS = tuple(SCHEMA)
 
 # Which text fields carry content for each kind (used by ids, dedup, rules and stats).
-CONTENT_FIELDS = {
-    "sft": ("system", "question", "answer"),
-    "kto": ("system", "question", "answer"),
-    "preference": ("system", "question", "chosen", "rejected"),
-    "text": ("text",),
-}
+CONTENT_FIELDS = vocab.CONTENT_FIELDS
 
 
 class RecordError(ValueError):

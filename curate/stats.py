@@ -6,7 +6,9 @@ from typing import Any
 
 import polars as pl
 
-CJK = r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002a6df]"
+from curate.core import vocab
+
+CJK = vocab.HAN_PATTERN  # Chinese: Han characters (kana would mean Japanese)
 LATIN = r"[A-Za-z]"
 
 

@@ -29,20 +29,29 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 class TrainGroup(LazyGroup):
-    """A file that cannot be read or written (an --output that is a file, a directory without
-    permission) is a usage error: one ``error:`` line and exit 2, not a traceback and exit 1 (which
-    means "checks failed or the run could not complete")."""
+    """The same top-level contract as `curate` (:func:`curate.core.errors.handle`): a user error (a
+    :class:`~curate.core.errors.TamisError`, a file that cannot be read or written) is one ``error:``
+    line and exit 2 (one JSON line on stdout with ``--json``); a bug prints its traceback and exits 70.
+    Exit 1 stays "checks failed or the run could not complete"."""
 
     def invoke(self, ctx: click.Context):
-        import sys
+        import json
 
-        try:
-            return super().invoke(ctx)
-        except (OSError, UnicodeError) as exc:
-            where = getattr(exc, "filename", None)
-            reason = getattr(exc, "strerror", None) or str(exc)
-            click.echo(f"error: {where}: {reason}" if where else f"error: {reason}", err=True)
-            sys.exit(2)
+        from curate.core.errors import handle
+
+        args = [*getattr(ctx, "_protected_args", []), *ctx.args]
+        wants_json = "--json" in (args[: args.index("--")] if "--" in args else args)
+
+        def report(message: str, code: int) -> None:
+            if wants_json:
+                click.echo(json.dumps({"status": "error", "error": message, "exit_code": code}))
+
+        return handle(
+            lambda: super(TrainGroup, self).invoke(ctx),
+            prog="train",
+            echo=lambda line: click.echo(line, err=True),
+            json_error=report,
+        )
 
 
 @click.group(cls=TrainGroup, lazy_commands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from curate.core.errors import UsageError
+
 METHODS = (
     "full",
     "freeze",
@@ -37,7 +39,7 @@ SFT_LOSS_SCOPES = ("completion", "assistant", "all")
 DISTRIBUTED = ("ddp", "zero2", "zero3", "fsdp")
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError):
     """A bad config value; the message names the key."""
 
 

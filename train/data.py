@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from curate.core.vocab import sha256_file
+
 IGNORE = -100
 
 STAGE_KINDS = {
@@ -56,14 +58,6 @@ class Prepared:
 
 
 # ------------------------------------------------------------------ files, hashes, manifests
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def find_manifest(path: Path) -> Path | None:

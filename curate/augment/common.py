@@ -14,6 +14,7 @@ from typing import Any
 
 import polars as pl
 
+from curate.core import vocab
 from curate.records import CORE_COLUMNS, SCHEMA, normalise_text, record_id
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -22,7 +23,7 @@ LANGS = ("zh", "en")
 # content, not the variant's, so it is left empty on the variant (re-score variants to measure them)
 INHERITED_EXTRA = ("split", "cluster")
 
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_CJK = re.compile(vocab.HAN_PATTERN)  # Chinese: Han characters
 _LATIN = re.compile(r"[A-Za-z]")
 
 

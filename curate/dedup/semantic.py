@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from curate.core import vocab
+
 # Measured on ../shared/data paraphrase sets (bench/bench_dedup.py --only paraphrase; docs/dedup.md):
 # the lowest threshold at which >= 0.9 of flagged pairs are true paraphrases. USE: LCQMC (zh) precision
 # 0.83 at 0.90 and 0.92 at 0.95; MRPC (en) 0.95 at 0.90. MiniLM never reaches 0.9 on Chinese (0.66 at
@@ -22,7 +24,7 @@ DEFAULT_THRESHOLDS = {
     "minilm": {"zh": 0.97, "other": 0.95},
 }
 FALLBACK = {"zh": 0.95, "other": 0.95}
-CJK_PATTERN = r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"
+CJK_PATTERN = vocab.CJK_PATTERN
 
 
 def thresholds_for(embedder_name: str) -> dict[str, float]:

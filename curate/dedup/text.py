@@ -30,6 +30,8 @@ from functools import lru_cache
 import numpy as np
 import polars as pl
 
+from curate.core import vocab
+
 FIELD_CHOICES = ("question", "answer", "both")
 
 _M1 = np.uint64(0xFF51AFD7ED558CCD)
@@ -40,18 +42,7 @@ _Q = np.uint64(0x9E3779B97F4A7C15)
 _TAG_SHORT = np.uint64(0x5BD1E9955BD1E995)
 _TAG_RAW = np.uint64(0x27D4EB2F165667C5)
 
-CJK_RANGES = (
-    (0x2E80, 0x2FDF),  # radicals
-    (0x3005, 0x3007),  # 々〆〇
-    (0x3040, 0x30FF),  # hiragana, katakana
-    (0x3100, 0x312F),  # bopomofo
-    (0x31A0, 0x31FF),
-    (0x3400, 0x4DBF),  # extension A
-    (0x4E00, 0x9FFF),  # unified ideographs
-    (0xF900, 0xFAFF),  # compatibility ideographs
-    (0xFF66, 0xFF9D),  # half-width katakana (NFKC folds most)
-    (0x20000, 0x3FFFF),  # extensions B..H
-)
+CJK_RANGES = vocab.CJK_RANGES  # Han, kana, bopomofo: one definition for every stage
 # inside the kana block but punctuation: combining/stand-alone (han)dakuten as NFKC leaves them after
 # a space, the double hyphen, the middle dot
 CJK_SEPARATORS = (0x3099, 0x309A, 0x309B, 0x309C, 0x30A0, 0x30FB)

@@ -26,6 +26,7 @@ from typing import Any
 
 import polars as pl
 
+from curate.core.errors import TamisError
 from curate.engines import EngineSpec, default_cpus
 from curate.stage import StageResult
 
@@ -38,7 +39,7 @@ BLOCKS_PER_CPU = 4
 _started_here = False
 
 
-class RayEngineError(RuntimeError, ValueError):
+class RayEngineError(TamisError, RuntimeError, ValueError):
     """Ray is missing or the cluster cannot be reached (a problem the user can fix; a ValueError so
     that commands report it as a usage error, exit 2)."""
 

@@ -17,8 +17,10 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from curate.core.errors import InputUnusable
 
-class InputError(Exception):
+
+class InputError(InputUnusable):
     """The whole input cannot be read (exit code 2)."""
 
 

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import polars as pl
 
+from curate.core import vocab
 from curate.io.decode import InputError
 from curate.names import STAGE_SUFFIX
 
-WRITABLE = (".jsonl", ".json", ".parquet", ".csv", ".tsv", ".xlsx")
+WRITABLE = vocab.WRITABLE_EXTENSIONS
 
 
 def _file_mode() -> int:

@@ -35,6 +35,7 @@ from typing import Any
 import yaml
 
 from curate import yamlsafe
+from curate.core.errors import UsageError
 
 STAGE_ORDER = (
     "ingest",
@@ -55,7 +56,7 @@ INPUT_KEYS = ("path", "format", "map", "sheet", "encoding")
 INGEST_KEYS = ("format", "map", "sheet", "encoding")
 
 
-class RecipeError(ValueError):
+class RecipeError(UsageError):
     """A recipe that cannot run; the message names file, line and key."""
 
 

@@ -34,6 +34,8 @@ from typing import Any
 
 import polars as pl
 
+from curate.core.errors import TamisError
+from curate.core.vocab import sha256_file
 from curate.pipeline import stages as registry
 from curate.pipeline.recipe import Recipe, RecipeError, Step, canonical_json, option_error
 from curate.stage import StageResult, drop_counts
@@ -59,7 +61,7 @@ PACKAGES = (
 )
 
 
-class PipelineError(RuntimeError):
+class PipelineError(TamisError, RuntimeError):
     """A stage failed or cannot run; the message names the stage."""
 
 
@@ -81,14 +83,6 @@ class StageOutcome:
     stats: dict[str, Any]
     seconds: float
     frame: pl.DataFrame | None = None  # kept rows, when loaded
-
-
-def sha256_file(path: Path, block: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(block), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _key(*parts: Any) -> str:

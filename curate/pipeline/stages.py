@@ -29,20 +29,20 @@ from typing import Any
 
 import polars as pl
 
+from curate.core.errors import ConfigError, TamisError
+from curate.core.vocab import sha256_file
 from curate.stage import StageResult
 
 
-class StageUnavailable(RuntimeError):
+class StageUnavailable(TamisError, RuntimeError):
     """The module implementing a stage is not installed (or not written yet)."""
 
 
-class StageOptionError(ValueError):
+class StageOptionError(ConfigError):
     """A recipe option a stage does not accept; ``key`` names it (None: the options as a whole)."""
 
     def __init__(self, key: str | None, message: str):
-        super().__init__(message)
-        self.key = key
-        self.message = message
+        super().__init__(message, key)
 
 
 @dataclass
@@ -445,7 +445,7 @@ def _decontam_build(mod, options, ctx):
         p = Path(a)
         if not p.is_file():
             raise StageOptionError("against", f"evaluation file {a} not found")
-        files.append({"path": str(p), "sha256": _file_sha(p)})
+        files.append({"path": str(p), "sha256": sha256_file(p)})
     return {"against": files, "config": dataclass_config(mod.DecontamConfig, opts)}
 
 
@@ -458,14 +458,6 @@ def _decontam_call(mod, frame, config, ctx):
         raise ValueError(f"against: no readable rows in {names}; nothing to check the rows against")
     index = mod.build_eval_index(evals, config["config"])
     return mod.run(frame, index, config["config"])
-
-
-def _file_sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _augment_call(mod, frame, config, ctx):

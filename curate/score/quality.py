@@ -28,14 +28,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from curate.core import vocab
 from curate.score.common import ScoreError
 
 GOOD, BAD = "__label__good", "__label__bad"
 TEXT_VERSION = "ft-text/v1"
 
-_CJK = re.compile(
-    r"([\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\u3000-\u303f\uff00-\uffef])"
-)
+# one token per CJK character or Hangul syllable, and per CJK / full-width punctuation mark
+_CJK = re.compile(f"([{vocab.CJK_CHARS}{vocab.HANGUL_CHARS}\u3000-\u303f\uff00-\uffef])")
 _WS = re.compile(r"\s+")
 
 

@@ -17,11 +17,13 @@ from typing import Any, ClassVar
 
 import polars as pl
 
+from curate.core import vocab
+
 REGISTRY: dict[str, type[Check]] = {}
 
 # Unicode classes shared by several checks. Polars (Rust regex) understands \p{...}; Python's `re`
 # does not, so Python-side helpers use the explicit ranges below.
-CJK_RANGES = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002a6df"
+CJK_RANGES = vocab.HAN_CHARS  # zh detection and the cjk ratio count Han (kana: KANA_RE)
 CJK_RE = f"[{CJK_RANGES}]"
 KANA_RE = "[\u3040-\u30ff]"
 HANGUL_RE = "[\uac00-\ud7af\u1100-\u11ff]"

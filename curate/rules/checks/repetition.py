@@ -13,9 +13,10 @@ from collections import Counter
 
 import polars as pl
 
+from curate.core import vocab
 from curate.rules.checks.base import Check, CheckError, Hit, Param, as_bool, excerpt, filled
 
-_CJK_CHARS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af"
+_CJK_CHARS = vocab.CJK_CHARS + vocab.HANGUL_CHARS  # one token per CJK character or Hangul syllable
 TOKEN = re.compile(rf"[{_CJK_CHARS}]|[^\W{_CJK_CHARS}]+")
 _CJK_ONE = re.compile(rf"[{_CJK_CHARS}]")
 

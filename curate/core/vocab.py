@@ -1,0 +1,94 @@
+"""The vocabulary both halves share, defined once: record kinds and their text fields, "is this CJK",
+the extensions curate writes, file hashing. Light (standard library only): `--help` may import it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+# ------------------------------------------------------------------ records
+
+KINDS = ("sft", "preference", "kto", "text")
+CONVERSATION_KINDS = ("sft", "preference", "kto")  # kinds with a question (and history, system)
+
+# Which text fields carry content for each kind (ids, dedup, rules, stats).
+CONTENT_FIELDS: dict[str, tuple[str, ...]] = {
+    "sft": ("system", "question", "answer"),
+    "kto": ("system", "question", "answer"),
+    "preference": ("system", "question", "chosen", "rejected"),
+    "text": ("text",),
+}
+TEXT_FIELDS = ("question", "answer", "chosen", "rejected", "text")  # every free-text column but system
+
+# ------------------------------------------------------------------ files
+
+WRITABLE_EXTENSIONS = (".jsonl", ".json", ".parquet", ".csv", ".tsv", ".xlsx")
+COMPRESSED_EXTENSIONS = (".gz", ".zst", ".zstd", ".bz2")
+TRAINER_EXTENSIONS = (".jsonl", ".json")  # what `curate export` writes for a trainer
+
+
+def sha256_file(path: str | Path, block: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes, read in blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(block), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# ------------------------------------------------------------------ CJK
+#
+# One answer to "is this character CJK?": scripts written WITHOUT spaces between words, so every
+# character is a unit of its own (dedup shingles, repetition tokens, token estimates, fastText
+# features). That is Han (every block, extension B and beyond included), Japanese kana and bopomofo.
+# Hangul is not: Korean separates words with spaces, so a Hangul word is a word like a Latin one;
+# tokenisers that want one unit per Hangul syllable add HANGUL_RANGES explicitly.
+# "Is this Chinese?" (language detection) counts Han only: kana means Japanese.
+
+HAN_RANGES: tuple[tuple[int, int], ...] = (
+    (0x2E80, 0x2FDF),  # radicals
+    (0x3005, 0x3007),  # 々〆〇
+    (0x31C0, 0x31EF),  # strokes
+    (0x3400, 0x4DBF),  # extension A
+    (0x4E00, 0x9FFF),  # unified ideographs
+    (0xF900, 0xFAFF),  # compatibility ideographs
+    (0x20000, 0x3FFFF),  # extensions B..H
+)
+KANA_RANGES: tuple[tuple[int, int], ...] = (
+    (0x3040, 0x30FF),  # hiragana, katakana
+    (0x31F0, 0x31FF),  # katakana phonetic extensions
+    (0xFF66, 0xFF9D),  # half-width katakana (NFKC folds most)
+)
+BOPOMOFO_RANGES: tuple[tuple[int, int], ...] = ((0x3100, 0x312F), (0x31A0, 0x31BF))
+HANGUL_RANGES: tuple[tuple[int, int], ...] = ((0x1100, 0x11FF), (0x3130, 0x318F), (0xAC00, 0xD7AF))
+
+CJK_RANGES: tuple[tuple[int, int], ...] = tuple(sorted(HAN_RANGES + KANA_RANGES + BOPOMOFO_RANGES))
+
+
+def char_class(*range_sets: tuple[tuple[int, int], ...]) -> str:
+    """The body of a regex character class (no brackets) for these code-point ranges; valid for
+    Python's ``re`` and for polars (Rust regex)."""
+    parts = []
+    for ranges in range_sets:
+        for lo, hi in ranges:
+            parts.append(chr(lo) if lo == hi else f"{chr(lo)}-{chr(hi)}")
+    return "".join(parts)
+
+
+CJK_CHARS = char_class(CJK_RANGES)
+HAN_CHARS = char_class(HAN_RANGES)
+HANGUL_CHARS = char_class(HANGUL_RANGES)
+CJK_PATTERN = f"[{CJK_CHARS}]"  # one CJK character
+HAN_PATTERN = f"[{HAN_CHARS}]"  # one Han character (Chinese)
+
+
+def is_cjk(char: str) -> bool:
+    """Whether one character is CJK in the sense above (Han, kana, bopomofo; not Hangul)."""
+    cp = ord(char)
+    return any(lo <= cp <= hi for lo, hi in CJK_RANGES)
+
+
+def is_han(char: str) -> bool:
+    cp = ord(char)
+    return any(lo <= cp <= hi for lo, hi in HAN_RANGES)
