@@ -22,6 +22,11 @@ Order of work:
    ``stratify`` (``source``, a column, or ``meta.KEY``) gives every stratum a share of the target
    proportional to its size (a share a stratum cannot fill goes to the others).
 
+Scores from the shipped demo models on data that is not a shipped sample (the ``demo_scores`` column
+that ``curate score`` writes, see :mod:`curate.score.demo`) decide nothing by default: the paper-default
+IFD cut and the default ranking column skip them (``stats["demo_scores_ignored"]``) unless
+``allow_demo_scores``; thresholds and ``by`` the user names explicitly still apply.
+
 Every row not kept is in ``dropped`` with the reason (the threshold, the nearest selected row and its
 cosine, "target reached"...).
 """
@@ -33,6 +38,7 @@ import math
 import operator
 import random
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +46,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from curate.score.demo import demo_columns
 from curate.stage import StageResult, empty_dropped, mark_dropped
 
 STAGE = "select"
@@ -195,6 +202,9 @@ class SelectConfig:
     split_semantic: float | None = 0.9
     embed_model: str = "use"
     seed: int = 0
+    # use scores from the shipped demo models (``demo_scores`` column, see curate.score.demo) for the
+    # paper-default IFD cut and the default quality ranking; off: those defaults skip demo scores
+    allow_demo_scores: bool = False
 
     def __post_init__(self) -> None:
         for name in ("where", "min", "max", "min_quantile", "max_quantile"):
@@ -246,8 +256,9 @@ def threshold_conditions(frame: pl.DataFrame, config: SelectConfig) -> list[tupl
     """Every threshold as (condition, label for the drop reason); quantiles become values here."""
     conds: list[tuple[Condition, str]] = []
     if config.defaults:
+        demo = set() if config.allow_demo_scores else demo_columns(frame)
         for col, op, val, why in PAPER_DEFAULTS:
-            if col in frame.columns:
+            if col in frame.columns and col not in demo:
                 # only rows with a value are judged: plain text and unscored rows have no IFD
                 cond = Condition(col, op, val, f"{col} {op} {val}", missing="keep")
                 conds.append((cond, f"paper default: {why}"))
@@ -379,10 +390,13 @@ def eval_split(
     return is_eval, labels, st
 
 
-def _quality_order(frame: pl.DataFrame, by: str | None) -> tuple[np.ndarray, str | None]:
+def _quality_order(
+    frame: pl.DataFrame, by: str | None, skip: set[str] = frozenset()
+) -> tuple[np.ndarray, str | None]:
+    """Row order by ``by`` (or the first quality column present that is not in ``skip``), best first."""
     n = frame.height
     if by is None:
-        by = next((c for c in QUALITY_COLUMNS if c in frame.columns), None)
+        by = next((c for c in QUALITY_COLUMNS if c in frame.columns and c not in skip), None)
         if by is None:
             return np.arange(n), None
     asc = by.startswith("-")
@@ -498,6 +512,19 @@ def run(frame: pl.DataFrame, config: SelectConfig | None = None, *, embedder=Non
     config = config or SelectConfig()
     n = frame.height
     stats: dict[str, Any] = {"input": n}
+    demo = set() if config.allow_demo_scores else demo_columns(frame)
+    if demo:
+        # the defaults never decide on demo-model scores; an explicit --where/--min/--by still may
+        ignored = sorted(demo & ({c for c, *_ in PAPER_DEFAULTS} | set(QUALITY_COLUMNS)) & set(frame.columns))
+        if ignored:
+            stats["demo_scores_ignored"] = ignored
+            print(
+                f"warning: select: {', '.join(ignored)} came from the shipped demo models (demo_scores "
+                "column): the default IFD cut and ranking skip them; pass real models to `curate score`, "
+                "or --allow-demo-scores (recipe: allow_demo_scores: true) to use them anyway",
+                file=sys.stderr,
+                flush=True,
+            )
     # 1. thresholds
     alive = np.ones(n, dtype=bool)
     reason: list[str | None] = [None] * n
@@ -540,7 +567,7 @@ def run(frame: pl.DataFrame, config: SelectConfig | None = None, *, embedder=Non
     # 3. diverse selection among train candidates
     train_local = np.flatnonzero(split == "train")
     train = sub[train_local] if len(train_local) else sub.head(0)
-    order, by = _quality_order(train, config.by)
+    order, by = _quality_order(train, config.by, demo)
     stats["by"] = by
     emb = embed_rows(train, embedder) if config.diversity is not None and train.height else None
     strata = (

@@ -134,11 +134,17 @@ NUMBER = _Number()
     help="Also write the eval rows alone to this file (they are in the output too, with split=eval); "
     "never an input, the output or its side files.",
 )
+@click.option(
+    "--allow-demo-scores",
+    is_flag=True,
+    help="Let scores from the shipped demo models (demo_scores column) drive the default IFD cut and the "
+    "default ranking; without it those defaults skip demo scores on data that is not a shipped sample.",
+)
 @engine_options
 def select(
     inputs, fmt, maps, sheet, output, json_out, where, min_, max_, min_quantile, max_quantile, no_defaults,
     missing, target, by, diversity, stratify, eval_size, split_threshold, split_semantic, embed_model, seed,
-    eval_output, engine,
+    eval_output, allow_demo_scores, engine,
 ) -> None:  # fmt: skip
     """Pick a diverse, high-quality subset, and a held-out eval split with no near-duplicate leakage.
 
@@ -170,6 +176,7 @@ def select(
             split_semantic=sem,
             embed_model=embed_model,
             seed=seed,
+            allow_demo_scores=allow_demo_scores,
         )
     except (SelectError, ValueError) as exc:
         fail(str(exc))

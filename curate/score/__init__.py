@@ -293,11 +293,18 @@ def add_flag(frame: pl.DataFrame, mask: list[bool], flag: str) -> pl.DataFrame:
 
 def run(frame: pl.DataFrame, config: ScoreConfig, scorers: list[Any] | None = None):
     """The stage function: every row kept, score columns added, ``stats["score_models"]`` filled."""
+    from curate.score import demo
     from curate.score.cache import ScoreCache
     from curate.stage import StageResult, empty_dropped
 
     scorers = scorers if scorers is not None else build_scorers(config)
     stats: dict[str, Any] = {"score_models": {s.name: s.describe() for s in scorers}}
+    # demo models on data that is not a shipped sample: said on stderr, in the models file, per row
+    demo_names = demo.demo_scorers(frame, scorers)
+    for s in scorers:
+        if s.name in demo_names:
+            stats["score_models"][s.name]["demo"] = True
+            demo.warn(s.name, str(demo.model_path(s)))
     progress = None
     if config.progress:
         from curate.score.common import Progress
@@ -310,6 +317,7 @@ def run(frame: pl.DataFrame, config: ScoreConfig, scorers: list[Any] | None = No
             cache.register_model(s.fingerprint, s.name, s.describe())
             frame, st = score_frame(frame, s, cache if cache.enabled else None, progress=progress)
             stats[s.name] = st
+    frame = demo.mark(frame, demo_names)
     return StageResult(frame, empty_dropped(frame), stats)
 
 
