@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import click
 
-from curate import __version__
+from curate import __version__, offline
 from curate.lazycli import LazyGroup
+
+offline.enforce()  # before any command imports a hub library (TAMIS_ALLOW_NETWORK=1 opts out)
 
 # name -> (module:attribute, short help). Each stage owns its command module under curate/commands/.
 COMMANDS: dict[str, tuple[str, str]] = {

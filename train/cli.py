@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import click
 
+from curate import offline
 from curate.lazycli import LazyGroup
+
+offline.enforce()  # before any command imports a hub library (TAMIS_ALLOW_NETWORK=1 opts out)
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("train.commands:plan", "Plan epochs, LR, batch, max_length and memory from the data and model."),

@@ -32,12 +32,24 @@ def _tokenizer(path: str, base_dir: Path | None = None):
     found = next((c for c in cands if c.exists()), None)
     key = str(found.resolve()) if found is not None else path
     if key not in _TOKENIZERS:
+        hub_id = re.fullmatch(r"[\w.-]+/[\w.-]+", path) and not path.startswith((".", "~"))
+        tried = ", ".join(str(c) for c in cands)
+        if found is None and not hub_id:
+            raise CheckError(f"tokenizer {path!r}: no such directory (looked for {tried})", "tokenizer")
+        if found is None:
+            from curate.offline import cached_snapshot
+
+            if cached_snapshot(path) is None:
+                # said before from_pretrained runs, whose own message reads as if a download was tried
+                raise CheckError(
+                    f"tokenizer {path!r} is not a local directory (looked for {tried}) and not in the local "
+                    f"Hugging Face cache; curate never downloads (nothing was fetched): give a local "
+                    f"tokenizer directory (relative to the rule file) or fetch the id once on a machine "
+                    f"with network (`hf download {path}`)",
+                    "tokenizer",
+                )
         from transformers import AutoTokenizer  # heavy: only when a rule names a tokenizer
 
-        hub_id = re.fullmatch(r"[\w.-]+/[\w.-]+", path) and not path.startswith((".", "~"))
-        if found is None and not hub_id:
-            tried = ", ".join(str(c) for c in cands)
-            raise CheckError(f"tokenizer {path!r}: no such directory (looked for {tried})", "tokenizer")
         try:
             _TOKENIZERS[key] = AutoTokenizer.from_pretrained(
                 key, trust_remote_code=False, local_files_only=True
