@@ -414,8 +414,9 @@ def _alpaca_question(row: dict) -> tuple[str, dict]:
     instruction = _as_text(row.get("instruction"), "instruction") or ""
     inp = _as_text(row.get("input"), "input") or ""
     parts = {"instruction": instruction, "input": row.get("input")}
-    # LLaMA-Factory joins instruction and input with a newline
-    return (instruction + "\n" + inp) if inp else instruction, parts
+    # instruction and input joined with a newline, the empty ones left out (an empty instruction with
+    # an input is the input alone, not "\ninput")
+    return "\n".join(p for p in (instruction, inp) if p), parts
 
 
 def _alpaca_history(value: Any) -> list[Turn]:
@@ -796,9 +797,11 @@ def to_format(row: dict, fmt: str) -> dict:
     keys apply in every format (see :func:`semantic_hints`)."""
     meta = json.loads(row["meta"]) if isinstance(row.get("meta"), str) else dict(row.get("meta") or {})
     hints = meta.pop("_fmt", {}) or {}
+    same = hints.get("format") == fmt
+    if same and isinstance(meta.get("_original"), dict):
+        row = restore_original(row, meta["_original"])
     for k in [k for k in meta if k.startswith("_")]:
         meta.pop(k)
-    same = hints.get("format") == fmt
     kind = row["kind"]
     history = row.get("history") or []
     out: dict[str, Any]
@@ -995,6 +998,23 @@ def to_format(row: dict, fmt: str) -> dict:
     for k, v in meta.items():
         out.setdefault(k, v)
     return out
+
+
+def restore_original(row: dict, original: dict) -> dict:
+    """The row with the text that ingest repaired (mojibake) put back as it was read (``meta._original``:
+    field -> text, ``history`` -> {turn index: text}), so a row written back in its own format is the
+    input, byte for byte."""
+    row = dict(row)
+    for field, text in original.items():
+        if field == "history" and isinstance(text, dict):
+            turns = [dict(t) for t in row.get("history") or []]
+            for i, content in text.items():
+                if int(i) < len(turns):
+                    turns[int(i)]["content"] = content
+            row["history"] = turns
+        elif field in row:
+            row[field] = text
+    return row
 
 
 def _extra_json(hints: dict, key: str, same: bool) -> str | None:

@@ -15,7 +15,7 @@ import polars as pl
 
 from curate.io.decode import InputError, repair_mojibake
 from curate.io.formats import FORMAT_ALIASES, FORMATS, convert, detect_format, explain_qa
-from curate.io.readers import RawReject, RawRow, read_rows
+from curate.io.readers import TOO_DEEP, RawReject, RawRow, ReadInfo, encodable, read_rows, safe_json
 from curate.records import SCHEMA, RecordError, conform, empty_frame, to_frame
 
 REJECT_SCHEMA = {
@@ -153,22 +153,23 @@ def _load_one(path: Path, fmt, mapping, sheet, repair, encoding) -> LoadResult:
             [{"file": str(path), "format": None, "rows": n_input}],
         )
 
-    keys: set[str] = set()
-    for r in raw_rows[:200]:
-        keys |= set(r.values)
-    keys.discard("__images__")
-    file_fmt = fmt or detect_format(keys)
-    if file_fmt is None and mapping:
-        file_fmt = "qa" if "question" in mapping else ("text" if "text" in mapping else None)
-    if file_fmt is None:
-        raise InputError(
-            f"{path}: cannot tell the format from its columns ({', '.join(sorted(keys)[:12])}); "
-            "use --format, or --map question=COLUMN --map answer=COLUMN"
-        )
-    if file_fmt == "implicit-preference" and isinstance(raw_rows[0].values.get("chosen"), str):
-        file_fmt = "hh-rlhf"
-    ctx: dict[str, Any] = {}
-    if file_fmt == "canonical":
+    segments = _segments(raw_rows, info.kind)
+    if len(segments) == 1 or fmt is not None:
+        segments = [(None, raw_rows)]
+    plans: list[tuple[str | None, list[RawRow], _Plan | InputError]] = []
+    for sheet_name, rows in segments:
+        try:
+            plan = _plan(path, sheet_name, rows, fmt, mapping, desc, info.kind)
+        except InputError as exc:
+            if len(segments) == 1:
+                if info.parse_error:  # the salvaged items say nothing: the file's own error is the news
+                    raise InputError(f"{path}: {info.parse_error}") from None
+                raise
+            plan = exc
+        plans.append((sheet_name, rows, plan))
+    if all(isinstance(p, InputError) for _, _, p in plans):
+        raise plans[0][2]  # type: ignore[misc]
+    if len(plans) == 1 and plans[0][2].fmt == "canonical":  # type: ignore[union-attr]
         return _load_canonical(
             path,
             raw_rows,
@@ -178,53 +179,60 @@ def _load_one(path: Path, fmt, mapping, sheet, repair, encoding) -> LoadResult:
             n_input,
             typed=info.kind in ("jsonl", "json", "parquet"),
         )
-    if file_fmt == "qa":
-        roles = explain_qa(keys, mapping)
-        missing = [c for cols in roles.values() for c in cols if c not in keys]
-        if missing:
-            raise InputError(
-                f"{path}: --map names columns that do not exist: {', '.join(missing)} "
-                f"(columns: {', '.join(sorted(keys))})"
-            )
-        if "question" not in roles:
-            raise InputError(
-                f"{path}: no question column found among {', '.join(sorted(keys))}; use --map question=COLUMN"
-            )
-        if "answer" not in roles and "chosen" not in roles and "label" not in roles:
-            raise InputError(
-                f"{path}: no answer column found among {', '.join(sorted(keys))} (question-only data "
-                "cannot become SFT rows); use --map answer=COLUMN"
-            )
-        ctx["roles"] = roles
-        role_txt = "; ".join(f"{k} <- {' + '.join(v)}" for k, v in roles.items())
-        other = sorted(keys - {c for cols in roles.values() for c in cols})
-        explanations.append(
-            f"{path}: {desc}: plain question/answer table: {role_txt}"
-            + (f"; kept in meta: {', '.join(other)}" if other else "")
-        )
-    elif file_fmt == "text":
-        ctx["roles"] = {"text": mapping.get("text", ["text"])}
-        explanations.append(
-            f"{path}: {desc}: plain text (one document per {'line' if info.kind == 'txt' else 'row'})"
-        )
-    else:
-        why = "given by --format" if fmt else f"detected from keys {', '.join(sorted(keys)[:8])}"
-        explanations.append(f"{path}: {desc}: {file_fmt} format ({why})")
 
-    out_rows = []
+    out_rows: list[dict[str, Any]] = []
+    out_raw: list[RawRow] = []
     n_repaired = 0
-    for r in raw_rows:
-        try:
-            rec = convert(r.values, file_fmt, ctx)
-            rec.source_file, rec.source_line, rec.source_sheet = str(path), r.line, r.sheet
-            if repair:
-                n_repaired += _repair_record(rec)
-            row = rec.as_row()
-        except RecordError as exc:
-            rejects.append(_reject(path, r.line, r.sheet, exc.field, exc.reason, _raw(r.values)))
+    formats_used: dict[str, int] = {}
+    by_keys: dict[frozenset, tuple[str, dict] | None] = {}  # per-row detection, once per key set
+    for sheet_name, rows, plan in plans:
+        if isinstance(plan, InputError):
+            # one sheet whose columns say nothing: its rows are rejected, the other sheets read
+            reason = str(plan).removeprefix(f"{path}: ")
+            rejects += [_reject(path, r.line, r.sheet, None, reason, _raw_row(r, info)) for r in rows]
+            explanations.append(f"{path}: sheet {sheet_name}: {reason}")
             continue
-        out_rows.append(row)
-    frame = to_frame(out_rows)
+        explanations.append(plan.explanation)
+        retry = fmt is None and not mapping
+        for r in rows:
+            used = plan.fmt
+            try:
+                try:
+                    rec = convert(r.values, plan.fmt, plan.ctx)
+                except RecordError:
+                    # a file that mixes formats (merged exports): a row the file's format cannot read
+                    # is read in the format its own keys name
+                    other = _row_format(r.values, by_keys) if retry else None
+                    if other is None or other[0] == plan.fmt:
+                        raise
+                    used = other[0]
+                    rec = convert(r.values, other[0], other[1])
+                rec.source_file, rec.source_line, rec.source_sheet = str(path), r.line, r.sheet
+                if repair:
+                    n_repaired += _repair_record(rec)
+                row = rec.as_row()
+            except RecordError as exc:
+                reason = _expected_vs_found(exc.reason, plan, r.values)
+                rejects.append(_reject(path, r.line, r.sheet, exc.field, reason, _raw_row(r, info)))
+                continue
+            except Exception as exc:  # anything one row's content can raise costs that row only
+                rejects.append(_reject(path, r.line, r.sheet, None, _why(exc), _raw_row(r, info)))
+                continue
+            formats_used[used] = formats_used.get(used, 0) + 1
+            out_rows.append(row)
+            out_raw.append(r)
+    frame, unwritable = _frame_of(out_rows)
+    for i, reason in unwritable:
+        r = out_raw[i]
+        rejects.append(_reject(path, r.line, r.sheet, reason[0], reason[1], _raw_row(r, info)))
+    main_fmt = plans[0][2].fmt if not isinstance(plans[0][2], InputError) else None
+    extra = {f: n for f, n in formats_used.items() if f != main_fmt}
+    if extra and fmt is None and len(plans) == 1:
+        explanations.append(
+            f"{path}: mixed formats: "
+            + ", ".join(f"{n} rows read as {f}" for f, n in sorted(extra.items()))
+            + " (detected per row)"
+        )
     if n_repaired:
         explanations.append(f"{path}: repaired mojibake in {n_repaired} rows")
     if rejects:
@@ -232,34 +240,206 @@ def _load_one(path: Path, fmt, mapping, sheet, repair, encoding) -> LoadResult:
     files = [
         {
             "file": str(path),
-            "format": file_fmt,
+            "format": main_fmt if len(formats_used) <= 1 else max(formats_used, key=formats_used.get),
             "encoding": info.encoding,
             "rows": n_input,
             "kept": frame.height,
             "rejected": len(rejects),
         }
     ]
+    if len(formats_used) > 1:
+        files[0]["formats"] = formats_used
     return LoadResult(frame, _rejects_frame(rejects), explanations, n_input, n_repaired, files)
 
 
+@dataclass
+class _Plan:
+    fmt: str
+    ctx: dict[str, Any]
+    explanation: str
+
+
+def _segments(raw_rows: list[RawRow], kind: str) -> list[tuple[str | None, list[RawRow]]]:
+    """XLSX sheets are read each with its own header, so each gets its own format and roles."""
+    if kind != "xlsx":
+        return [(None, raw_rows)]
+    out: dict[str | None, list[RawRow]] = {}
+    for r in raw_rows:
+        out.setdefault(r.sheet, []).append(r)
+    return list(out.items())
+
+
+def _plan(path, sheet, rows, fmt, mapping, desc, kind) -> _Plan:
+    """Format and column roles from the keys of the first rows (of one sheet)."""
+    where = f"{path}" + (f" (sheet {sheet})" if sheet is not None else "")
+    keys: set[str] = set()
+    for r in rows[:200]:
+        keys |= set(r.values)
+    keys.discard("__images__")
+    file_fmt = fmt or detect_format(keys)
+    if file_fmt is None and mapping:
+        file_fmt = "qa" if "question" in mapping else ("text" if "text" in mapping else None)
+    if file_fmt is None:
+        raise InputError(
+            f"{where}: cannot tell the format from its columns ({', '.join(sorted(keys)[:12])}); "
+            "use --format, or --map question=COLUMN --map answer=COLUMN"
+        )
+    if file_fmt == "implicit-preference" and isinstance(rows[0].values.get("chosen"), str):
+        file_fmt = "hh-rlhf"
+    ctx: dict[str, Any] = {}
+    if file_fmt == "canonical":
+        return _Plan(file_fmt, ctx, "")
+    if file_fmt == "qa":
+        roles = explain_qa(keys, mapping)
+        missing = [c for cols in roles.values() for c in cols if c not in keys]
+        if missing:
+            raise InputError(
+                f"{where}: --map names columns that do not exist: {', '.join(missing)} "
+                f"(columns: {', '.join(sorted(keys))})"
+            )
+        if "question" not in roles:
+            raise InputError(
+                f"{where}: no question column found among {', '.join(sorted(keys))}; use --map question=COLUMN"
+            )
+        if "answer" not in roles and "chosen" not in roles and "label" not in roles:
+            raise InputError(
+                f"{where}: no answer column found among {', '.join(sorted(keys))} (question-only data "
+                "cannot become SFT rows); use --map answer=COLUMN"
+            )
+        ctx["roles"] = roles
+        role_txt = "; ".join(f"{k} <- {' + '.join(v)}" for k, v in roles.items())
+        other = sorted(keys - {c for cols in roles.values() for c in cols})
+        text = f"{where}: {desc}: plain question/answer table: {role_txt}" + (
+            f"; kept in meta: {', '.join(other)}" if other else ""
+        )
+    elif file_fmt == "text":
+        ctx["roles"] = {"text": mapping.get("text", ["text"])}
+        text = f"{where}: {desc}: plain text (one document per {'line' if kind == 'txt' else 'row'})"
+    else:
+        why = "given by --format" if fmt else f"detected from keys {', '.join(sorted(keys)[:8])}"
+        text = f"{where}: {desc}: {file_fmt} format ({why})"
+    return _Plan(file_fmt, ctx, text)
+
+
+def _row_format(values: dict, cache: dict) -> tuple[str, dict] | None:
+    """The format one row's own keys name (with its column roles for a plain Q&A row), or None."""
+    keys = frozenset(k for k in values if k != "__images__")
+    if keys in cache:
+        return cache[keys]
+    found = detect_format(set(keys))
+    result: tuple[str, dict] | None = None
+    if found == "implicit-preference" and isinstance(values.get("chosen"), str):
+        found = "hh-rlhf"
+    if found == "qa":
+        roles = explain_qa(set(keys), {})
+        if "question" in roles and "answer" in roles:
+            result = ("qa", {"roles": roles})
+    elif found == "text":
+        result = ("text", {"roles": {"text": ["text"]}})
+    elif found is not None and found != "canonical":
+        result = (found, {})
+    cache[keys] = result
+    return result
+
+
+# the keys each format needs (what a reject reason names as expected)
+_REQUIRED = {
+    "alpaca": ("instruction", "output"),
+    "sharegpt": ("conversations",),
+    "openai": ("messages",),
+    "llamafactory-preference": ("conversations", "chosen", "rejected"),
+    "llamafactory-v1-preference": ("chosen_messages", "rejected_messages"),
+    "trl-preference": ("prompt", "chosen", "rejected"),
+    "implicit-preference": ("chosen", "rejected"),
+    "hh-rlhf": ("chosen", "rejected"),
+    "trl-prompt-completion": ("prompt", "completion"),
+}
+
+
+def _expected_vs_found(reason: str, plan: _Plan, values: dict) -> str:
+    """A row that fits no format says what the file's format expects and what the row holds."""
+    if plan.fmt in ("qa", "text"):
+        need = tuple(c for cols in plan.ctx.get("roles", {}).values() for c in cols)
+    else:
+        need = _REQUIRED.get(plan.fmt, ())
+    if plan.fmt == "alpaca" and "chosen" in values and "rejected" in values:
+        need = ("instruction", "chosen", "rejected")
+    missing = [k for k in need if k not in values]
+    if not missing:
+        return reason
+    found = ", ".join(sorted(str(k) for k in values if k != "__images__")[:12]) or "no fields"
+    return f"{reason}: fits no known format (expected {plan.fmt} fields {', '.join(need)}; found {found})"
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return TOO_DEEP
+    if isinstance(exc, UnicodeEncodeError) and "surrogate" in str(exc):
+        bad = exc.object[exc.start] if isinstance(exc.object, str) else "?"
+        return f"lone surrogate U+{ord(bad):04X} (an unpaired \\u{ord(bad):04x} escape): not valid Unicode"
+    return f"cannot read this row ({type(exc).__name__}: {exc})"
+
+
+def _frame_of(rows: list[dict[str, Any]]) -> tuple[pl.DataFrame, list[tuple[int, tuple[str | None, str]]]]:
+    """The canonical frame of the converted rows, and the rows that no output could hold (index,
+    (field, reason)): text with a lone surrogate (a ``\\ud800`` escape in JSON) is not Unicode that
+    UTF-8 can write. Checked row by row only when building the frame at once fails."""
+    try:
+        return to_frame(rows), []
+    except Exception:
+        pass
+    good, bad = [], []
+    for i, row in enumerate(rows):
+        problem = _unwritable(row)
+        if problem is None:
+            try:
+                to_frame([row])
+            except Exception as exc:
+                problem = (None, f"cannot hold this row ({type(exc).__name__}: {exc})")
+        if problem is None:
+            good.append(row)
+        else:
+            bad.append((i, problem))
+    return to_frame(good), bad
+
+
+def _unwritable(row: dict[str, Any]) -> tuple[str, str] | None:
+    for name, value in row.items():
+        texts = [t.get("content") for t in value] if name == "history" and value else [value]
+        for text in texts:
+            if isinstance(text, str):
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError as exc:
+                    bad = text[exc.start]
+                    return name, (
+                        f"lone surrogate U+{ord(bad):04X} (an unpaired \\u{ord(bad):04x} escape) in {name}: "
+                        "not valid Unicode, no output can hold it"
+                    )
+    return None
+
+
 def _repair_record(rec) -> int:
-    changed = False
+    """Repair mojibake in place; the text as read goes to ``meta._original`` (field -> text, ``history``
+    -> {turn index: text}) so that writing the row back in its own format gives the input again."""
+    original: dict[str, Any] = {}
     for f in TEXT_FIELDS:
         v = getattr(rec, f)
         if v:
             fixed, did = repair_mojibake(v)
             if did:
                 setattr(rec, f, fixed)
-                changed = True
-    for t in rec.history:
+                original[f] = v
+    for i, t in enumerate(rec.history):
         if t.content:
             fixed, did = repair_mojibake(t.content)
             if did:
+                original.setdefault("history", {})[str(i)] = t.content
                 t.content = fixed
-                changed = True
-    if changed:
+    if original:
         rec.meta.setdefault("_repaired", "mojibake")
-    return int(changed)
+        rec.meta["_original"] = original
+    return int(bool(original))
 
 
 def _load_canonical(path, raw_rows, rejects, desc, explanations, n_input, typed=True) -> LoadResult:
@@ -387,11 +567,19 @@ def _numbers_from_text(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _raw(values: dict) -> str:
-    s = json.dumps({k: v for k, v in values.items() if k != "__images__"}, ensure_ascii=False, default=str)
-    return s[:2000]
+    """The whole input row as JSON (never cut: a rejected row can be rebuilt from its reject)."""
+    return safe_json({k: v for k, v in values.items() if k != "__images__"})
+
+
+def _raw_row(row: RawRow, info: ReadInfo) -> str:
+    """A JSONL row's own line, exactly as it was read; other rows as JSON."""
+    if info.lines is not None and row.line and 0 < row.line <= len(info.lines):
+        return info.lines[row.line - 1]
+    return _raw(row.values)
 
 
 def _reject(path, line, sheet, field, reason, raw) -> dict[str, Any]:
+    raw = encodable(raw) if raw is not None else None
     return {"file": str(path), "line": line, "sheet": sheet, "field": field, "reason": reason, "raw": raw}
 
 

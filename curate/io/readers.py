@@ -47,6 +47,10 @@ class ReadInfo:
     compression: str | None = None
     truncated: bool = False
     notes: list[str] | None = None
+    # JSONL: the file's lines, so a row rejected after parsing keeps its exact source text as ``raw``
+    lines: list[str] | None = None
+    # JSON: the parse error of a damaged document whose complete items were salvaged
+    parse_error: str | None = None
 
 
 TEXT_KINDS = {
@@ -106,7 +110,7 @@ def _account_truncation(
             last_line = max(last_line, row.line)
     if prev is not None and not ends_with_newline:
         if isinstance(prev, RawRow):
-            raw = json.dumps(prev.values, ensure_ascii=False, default=str)[:500]
+            raw = safe_json(prev.values)
             prev = RawReject(
                 prev.line, "last row cut off by the truncated compressed file", raw, sheet=prev.sheet
             )
@@ -131,9 +135,10 @@ def _read_text_kind(
     dec: Decoded, path: Path, kind: str, info: ReadInfo, header: bool | None
 ) -> tuple[ReadInfo, Iterator[RawRow | RawReject]]:
     if kind == "jsonl":
-        return info, _read_jsonl(dec)
+        info.lines = dec.text.split("\n")
+        return info, _read_jsonl(dec, info.lines)
     if kind == "json":
-        return info, _read_json(dec, path)
+        return info, _read_json(dec, path, info)
     if kind == "txt":
         if _looks_tabular(dec.text):
             info.kind = "tsv"
@@ -143,14 +148,14 @@ def _read_text_kind(
     return info, _read_delimited(dec, path, kind, header)
 
 
-def _read_jsonl(dec: Decoded) -> Iterator[RawRow | RawReject]:
-    lines = dec.text.split("\n")
+def _read_jsonl(dec: Decoded, lines: list[str] | None = None) -> Iterator[RawRow | RawReject]:
+    lines = dec.text.split("\n") if lines is None else lines
     last = len(lines)
     while last > 0 and not lines[last - 1].strip():
         last -= 1
     for i, line in enumerate(lines[:last], start=1):
         if i in dec.bad_lines:
-            yield RawReject(i, dec.bad_lines[i], line[:500])
+            yield RawReject(i, dec.bad_lines[i], line)
             continue
         s = line.strip()
         if not s:
@@ -161,15 +166,18 @@ def _read_jsonl(dec: Decoded) -> Iterator[RawRow | RawReject]:
             reason = f"invalid JSON at column {exc.colno}: {exc.msg}"
             if dec.truncated and i == last:
                 reason = "last line cut off by the truncated compressed file: " + reason
-            yield RawReject(i, reason, line[:500])
+            yield RawReject(i, reason, line)
+            continue
+        except RecursionError:
+            yield RawReject(i, TOO_DEEP, line)
             continue
         if not isinstance(obj, dict):
-            yield RawReject(i, f"expected a JSON object per line, got {type(obj).__name__}", line[:500])
+            yield RawReject(i, f"expected a JSON object per line, got {type(obj).__name__}", line)
             continue
         yield RawRow(obj, i)
 
 
-def _read_json(dec: Decoded, path: Path) -> Iterator[RawRow | RawReject]:
+def _read_json(dec: Decoded, path: Path, info: ReadInfo | None = None) -> Iterator[RawRow | RawReject]:
     text = dec.text
     decoder = json.JSONDecoder()
     start = len(text) - len(text.lstrip())
@@ -184,14 +192,28 @@ def _read_json(dec: Decoded, path: Path) -> Iterator[RawRow | RawReject]:
             if text[end:].strip():
                 yield from _read_jsonl(dec)
                 return
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             pass
     try:
         obj = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
-        ) from None
+    except (json.JSONDecodeError, RecursionError) as exc:
+        # A cut-off array, trailing commas or one item nested too deeply: keep every complete item
+        array_at = _array_start(text, start)
+        if array_at is None:
+            if isinstance(exc, RecursionError):
+                raise InputError(f"{path}: {TOO_DEEP}") from None
+            raise InputError(
+                f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+            ) from None
+        if info is not None:
+            info.parse_error = (
+                TOO_DEEP
+                if isinstance(exc, RecursionError)
+                else f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+            )
+            info.notes.append(f"{info.parse_error}; every complete item of the array is kept")
+        yield from _without_undecodable(_salvage_array(text, array_at, _LineIndex(text)), dec)
+        return
     line_index = _LineIndex(text)
     # Item line numbers: re-scan the top-level array with raw_decode (cheap, exact).
     if isinstance(obj, dict):
@@ -209,6 +231,104 @@ def _read_json(dec: Decoded, path: Path) -> Iterator[RawRow | RawReject]:
     yield from _without_undecodable(_flatten(obj, lines, path), dec)
 
 
+TOO_DEEP = "nested deeper than the JSON reader allows (about 1,000 levels)"
+# an array at the top, or the one array of a wrapping object ({"data": [...]})
+_WRAPPED_ARRAY = re.compile(r'\{\s*"(?:[^"\\]|\\.)*"\s*:\s*\[')
+# JSON tokens for skipping one value without parsing it: a string (group 1 empty when unterminated),
+# a bracket, or a run of anything else
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*("?)|[\[\]{}]|[^"\[\]{}]+', re.S)
+
+
+def _array_start(text: str, start: int) -> int | None:
+    if text[start] == "[":
+        return start
+    m = _WRAPPED_ARRAY.match(text, start)
+    return m.end() - 1 if m else None
+
+
+def _skip_value(text: str, pos: int) -> int | None:
+    """The end of the JSON value starting at ``pos`` (brackets matched, strings skipped), or None when
+    the text ends inside it. Used only for items the parser refused, to find where the next one starts."""
+    depth = 0
+    for m in _JSON_TOKEN.finditer(text, pos):
+        t = m.group()
+        if t in "[{":
+            depth += 1
+        elif t in "]}":
+            depth -= 1
+            if depth <= 0:
+                return m.end()
+        elif t[0] == '"':
+            if not m.group(1):
+                return None
+            if depth == 0:
+                return m.end()
+        elif depth == 0:  # a scalar item: it ends at the next separator
+            cut = min(i for i in (t.find(","), len(t)) if i >= 0)
+            return m.start() + cut
+    return None
+
+
+def _salvage_array(text: str, at: int, lines: _LineIndex) -> Iterator[RawRow | RawReject]:
+    """Read a JSON array item by item after the whole document failed to parse: complete items are
+    kept; an invalid or too-deep item is rejected and reading goes on after it; an item the text ends
+    inside (a cut-off file) is rejected and so is the missing rest; trailing commas are tolerated."""
+    decoder = json.JSONDecoder()
+    n, pos, idx = len(text), at + 1, 0
+    while True:
+        while pos < n and text[pos] in " \t\n\r,":
+            pos += 1
+        if pos >= n:
+            yield RawReject(
+                lines.line_of(n - 1) + 1,
+                f"the JSON array is cut off after item {idx}: it never closes, whatever followed is lost",
+            )
+            return
+        if text[pos] == "]":
+            return
+        line = lines.line_of(pos)
+        try:
+            obj, end = decoder.raw_decode(text, pos)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            end = _skip_value(text, pos)
+            if end is None:
+                yield RawReject(
+                    line, f"item {idx} is cut off: the JSON array ends inside it", text[pos:].rstrip()
+                )
+                return
+            reason = TOO_DEEP if isinstance(exc, RecursionError) else f"invalid JSON: {exc.msg}"
+            yield RawReject(line, f"item {idx}: {reason}", text[pos:end])
+            pos, idx = end, idx + 1
+            continue
+        if isinstance(obj, dict):
+            yield RawRow(obj, line)
+        elif isinstance(obj, list) and all(isinstance(sub, dict) for sub in obj):
+            for sub in obj:
+                yield RawRow(sub, line)
+        else:
+            yield RawReject(line, f"item {idx} is a {type(obj).__name__}, not an object", text[pos:end])
+        pos, idx = end, idx + 1
+
+
+def safe_json(value: Any) -> str:
+    """``value`` as JSON text for a reject's ``raw``, whatever it holds: too deep a nesting or a lone
+    surrogate must not turn one rejected row into a failed file."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    except (RecursionError, ValueError):
+        return "<a value nested too deeply to show>"
+    return encodable(text)
+
+
+def encodable(text: str) -> str:
+    """Text that UTF-8 can hold: lone surrogates (from ``\\ud800`` escapes) written as escapes."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
 def _without_undecodable(rows: Iterator[RawRow | RawReject], dec: Decoded) -> Iterator[RawRow | RawReject]:
     """A JSON document with undecodable bytes (decoded with U+FFFD in their place, lines listed in
     ``dec.bad_lines``): every record holding a replacement character is rejected, never kept mangled."""
@@ -218,10 +338,10 @@ def _without_undecodable(rows: Iterator[RawRow | RawReject], dec: Decoded) -> It
     reason = next(iter(dec.bad_lines.values()))
     for row in rows:
         if isinstance(row, RawRow):
-            raw = json.dumps(row.values, ensure_ascii=False, default=str)
+            raw = safe_json(row.values)
             if "\ufffd" in raw:
                 yield RawReject(
-                    row.line, f"undecodable bytes in this record ({reason})", raw[:500], sheet=row.sheet
+                    row.line, f"undecodable bytes in this record ({reason})", raw, sheet=row.sheet
                 )
                 continue
         yield row
@@ -245,13 +365,13 @@ def _flatten(items: list, lines: list, path: Path, prefix: str = "") -> Iterator
                     yield RawReject(
                         line,
                         f"item {prefix}{idx}: nested value is a {type(sub).__name__}, not an object",
-                        json.dumps(sub, ensure_ascii=False)[:500],
+                        safe_json(sub),
                     )
         else:
             yield RawReject(
                 line,
                 f"item {prefix}{idx} is a {type(item).__name__}, not an object",
-                json.dumps(item, ensure_ascii=False)[:500],
+                safe_json(item),
             )
 
 
@@ -330,7 +450,7 @@ def _read_txt(dec: Decoded) -> Iterator[RawRow | RawReject]:
     # one document per non-empty line (the LLaMA-Factory / common pretraining convention)
     for i, line in enumerate(dec.text.split("\n"), start=1):
         if i in dec.bad_lines:
-            yield RawReject(i, dec.bad_lines[i], line[:500])
+            yield RawReject(i, dec.bad_lines[i], line)
             continue
         if line.strip():
             yield RawRow({"text": line.rstrip()}, i)
@@ -385,7 +505,7 @@ def _read_delimited(dec: Decoded, path: Path, kind: str, header: bool | None) ->
             ln in dec.bad_lines for ln in range(line, line + 1 + sum(c.count("\n") for c in row))
         ):
             yield RawReject(
-                line, dec.bad_lines.get(line, "undecodable bytes in this row"), delimiter.join(row)[:500]
+                line, dec.bad_lines.get(line, "undecodable bytes in this row"), delimiter.join(row)
             )
             continue
         if not row or all(not c.strip() for c in row):
@@ -394,7 +514,7 @@ def _read_delimited(dec: Decoded, path: Path, kind: str, header: bool | None) ->
             yield RawReject(
                 line,
                 f"row has {len(row)} fields, header has {width}",
-                delimiter.join(row)[:500],
+                delimiter.join(row),
             )
             continue
         values = {}

@@ -1,0 +1,146 @@
+"""Ingest isolates every failure to its row (issue 15): deep nesting, lone surrogates, damaged JSON
+arrays, mixed formats, whole raw rows in rejects, lossless mojibake repairs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+
+from curate.io import load, write_frame
+from curate.io.formats import to_format
+
+GOOD = [{"instruction": "a", "output": "b"}, {"instruction": "c", "output": "d"}]
+DEEP = "[" * 1500 + "]" * 1500
+
+
+def _jsonl(path: Path, lines: list[str]) -> Path:
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def test_deeply_nested_row_is_rejected_alone(tmp_path):
+    p = _jsonl(
+        tmp_path / "deep.jsonl",
+        [
+            json.dumps(GOOD[0]),
+            '{"instruction": "x", "output": "y", "extra": ' + DEEP + "}",
+            json.dumps(GOOD[1]),
+        ],
+    )
+    res = load([p])
+    assert res.frame["question"].to_list() == ["a", "c"]
+    assert res.rejects["line"].to_list() == [2] and "nested deeper" in res.rejects["reason"][0]
+    assert res.rejects["raw"][0].endswith("]" * 1500 + "}")  # the whole line, not a cut
+
+
+def test_lone_surrogate_is_rejected_and_the_output_can_be_written(tmp_path):
+    p = _jsonl(
+        tmp_path / "s.jsonl",
+        [
+            json.dumps(GOOD[0]),
+            '{"instruction": "x\\ud800", "output": "y"}',
+            '{"instruction": "ok \\ud83d\\ude00", "output": "z"}',
+        ],
+    )
+    res = load([p])
+    assert res.frame["question"].to_list() == ["a", "ok \U0001f600"]  # a surrogate pair is one character
+    assert res.rejects["line"].to_list() == [2] and "surrogate U+D800" in res.rejects["reason"][0]
+    write_frame(res.frame, tmp_path / "out.jsonl")
+    write_frame(res.rejects, tmp_path / "rej.jsonl")  # the reject's raw text is writable too
+    assert "\\ud800" in (tmp_path / "rej.jsonl").read_text(encoding="utf-8")
+
+
+def test_cut_off_json_array_keeps_complete_items(tmp_path):
+    p = tmp_path / "cut.json"
+    p.write_text(
+        '[{"instruction": "a", "output": "b"},\n {"instruction": "c", "output": "d"},\n {"instruction": "e", "outp'
+    )
+    res = load([p])
+    assert res.frame["question"].to_list() == ["a", "c"]
+    assert res.rejects.height == 1 and "cut off" in res.rejects["reason"][0] and res.rejects["line"][0] == 3
+    assert res.input_rows == res.frame.height + res.rejects.height
+    # cut between items: the lost rest is one reject, so the run cannot pass for complete
+    p.write_text('[{"instruction": "a", "output": "b"},\n {"instruction": "c", "output": "d"},')
+    res = load([p])
+    assert res.frame.height == 2 and res.rejects.height == 1 and "never closes" in res.rejects["reason"][0]
+
+
+def test_trailing_commas_and_a_too_deep_item_in_a_json_array(tmp_path):
+    p = tmp_path / "t.json"
+    p.write_text('[{"instruction": "a", "output": "b"},\n {"instruction": "c", "output": "d"},\n]')
+    res = load([p])
+    assert res.frame.height == 2 and res.rejects.height == 0
+    p.write_text(
+        '{"data": [{"instruction": "a", "output": "b"},\n {"instruction": "c", "output": '
+        + DEEP
+        + '},\n {"instruction": "e", "output": "f"}]}'
+    )
+    res = load([p])
+    assert res.frame["question"].to_list() == ["a", "e"]
+    assert res.rejects["line"].to_list() == [2] and "nested deeper" in res.rejects["reason"][0]
+
+
+def test_mixed_formats_are_detected_per_row(tmp_path):
+    rows = [
+        {"instruction": "a", "input": "", "output": "b"},
+        {"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]},
+        {"messages": [{"role": "user", "content": "q2"}, {"role": "assistant", "content": "a2"}]},
+        {"question": "q3", "answer": "a3"},
+        {"prompt": "p", "chosen": "c", "rejected": "r"},
+        {"foo": 1},
+    ]
+    res = load([_jsonl(tmp_path / "m.jsonl", [json.dumps(r) for r in rows])])
+    assert res.frame["question"].to_list() == ["a", "q", "q2", "q3", "p"]
+    assert res.frame["kind"].to_list() == ["sft"] * 4 + ["preference"]
+    (reason,) = res.rejects["reason"].to_list()
+    assert "expected" in reason and "found foo" in reason
+    assert any("mixed formats" in e for e in res.explanations)
+    # each row goes back to its own format
+    back = [to_format(r, json.loads(r["meta"])["_fmt"]["format"]) for r in res.frame.to_dicts()]
+    assert back == rows[:5]
+
+
+def test_rejects_keep_the_whole_raw_row(tmp_path):
+    long = "x" * 5000
+    p = _jsonl(tmp_path / "r.jsonl", [json.dumps(GOOD[0]), json.dumps({"instruction": long, "extra": 1})])
+    res = load([p])
+    assert json.loads(res.rejects["raw"][0]) == {"instruction": long, "extra": 1}
+    csv = tmp_path / "r.csv"
+    csv.write_text(f"question,answer\nq,a\n{long},a,extra\n")
+    res = load([csv])
+    assert res.rejects["raw"][0] == f"{long},a,extra"
+
+
+def test_alpaca_empty_instruction_joins_only_non_empty_parts(tmp_path):
+    rows = [
+        {"instruction": "", "input": "x", "output": "y"},
+        {"instruction": "i", "input": "x", "output": "y"},
+    ]
+    res = load([_jsonl(tmp_path / "a.jsonl", [json.dumps(r) for r in rows])])
+    assert res.frame["question"].to_list() == ["x", "i\nx"]
+    assert [to_format(r, "alpaca") for r in res.frame.to_dicts()] == rows
+
+
+def test_mojibake_repair_keeps_the_original_for_a_lossless_round_trip(tmp_path):
+    bad = "Conchita Martínez won".encode().decode("latin-1")
+    rows = [
+        {
+            "conversations": [
+                {"from": "human", "value": bad},
+                {"from": "gpt", "value": "ok"},
+                {"from": "human", "value": "more"},
+                {"from": "gpt", "value": bad},
+            ]
+        },
+        {"conversations": [{"from": "human", "value": "clean"}, {"from": "gpt", "value": "fine"}]},
+    ]
+    res = load([_jsonl(tmp_path / "m.jsonl", [json.dumps(r, ensure_ascii=False) for r in rows])])
+    assert res.repaired == 1
+    assert res.frame["history"][0][0]["content"] == "Conchita Martínez won"
+    assert res.frame["answer"][0] == "Conchita Martínez won"
+    assert [to_format(r, "sharegpt") for r in res.frame.to_dicts()] == rows
+    # another format gets the repaired text
+    assert to_format(res.frame.to_dicts()[0], "openai")["messages"][0]["content"] == "Conchita Martínez won"
+    assert pl.Series(res.frame["meta"]).str.contains("_original").sum() == 1
