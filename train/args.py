@@ -38,12 +38,14 @@ def common_args(cfg, plan: dict[str, Any], run_dir: Path, device) -> dict[str, A
         save_only_model=False,  # optimizer, scheduler and RNG states are needed to resume exactly
         eval_strategy="steps" if has_eval else "no",
         eval_steps=max(cfg.logging_steps, cfg.save_steps) if has_eval else None,
-        report_to=["tensorboard"],
+        report_to=list(cfg.report_to),
         gradient_checkpointing=cfg.gradient_checkpointing,
         dataloader_pin_memory=device.kind == "cuda",
         remove_unused_columns=True,
         disable_tqdm=not _tty(),
     )
+    # the `trainer:` pass-through (validated against the installed TrainingArguments by the config)
+    kw.update(cfg.trainer)
     return kw
 
 

@@ -50,6 +50,11 @@ def config_options(stage: str):
             if name == "data":
                 f = click.option("--data", "data_opt", multiple=True, help=help_text)(f)
                 continue
+            if name == "trainer":  # a mapping: YAML `trainer:` or --set trainer.KEY=VALUE
+                continue
+            if name == "output":  # --output-dir: the Hugging Face / LLaMA-Factory / TRL name
+                f = click.option(opt, "--output-dir", name, type=str, default=None, help=help_text)(f)
+                continue
             if is_list:
                 f = click.option(opt, name, multiple=True, help=help_text)(f)
             elif tp is bool:
@@ -104,11 +109,21 @@ def _flags(stage: str, kwargs: dict[str, Any], data: tuple[str, ...]) -> dict[st
     return flags
 
 
-def _resolve(stage: str, config_file, kwargs, data, sets):
+def _resolve(stage: str, config_file, kwargs, data, sets, console=None, flag_stage: str | None = None):
+    """The stage's config from the YAML, the generated flags (``flag_stage``'s, for plan/check, which
+    take the sft flags) and --set; peer keys that were ignored or passed through are printed."""
+    flags = _flags(flag_stage or stage, kwargs, data)
+    if flag_stage:
+        names = {f.name for f in cli_fields(stage)}
+        flags = {k: v for k, v in flags.items() if k in names}
     try:
-        return resolve(stage, config_file, _flags(stage, kwargs, data), parse_set(sets))
+        cfg = resolve(stage, config_file, flags, parse_set(sets))
     except ConfigError as e:
         raise click.UsageError(str(e)) from None
+    if console is not None:
+        for warning in getattr(cfg, "warnings", ()):
+            console.print(f"[yellow]note:[/yellow] {warning}", soft_wrap=True, markup=True, highlight=False)
+    return cfg
 
 
 # ------------------------------------------------------------------ "no arguments does the obvious thing"
@@ -206,7 +221,7 @@ def _stage_command(stage: str):
     def cmd(data, config_file, sets, as_json, dry_run, **kwargs):
         console = _console()
         config_file = _auto_config(stage, config_file, console)
-        cfg = _resolve(stage, config_file, kwargs, data, sets)
+        cfg = _resolve(stage, config_file, kwargs, data, sets, console)
         if not cfg.data:
             found = find_curated(stage, Path.cwd())
             if found is None:
@@ -223,7 +238,8 @@ def _stage_command(stage: str):
             sys.exit(rc)
         run_stage(cfg, console, as_json=as_json, dry_run=dry_run)
 
-    cmd.__doc__ = {
+    # (click read the help from the docstring when the decorator ran: set the command's help itself)
+    cmd.help = {
         "sft": "Supervised fine-tuning on curated Q&A (SFTTrainer).\n\nBy default only the final answer is trained "
         "(--loss-on completion); `assistant` trains every assistant turn, `all` every token.",
         "dpo": "Direct preference optimisation on curated pairs (DPOTrainer).\n\nWith an adapter method the reference "
@@ -346,16 +362,7 @@ def plan(data, config_file, sets, as_json, stage, rows, model_name, gpu, table, 
             return
     # the stage's config class, with the sft-generated flags that apply
     config_file = _auto_config(stage, config_file, console)
-    flags = _flags("sft", kwargs, data)
-    try:
-        cfg = resolve(
-            stage,
-            config_file,
-            {k: v for k, v in flags.items() if k in {f.name for f in cli_fields(stage)}},
-            parse_set(sets),
-        )
-    except ConfigError as e:
-        raise click.UsageError(str(e)) from None
+    cfg = _resolve(stage, config_file, kwargs, data, sets, console, flag_stage="sft")
     if rows is not None:
         plan_d = P.make_plan(cfg, rows=rows, lengths=None, gpu=bool(gpu))
     else:
@@ -407,16 +414,7 @@ def check(data, config_file, sets, as_json, stage, preview_rows, **kwargs):
 
     console = _console()
     config_file = _auto_config(stage, config_file, console)
-    flags = _flags("sft", kwargs, data)
-    try:
-        cfg = resolve(
-            stage,
-            config_file,
-            {k: v for k, v in flags.items() if k in {f.name for f in cli_fields(stage)}},
-            parse_set(sets),
-        )
-    except ConfigError as e:
-        raise click.UsageError(str(e)) from None
+    cfg = _resolve(stage, config_file, kwargs, data, sets, console, flag_stage="sft")
     if not cfg.data:
         found = find_curated(stage, Path.cwd())
         if not found:

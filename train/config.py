@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from curate.core.errors import UsageError
+from train.compat import REPORT_TO, CompatError, check_report_to, check_trainer, translate
 
 METHODS = (
     "full",
@@ -107,6 +108,17 @@ class CommonConfig:
         "(a finished run is never overwritten).",
     )
     skip_check: bool = _f(False, "Do not stop on failed pre-flight data checks.")
+    max_samples: int | None = _f(
+        None, "Train on the first N rows only (LLaMA-Factory's max_samples; default: every row)."
+    )
+    report_to: list[str] = _f(
+        ["tensorboard"], "Loggers: tensorboard, wandb, swanlab, mlflow or none (repeatable).", REPORT_TO
+    )
+    trainer: dict[str, Any] = _f(
+        {},
+        "Extra TrainingArguments fields (YAML `trainer:` section or --set trainer.KEY=VALUE), validated "
+        "against the installed transformers/TRL.",
+    )
 
     stage: typing.ClassVar[str] = ""
 
@@ -123,12 +135,15 @@ class CommonConfig:
         "distributed",
         "gradient_checkpointing",
         "trust_remote_code",
+        "report_to",
     )
 
     def validate(self) -> None:
         for f in fields(self):
             choices = f.metadata.get("choices")
             value = getattr(self, f.name)
+            if f.name == "report_to":
+                continue  # a list, checked below
             if choices and value is not None and value not in choices:
                 raise ConfigError(f"{f.name}: {value!r} is not one of {', '.join(choices)}")
         for name in (
@@ -166,6 +181,12 @@ class CommonConfig:
                 f"method pissa with --distributed {self.distributed}: the PiSSA adapter is converted to a plain "
                 "LoRA from whole weights, which sharded training does not hold; use ddp or zero2, or --method lora"
             )
+        if self.max_samples is not None and self.max_samples < 1:
+            raise ConfigError(f"max_samples: must be >= 1, got {self.max_samples}")
+        try:
+            self.report_to = check_report_to(self.report_to)
+        except CompatError as e:
+            raise ConfigError(str(e)) from None
         if hasattr(self, "beta") and not self.beta > 0:
             raise ConfigError(f"beta: must be > 0, got {self.beta}")
 
@@ -272,6 +293,12 @@ def coerce(cls, key: str, value: Any) -> Any:
         names = ", ".join(f.name for f in fields(cls))
         raise ConfigError(f"unknown setting {key!r} for `train {cls.stage}`; known: {names}")
     tp, optional, is_list = _base_type(hints[key])
+    if tp is dict or typing.get_origin(tp) is dict:
+        if value in (None, ""):
+            return {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping (a YAML section), got {value!r}")
+        return dict(value)
     if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "") and optional):
         if optional or is_list:
             return [] if is_list and not optional else None
@@ -324,20 +351,46 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def parse_set(items: tuple[str, ...] | list[str]) -> dict[str, str]:
-    out = {}
+def parse_set(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    """``--set key=value``; ``--set trainer.optim=adamw_torch`` sets one pass-through field (its value
+    read as YAML, so numbers and booleans keep their type)."""
+    out: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected key=value")
         k, v = item.split("=", 1)
-        out[k.strip().replace("-", "_")] = v.strip()
+        k = k.strip().replace("-", "_")
+        if k.startswith("trainer."):
+            import yaml
+
+            try:
+                value = yaml.safe_load(v.strip())
+            except yaml.YAMLError:
+                value = v.strip()
+            out.setdefault("trainer", {})[k.split(".", 1)[1]] = value
+            continue
+        out[k] = v.strip()
     return out
 
 
+def _translate(cls, stage: str, settings: dict[str, Any], where: str) -> tuple[dict[str, Any], list[str]]:
+    """Peer (LLaMA-Factory / TRL) key names -> tamis names (see :mod:`train.compat`)."""
+    known = {f.name for f in fields(cls)}
+    try:
+        out, warnings = translate({k.replace("-", "_"): v for k, v in settings.items()}, stage, known)
+    except CompatError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    return out, [f"{where}: {w}" for w in warnings]
+
+
 def resolve(stage: str, yaml_path: str | None = None, flags: dict | None = None, sets: dict | None = None):
-    """Build the stage config from defaults, a YAML file, CLI flags and --set overrides."""
+    """Build the stage config from defaults, a YAML file, CLI flags and --set overrides. LLaMA-Factory
+    and TRL key names are read as their tamis settings (:mod:`train.compat`); the config's ``warnings``
+    attribute lists the peer keys that were ignored or passed through."""
     cls = CONFIGS[stage]
     values: dict[str, Any] = {}
+    warnings: list[str] = []
+    grad_accum = None
     if yaml_path:
         data = load_yaml(yaml_path)
         # a saved RUN/config.yaml names its stage: it must be the stage of the command reading it
@@ -353,14 +406,33 @@ def resolve(stage: str, yaml_path: str | None = None, flags: dict | None = None,
             if isinstance(data.get(s), dict):
                 data.pop(s)
         data.update(section or {})
+        data, w = _translate(cls, stage, data, str(yaml_path))
+        warnings += w
+        grad_accum = data.pop("_grad_accum", None)
         for k, v in data.items():
-            values[k.replace("-", "_")] = coerce(cls, k.replace("-", "_"), v)
+            values[k] = coerce(cls, k, v)
     for k, v in (flags or {}).items():
         values[k] = coerce(cls, k, v)
-    for k, v in (sets or {}).items():
-        values[k] = coerce(cls, k, v)
+    if sets:
+        set_values, w = _translate(cls, stage, dict(sets), "--set")
+        warnings += w
+        grad_accum = set_values.pop("_grad_accum", grad_accum)
+        for k, v in set_values.items():
+            if k == "trainer":
+                values["trainer"] = {**values.get("trainer", {}), **coerce(cls, k, v)}
+            else:
+                values[k] = coerce(cls, k, v)
+    if grad_accum is not None and "global_batch" not in values:
+        # LLaMA-Factory/TRL's gradient_accumulation_steps: global batch = micro-batch x accumulation x processes
+        micro = values.get("batch_size", cls.batch_size)
+        values["global_batch"] = micro * grad_accum * values.get("num_processes", cls.num_processes)
+    try:
+        values["trainer"] = check_trainer(stage, values.get("trainer"))
+    except CompatError as e:
+        raise ConfigError(str(e)) from None
     cfg = cls(**values)
     cfg.validate()
+    cfg.warnings = warnings
     return cfg
 
 

@@ -78,6 +78,8 @@ def prepare(cfg: CommonConfig, device=None) -> Context:
     prep = D.prepare(cfg.data, stage, loss_on)
     tok = D.load_tokenizer(cfg.model, cfg.template, cfg.trust_remote_code)
     tk = D.tokenize_all(tok, prep, loss_on)
+    if cfg.max_samples is not None and len(tk.rows) > cfg.max_samples:
+        tk = tk.subset(list(range(cfg.max_samples)))  # the first N rows, like LLaMA-Factory
     ev = None
     if cfg.eval_data:
         ev_prep = D.prepare(cfg.eval_data, stage, loss_on)
@@ -129,7 +131,15 @@ def key_settings(cfg: CommonConfig) -> dict[str, Any]:
     """Every setting that changes what is trained (all but :attr:`CommonConfig.RUNTIME_SETTINGS`)."""
     from dataclasses import fields
 
-    return {f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name not in cfg.RUNTIME_SETTINGS}
+    from train.compat import RUNTIME_TRAINER_FIELDS
+
+    out = {f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name not in cfg.RUNTIME_SETTINGS}
+    out["trainer"] = {k: v for k, v in out.get("trainer", {}).items() if k not in RUNTIME_TRAINER_FIELDS}
+    # settings added later are left out at their defaults, so earlier runs keep their key and resume
+    for name, unset in (("trainer", {}), ("max_samples", None)):
+        if out.get(name) == unset:
+            out.pop(name, None)
+    return out
 
 
 def last_checkpoint(run_dir: Path) -> Path | None:
