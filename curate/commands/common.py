@@ -386,6 +386,8 @@ def finish(
             summary["dropped_by_reason"] = drop_counts(dropped)
     if loaded.repaired:
         summary["repaired"] = loaded.repaired
+    if getattr(loaded, "encoding_guessed", 0):  # files read with a statistical encoding guess
+        summary["encoding_guessed"] = loaded.encoding_guessed
     summary.update(stats)
     for kind, path in (extra_outputs or {}).items():
         if path is not None:

@@ -461,5 +461,6 @@ def load(paths, fmt=None, mapping=None, sheet=None, spec: EngineSpec | None = No
         out.explanations += r.explanations
         out.input_rows += r.input_rows
         out.repaired += r.repaired
+        out.encoding_guessed += r.encoding_guessed
         out.files += r.files
     return out

@@ -36,6 +36,8 @@ class Decoded:
     warnings: list[tuple[int | None, str]] = field(default_factory=list)
     truncated: bool = False
     bad_lines: dict[int, str] = field(default_factory=dict)  # line -> reason (undecodable bytes)
+    # a statistical guess: {encoding, confidence, alternatives}
+    guess: dict | None = None
 
 
 def split_compression(path: Path) -> tuple[str | None, str]:
@@ -151,13 +153,22 @@ _BOMS = [
 
 
 def detect_and_decode(
-    data: bytes, path: Path, encoding: str | None = None
+    data: bytes, path: Path, encoding: str | None = None, guesses: list[dict] | None = None
 ) -> tuple[str, str, dict[int, str]]:
-    """Return (text, encoding name, {line: reason} for lines with undecodable bytes)."""
+    """Return (text, encoding name, {line: reason} for lines with undecodable bytes). A statistical
+    guess (charset-normalizer) is appended to ``guesses`` (encoding, confidence, alternatives)."""
     if encoding:
         try:
             return data.decode(encoding), encoding, {}
-        except (UnicodeDecodeError, LookupError) as exc:
+        except LookupError as exc:
+            raise InputError(f"{path}: cannot decode as {encoding}: {exc}") from None
+        except UnicodeDecodeError as exc:
+            # the user named the encoding: a few broken lines are rejected, their neighbours kept
+            if _line_safe(encoding):
+                lines = re.split(rb"\r\n|\r|\n", data)
+                bad = _undecodable_lines(lines, encoding)
+                if len(bad) <= max(10, len(lines) // 2):
+                    return _decode_with_bad_lines(lines, bad, encoding)
             raise InputError(f"{path}: cannot decode as {encoding}: {exc}") from None
     for bom, name in _BOMS:
         if data.startswith(bom):
@@ -198,23 +209,108 @@ def detect_and_decode(
         return text, "gb18030", {}
     except UnicodeDecodeError:
         pass
-    try:
-        from charset_normalizer import from_bytes
-
-        best = from_bytes(data[:200_000]).best()
-        if best is not None and best.encoding:
-            try:
-                return data.decode(best.encoding), best.encoding, {}
-            except (UnicodeDecodeError, LookupError):
-                pass
-    except ImportError:  # pragma: no cover
-        pass
+    # "Mostly GB18030": Chinese exports with a few damaged bytes. GB18030 decodes most byte strings,
+    # so a few broken lines are not enough: the broken lines must be a small minority of the non-ASCII
+    # ones (Latin-1 text fails on nearly every accented line: an accent before a space or comma).
+    gb_bad = _undecodable_lines(lines, "gb18030")
+    gb_ok = sum(1 for i, line in enumerate(lines, start=1) if i not in gb_bad and not line.isascii())
+    if gb_ok >= 20 * len(gb_bad):
+        return _decode_with_bad_lines(lines, gb_bad, "gb18030")
+    guessed = _statistical_guess(data)
+    if guessed is not None:
+        try:
+            text = data.decode(guessed["encoding"])
+        except (UnicodeDecodeError, LookupError):
+            pass
+        else:
+            if guesses is not None:
+                guesses.append(guessed)
+            return text, guessed["encoding"], {}
     if len(bad) > max(10, len(lines) // 2):
         raise InputError(
             f"{path}: cannot determine the text encoding (tried UTF-8, UTF-16, GB18030 and a statistical "
             "guess); pass --encoding NAME (e.g. --encoding big5) or convert the file to UTF-8"
         )
     return _utf8_with_bad_lines(lines, bad)
+
+
+# Single-byte code pages of Western European text: a statistical detector may rank a rare Baltic or
+# Central European page first (cp1257 turns "Naïve" into "Naļve"), so these win when they read the
+# text as letters and common punctuation.
+_WESTERN = ("cp1252", "latin_1", "iso8859_15")
+_WESTERN_PUNCT = set("‘’‚“”„–—…€«»°·×÷§©®™¡¿")
+
+
+def _statistical_guess(data: bytes) -> dict | None:
+    """charset-normalizer's candidates, with the common encodings of the text's script preferred over
+    rare ones: {encoding, confidence, alternatives}."""
+    try:
+        from charset_normalizer import from_bytes
+    except ImportError:  # pragma: no cover
+        return None
+    results = list(from_bytes(data[:200_000]))
+    if not results:
+        return None
+    best = results[0]
+    chosen = best
+    if best.encoding not in _WESTERN:
+        for m in results:
+            if m.encoding in _WESTERN and m.chaos <= best.chaos + 0.1 and _reads_western(str(m)):
+                chosen = m
+                break
+    names = [m.encoding for m in results if m.encoding != chosen.encoding]
+    return {
+        "encoding": chosen.encoding,
+        "confidence": round(max(0.0, 1.0 - chosen.chaos) * chosen.coherence**0.5, 2),
+        "alternatives": names[:4],
+    }
+
+
+def _reads_western(text: str) -> bool:
+    """Nearly every non-ASCII character is a letter or common punctuation (a wrong code page gives
+    symbols in the middle of words: ³, ¹, ¿)."""
+    other = [c for c in text if ord(c) > 127]
+    if not other:
+        return True
+    good = sum(1 for c in other if c.isalpha() or c in _WESTERN_PUNCT)
+    return good >= 0.95 * len(other)
+
+
+def _line_safe(encoding: str) -> bool:
+    """An ASCII-compatible encoding whose multi-byte characters never contain a line-end byte, so the
+    bytes can be split into lines before decoding."""
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        return False
+    return not any(x in name for x in ("utf-16", "utf-32", "utf-7", "utf_16", "utf_32", "utf_7")) and (
+        "a\n".encode(name) == b"a\n"
+    )
+
+
+def _undecodable_lines(lines: list[bytes], encoding: str) -> dict[int, str]:
+    bad: dict[int, str] = {}
+    label = codecs.lookup(encoding).name.upper().replace("_", "-")
+    for i, line in enumerate(lines, start=1):
+        if line.isascii():
+            continue
+        try:
+            line.decode(encoding)
+        except UnicodeDecodeError as exc:
+            bad[i] = f"invalid {label} byte 0x{line[exc.start]:02x} at byte {exc.start} of the line"
+    return bad
+
+
+def _decode_with_bad_lines(
+    lines: list[bytes], bad: dict[int, str], encoding: str
+) -> tuple[str, str, dict[int, str]]:
+    """Decode line by line; broken lines are reported (the reader rejects those rows)."""
+    out = [
+        line.decode(encoding, errors="replace") if i in bad else line.decode(encoding)
+        for i, line in enumerate(lines, start=1)
+    ]
+    name = f"{encoding} (with undecodable lines)" if bad else encoding
+    return "\n".join(out), name, bad
 
 
 def _whole_code_units(data: bytes, encoding: str) -> tuple[bytes, dict[int, str]]:
@@ -231,24 +327,13 @@ def _whole_code_units(data: bytes, encoding: str) -> tuple[bytes, dict[int, str]
 
 
 def _undecodable_utf8_lines(lines: list[bytes]) -> dict[int, str]:
-    bad: dict[int, str] = {}
-    for i, line in enumerate(lines, start=1):
-        if line.isascii():
-            continue
-        try:
-            line.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            bad[i] = f"invalid UTF-8 byte 0x{line[exc.start]:02x} at byte {exc.start} of the line"
-    return bad
+    return _undecodable_lines(lines, "utf-8")
 
 
 def _utf8_with_bad_lines(lines: list[bytes], bad: dict[int, str]) -> tuple[str, str, dict[int, str]]:
     """Decode per line; broken lines are reported (the reader rejects those rows), never kept mangled."""
-    out = [
-        line.decode("utf-8", errors="replace") if i in bad else line.decode("utf-8")
-        for i, line in enumerate(lines, start=1)
-    ]
-    return "\n".join(out), "utf-8 (with undecodable lines)", bad
+    text, _, bad = _decode_with_bad_lines(lines, bad, "utf-8")
+    return text, "utf-8 (with undecodable lines)", bad
 
 
 def _guess_utf16(data: bytes) -> str | None:
@@ -267,9 +352,20 @@ def _guess_utf16(data: bytes) -> str | None:
 
 def decode_file(path: Path, encoding: str | None = None) -> Decoded:
     data, compression, truncated, note = read_bytes(path)
-    text, enc, bad = detect_and_decode(data, path, encoding)
+    guesses: list[dict] = []
+    text, enc, bad = detect_and_decode(data, path, encoding, guesses)
     text = text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
     dec = Decoded(text=text, encoding=enc, compression=compression, truncated=truncated, bad_lines=bad)
+    if guesses:
+        g = dec.guess = guesses[0]
+        alternatives = ", ".join(g["alternatives"]) or "none"
+        dec.warnings.append(
+            (
+                None,
+                f"the encoding is a statistical guess: {g['encoding']} (confidence {g['confidence']:.2f}; "
+                f"alternatives: {alternatives}); pass --encoding NAME if the text reads wrong",
+            )
+        )
     if truncated:
         dec.warnings.append((None, note or "compressed stream is truncated"))
     return dec

@@ -38,6 +38,8 @@ class LoadResult:
     input_rows: int = 0
     repaired: int = 0
     files: list[dict[str, Any]] = field(default_factory=list)
+    # files whose encoding was a statistical guess (announced on stderr, counted in the summary)
+    encoding_guessed: int = 0
 
 
 def load(
@@ -66,7 +68,8 @@ def load(
         repaired += r.repaired
         files += r.files
     frame = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
-    return LoadResult(frame, pl.concat(rejects), explanations, total, repaired, files)
+    guessed = sum(1 for f in files if f.get("encoding_guess"))
+    return LoadResult(frame, pl.concat(rejects), explanations, total, repaired, files, guessed)
 
 
 def read_frame(path: Path | str) -> pl.DataFrame:
@@ -144,14 +147,10 @@ def _load_one(path: Path, fmt, mapping, sheet, repair, encoding) -> LoadResult:
     n_input = len(raw_rows) + len(rejects)
     if not raw_rows:
         explanations.insert(0, f"{path}: {desc}: no readable rows")
-        return LoadResult(
-            empty_frame(),
-            _rejects_frame(rejects),
-            explanations,
-            n_input,
-            0,
-            [{"file": str(path), "format": None, "rows": n_input}],
-        )
+        entry: dict[str, Any] = {"file": str(path), "format": None, "rows": n_input}
+        if info.encoding_guess:
+            entry["encoding_guess"] = info.encoding_guess
+        return LoadResult(empty_frame(), _rejects_frame(rejects), explanations, n_input, 0, [entry])
 
     segments = _segments(raw_rows, info.kind)
     if len(segments) == 1 or fmt is not None:
@@ -247,6 +246,8 @@ def _load_one(path: Path, fmt, mapping, sheet, repair, encoding) -> LoadResult:
             "rejected": len(rejects),
         }
     ]
+    if info.encoding_guess:
+        files[0]["encoding_guess"] = info.encoding_guess
     if len(formats_used) > 1:
         files[0]["formats"] = formats_used
     return LoadResult(frame, _rejects_frame(rejects), explanations, n_input, n_repaired, files)

@@ -51,6 +51,8 @@ class ReadInfo:
     lines: list[str] | None = None
     # JSON: the parse error of a damaged document whose complete items were salvaged
     parse_error: str | None = None
+    # the encoding was a statistical guess: {encoding, confidence, alternatives}
+    encoding_guess: dict | None = None
 
 
 TEXT_KINDS = {
@@ -88,6 +90,7 @@ def read_rows(
         return ReadInfo("parquet", notes=[]), _read_parquet(path)
     dec = decode_file(path, encoding)
     info = ReadInfo(kind, dec.encoding, dec.compression, dec.truncated, [m for _, m in dec.warnings])
+    info.encoding_guess = dec.guess
     info, rows = _read_text_kind(dec, path, kind, info, header)
     if dec.truncated:
         rows = _account_truncation(rows, dec.text.endswith("\n"))

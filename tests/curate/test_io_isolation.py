@@ -144,3 +144,58 @@ def test_mojibake_repair_keeps_the_original_for_a_lossless_round_trip(tmp_path):
     # another format gets the repaired text
     assert to_format(res.frame.to_dicts()[0], "openai")["messages"][0]["content"] == "Conchita Martínez won"
     assert pl.Series(res.frame["meta"]).str.contains("_original").sum() == 1
+
+
+def _gbk_csv_with_a_broken_row(path: Path) -> Path:
+    good = "你好吗,我很好谢谢\n".encode("gbk")
+    bad = "坏行,有问题".encode("gbk") + b"\x80\xff\x80" + "结尾".encode("gbk") + b"\n"
+    path.write_bytes("问题,回答\n".encode("gbk") + good * 15 + bad + good * 15)
+    return path
+
+
+def test_mostly_gb18030_rejects_the_broken_line_and_keeps_its_neighbours(tmp_path):
+    p = _gbk_csv_with_a_broken_row(tmp_path / "gbk.csv")
+    for encoding in (None, "gbk", "gb18030"):
+        res = load([p], encoding=encoding)
+        assert res.frame.height == 30 and set(res.frame["question"]) == {"你好吗"}, encoding
+        assert res.rejects["line"].to_list() == [17], encoding
+        assert "byte 0x80 at byte 11 of the line" in res.rejects["reason"][0], encoding
+
+
+def test_statistical_encoding_guess_prefers_western_code_pages_and_is_announced(tmp_path):
+    p = tmp_path / "latin.csv"
+    p.write_bytes(
+        "question,answer\nNaïve question?,déjà vu answer\nCafé crème,À bientôt garçon\n".encode("latin-1")
+    )
+    res = load([p])
+    assert res.frame["question"].to_list() == ["Naïve question?", "Café crème"]
+    assert res.frame["answer"].to_list() == ["déjà vu answer", "À bientôt garçon"]
+    assert res.encoding_guessed == 1 and res.files[0]["encoding_guess"]["alternatives"]
+    (note,) = [e for e in res.explanations if "statistical guess" in e]
+    assert "cp1252" in note and "confidence" in note and "alternatives" in note
+
+
+def test_xlsx_roles_are_detected_per_sheet(tmp_path):
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "zh"
+    ws.append(["问题", "回答"])
+    ws.append(["怎么重启？", "运行 reboot。"])
+    en = wb.create_sheet("en")
+    en.append(["query", "response", "team"])
+    en.append(["How to restart?", "Run reboot.", "ops"])
+    en.append(["Disk full?", "Run df -h.", "ops"])
+    notes = wb.create_sheet("notes")
+    notes.append(["title", "url"])
+    notes.append(["hello", "http://x"])
+    p = tmp_path / "book.xlsx"
+    wb.save(p)
+    res = load([p])
+    assert res.frame["question"].to_list() == ["怎么重启？", "How to restart?", "Disk full?"]
+    assert res.frame["answer"].to_list() == ["运行 reboot。", "Run reboot.", "Run df -h."]
+    # a sheet whose columns say nothing costs its own rows, with the reason
+    assert res.rejects["sheet"].to_list() == ["notes"]
+    assert "cannot tell the format" in res.rejects["reason"][0]
+    assert res.input_rows == res.frame.height + res.rejects.height
