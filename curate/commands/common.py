@@ -49,8 +49,29 @@ def input_options(f: Callable) -> Callable:
         "llamafactory-preference, trl-prompt-completion, trl-preference, kto, hh-rlhf, text, canonical.",
     )(f)
     f = encoding_option(f)
-    f = click.argument("inputs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))(f)
+    f = inputs_argument(f)
     return f
+
+
+def inputs_argument(f: Callable) -> Callable:
+    """INPUT...: files, Parquet shard folders, save_to_disk folders or a LLaMA-Factory dataset_info.json;
+    a path that cannot be looked at (a symlink loop) is a usage error before anything else runs."""
+    return click.argument(
+        "inputs", nargs=-1, required=True, type=click.Path(path_type=Path), callback=_checked_inputs
+    )(f)
+
+
+def _checked_inputs(ctx: click.Context, param: click.Parameter, value):
+    from curate.io.decode import InputError
+    from curate.io.sources import check_path
+
+    for p in value or ():
+        if os.path.islink(p):
+            try:
+                check_path(p)
+            except InputError as exc:
+                raise click.BadParameter(str(exc)) from None
+    return value
 
 
 def encoding_option(f: Callable) -> Callable:

@@ -18,13 +18,14 @@ from curate.commands.common import (
     encoding_option,
     fail,
     finish,
+    inputs_argument,
     load_inputs,
     protect,
 )
 
 
 @click.command()
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@inputs_argument
 @click.option(
     "-o",
     "--output",

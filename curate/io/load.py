@@ -16,6 +16,7 @@ import polars as pl
 from curate.io.decode import InputError, repair_mojibake
 from curate.io.formats import FORMAT_ALIASES, FORMATS, convert, detect_format, explain_qa
 from curate.io.readers import TOO_DEEP, RawReject, RawRow, ReadInfo, encodable, read_rows, safe_json
+from curate.io.sources import Source, expand
 from curate.records import SCHEMA, RecordError, conform, empty_frame, to_frame
 
 REJECT_SCHEMA = {
@@ -59,8 +60,9 @@ def load(
             raise InputError(f"unknown --format {fmt!r}; choose from {', '.join(FORMATS)}")
     frames, rejects, explanations, files = [], [], [], []
     total = repaired = 0
-    for p in paths:
-        r = _load_one(Path(p), fmt, mapping or {}, sheet, repair, encoding)
+    for source in expand([Path(p) for p in paths]):
+        explanations += source.notes
+        r = _load_one(source, fmt, mapping or {}, sheet, repair, encoding)
         frames.append(r.frame)
         rejects.append(r.rejects)
         explanations += r.explanations
@@ -108,8 +110,9 @@ def _fast_canonical(path: Path) -> pl.DataFrame | None:
     return conform(frame)
 
 
-def _load_one(path: Path, fmt, mapping, sheet, repair, encoding) -> LoadResult:
-    if fmt in (None, "canonical") and not mapping:
+def _load_one(source: Source, fmt, mapping, sheet, repair, encoding) -> LoadResult:
+    path = source.path
+    if fmt in (None, "canonical") and not mapping and source.fmt is None:
         fast = _fast_canonical(path)
         if fast is not None:
             return LoadResult(
@@ -136,8 +139,17 @@ def _load_one(path: Path, fmt, mapping, sheet, repair, encoding) -> LoadResult:
             rejects.append(_reject(path, item.line, item.sheet, item.field, item.reason, item.raw))
         else:
             raw_rows.append(item)
+    if source.rename and not mapping:  # a dataset_info.json entry's column names
+        rename = source.rename
+        for r in raw_rows:
+            r.values = {rename.get(k, k): v for k, v in r.values.items()}
+    given = "given by --format"
+    if fmt is None and not mapping and source.fmt is not None:
+        fmt, given = source.fmt, "as dataset_info.json describes it"
     explanations = []
     desc = info.kind
+    if source.dataset:
+        desc = f"dataset {source.dataset} ({desc})"
     if info.compression:
         desc += f", {info.compression}"
     if info.encoding:
@@ -158,7 +170,7 @@ def _load_one(path: Path, fmt, mapping, sheet, repair, encoding) -> LoadResult:
     plans: list[tuple[str | None, list[RawRow], _Plan | InputError]] = []
     for sheet_name, rows in segments:
         try:
-            plan = _plan(path, sheet_name, rows, fmt, mapping, desc, info.kind)
+            plan = _plan(path, sheet_name, rows, fmt, mapping, desc, info.kind, given)
         except InputError as exc:
             if len(segments) == 1:
                 if info.parse_error:  # the salvaged items say nothing: the file's own error is the news
@@ -262,7 +274,7 @@ class _Plan:
 
 def _segments(raw_rows: list[RawRow], kind: str) -> list[tuple[str | None, list[RawRow]]]:
     """XLSX sheets are read each with its own header, so each gets its own format and roles."""
-    if kind != "xlsx":
+    if kind not in ("xlsx", "dataset"):
         return [(None, raw_rows)]
     out: dict[str | None, list[RawRow]] = {}
     for r in raw_rows:
@@ -270,7 +282,7 @@ def _segments(raw_rows: list[RawRow], kind: str) -> list[tuple[str | None, list[
     return list(out.items())
 
 
-def _plan(path, sheet, rows, fmt, mapping, desc, kind) -> _Plan:
+def _plan(path, sheet, rows, fmt, mapping, desc, kind, given="given by --format") -> _Plan:
     """Format and column roles from the keys of the first rows (of one sheet)."""
     where = f"{path}" + (f" (sheet {sheet})" if sheet is not None else "")
     keys: set[str] = set()
@@ -317,7 +329,7 @@ def _plan(path, sheet, rows, fmt, mapping, desc, kind) -> _Plan:
         ctx["roles"] = {"text": mapping.get("text", ["text"])}
         text = f"{where}: {desc}: plain text (one document per {'line' if kind == 'txt' else 'row'})"
     else:
-        why = "given by --format" if fmt else f"detected from keys {', '.join(sorted(keys)[:8])}"
+        why = given if fmt else f"detected from keys {', '.join(sorted(keys)[:8])}"
         text = f"{where}: {desc}: {file_fmt} format ({why})"
     return _Plan(file_fmt, ctx, text)
 

@@ -83,6 +83,8 @@ def file_kind(path: Path) -> str:
 def read_rows(
     path: Path, *, sheet: str | None = None, encoding: str | None = None, header: bool | None = None
 ) -> tuple[ReadInfo, Iterator[RawRow | RawReject]]:
+    if path.is_dir():  # a datasets save_to_disk folder (sources.expand let nothing else through)
+        return ReadInfo("dataset", notes=[]), _read_saved_dataset(path)
     kind = file_kind(path)
     if kind == "xlsx":
         return ReadInfo("xlsx", notes=[]), _read_xlsx(path, sheet)
@@ -631,6 +633,24 @@ def _image_anchors(ws) -> set[tuple[int, int]]:
         if frm is not None:
             cells.add((frm.row + 1, frm.col + 1))
     return cells
+
+
+def _read_saved_dataset(path: Path) -> Iterator[RawRow | RawReject]:
+    """``Dataset.save_to_disk`` / ``DatasetDict.save_to_disk`` folders: Arrow files read through
+    ``datasets``; the split name of a DatasetDict is the row's ``sheet``, the row index its line."""
+    import polars as pl
+
+    try:
+        from datasets import Dataset, load_from_disk
+
+        saved = load_from_disk(str(path))
+    except Exception as exc:
+        raise InputError(f"{path}: not a readable saved dataset ({type(exc).__name__}: {exc})") from None
+    parts = [(None, saved)] if isinstance(saved, Dataset) else list(saved.items())
+    for split, ds in parts:
+        frame = pl.from_arrow(ds.data.table)
+        for i, row in enumerate(frame.iter_rows(named=True), start=1):
+            yield RawRow(row, i, split)
 
 
 def _read_parquet(path: Path) -> Iterator[RawRow | RawReject]:
