@@ -66,7 +66,14 @@ class CurateGroup(LazyGroup):
     cls=CurateGroup, lazy_commands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]}
 )
 @click.version_option(__version__, prog_name="curate")
-def main() -> None:
+@click.option(
+    "--no-csv-formula-guard",
+    is_flag=True,
+    help="Write .csv/.tsv cells that start with = + - @ (or a tab/CR) unchanged. Default: they get a "
+    "leading ' so that Excel and LibreOffice show them as text instead of running them as formulas "
+    "(also TAMIS_CSV_FORMULA_GUARD=0).",
+)
+def main(no_csv_formula_guard: bool = False) -> None:
     """Curate domain Q&A into a clean, scored fine-tuning set.
 
     Every command reads raw input of any supported format (JSONL, JSON, CSV, TSV, XLSX, Parquet,
@@ -76,3 +83,7 @@ def main() -> None:
     70 internal error (a bug; the traceback is printed). With --json every command prints one JSON
     line on stdout, also on failure ({"status": "error", "error": ...}).
     """
+    if no_csv_formula_guard:
+        import os
+
+        os.environ["TAMIS_CSV_FORMULA_GUARD"] = "0"  # read by the writers (and by workers they start)

@@ -67,6 +67,28 @@ CONVERTER = {
     ("llamafactory", "kto"): "sharegpt",
     ("llamafactory", "text"): "text",
 }
+
+
+def formats_for(kind: str) -> list[str]:
+    """The --format values whose layout holds rows of ``kind``."""
+    return [f for f in FORMATS if (f, kind) in CONVERTER]
+
+
+def check_pairing(fmt: str, kind: str | None) -> None:
+    """A ValueError when ``fmt`` has no layout for ``kind`` rows: said before anything is read or
+    written, instead of an export that drops every row."""
+    if kind is None or kind == "auto" or (fmt, kind) in CONVERTER:
+        return
+    raise ValueError(
+        f"--format {fmt} cannot hold {kind} rows; formats for {kind} rows: {', '.join(formats_for(kind))}"
+    )
+
+
+def pairing_table() -> str:
+    """One line per kind: the formats that hold it (the text `curate export --help` shows)."""
+    return "\n".join(f"{kind:<11} {', '.join(formats_for(kind))}" for kind in KINDS)
+
+
 # export kind -> the training stage whose epoch table applies (one table for curate and train)
 _KIND_STAGE = {"sft": "sft", "preference": "dpo", "kto": "kto", "text": "pt"}
 
@@ -376,6 +398,7 @@ def write(
 
     if out.suffix.lower() not in (".jsonl", ".json"):
         raise ValueError(f"{out}: exports are .jsonl or .json files")
+    check_pairing(config.format, kind)
     train = [r for r, s in zip(records, splits, strict=True) if s != "eval"]
     ev = [r for r, s in zip(records, splits, strict=True) if s == "eval"]
     info = read_dataset_info(config, kind, out, bool(ev))

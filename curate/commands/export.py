@@ -84,8 +84,15 @@ def export(inputs, output, target, kind, keep_meta, name, dataset_info, fmt, map
       curate export curated.jsonl -o train.jsonl --format trl
       curate export pairs.jsonl -o data/dpo.json --format llamafactory --name my_dpo
     The summary ends with a hint: the row count and the epochs the source article's table suggests.
+
+    \b
+    Which formats hold which kinds (any other pairing is refused before anything is written, exit 2):
+      sft         trl, alpaca, sharegpt, openai, llamafactory
+      preference  trl, alpaca, sharegpt, openai, llamafactory
+      kto         trl, alpaca, sharegpt, llamafactory
+      text        trl, alpaca, llamafactory
     """
-    from curate.export import ExportConfig, convert, epochs_hint, output_paths, write
+    from curate.export import ExportConfig, check_pairing, convert, epochs_hint, output_paths, write
 
     started = time.perf_counter()
     if output is None:
@@ -99,6 +106,7 @@ def export(inputs, output, target, kind, keep_meta, name, dataset_info, fmt, map
         config = ExportConfig(
             format=target, kind=kind, keep_meta=keep_meta, name=name, dataset_info=dataset_info
         )
+        check_pairing(target, kind)  # an explicit --kind: refused before anything is read
     except ValueError as exc:
         fail(str(exc))
     # every file the export writes (or removes: a stale eval file) and the side files, checked before

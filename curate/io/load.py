@@ -189,6 +189,7 @@ def _load_one(source: Source, fmt, mapping, sheet, repair, encoding) -> LoadResu
             explanations,
             n_input,
             typed=info.kind in ("jsonl", "json", "parquet"),
+            guarded=info.kind in ("csv", "tsv"),
         )
 
     out_rows: list[dict[str, Any]] = []
@@ -455,7 +456,9 @@ def _repair_record(rec) -> int:
     return int(bool(original))
 
 
-def _load_canonical(path, raw_rows, rejects, desc, explanations, n_input, typed=True) -> LoadResult:
+def _load_canonical(
+    path, raw_rows, rejects, desc, explanations, n_input, typed=True, guarded=False
+) -> LoadResult:
     """Canonical records read back. ``typed`` is False for CSV/TSV/XLSX, whose cells are text: the label
     and score columns are then parsed back to booleans and numbers (a cell that does not parse rejects
     its row, naming the field) instead of being cast to null."""
@@ -515,6 +518,10 @@ def _load_canonical(path, raw_rows, rejects, desc, explanations, n_input, typed=
             frame = pl.DataFrame(good, infer_schema_length=None)
         except Exception:
             frame = pl.from_dicts(good, infer_schema_length=None, strict=False)
+        if guarded:  # cells the CSV writer protected from spreadsheets' formula evaluation
+            from curate.io.writers import unguard_formulas
+
+            frame = unguard_formulas(frame)
         if not typed:
             frame = _numbers_from_text(frame)
         try:

@@ -97,10 +97,47 @@ def write_frame(frame: pl.DataFrame, path: Path | str) -> Path:
         elif ext == ".parquet":
             frame.write_parquet(tmp)
         elif ext in (".csv", ".tsv"):
-            _flat(frame).write_csv(tmp, separator="\t" if ext == ".tsv" else ",")
+            flat = _flat(frame)
+            if formula_guard_on():
+                flat = guard_formulas(flat)
+            flat.write_csv(tmp, separator="\t" if ext == ".tsv" else ",")
         elif ext == ".xlsx":
             _flat(frame).write_excel(tmp, worksheet="data")
     return path
+
+
+# Cells a spreadsheet would run as a formula (CSV injection): = + - @ and a leading tab or CR. OWASP's
+# advice is a leading apostrophe, which Excel and LibreOffice show as text. A cell that already starts
+# with apostrophes before such a character gets one more, so reading back (strip one) is lossless.
+FORMULA_START = r"^'*[=+\-@\t\r]"
+
+
+def formula_guard_on() -> bool:
+    """On unless ``curate --no-csv-formula-guard`` (or TAMIS_CSV_FORMULA_GUARD=0) turned it off."""
+    return os.environ.get("TAMIS_CSV_FORMULA_GUARD", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def guard_formulas(frame: pl.DataFrame) -> pl.DataFrame:
+    """Text cells that start like a formula get a leading ``'`` (vectorised, text columns only)."""
+    exprs = [
+        pl.when(pl.col(name).str.contains(FORMULA_START))
+        .then(pl.lit("'") + pl.col(name))
+        .otherwise(pl.col(name))
+        .alias(name)
+        for name, dtype in frame.schema.items()
+        if dtype == pl.Utf8
+    ]
+    return frame.with_columns(exprs) if exprs else frame
+
+
+def unguard_formulas(frame: pl.DataFrame) -> pl.DataFrame:
+    """The inverse of :func:`guard_formulas`, for canonical records read back from a CSV/TSV."""
+    exprs = [
+        pl.col(name).str.replace(r"^'('*[=+\-@\t\r])", "$1").alias(name)
+        for name, dtype in frame.schema.items()
+        if dtype == pl.Utf8
+    ]
+    return frame.with_columns(exprs) if exprs else frame
 
 
 def write_records(rows: Iterable[dict], path: Path | str) -> Path:

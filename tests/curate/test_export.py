@@ -586,3 +586,36 @@ def test_summaries_print_paths_with_brackets(tmp_path):
     r = CliRunner(env={"COLUMNS": "400"}).invoke(main, ["export", str(src), "-o", str(out)])
     assert r.exit_code == 0, r.output
     assert str(out) in r.output  # not eaten as a style tag
+
+
+def test_impossible_kind_format_pairing_is_refused_before_writing(tmp_path):
+    """Issue 15 item 9: a KTO set exported --format openai wrote an empty file and exited 0."""
+    from click.testing import CliRunner
+
+    from curate.cli import main
+    from curate.export import CONVERTER, KINDS, formats_for
+
+    kto = tmp_path / "kto.jsonl"
+    kto.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}],
+                    "label": i % 2 == 0,
+                }
+            )
+            + "\n"
+            for i in range(4)
+        )
+    )
+    out = tmp_path / "out.jsonl"
+    for extra in ([], ["--kind", "kto"]):
+        r = CliRunner().invoke(main, ["export", str(kto), "-o", str(out), "--format", "openai", *extra])
+        assert r.exit_code == 2, r.output
+        assert "openai cannot hold kto rows" in r.output and "trl, alpaca, sharegpt, llamafactory" in r.output
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["kto.jsonl"]  # nothing written
+    # --help lists every pairing the converter table supports
+    help_text = CliRunner().invoke(main, ["export", "--help"]).output
+    for kind in KINDS:
+        assert f"{kind:<11} {', '.join(formats_for(kind))}" in help_text
+    assert len(CONVERTER) == sum(len(formats_for(k)) for k in KINDS)

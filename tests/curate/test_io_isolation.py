@@ -4,6 +4,7 @@ arrays, mixed formats, whole raw rows in rejects, lossless mojibake repairs."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import polars as pl
@@ -199,3 +200,42 @@ def test_xlsx_roles_are_detected_per_sheet(tmp_path):
     assert res.rejects["sheet"].to_list() == ["notes"]
     assert "cannot tell the format" in res.rejects["reason"][0]
     assert res.input_rows == res.frame.height + res.rejects.height
+
+
+def test_csv_and_tsv_outputs_neutralise_formula_cells_and_read_back_losslessly(tmp_path, monkeypatch):
+    """Issue 17 item 5: cells starting with = + - @ (or a tab/CR) reach a spreadsheet as text."""
+    cells = ['=HYPERLINK("http://x")', "+1", "-2 items", "@SUM(A1)", "\tx", "'=quoted", "plain", "a=b"]
+    rows = [{"question": c, "answer": "ok"} for c in cells]
+    res = load([_jsonl(tmp_path / "f.jsonl", [json.dumps(r) for r in rows])])
+    for ext, sep in (("csv", ","), ("tsv", "\t")):
+        out = write_frame(res.frame, tmp_path / f"out.{ext}")
+        written = pl.read_csv(out, separator=sep, quote_char='"')["question"].to_list()
+        assert written == ["'" + c for c in cells[:6]] + cells[6:], ext
+        back = load([out])
+        assert (
+            back.frame["question"].to_list() == cells
+            and back.frame["id"].to_list() == res.frame["id"].to_list()
+        )
+    monkeypatch.setenv("TAMIS_CSV_FORMULA_GUARD", "0")
+    out = write_frame(res.frame, tmp_path / "raw.csv")
+    assert pl.read_csv(out)["question"].to_list() == cells
+
+
+def test_no_csv_formula_guard_option(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from curate.cli import main
+
+    monkeypatch.delenv("TAMIS_CSV_FORMULA_GUARD", raising=False)
+    src = _jsonl(tmp_path / "f.jsonl", [json.dumps({"question": "=1+1", "answer": "2"})])
+    r = CliRunner().invoke(main, ["ingest", str(src), "-o", str(tmp_path / "a.csv")])
+    assert r.exit_code == 0, r.output
+    assert pl.read_csv(tmp_path / "a.csv")["question"][0] == "'=1+1"
+    try:
+        r = CliRunner().invoke(
+            main, ["--no-csv-formula-guard", "ingest", str(src), "-o", str(tmp_path / "b.csv")]
+        )
+    finally:
+        os.environ.pop("TAMIS_CSV_FORMULA_GUARD", None)  # the flag sets it for this process
+    assert r.exit_code == 0, r.output
+    assert pl.read_csv(tmp_path / "b.csv")["question"][0] == "=1+1"
