@@ -460,9 +460,13 @@ def from_alpaca(row: dict, ctx: dict) -> Record:
             history=history,
             meta=meta,
         )
-    answer = _as_text(row.get("output"), "output")
-    if answer is None:
+    if "output" not in row:
         raise RecordError("missing output", "output")
+    # one rule for every format: a null answer is an empty answer, like an empty CSV/XLSX cell (kept;
+    # the empty-turn rule drops it with its reason); the null is remembered for the round trip
+    answer = _as_text(row["output"], "output")
+    if answer is None:
+        answer, fmt["output_null"] = "", True
     if "kto_tag" in row:
         return Record(
             "kto",
@@ -884,7 +888,7 @@ def to_format(row: dict, fmt: str) -> dict:
             out["chosen"] = _restore_side(row["chosen"], hints.get("chosen") if same else "str")
             out["rejected"] = _restore_side(row["rejected"], hints.get("rejected") if same else "str")
         else:
-            out["output"] = row["answer"]
+            out["output"] = None if same and hints.get("output_null") and not row["answer"] else row["answer"]
         if row.get("system") is not None or "system" in keys and same:
             if row.get("system") is not None:
                 out["system"] = row["system"]

@@ -239,3 +239,38 @@ def test_no_csv_formula_guard_option(tmp_path, monkeypatch):
         os.environ.pop("TAMIS_CSV_FORMULA_GUARD", None)  # the flag sets it for this process
     assert r.exit_code == 0, r.output
     assert pl.read_csv(tmp_path / "b.csv")["question"][0] == "=1+1"
+
+
+def test_a_null_answer_is_an_empty_answer_in_every_format(tmp_path):
+    """Issue 17 item 8: one rule for ``"answer": null`` in JSON and an empty spreadsheet cell: the row is
+    kept with an empty answer (the empty-turn rule drops it, with its reason), never a reject in one
+    format and a row in another; the null survives a round trip."""
+    import openpyxl
+
+    rows = [
+        {"instruction": "q1", "input": "", "output": None},
+        {"instruction": "q2", "input": "", "output": "a2"},
+    ]
+    js = _jsonl(tmp_path / "a.jsonl", [json.dumps(r) for r in rows])
+    qa = _jsonl(
+        tmp_path / "q.jsonl",
+        [json.dumps({"question": "q1", "answer": None}), json.dumps({"question": "q2", "answer": "a2"})],
+    )
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["instruction", "output"])
+    ws.append(["q1", None])
+    ws.append(["q2", "a2"])
+    wb.save(tmp_path / "a.xlsx")
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["question", "answer"])
+    ws.append(["q1", None])
+    ws.append(["q2", "a2"])
+    wb.save(tmp_path / "q.xlsx")
+    (tmp_path / "q.csv").write_text("question,answer\nq1,\nq2,a2\n")
+    for p in (js, qa, tmp_path / "a.xlsx", tmp_path / "q.xlsx", tmp_path / "q.csv"):
+        res = load([p])
+        assert res.rejects.height == 0, p
+        assert res.frame["answer"].to_list() == ["", "a2"], p
+    assert [to_format(r, "alpaca") for r in load([js]).frame.to_dicts()] == rows
