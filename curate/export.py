@@ -318,10 +318,13 @@ def read_dataset_info(
     if config.format != "llamafactory" or kind is None:
         return None
     path = dataset_info_path(config, out)
+    from curate import staging
+
     info: Any = {}
-    if path.exists():
+    current = staging.read_path(path)  # a refresh's earlier export of this run may have staged it
+    if current.exists():
         try:
-            info = json.loads(path.read_text(encoding="utf-8"))
+            info = json.loads(current.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path}: not valid JSON ({exc}); fix or remove it") from None
         except (OSError, UnicodeDecodeError) as exc:
@@ -339,7 +342,9 @@ def remove_stale_eval(out: Path) -> str | None:
     """Remove the eval file an earlier export left beside ``out`` (this one has no eval rows)."""
     p = eval_path(out)
     if p.is_file() or p.is_symlink():
-        p.unlink()
+        from curate import staging
+
+        staging.unlink(p)  # after the commit when a refresh is staging its outputs
         return str(p)
     return None
 

@@ -38,7 +38,10 @@ def _file_mode() -> int:
 
 @contextmanager
 def atomic_path(path: Path):
-    """Yield a temporary path next to ``path``; on success it replaces ``path``."""
+    """Yield a temporary path next to ``path``; on success it replaces ``path`` (or, for an output a
+    refresh is staging, stays pending until its commit: see :mod:`curate.staging`)."""
+    from curate import staging
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -48,7 +51,11 @@ def atomic_path(path: Path):
         os.chmod(tmp, _file_mode())  # an ordinary file for other readers, not mkstemp's private 0o600
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        pending = staging.claimed(path)
+        if pending is not None:
+            pending.defer(Path(tmp), path)
+        else:
+            os.replace(tmp, path)
     except BaseException:
         try:
             os.unlink(tmp)

@@ -42,6 +42,8 @@ from typing import Any
 
 import polars as pl
 
+from curate import staging
+from curate.pipeline import publish
 from curate.pipeline import stages as registry
 from curate.pipeline.recipe import Recipe, RecipeError, canonical_json
 from curate.pipeline.run import (
@@ -56,6 +58,7 @@ from curate.pipeline.run import (
     versions,
 )
 from curate.stage import drop_counts
+from curate.staging import Staging
 
 EXIT_LOCKED = 3
 # tests: "kill:<point>" makes the process SIGKILL itself at that point, "sleep:<point>:<seconds>" pauses
@@ -70,6 +73,7 @@ FAULT_POINTS = (
     "after-index",
     "before-commit",
     "after-commit",
+    "after-publish",
 )
 
 
@@ -139,8 +143,9 @@ def version_dir(state_dir: Path, n: int) -> Path:
     return state_dir / "versions" / _vname(n)
 
 
-def list_versions(state_dir: Path) -> list[dict[str, Any]]:
-    cur = read_current(state_dir)
+def list_versions(state_dir: Path, upto: int | None = None) -> list[dict[str, Any]]:
+    """The changelogs of the committed versions (or of versions 1..``upto``)."""
+    cur = read_current(state_dir) if upto is None else {"version": upto}
     if cur is None:
         return []
     out = []
@@ -271,10 +276,20 @@ def refresh(
     state = recipe.state_dir
     with StateLock(state):
         _fault("after-lock")
-        return _refresh_locked(recipe, new_inputs, quiet=quiet, rebuild=rebuild)
+        stage_outputs = Staging(())  # claims the published outputs once a new version is under way
+        staging.activate(stage_outputs)
+        try:
+            return _refresh_locked(recipe, new_inputs, stage_outputs, quiet=quiet, rebuild=rebuild)
+        except BaseException:
+            stage_outputs.discard()  # the version was not committed: nothing of it is published
+            raise
+        finally:
+            staging.activate(None)
 
 
-def _refresh_locked(recipe: Recipe, new_inputs, *, quiet: bool, rebuild: bool) -> RefreshResult:
+def _refresh_locked(
+    recipe: Recipe, new_inputs, stage_outputs: Staging, *, quiet: bool, rebuild: bool
+) -> RefreshResult:
     t_start = time.perf_counter()
     phases: dict[str, float] = {}
     last = [t_start]
@@ -317,6 +332,13 @@ def _refresh_locked(recipe: Recipe, new_inputs, *, quiet: bool, rebuild: bool) -
     removed = _cleanup(state, cur_n, index_batches, gen)
     if removed:
         rep.note(f"  cleaned up after an interrupted refresh: {len(removed)} item(s)")
+    published = publish.published_paths(recipe, planned)
+    recovered = publish.recover(state, cur_n, version_dir(state, cur_n), published)
+    warnings: list[str] = list(recovered.warnings) if recovered else []
+    if recovered and recovered.done:
+        rep.note(
+            f"  finished publishing {_vname(cur_n)} after an interrupted refresh: {len(recovered.done)} item(s)"
+        )
     if cur and cur.get("head_signature") != sig and not rebuild:
         raise RecipeError(
             f"the recipe's incremental stages ({', '.join(p.step.id for p in head) or 'none'}) changed since "
@@ -419,8 +441,13 @@ def _refresh_locked(recipe: Recipe, new_inputs, *, quiet: bool, rebuild: bool) -
         rejects_path = _write_rejects(recipe, rejects)
         if rejects_path:
             summary["rejects"] = rejects_path
+        if warnings:
+            summary["warnings"] = warnings
         rep.note(f"  no new rows: the dataset stays at {_vname(cur_n)}")
         return RefreshResult(summary, 1 if rejects.height else 0)
+
+    # from here to the commit every published output is staged beside its target, renamed after it
+    stage_outputs.claimed = {Path(os.path.abspath(p)) for p in published}
 
     # the pool of earlier rows is read while the new rows go through the head
     pool_future = pool_ex.submit(_read_pool, prev_dirs_for_pool)
@@ -577,28 +604,42 @@ def _refresh_locked(recipe: Recipe, new_inputs, *, quiet: bool, rebuild: bool) -
     rejects_path = _write_rejects(recipe, rejects)
     if rejects_path:
         outputs["rejects"] = rejects_path
+    from curate.io import atomic_write_text
+
+    current_record = {
+        "version": new_n,
+        "dir": f"versions/{_vname(new_n)}",
+        "committed": now_iso(),
+        "head_signature": sig,
+        "ingest": ingest_now,
+        "index_batches": index_batches,
+        "index_generation": gen,
+        "rows": data.height,
+    }
+    # the report and manifest of the new version, staged like the data (renamed after the commit)
+    if recipe.outputs.get("report") is not None:
+        from curate.pipeline.report import write_report
+
+        write_report(state, recipe.outputs["report"], current=current_record)
+        outputs["report"] = str(recipe.outputs["report"])
+    if recipe.outputs.get("manifest") is not None:
+        atomic_write_text(
+            recipe.outputs["manifest"], json.dumps(manifest, ensure_ascii=False, indent=1, default=str)
+        )
+        outputs["manifest"] = str(recipe.outputs["manifest"])
+    publish.write_journal(version_dir(state, new_n), stage_outputs)
     mark("before-commit")
 
     # ---- commit
-    from curate.io import atomic_write_text
-
-    atomic_write_text(
-        state / "CURRENT",
-        json.dumps(
-            {
-                "version": new_n,
-                "dir": f"versions/{_vname(new_n)}",
-                "committed": now_iso(),
-                "head_signature": sig,
-                "ingest": ingest_now,
-                "index_batches": index_batches,
-                "index_generation": gen,
-                "rows": data.height,
-            },
-            indent=1,
-        ),
-    )
+    atomic_write_text(state / "CURRENT", json.dumps(current_record, indent=1))
     _fault("after-commit")
+    staging.activate(None)  # the commit is made: what follows is published at once
+    try:
+        done = publish.complete(state, new_n, version_dir(state, new_n))
+        warnings += done.warnings
+    except Exception as exc:  # noqa: BLE001 - the version is committed whatever happens here
+        warnings.append(f"{_vname(new_n)} is committed, but publishing its outputs failed: {exc}")
+    _fault("after-publish")
 
     summary = {
         "status": "ok",
@@ -620,6 +661,8 @@ def _refresh_locked(recipe: Recipe, new_inputs, *, quiet: bool, rebuild: bool) -
         "seconds": round(time.perf_counter() - t_start, 3),
         "phase_seconds": phases,
     }
+    if warnings:
+        summary["warnings"] = warnings  # the version stands; the next refresh finishes publishing it
     rep.note(
         f"  {_vname(new_n)}: {data.height:,} rows (+{summary['added']:,} added, -{summary['removed']:,} removed, "
         f"{summary['changed']:,} changed); {summary['new_dropped']:,} new rows dropped; {summary['seconds']:.2f}s"

@@ -414,10 +414,12 @@ def from_manifest(path: Path) -> dict[str, Any]:
     return _assemble(info, kept, _concat(dropped_parts), rejects, funnel, stored_clusters, versions=None)
 
 
-def from_state(state: Path) -> dict[str, Any]:
+def from_state(state: Path, current: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The report of the committed version, or of ``current``, the CURRENT record a refresh is about
+    to commit (it writes the report of the new version before the commit)."""
     from curate.pipeline.refresh import list_versions, read_current, version_dir
 
-    cur = read_current(state)
+    cur = read_current(state) if current is None else current
     if cur is None:
         raise ReportError(f"{state}: no committed dataset version yet (run `curate refresh`)")
     n = cur["version"]
@@ -432,7 +434,7 @@ def from_state(state: Path) -> dict[str, Any]:
     cur_dir = version_dir(state, n)
     if (cur_dir / "tail_dropped.parquet").is_file():
         dropped_parts.append(pl.read_parquet(cur_dir / "tail_dropped.parquet"))
-    logs = list_versions(state)
+    logs = list_versions(state, upto=n)
     # funnel over every version: the incremental stages summed, the whole-set stages of the latest
     funnel_map: dict[str, dict[str, Any]] = {}
     order: list[str] = []
@@ -773,10 +775,11 @@ def _nan_safe(obj: Any) -> Any:
     return obj
 
 
-def write_report(target: Path | str, out: Path | str) -> Path:
+def write_report(target: Path | str, out: Path | str, *, current: dict[str, Any] | None = None) -> Path:
+    """Write the report of ``target``; with ``current``: of that version of the state ``target``."""
     from curate.io import atomic_write_text
 
-    payload = _nan_safe(build_payload(target))
+    payload = _nan_safe(build_payload(target) if current is None else from_state(Path(target), current))
     out = Path(out)
     atomic_write_text(out, render(payload))
     return out
