@@ -43,6 +43,8 @@ def common_args(cfg, plan: dict[str, Any], run_dir: Path, device) -> dict[str, A
         dataloader_pin_memory=device.kind == "cuda",
         remove_unused_columns=True,
         disable_tqdm=not _tty(),
+        # tokens/s in the progress lines and metrics.jsonl (one gathered count per step)
+        include_num_input_tokens_seen="non_padding",
     )
     # the `trainer:` pass-through (validated against the installed TrainingArguments by the config)
     kw.update(cfg.trainer)

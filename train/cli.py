@@ -39,15 +39,21 @@ class TrainGroup(LazyGroup):
 
     def invoke(self, ctx: click.Context):
         import json
+        import time
 
         from curate.core.errors import handle
 
         args = [*getattr(ctx, "_protected_args", []), *ctx.args]
         wants_json = "--json" in (args[: args.index("--")] if "--" in args else args)
+        started = ctx.meta.setdefault("train.started", time.time())  # `seconds` in every JSON line
 
         def report(message: str, code: int) -> None:
             if wants_json:
-                click.echo(json.dumps({"status": "error", "error": message, "exit_code": code}))
+                status = "interrupted" if code in (130, 143) else "error"
+                seconds = round(time.time() - started, 2)
+                click.echo(
+                    json.dumps({"status": status, "error": message, "exit_code": code, "seconds": seconds})
+                )
 
         return handle(
             lambda: super(TrainGroup, self).invoke(ctx),
@@ -64,8 +70,8 @@ def main() -> None:
 
     Every stage validates the data (train check) and prints its plan (train plan) before loading a
     model; runs resume from their last checkpoint when re-run. Exit codes: 0 ok, 1 checks failed or the
-    run could not complete, 2 usage error or unreadable input.
-    """
+    run could not complete, 2 usage error or unreadable input, 130/143 stopped by SIGINT/SIGTERM
+    (a checkpoint is saved first; re-run to resume), 70 a bug."""
 
 
 if __name__ == "__main__":  # `python -m train.cli` (used by accelerate launch)

@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from curate.core.errors import UsageError
 from train.config import STAGES, ConfigError, cli_fields, field_type, parse_set, resolve
 
 # ------------------------------------------------------------------ option generation
@@ -204,8 +205,7 @@ def _maybe_launch(cfg) -> int | None:
     try:
         cmd, env = accelerate_command(cfg, sys.argv[1:])
     except LaunchError as e:
-        click.echo(f"error: {e}", err=True)
-        return 2
+        raise UsageError(str(e)) from None
     click.echo("launching: " + " ".join(cmd), err=True)
     return subprocess.call(cmd, env=env)
 
@@ -251,7 +251,32 @@ def _stage_command(stage: str):
     return cmd
 
 
-def run_stage(cfg, console, as_json: bool = False, dry_run: bool = False, callbacks=()) -> dict[str, Any]:
+def _seconds() -> float:
+    """Seconds since the `train` command started (the group records it; 0 outside the CLI)."""
+    import time
+
+    ctx = click.get_current_context(silent=True)
+    started = ctx.meta.get("train.started") if ctx else None
+    return round(time.time() - started, 2) if started else 0.0
+
+
+def json_line(summary: dict[str, Any], exit_code: int = 0) -> None:
+    """The one --json line of a command that ran to its end (errors print theirs in the group)."""
+    click.echo(
+        json.dumps(
+            {**summary, "exit_code": exit_code, "seconds": _seconds()}, ensure_ascii=False, default=str
+        )
+    )
+
+
+def run_stage(
+    cfg, console, as_json: bool = False, dry_run: bool = False, callbacks=(), progress: bool | None = None
+) -> dict[str, Any]:
+    """Prepare, check, plan and train one stage. Errors are raised (the `train` group prints one
+    ``error:`` line and, with --json, one JSON line with ``exit_code`` and ``seconds``): unusable data or
+    settings exit 2, a run that cannot start or complete 1, SIGINT/SIGTERM 130/143 (after a checkpoint).
+    ``progress``: step lines on stderr (default: with --json or without a terminal)."""
+    from curate.core.errors import Failed
     from train.check import render_report
     from train.data import DataError
     from train.methods import MethodError
@@ -261,8 +286,7 @@ def run_stage(cfg, console, as_json: bool = False, dry_run: bool = False, callba
     try:
         ctx = prepare(cfg)
     except (DataError, RunError, FileNotFoundError) as e:
-        console.print(f"[red]error:[/red] {e}")
-        sys.exit(2)
+        raise UsageError(str(e)) from None
     if is_main_process():
         render_plan(ctx.plan, console)
         render_report(ctx.report, console)
@@ -270,21 +294,29 @@ def run_stage(cfg, console, as_json: bool = False, dry_run: bool = False, callba
     if ctx.report.failed and not cfg.skip_check:
         console.print("[red]pre-flight checks failed[/red]; fix the data or template, or pass --skip-check")
         if as_json:
-            click.echo(json.dumps(summary, ensure_ascii=False, default=str))
+            json_line({**summary, "status": "checks failed"}, 1)
         sys.exit(1)
     if dry_run:
         if as_json:
-            click.echo(json.dumps(summary, ensure_ascii=False, default=str))
+            json_line({**summary, "status": "dry run"})
         return summary
     import contextlib
+
+    from train.callbacks import progress_lines_wanted
 
     try:
         # the Trainer prints its log lines on stdout: keep stdout for --json only
         with contextlib.redirect_stdout(sys.stderr):
-            run_dir = train(ctx, console, callbacks=callbacks)
-    except (RunError, MethodError, DataError) as e:
-        console.print(f"[red]error:[/red] {e}")
-        sys.exit(1 if isinstance(e, RunError) else 2)
+            run_dir = train(
+                ctx,
+                console,
+                callbacks=callbacks,
+                progress=progress_lines_wanted(as_json) if progress is None else progress,
+            )
+    except RunError as e:
+        raise Failed(str(e)) from None
+    except (MethodError, DataError) as e:
+        raise UsageError(str(e)) from None
     meta = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
     summary.update(run_dir=str(run_dir), status=meta.get("status"), last_loss=meta.get("last_loss"))
     if is_main_process():
@@ -293,7 +325,7 @@ def run_stage(cfg, console, as_json: bool = False, dry_run: bool = False, callba
             f"{meta.get('global_step')} steps, {meta.get('seconds')} s)"
         )
         if as_json:
-            click.echo(json.dumps(summary, ensure_ascii=False, default=str))
+            json_line(summary)
     return summary
 
 
@@ -358,7 +390,7 @@ def plan(data, config_file, sets, as_json, stage, rows, model_name, gpu, table, 
     if table or model_name:
         if not (data or kwargs.get("data_opt") or rows):
             if as_json:
-                click.echo(json.dumps(out, ensure_ascii=False, default=str))
+                json_line(out)
             return
     # the stage's config class, with the sft-generated flags that apply
     config_file = _auto_config(stage, config_file, console)
@@ -382,12 +414,11 @@ def plan(data, config_file, sets, as_json, stage, rows, model_name, gpu, table, 
         try:
             plan_d = prepare(cfg, device=dev).plan
         except (DataError, RunError, FileNotFoundError) as e:
-            console.print(f"[red]error:[/red] {e}")
-            sys.exit(2)
+            raise UsageError(str(e)) from None
     P.render_plan(plan_d, console)
     out["plan"] = plan_d
     if as_json:
-        click.echo(json.dumps(out, ensure_ascii=False, default=str))
+        json_line(out)
 
 
 @click.command()
@@ -426,14 +457,13 @@ def check(data, config_file, sets, as_json, stage, preview_rows, **kwargs):
 
         ctx = prepare(cfg, device=Device("cpu", False))
     except (DataError, RunError, FileNotFoundError) as e:
-        console.print(f"[red]error:[/red] {e}")
-        sys.exit(2)
+        raise UsageError(str(e)) from None
     rep = run_checks(
         ctx.tokenizer, ctx.prep, ctx.tokenized, ctx.plan["max_length"], preview_rows=preview_rows
     )
     render_report(rep, console)
     if as_json:
-        click.echo(json.dumps(rep.as_dict(), ensure_ascii=False, default=str))
+        json_line(rep.as_dict(), 1 if rep.failed else 0)
     sys.exit(1 if rep.failed else 0)
 
 
@@ -463,11 +493,10 @@ def export(run_dir, output, merge, dtype, as_json):
     try:
         res = export_run(Path(run_dir), Path(output) if output else None, merge=merge, dtype=dtype)
     except ExportError as e:
-        console.print(f"[red]error:[/red] {e}")
-        sys.exit(2)
+        raise UsageError(str(e)) from None
     console.print(f"[green]exported[/green] to {res['output']} ({', '.join(res['files'])})")
     if as_json:
-        click.echo(json.dumps(res, ensure_ascii=False, default=str))
+        json_line(res)
 
 
 @click.command(name="eval")
@@ -511,11 +540,10 @@ def evaluate(run_dir, data, reward_model, limit, max_new_tokens, batch_size, as_
             batch_size=batch_size,
         )
     except (EvalError, DataError) as e:
-        console.print(f"[red]error:[/red] {e}")
-        sys.exit(2)
+        raise UsageError(str(e)) from None
     render(res, console)
     if as_json:
-        click.echo(json.dumps(res, ensure_ascii=False, default=str))
+        json_line(res)
 
 
 __all__ = ["check", "dpo", "evaluate", "export", "kto", "plan", "pt", "rm", "sft"]

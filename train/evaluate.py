@@ -22,9 +22,16 @@ class EvalError(RuntimeError):
     pass
 
 
-def _batches(items: list, n: int):
+def _batches(items: list, n: int, label: str = "eval"):
+    """Batches of ``n``, with ``eval: 120/400 rows (30%), 4.1 rows/s, ETA 1 min`` lines on stderr every
+    few seconds (:class:`train.callbacks.LineProgress`): evaluation can run for many minutes."""
+    from train.callbacks import LineProgress
+
+    progress = LineProgress(label, len(items))
     for i in range(0, len(items), n):
         yield items[i : i + n]
+        progress.update(len(items[i : i + n]))
+    progress.close()
 
 
 def sequence_logprobs(model, rows: list[dict[str, list[int]]], pad_id: int, batch_size: int = 8):

@@ -237,24 +237,6 @@ def build_datasets(ctx: Context):
     return train, ev
 
 
-class _MetricsCallback:
-    """Append every log line to metrics.jsonl (main process only)."""
-
-    def __init__(self, path: Path):
-        from transformers import TrainerCallback
-
-        outer = self
-
-        class CB(TrainerCallback):
-            def on_log(self, args, state, control, logs=None, **kw):
-                if logs and state.is_world_process_zero:
-                    with open(outer.path, "a", encoding="utf-8") as fh:
-                        fh.write(json.dumps({"step": state.global_step, **logs}) + "\n")
-
-        self.path = path
-        self.callback = CB()
-
-
 def plot_loss(log_history: list[dict[str, Any]], out: Path, title: str) -> Path | None:
     steps = [h["step"] for h in log_history if "loss" in h]
     loss = [h["loss"] for h in log_history if "loss" in h]
@@ -281,8 +263,12 @@ def plot_loss(log_history: list[dict[str, Any]], out: Path, title: str) -> Path 
     return out
 
 
-def train(ctx: Context, console=None, callbacks=()) -> Path:
-    """Run (or resume) the training described by ``ctx``; return the run directory."""
+def train(ctx: Context, console=None, callbacks=(), progress: bool | None = None) -> Path:
+    """Run (or resume) the training described by ``ctx``; return the run directory.
+
+    ``progress``: print ``step N/M, loss, lr, tokens/s, ETA`` lines on stderr (default: when stderr is
+    not a terminal). SIGINT/SIGTERM save a checkpoint, mark the run ``interrupted`` and raise
+    :class:`~train.callbacks.TrainInterrupted` (exit 130/143); any other exception marks it ``failed``."""
     cfg, plan = ctx.cfg, ctx.plan
     fp = D.fingerprint(ctx.prep.files)
     run_dir = Path(cfg.output) if cfg.output else default_run_dir(cfg, fp)
@@ -333,7 +319,37 @@ def train(ctx: Context, console=None, callbacks=()) -> Path:
         # run.json first: another rank checking the directory meanwhile sees a run, not a foreign directory
         write_json(meta_path, meta)
         atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg))
-    result, trainer, elapsed = _fit(ctx, run_dir, resume_from, meta, callbacks, train_ds, eval_ds)
+    from train.callbacks import StopRequest, TrainInterrupted, graceful_stop, progress_lines_wanted
+
+    request = StopRequest()
+    t0 = time.time()
+    try:
+        with graceful_stop(request):
+            result, trainer, elapsed = _fit(
+                ctx,
+                run_dir,
+                resume_from,
+                meta,
+                callbacks,
+                train_ds,
+                eval_ds,
+                request,
+                progress_lines_wanted() if progress is None else progress,
+            )
+    except BaseException as exc:
+        interrupted = isinstance(exc, (TrainInterrupted, KeyboardInterrupt))
+        _mark_stopped(meta_path, meta, "interrupted" if interrupted else "failed", exc, time.time() - t0)
+        if isinstance(exc, KeyboardInterrupt):
+            raise TrainInterrupted(signal_number("SIGINT"), "interrupted (SIGINT)") from None
+        raise
+    if request.signum is not None:  # stopped after a checkpoint: resumable, not finished
+        cp = last_checkpoint(run_dir)
+        _mark_stopped(meta_path, meta, "interrupted", None, elapsed, trainer, cp)
+        raise TrainInterrupted(
+            request.signum,
+            f"interrupted ({signal_name(request.signum)}) at step {trainer.state.global_step}: checkpoint "
+            f"{cp}; run the same command again to resume",
+        )
     final = run_dir / "final"
     if is_main_process():
         plot_loss(trainer.state.log_history, run_dir / "loss.png", f"{cfg.stage} {cfg.method}")
@@ -357,8 +373,38 @@ def train(ctx: Context, console=None, callbacks=()) -> Path:
     return run_dir
 
 
-def _fit(ctx: Context, run_dir: Path, resume_from, meta, callbacks, train_ds, eval_ds):
-    """Load the model, train, save ``final/`` (every rank takes part in saving sharded models)."""
+def signal_number(name: str) -> int:
+    import signal
+
+    return int(getattr(signal, name))
+
+
+def signal_name(signum: int) -> str:
+    import signal
+
+    return signal.Signals(signum).name
+
+
+def _mark_stopped(meta_path: Path, meta, status: str, exc, seconds: float, trainer=None, checkpoint=None):
+    """run.json of a run that did not finish: ``interrupted`` (resumable from its last checkpoint) or
+    ``failed`` (with the error). Never marks a run that is not ours (no run.json written yet)."""
+    if not is_main_process() or not meta_path.is_file():
+        return
+    meta.update(status=status, stopped=time.strftime("%Y-%m-%dT%H:%M:%S%z"), seconds=round(seconds, 2))
+    if exc is not None:
+        meta["error"] = f"{type(exc).__name__}: {exc}"
+    if trainer is not None:
+        meta["global_step"] = trainer.state.global_step
+        logs = [h for h in trainer.state.log_history if "loss" in h]
+        meta["last_loss"] = logs[-1]["loss"] if logs else None
+    if checkpoint is not None:
+        meta["checkpoint"] = str(checkpoint)
+    write_json(meta_path, meta)
+
+
+def _fit(ctx: Context, run_dir: Path, resume_from, meta, callbacks, train_ds, eval_ds, request, progress):
+    """Load the model, train, save ``final/`` (every rank takes part in saving sharded models); a stop
+    request (signal) ends training after a checkpoint, without ``final/``."""
     cfg, plan = ctx.cfg, ctx.plan
     import torch
     from transformers import set_seed
@@ -375,7 +421,8 @@ def _fit(ctx: Context, run_dir: Path, resume_from, meta, callbacks, train_ds, ev
         if is_main_process() and not (pissa_init / "adapter_config.json").is_file():
             save_pissa_init(model, pissa_init)
     stage_mod = importlib.import_module(STAGE_MODULES[cfg.stage])
-    metrics_cb = _MetricsCallback(run_dir / "metrics.jsonl")
+    from train.callbacks import metrics_callback, progress_callback, stop_callback
+
     trainer = stage_mod.build_trainer(
         cfg,
         plan,
@@ -385,10 +432,18 @@ def _fit(ctx: Context, run_dir: Path, resume_from, meta, callbacks, train_ds, ev
         eval_ds,
         run_dir,
         ctx.device,
-        [metrics_cb.callback, *callbacks],
+        [metrics_callback(run_dir / "metrics.jsonl"), stop_callback(request), *callbacks],
     )
+    if progress:
+        from transformers import PrinterCallback
+
+        # the step/total, tokens/s and ETA line replaces transformers' bare log dicts
+        trainer.remove_callback(PrinterCallback)
+        trainer.add_callback(progress_callback())
     t0 = time.time()
     result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     elapsed = time.time() - t0
+    if request.signum is not None:
+        return result, trainer, elapsed
     save_trained(trainer, ctx.tokenizer, run_dir / "final", cfg.method, pissa_init, base_model=meta["model"])
     return result, trainer, elapsed
