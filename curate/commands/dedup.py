@@ -103,7 +103,7 @@ def _explain(clusters: list[dict], limit: int = 5) -> None:
     default=5,
     show_default=True,
     type=int,
-    help="MinHash: shingle size in units (a CJK character or a word). Texts with fewer units are one shingle.",
+    help="MinHash: shingle size in CJK characters (Latin text: 7-character shingles across words). Shorter texts are one shingle.",
 )
 @click.option(
     "--bands",

@@ -21,6 +21,8 @@ import polars as pl
 
 from curate.dedup import cluster as cl
 from curate.dedup.minhash import (
+    DEFAULT_LATIN,
+    DEFAULT_LATIN_NGRAM,
     ShingleSets,
     SignatureSet,
     bands_for,
@@ -31,6 +33,7 @@ from curate.dedup.minhash import (
     verify,
 )
 from curate.dedup.text import (
+    LATIN_UNITS,
     compare_text,
     content_lengths,
     display_series,
@@ -58,6 +61,10 @@ class DedupConfig:
     threshold: float = 0.8
     num_perm: int = 128
     ngram: int = DEFAULT_NGRAM
+    # shingle units of Latin-script (non-CJK) text: "chars" (character n-grams across words, catches
+    # typos) or "words" (word n-grams, the behaviour before index format 3)
+    latin: str = DEFAULT_LATIN
+    latin_ngram: int = DEFAULT_LATIN_NGRAM  # units per shingle starting in Latin text ("chars" mode)
     bands: int | None = None  # rows per band follow; default derived from the threshold
     seed: int = 42
     verify: str = "exact"  # or "estimate": trust the MinHash estimate (faster, less precise)
@@ -76,8 +83,12 @@ class DedupConfig:
         self.fields = fields_for(self.fields)
         if not 0 < self.threshold <= 1:
             raise ValueError(f"--threshold must be in (0, 1], got {self.threshold}")
+        if self.latin not in LATIN_UNITS:
+            raise ValueError(f"latin units must be one of {', '.join(LATIN_UNITS)}, got {self.latin!r}")
         if self.ngram < 1:
             raise ValueError("--ngram must be at least 1")
+        if not 1 <= self.latin_ngram <= 100:
+            raise ValueError(f"latin_ngram must be between 1 and 100, got {self.latin_ngram}")
         if self.num_perm < 16 or self.num_perm > 1024:
             raise ValueError("--num-perm must be between 16 and 1024")
         if self.verify not in ("exact", "estimate"):
@@ -264,10 +275,12 @@ def run(
             progress=tick,
             keep_shingles=False,
             normalised=False,
+            latin=config.latin,
+            latin_ngram=config.latin_ngram,
         )
     else:
         parts = [
-            doc_keys(tokenize(normalise(raw[s : s + config.chunk]).to_list()))
+            doc_keys(tokenize(normalise(raw[s : s + config.chunk]).to_list(), config.latin))
             for s in range(0, n, config.chunk)
         ]
         keys = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
@@ -432,7 +445,13 @@ def run(
             fresh = node_ids[node_ids >= _p]
             if len(fresh):
                 texts = normalise(raw.gather(_new[fresh - _p])).to_list()
-                out.update(zip(fresh.tolist(), shingle_sets_of(texts, config.ngram), strict=True))
+                out.update(
+                    zip(
+                        fresh.tolist(),
+                        shingle_sets_of(texts, config.ngram, config.latin, config.latin_ngram),
+                        strict=True,
+                    )
+                )
             return [out[x] for x in node_ids.tolist()]
 
         sets = ShingleSets(fetch=fetch)
@@ -454,6 +473,8 @@ def run(
             "threshold": config.threshold,
             "num_perm": config.num_perm,
             "ngram": config.ngram,
+            "latin_units": config.latin,
+            "latin_ngram": config.latin_ngram if config.latin == "chars" else None,
             "bands": bands,
             "rows_per_band": rows,
             "short_texts": int(mh_new.short.sum()),

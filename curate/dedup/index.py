@@ -35,8 +35,15 @@ from curate.dedup.engine import PREVIEW, BatchData, DedupConfig, Prior
 from curate.dedup.minhash import SignatureSet, minhash_backend, signatures
 from curate.dedup.text import KEY_VERSION, display_series
 
-FORMAT_VERSION = 2  # 2: field separators in keys/shingles, survivors, signatures of every kept row
+# 2: field separators in keys/shingles, survivors, signatures of every kept row; 3: Latin-script text
+# shingled by characters (signatures and shingle sets differ from format 2; exact keys do not)
+FORMAT_VERSION = 3
 NORMALISATION = KEY_VERSION
+# what changed in each format, for the message that refuses an index of an earlier one
+FORMAT_CHANGES = {
+    1: "field boundaries now count, so exact keys and MinHash signatures differ",
+    2: "Latin-script text is now shingled by characters, not words, so MinHash signatures differ",
+}
 ROW_COLUMNS = ("id", "file", "line", "sheet", "batch", "kept", "preview")
 
 
@@ -48,6 +55,8 @@ def _params(config: DedupConfig) -> dict[str, Any]:
     return {
         "fields": list(config.fields),
         "ngram": config.ngram,
+        "latin_units": config.latin,
+        "latin_ngram": config.latin_ngram if config.latin == "chars" else None,
         "num_perm": config.num_perm,
         "seed": config.seed,
         "normalisation": NORMALISATION,
@@ -110,8 +119,8 @@ class DedupIndex:
             raise IndexError_(
                 f"{self.path} was built by an earlier version of tamis (index format {version}, keys and "
                 f"shingles {have.get('normalisation')!r}; this version writes format {FORMAT_VERSION}, "
-                f"{NORMALISATION!r}: field boundaries now count, so exact keys and MinHash signatures "
-                "differ); its rows cannot be compared with new ones. Rebuild it: run the earlier batches "
+                f"{NORMALISATION!r}: {'; '.join(v for k, v in FORMAT_CHANGES.items() if k >= version)}); "
+                "its rows cannot be compared with new ones. Rebuild it: run the earlier batches "
                 "again with a new --state directory"
             )
         want = _params(config)
@@ -283,7 +292,12 @@ class DedupIndex:
             if mh.shingles is None:  # computed on demand during the run: store them now
                 from curate.dedup.minhash import shingle_arrays
 
-                sh, off = shingle_arrays(data.raw.gather(data.mh_rows), data.ngram)
+                sh, off = shingle_arrays(
+                    data.raw.gather(data.mh_rows),
+                    data.ngram,
+                    latin=config.latin,
+                    latin_ngram=config.latin_ngram,
+                )
                 mh = SignatureSet(mh.sigs, sh, off, mh.short, mh.empty)
         extra = np.flatnonzero(data.kept & (data.keys != 0) & ~has)
         if len(extra) == 0:
@@ -296,6 +310,8 @@ class DedupIndex:
             chunk=config.chunk,
             keep_shingles=True,
             normalised=False,
+            latin=config.latin,
+            latin_ngram=config.latin_ngram,
         )
         if mh is None or not mh.n:
             return extra.astype(np.int64), ss

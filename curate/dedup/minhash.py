@@ -23,6 +23,9 @@ import numpy as np
 
 from curate.dedup.text import fmix64, shingles, tokenize
 
+DEFAULT_LATIN = "chars"  # Latin-script shingle units (see curate.dedup.text.tokenize; bench_dedup_shingles)
+DEFAULT_LATIN_NGRAM = 7  # characters per shingle starting in Latin-script text (bench_dedup_shingles)
+
 MINHASH_BACKENDS = ("rensa", "datasketch")
 CANDIDATE_RECALL = 0.995
 WINDOW = 8  # in a band bucket, each member is compared with its next WINDOW members and the first one
@@ -153,14 +156,20 @@ def datasketch_signatures(hashes: np.ndarray, offsets: np.ndarray, num_perm: int
 
 
 def signatures_of_chunk(
-    norm_texts: list[str], ngram: int, num_perm: int, seed: int, keep_shingles: bool = True
+    norm_texts: list[str],
+    ngram: int,
+    num_perm: int,
+    seed: int,
+    keep_shingles: bool = True,
+    latin: str = DEFAULT_LATIN,
+    latin_ngram: int = DEFAULT_LATIN_NGRAM,
 ) -> tuple[SignatureSet, np.ndarray]:
     """Signatures of normalised texts, plus their exact-match keys (uint64; 0 = empty)."""
     from curate.dedup.text import doc_keys
 
-    tok = tokenize(norm_texts)
+    tok = tokenize(norm_texts, latin)
     keys = doc_keys(tok)
-    sh = shingles(tok, ngram)
+    sh = shingles(tok, ngram, latin_ngram)
     n = len(norm_texts)
     empty = np.diff(sh.offsets) == 0
     if n and minhash_backend() == "datasketch":
@@ -179,13 +188,21 @@ def signatures_of_chunk(
     return SignatureSet(sigs, sh.hashes.astype(np.uint32), sh.offsets, sh.short, empty), keys
 
 
-def shingle_arrays(raw_texts, ngram: int, chunk: int = 5_000) -> tuple[np.ndarray, np.ndarray]:
+def shingle_arrays(
+    raw_texts,
+    ngram: int,
+    chunk: int = 5_000,
+    latin: str = DEFAULT_LATIN,
+    latin_ngram: int = DEFAULT_LATIN_NGRAM,
+) -> tuple[np.ndarray, np.ndarray]:
     """Flat uint32 shingles and offsets of raw texts (a polars Series), computed chunk by chunk."""
     from curate.dedup.text import normalise
 
     parts, offs, base = [], [np.zeros(1, dtype=np.int64)], 0
     for start in range(0, len(raw_texts), chunk):
-        sh = shingles(tokenize(normalise(raw_texts[start : start + chunk]).to_list()), ngram)
+        sh = shingles(
+            tokenize(normalise(raw_texts[start : start + chunk]).to_list(), latin), ngram, latin_ngram
+        )
         parts.append(sh.hashes.astype(np.uint32))
         offs.append(sh.offsets[1:] + base)
         base += int(sh.offsets[-1])
@@ -193,9 +210,11 @@ def shingle_arrays(raw_texts, ngram: int, chunk: int = 5_000) -> tuple[np.ndarra
     return flat, np.concatenate(offs)
 
 
-def shingle_sets_of(norm_texts: list[str], ngram: int) -> list[frozenset]:
+def shingle_sets_of(
+    norm_texts: list[str], ngram: int, latin: str = DEFAULT_LATIN, latin_ngram: int = DEFAULT_LATIN_NGRAM
+) -> list[frozenset]:
     """The uint32 shingle sets of normalised texts (what verification compares)."""
-    sh = shingles(tokenize(norm_texts), ngram)
+    sh = shingles(tokenize(norm_texts, latin), ngram, latin_ngram)
     h = sh.hashes.astype(np.uint32)
     return [frozenset(h[sh.offsets[i] : sh.offsets[i + 1]].tolist()) for i in range(len(norm_texts))]
 
@@ -209,6 +228,8 @@ def signatures(
     progress: Callable[[int], None] | None = None,
     keep_shingles: bool = True,
     normalised: bool = True,
+    latin: str = DEFAULT_LATIN,
+    latin_ngram: int = DEFAULT_LATIN_NGRAM,
 ) -> tuple[SignatureSet, np.ndarray]:
     """Signatures of ``texts`` (a list of normalised strings, or with ``normalised=False`` a polars
     Series of raw text normalised chunk by chunk, so no full normalised copy is held in memory)."""
@@ -225,7 +246,7 @@ def signatures(
         part = texts[start : start + chunk]
         if not normalised:
             part = normalise(part).to_list()
-        s, k = signatures_of_chunk(part, ngram, num_perm, seed, keep_shingles)
+        s, k = signatures_of_chunk(part, ngram, num_perm, seed, keep_shingles, latin, latin_ngram)
         end = start + len(part)
         sigs[start:end], keys[start:end], short[start:end], empty[start:end] = s.sigs, k, s.short, s.empty
         if keep_shingles:

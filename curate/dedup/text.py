@@ -41,6 +41,7 @@ _P = np.uint64(0x100000001B3)  # odd multiplier for polynomial hashes
 _Q = np.uint64(0x9E3779B97F4A7C15)
 _TAG_SHORT = np.uint64(0x5BD1E9955BD1E995)
 _TAG_RAW = np.uint64(0x27D4EB2F165667C5)
+_TAG_SPACE = np.uint64(0x2545F4914F6CDD1D)  # the boundary unit between two Latin words (chars mode)
 
 CJK_RANGES = vocab.CJK_RANGES  # Han, kana, bopomofo: one definition for every stage
 # inside the kana block but punctuation: combining/stand-alone (han)dakuten as NFKC leaves them after
@@ -55,6 +56,13 @@ _SEP_CLASS = 3
 # Version of keys and shingles (normalisation, units, field separators): an incremental index built
 # with another version holds incompatible keys and signatures.
 KEY_VERSION = "nfkc-lower-units-fieldsep-v2"
+# Version of the near-duplicate shingles: Latin-script text shingled by characters (word boundaries as
+# units of their own) since format 3; format 2 used word n-grams, so its signatures are incompatible.
+SHINGLE_VERSION = "latin-chars-v3"
+# How the letters/digits of non-CJK scripts become shingle units: "chars" (every character one unit,
+# a boundary unit between two words; the default, so a typo changes ~n shingles of ~n per character)
+# or "words" (every word one unit, as before: a typo changes n shingles of about one per word).
+LATIN_UNITS = ("chars", "words")
 
 
 def fmix64(h: np.ndarray) -> np.ndarray:
@@ -202,6 +210,9 @@ class Tokens:
     counts: np.ndarray
     raw_hash: np.ndarray
     n_chars: np.ndarray
+    # ``latin="chars"`` mode: True for the units of Latin-script words (characters and boundaries);
+    # a shingle that starts on one spans ``latin_n`` units (see :func:`shingles`)
+    latin: np.ndarray | None = None
 
 
 def _codepoints(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -210,8 +221,16 @@ def _codepoints(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return cp, lengths
 
 
-def tokenize(texts: list[str]) -> Tokens:
-    """Units of already-normalised texts (see :func:`normalise`)."""
+def tokenize(texts: list[str], latin: str = "words") -> Tokens:
+    """Units of already-normalised texts (see :func:`normalise`).
+
+    ``latin="words"``: every run of letters/digits of a non-CJK script is one unit (decontamination's
+    13-word n-grams). ``latin="chars"`` (near-duplicate shingles): every such character is a unit and
+    a boundary unit stands between two words, so ``"the cat"`` gives ``t h e _ c a t``; CJK characters
+    and field separators are units as in words mode. Both modes group the same texts as exact
+    duplicates (:func:`doc_keys`), with different key values."""
+    if latin not in LATIN_UNITS:
+        raise ValueError(f"latin units must be one of {', '.join(LATIN_UNITS)}, got {latin!r}")
     n_docs = len(texts)
     cp, lengths = _codepoints(texts)
     char_doc = np.repeat(np.arange(n_docs, dtype=np.int64), lengths)
@@ -226,6 +245,8 @@ def tokenize(texts: list[str]) -> Tokens:
     if n > 1:
         cont = (kcls[1:] == 1) & (kcls[:-1] == 1) & (pos[1:] == pos[:-1] + 1) & (kdoc[1:] == kdoc[:-1])
         starts_flag[1:] = ~cont
+    if latin == "chars":
+        return _char_units(texts, lengths, kcp, kcls, kdoc, starts_flag)
     unit_starts = np.flatnonzero(starts_flag)
     # position of each kept character inside its unit
     unit_of_char = np.cumsum(starts_flag) - 1
@@ -247,6 +268,51 @@ def tokenize(texts: list[str]) -> Tokens:
         uh = np.zeros(0, dtype=np.uint64)
         udoc = np.zeros(0, dtype=np.int64)
     counts = np.bincount(udoc, minlength=n_docs).astype(np.int64)
+    return Tokens(uh, udoc, counts, _raw_hashes(texts, counts, lengths), lengths)
+
+
+def _char_units(
+    texts: list[str],
+    lengths: np.ndarray,
+    kcp: np.ndarray,
+    kcls: np.ndarray,
+    kdoc: np.ndarray,
+    word_start: np.ndarray,
+) -> Tokens:
+    """``latin="chars"`` units from the kept characters of :func:`tokenize`: one unit per character
+    (the hash a one-character word has in words mode, so CJK characters and the field separator hash
+    as before) and a boundary unit before every Latin word that follows another Latin word. The unit
+    sequence determines the word sequence and back, so exact keys group the same texts as in words
+    mode (their values differ)."""
+    n_docs = len(texts)
+    n = len(kcp)
+    ch = fmix64((kcp + np.uint64(1)) ^ _Q)
+    boundary = np.zeros(n, dtype=bool)
+    if n > 1:
+        boundary[1:] = word_start[1:] & (kcls[1:] == 1) & (kcls[:-1] == 1) & (kdoc[1:] == kdoc[:-1])
+    nb = int(boundary.sum())
+    at = np.arange(n, dtype=np.int64) + np.cumsum(boundary)  # each character's place among the units
+    uh = np.empty(n + nb, dtype=np.uint64)
+    udoc = np.empty(n + nb, dtype=np.int64)
+    uh[at] = ch
+    udoc[at] = kdoc
+    b_at = at[boundary] - 1
+    uh[b_at] = fmix64(np.full(nb, _TAG_SPACE, dtype=np.uint64))
+    udoc[b_at] = kdoc[boundary]
+    cls = np.ones(n + nb, dtype=np.uint8)  # boundaries are Latin (class 1)
+    cls[at] = kcls
+    sep = cls == _SEP_CLASS
+    if sep.any():
+        real = np.bincount(udoc[~sep], minlength=n_docs)
+        keep_unit = ~sep | (real[udoc] > 0)
+        uh, udoc, cls = uh[keep_unit], udoc[keep_unit], cls[keep_unit]
+    counts = np.bincount(udoc, minlength=n_docs).astype(np.int64)
+    return Tokens(uh, udoc, counts, _raw_hashes(texts, counts, lengths), lengths, latin=cls == 1)
+
+
+def _raw_hashes(texts: list[str], counts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Keys of documents with characters but no unit (punctuation or emoji only), 0 elsewhere."""
+    n_docs = len(texts)
     raw_hash = np.zeros(n_docs, dtype=np.uint64)
     no_units = np.flatnonzero((counts == 0) & (lengths > 0))
     if len(no_units):
@@ -259,7 +325,7 @@ def tokenize(texts: list[str]) -> Tokens:
             arr = np.frombuffer(t.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64) + np.uint64(1)
             h = np.sum(arr * _powers(_P, len(arr)), dtype=np.uint64)
             raw_hash[i] = fmix64(np.array([h ^ _TAG_RAW], dtype=np.uint64))[0] | np.uint64(1)
-    return Tokens(uh, udoc, counts, raw_hash, lengths)
+    return raw_hash
 
 
 def doc_keys(tok: Tokens) -> np.ndarray:
@@ -304,11 +370,47 @@ def ngram_hashes(tok: Tokens, n: int) -> tuple[np.ndarray, np.ndarray]:
     return fmix64(h[valid] ^ np.uint64(n)), udoc[:m][valid]
 
 
-def shingles(tok: Tokens, n: int) -> Shingles:
+def mixed_ngram_hashes(tok: Tokens, n: int, latin_n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Like :func:`ngram_hashes` for ``latin="chars"`` units: a shingle starting on a CJK character
+    (or a field separator) spans ``n`` units, one starting on a Latin character or word boundary spans
+    ``latin_n`` units (a Latin letter carries less than a Chinese character). Pure CJK text gets
+    exactly the shingles of :func:`ngram_hashes`. One pass of polynomial hashing up to the longer
+    length, capturing each start position at its own length."""
+    uh, udoc = tok.hashes, tok.doc
+    nu = len(uh)
+    want = np.where(tok.latin, np.int8(latin_n), np.int8(n)) if latin_n != n else None
+    out_h, out_doc = [], []
+    h = uh
+    for length in range(1, max(n, latin_n) + 1):
+        m = nu - length + 1
+        if m <= 0:
+            break
+        if length > 1:
+            h = h[:-1] * _Q + uh[length - 1 :]  # h[i]: units i .. i + length - 1
+        if length not in (n, latin_n):
+            continue
+        sel = udoc[length - 1 :] == udoc[:m]
+        if want is not None:
+            sel &= want[:m] == length
+        out_h.append(fmix64(h[sel] ^ np.uint64(length)))
+        out_doc.append(udoc[:m][sel])
+    if not out_h:
+        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(out_h), np.concatenate(out_doc)
+
+
+def shingles(tok: Tokens, n: int, latin_n: int | None = None) -> Shingles:
+    """Shingles of ``n`` units (``latin_n`` for those starting on a Latin unit in ``latin="chars"``
+    mode, see :func:`mixed_ngram_hashes`). A document with units but no full shingle is one shingle
+    of its whole unit sequence (``short``); one with no unit but punctuation is its raw hash."""
     n_docs = len(tok.counts)
     counts = tok.counts
-    full, full_doc = ngram_hashes(tok, n)
-    short = (counts > 0) & (counts < n)
+    if tok.latin is not None:
+        full, full_doc = mixed_ngram_hashes(tok, n, latin_n or n)
+        short = (counts > 0) & (np.bincount(full_doc, minlength=n_docs) == 0)
+    else:
+        full, full_doc = ngram_hashes(tok, n)
+        short = (counts > 0) & (counts < n)
     short_docs = np.flatnonzero(short)
     keys = doc_keys(tok)
     short_h = fmix64(keys[short_docs] ^ _TAG_SHORT)

@@ -52,7 +52,7 @@ class SigBlock:
 # 1. signatures (Ray Data map_batches)
 
 
-def _signature_batch(table, fields, keep, minhash, ngram, num_perm, seed, chunk):
+def _signature_batch(table, fields, keep, minhash, ngram, num_perm, seed, chunk, latin, latin_ngram):
     import pyarrow as pa
 
     from curate.dedup import cluster as cl
@@ -69,7 +69,7 @@ def _signature_batch(table, fields, keep, minhash, ngram, num_perm, seed, chunk)
     rank = cl.policy_key(frame, keep, lengths).astype(np.float64)
     cols = {"row": pa.array(rows), "rank": pa.array(rank)}
     if minhash:
-        ss, keys = signatures(norm, ngram, num_perm, seed, chunk=chunk)
+        ss, keys = signatures(norm, ngram, num_perm, seed, chunk=chunk, latin=latin, latin_ngram=latin_ngram)
         cols["key"] = pa.array(keys.astype(np.uint64))
         cols["empty"] = pa.array(ss.empty)
         cols["short"] = pa.array(ss.short)
@@ -78,7 +78,7 @@ def _signature_batch(table, fields, keep, minhash, ngram, num_perm, seed, chunk)
             pa.array(ss.offsets.astype(np.int64)), pa.array(ss.shingles)
         )
     else:
-        parts = [doc_keys(tokenize(norm[s : s + chunk])) for s in range(0, n, chunk)]
+        parts = [doc_keys(tokenize(norm[s : s + chunk], latin)) for s in range(0, n, chunk)]
         cols["key"] = pa.array(np.concatenate(parts).astype(np.uint64) if parts else np.zeros(0, np.uint64))
     return pa.table(cols)
 
@@ -540,6 +540,8 @@ def run_dedup(
             config.num_perm,
             config.seed,
             config.chunk,
+            config.latin,
+            config.latin_ngram,
         ),
         batch_size=None,
         batch_format="pyarrow",
@@ -616,6 +618,8 @@ def run_dedup(
             "threshold": config.threshold,
             "num_perm": config.num_perm,
             "ngram": config.ngram,
+            "latin_units": config.latin,
+            "latin_ngram": config.latin_ngram if config.latin == "chars" else None,
             "bands": bands,
             "rows_per_band": rpb,
             "short_texts": int(short_texts),

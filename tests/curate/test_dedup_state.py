@@ -118,10 +118,11 @@ def test_a_batch_without_minhash_is_still_compared_by_minhash_later(tmp_path):
 
 def test_a_dropped_earlier_row_is_never_named_as_survivor(tmp_path):
     # batch 1: D is dropped as a near copy of K (Jaccard 0.81); batch 2: N matches D (0.75) but not K
+    # (Jaccard of word 5-grams: the chain is built for word shingles)
     k = " ".join(WORDS)
     d = " ".join(WORDS[:54] + ["x1", "x2", "x3", "x4", "x5", "x6"])
     nn = " ".join(WORDS[:51] + ["x1", "x2", "x3", "x4", "x5", "x6", "y1", "y2", "y3"])
-    cfg = DedupConfig(threshold=0.75)
+    cfg = DedupConfig(threshold=0.75, latin="words")
     state = tmp_path / "s"
     b1 = text_batch([k, d], "a")
     r1 = dedup_batch(state, b1, cfg)
