@@ -79,11 +79,15 @@ def accelerate_command(cfg, argv: list[str]) -> tuple[list[str], dict[str, str]]
             f"--distributed {cfg.distributed} needs DeepSpeed, which cannot be imported here; install it "
             "(pip install deepspeed) or use --distributed ddp or fsdp"
         )
-    env = dict(os.environ, TAMIS_LAUNCHED="1")
+    # PYTHONSAFEPATH (and -P for the launcher itself): `python -m train.cli` in every child would put the
+    # working directory first on sys.path, and a user's train.py or curate.py there would be imported
+    # instead of tamis (ModuleNotFoundError / their code run N times)
+    env = dict(os.environ, TAMIS_LAUNCHED="1", PYTHONSAFEPATH="1")
     if not gpu:
         # CPU data parallel: torchrun sets RANK/WORLD_SIZE; accelerate then picks the gloo backend
         cmd = [
             sys.executable,
+            "-P",
             "-m",
             "torch.distributed.run",
             "--standalone",
@@ -97,6 +101,7 @@ def accelerate_command(cfg, argv: list[str]) -> tuple[list[str], dict[str, str]]
         yaml.safe_dump(conf, fh)
     cmd = [
         sys.executable,
+        "-P",
         "-m",
         "accelerate.commands.launch",
         "--config_file",

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -19,13 +20,24 @@ def test_presets():
     assert preset("fsdp", 2, gpu=True, bf16=False)["fsdp_config"]["fsdp_version"] == 2
 
 
+def _trap_folder(tmp_path):
+    """A working directory holding a user's train.py and curate.py, which the launch must not import."""
+    d = tmp_path / "project"
+    d.mkdir()
+    for name in ("train.py", "curate.py"):
+        (d / name).write_text(
+            "raise SystemExit('imported the user's " + name + " from the working directory')\n"
+        )
+    return d
+
+
 @pytest.mark.slow
 def test_two_cpu_processes(tiny_models, train_data, tmp_path):
+    """From a folder with a train.py and a curate.py (the launched `-m train.cli` children must not
+    import them)."""
     out = tmp_path / "ddp"
     cmd = [
-        sys.executable,
-        "-m",
-        "train.cli",
+        str(Path(sys.executable).with_name("train")),  # the console script, as a user runs it
         "sft",
         str(train_data["sft"]),
         "--model",
@@ -35,7 +47,9 @@ def test_two_cpu_processes(tiny_models, train_data, tmp_path):
     env = {
         k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "TAMIS_LAUNCHED")
     }
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, env=env, timeout=600, cwd=_trap_folder(tmp_path)
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     meta = json.loads((out / "run.json").read_text())
     assert meta["status"] == "done" and meta["plan"]["grad_accum"] == 1  # 2 processes x 4 = global 8
@@ -130,3 +144,17 @@ def test_pissa_with_sharded_presets_is_refused():
     with pytest.raises(ConfigError, match="pissa"):
         resolve("sft", sets={"method": "pissa", "num_processes": "2", "distributed": "zero3"})
     resolve("sft", sets={"method": "pissa", "num_processes": "2", "distributed": "zero2"})
+
+
+def test_launch_never_imports_from_the_working_directory(monkeypatch, tiny_models, train_data):
+    """Both launchers run with a safe sys.path (the children inherit PYTHONSAFEPATH)."""
+    import train.launch as L
+    from train.config import resolve
+
+    cfg = resolve(
+        "sft", flags={"model": str(tiny_models["lm"]), "data": [str(train_data["sft"])], "num_processes": 2}
+    )
+    for gpus in (0, 2):
+        monkeypatch.setattr(L, "_gpu_count", lambda g=gpus: g)
+        cmd, env = L.accelerate_command(cfg, ["sft"])
+        assert cmd[:2] == [sys.executable, "-P"] and env["PYTHONSAFEPATH"] == "1"
