@@ -36,6 +36,7 @@ METHODS = (
 )
 STAGES = ("sft", "dpo", "rm", "kto", "pt")
 DPO_LOSSES = ("sigmoid", "ipo", "simpo", "hinge", "robust")
+DPO_TRUNCATIONS = ("keep_start", "budget")
 SFT_LOSS_SCOPES = ("completion", "assistant", "all")
 DISTRIBUTED = ("ddp", "zero2", "zero3", "fsdp")
 
@@ -213,6 +214,11 @@ class SFTConfig(CommonConfig):
         "(same loss and labels; faster for small and mid-size vocabularies; turn off for very large vocabularies "
         "on small GPUs, where materialising the logits costs memory).",
     )
+    group_by_length: bool = _f(
+        True,
+        "Length-grouped micro-batches (with --fast-loss): the same rows as the random order in every window of "
+        "16 steps, sorted by length into micro-batches, so less padding is computed.",
+    )
     stage: typing.ClassVar[str] = "sft"
 
 
@@ -226,6 +232,23 @@ class DPOConfig(CommonConfig):
     )
     sft_weight: float = _f(0.0, "Weight of an SFT (NLL on chosen) term mixed into the loss (RPO); 0 = off.")
     label_smoothing: float = _f(0.0, "Label smoothing (robust DPO).")
+    truncation: str = _f(
+        "keep_start",
+        "How a pair longer than max_length is cut: keep_start (TRL: each sequence keeps its first max_length "
+        "tokens; a pair whose prompt fills max_length is dropped) or budget (LLaMA-Factory's cutoff_len split: "
+        "the answers keep a share of max_length, both cut to the same length, and the prompt keeps its last "
+        "tokens, so the question and the assistant header stay; no pair is dropped).",
+        DPO_TRUNCATIONS,
+    )
+    fast_loss: bool = _f(
+        True,
+        "Log-probabilities from the LM head on the completion tokens only, reference log-probs computed once "
+        "per pair and cached, length-grouped batches, sequence-level metrics only (off: TRL's path, which also "
+        "logs entropy, mean logits and token accuracy).",
+    )
+    group_by_length: bool = _f(
+        True, "Length-grouped micro-batches (with --fast-loss; the same pairs per 16-step window)."
+    )
     stage: typing.ClassVar[str] = "dpo"
 
     def validate(self) -> None:

@@ -527,18 +527,68 @@ def tokenize_text(tok, rec: dict[str, Any]) -> dict[str, list[int]]:
     return {"input_ids": ids, "labels": list(ids)}
 
 
-def pair_lengths(tok, rec: dict[str, Any]) -> tuple[int, int]:
-    """(prompt tokens, longest prompt+completion tokens) of a DPO/RM/KTO record. The prompt length is
-    counted like TRL does: the tokens the rendered prompt shares with every rendered prompt+completion."""
+def encode_pair(tok, rec: dict[str, Any]) -> dict[str, list[int]]:
+    """A DPO/RM/KTO record as token ids, split like TRL's DPOTrainer does: the prompt is the tokens the
+    rendered prompt shares with every rendered prompt+completion, each completion the rest of its render.
+    Keys ``prompt_ids`` and ``<side>_ids`` for each of chosen/rejected/completion present."""
     if not tok.chat_template:
         raise RowError("the tokenizer has no chat template (pass --template FILE or --template chatml)")
     try:
         prompt = _render(tok, rec["prompt"], add_generation_prompt=True)["input_ids"]
         sides = [k for k in ("chosen", "rejected", "completion") if k in rec]
-        fulls = [_render(tok, rec["prompt"] + rec[k])["input_ids"] for k in sides]
-        return min(common_prefix(prompt, f) for f in fulls), max(len(f) for f in fulls)
+        fulls = {k: _render(tok, rec["prompt"] + rec[k])["input_ids"] for k in sides}
     except Exception as e:
         raise RowError(f"chat template failed: {type(e).__name__}: {e}") from None
+    n = min(common_prefix(prompt, f) for f in fulls.values())
+    out = {"prompt_ids": prompt[:n]}
+    for k, f in fulls.items():
+        out[f"{k}_ids"] = f[n:]
+    return out
+
+
+def pair_lengths(tok, rec: dict[str, Any]) -> tuple[int, int]:
+    """(prompt tokens, longest prompt+completion tokens) of a DPO/RM/KTO record. The prompt length is
+    counted like TRL does: the tokens the rendered prompt shares with every rendered prompt+completion."""
+    return _pair_lengths(encode_pair(tok, rec))
+
+
+def _pair_lengths(enc: dict[str, list[int]]) -> tuple[int, int]:
+    p = len(enc["prompt_ids"])
+    return p, p + max(len(v) for k, v in enc.items() if k != "prompt_ids")
+
+
+def budget_lengths(prompt: int, answer: int, max_length: int) -> tuple[int, int]:
+    """LLaMA-Factory's ``infer_seqlen``: (prompt tokens, answer tokens) kept when a prompt and its longest
+    answer share ``max_length``. A short answer keeps all of it; a long one keeps at least its share of the
+    budget in proportion to its length; the prompt gets the rest."""
+    if answer * 2 < max_length:
+        max_answer = max_length
+    elif prompt * 2 < max_length:
+        max_answer = max_length - prompt
+    else:
+        max_answer = int(max_length * (answer / (prompt + answer)))
+    new_answer = min(max_answer, answer)
+    return min(max(max_length - new_answer, 0), prompt), new_answer
+
+
+def truncate_pair(enc: dict[str, list[int]], max_length: int, mode: str) -> dict[str, list[int]]:
+    """A tokenized DPO pair cut to ``max_length`` tokens per sequence.
+
+    ``keep_start`` (TRL's collator): prompt+answer keeps its first ``max_length`` tokens, per side.
+    ``budget`` (LLaMA-Factory's cutoff_len): both answers are cut to the same length and the prompt to
+    the rest of the budget (:func:`budget_lengths`), so the same number of tokens is trained as with
+    LLaMA-Factory; unlike LLaMA-Factory, which keeps the *start* of the prompt and so cuts off the
+    question and the assistant header the answers follow, the prompt keeps its *last* tokens.
+    """
+    prompt = enc["prompt_ids"]
+    sides = [k for k in enc if k != "prompt_ids"]
+    if mode == "budget":
+        p, a = budget_lengths(len(prompt), max(len(enc[k]) for k in sides), max_length)
+        return {"prompt_ids": prompt[len(prompt) - p :], **{k: enc[k][:a] for k in sides}}
+    if mode != "keep_start":
+        raise ValueError(f"unknown truncation {mode!r}")
+    room = max(max_length - len(prompt), 0)
+    return {"prompt_ids": prompt[:max_length], **{k: enc[k][:room] for k in sides}}
 
 
 @dataclass
@@ -552,6 +602,8 @@ class Tokenized:
     prompt_lengths: list[int] = field(default_factory=list)
     # SFT: how many trained spans (turns) each row should have (0: not checked, e.g. --loss-on all)
     expected_spans: list[int] = field(default_factory=list)
+    # DPO: the token ids of each pair (prompt_ids, chosen_ids, rejected_ids), tokenized once here
+    pairs: list[dict[str, list[int]]] = field(default_factory=list)
 
     def subset(self, index: list[int], keep_failures: bool = True) -> Tokenized:
         """The rows at these positions (every per-row list stays aligned)."""
@@ -567,11 +619,12 @@ class Tokenized:
             failure_examples=self.failure_examples if keep_failures else {},
             prompt_lengths=pick(self.prompt_lengths),
             expected_spans=pick(self.expected_spans),
+            pairs=pick(self.pairs),
         )
 
     def keep(self, keep: list[bool]) -> None:
         """Keep the rows whose flag is true (every per-row list stays aligned)."""
-        for name in ("rows", "lengths", "ids", "prompt_lengths", "expected_spans"):
+        for name in ("rows", "lengths", "ids", "prompt_lengths", "expected_spans", "pairs"):
             values = getattr(self, name)
             if values:
                 setattr(self, name, [v for v, k in zip(values, keep, strict=True) if k])
@@ -593,7 +646,8 @@ def tokenize_all(tok, prep: Prepared, loss_on: str = "completion") -> Tokenized:
                 t = tokenize_text(tok, rec)
                 n = len(t["input_ids"])
             else:
-                p, n = pair_lengths(tok, rec)
+                enc = encode_pair(tok, rec)
+                p, n = _pair_lengths(enc)
                 t = rec
         except RowError as e:
             reason = str(e)
@@ -607,6 +661,8 @@ def tokenize_all(tok, prep: Prepared, loss_on: str = "completion") -> Tokenized:
         out.ids.append(rid)
         if prep.stage in ("dpo", "rm", "kto"):
             out.prompt_lengths.append(p)
+        if prep.stage == "dpo":
+            out.pairs.append(enc)
         if prep.stage == "sft":
             out.expected_spans.append(spans)
     return out
@@ -620,12 +676,15 @@ def overlong_reason(stage: str, max_length: int) -> str | None:
     return None
 
 
-def drop_overlong(tk: Tokenized, stage: str, max_length: int, prep: Prepared | None = None) -> int:
+def drop_overlong(
+    tk: Tokenized, stage: str, max_length: int, prep: Prepared | None = None, truncation: str = "keep_start"
+) -> int:
     """Drop the rows TRL would drop silently, with a counted reason: reward pairs with a side longer than
     ``max_length`` (RewardTrainer filters them), DPO/KTO rows whose prompt alone reaches ``max_length``
-    (DPOTrainer/KTOTrainer filter them). Returns how many were dropped."""
+    (DPOTrainer/KTOTrainer filter them). DPO with ``truncation="budget"`` cuts the prompt instead and drops
+    nothing. Returns how many were dropped."""
     reason = overlong_reason(stage, max_length)
-    if reason is None or not tk.rows:
+    if reason is None or not tk.rows or (stage == "dpo" and truncation == "budget"):
         return 0
     if stage == "rm":
         keep = [n <= max_length for n in tk.lengths]

@@ -93,9 +93,10 @@ def prepare(cfg: CommonConfig, device=None) -> Context:
     plan = make_plan(cfg, rows=len(tk.rows), lengths=tk.lengths, gpu=device.gpu)
     # rows TRL would drop silently at this max_length (reward pairs too long, DPO/KTO prompts that fill
     # it) are dropped here with a counted reason, and the plan is made for the rows that are left
-    overlong = D.drop_overlong(tk, stage, plan["max_length"], prep)
+    truncation = getattr(cfg, "truncation", "keep_start")
+    overlong = D.drop_overlong(tk, stage, plan["max_length"], prep, truncation)
     if ev:
-        D.drop_overlong(ev, stage, plan["max_length"])
+        D.drop_overlong(ev, stage, plan["max_length"], truncation=truncation)
     if overlong:
         plan = make_plan(
             cfg, rows=len(tk.rows), lengths=tk.lengths, gpu=device.gpu, max_length=plan["max_length"]
@@ -224,6 +225,10 @@ def build_datasets(ctx: Context):
         ctx.extra["truncated"] = truncated
         ctx.extra["trained_rows"] = len(rows)
         return D.to_dataset(rows), ev
+    if stage == "dpo" and tk.pairs:
+        from train.dpo import pair_datasets
+
+        return pair_datasets(ctx)
     if stage == "kto":
         # KTOTrainer reads its dataset in order (its KL term pairs each row with a neighbour's prompt):
         # mix the rows with the run's seed so a pair's good and bad answers are not neighbours

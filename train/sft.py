@@ -31,25 +31,53 @@ def build_config(cfg, plan: dict[str, Any], run_dir, device):
 
 
 def fast_trainer_class():
-    """SFTTrainer whose loss is the model's own cross-entropy over the labels.
+    """SFTTrainer whose loss is a plain cross-entropy over the labelled positions, in length-grouped batches.
 
     TRL 1.x patches the LM head to compute per-token log-probabilities in tiles (to avoid materialising
     the logits of huge vocabularies) and also computes entropy and top-1 accuracy for every token of every
-    step. For small and mid-size vocabularies on CPU this costs about half the step time. The loss is the
-    same token-mean NLL over the same labels (-100 masked), normalised by the tokens in the global batch
-    exactly like Trainer does; only the two diagnostic metrics are skipped.
+    step. For small and mid-size vocabularies on CPU this costs about half the step time. Here the LM head
+    runs only on the positions whose next token is trained (:mod:`train.selective`; the model's own
+    forward where that is not exact), and the loss is the same token-mean NLL over the same labels (-100
+    masked), normalised by the tokens in the global batch exactly like Trainer does; only the two
+    diagnostic metrics are skipped. With ``group_by_length`` the micro-batches are length-grouped
+    (:mod:`train.batching`: the same rows per window as the random order, less padding).
     """
     import torch
     from transformers import Trainer
     from trl import SFTTrainer
 
+    from train import batching, selective
+
     class FastLossSFTTrainer(SFTTrainer):
+        group_by_length = False
+
+        def _get_train_sampler(self, train_dataset=None):
+            ds = train_dataset if train_dataset is not None else self.train_dataset
+            if not self.group_by_length or ds is None or "input_ids" not in getattr(ds, "column_names", ()):
+                return super()._get_train_sampler(train_dataset)
+            return batching.train_sampler(self, [len(x) for x in ds["input_ids"]])
+
+        def _selective_loss(self, model, inputs, num_items_in_batch):
+            p = selective.parts(model, self.accelerator)
+            labels = inputs.get("labels")
+            if p is None or labels is None or self.label_smoother is not None or self.compute_loss_func:
+                return None
+            shifted = torch.full_like(labels, -100)
+            shifted[:, 1:] = labels[:, 1:]  # position 0 is never a target (labels are shifted)
+            logps, _ = selective.target_logps(p, inputs, shifted != -100)
+            if self.model_accepts_loss_kwargs and num_items_in_batch is not None:
+                return -logps.sum() / num_items_in_batch
+            return -logps.mean()
+
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             mode = "train" if self.model.training else "eval"
             inputs["use_cache"] = False
-            loss, outputs = Trainer.compute_loss(
-                self, model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch
-            )
+            loss = None if return_outputs else self._selective_loss(model, inputs, num_items_in_batch)
+            outputs = None
+            if loss is None:
+                loss, outputs = Trainer.compute_loss(
+                    self, model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch
+                )
             if mode == "train":
                 if "attention_mask" in inputs:
                     n = inputs["attention_mask"].sum()
@@ -67,7 +95,7 @@ def build_trainer(cfg, plan, model, tokenizer, train_ds, eval_ds, run_dir, devic
 
     args = build_config(cfg, plan, run_dir, device)
     cls = fast_trainer_class() if getattr(cfg, "fast_loss", False) else SFTTrainer
-    return cls(
+    trainer = cls(
         model=model,
         args=args,
         train_dataset=train_ds,
@@ -75,3 +103,6 @@ def build_trainer(cfg, plan, model, tokenizer, train_ds, eval_ds, run_dir, devic
         processing_class=tokenizer,
         callbacks=list(callbacks),
     )
+    # grouping only reorders rows of unpacked batches (packed rows are already full-length)
+    trainer.group_by_length = bool(getattr(cfg, "group_by_length", False)) and not args.packing
+    return trainer
