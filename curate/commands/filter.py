@@ -97,7 +97,7 @@ def filter_cmd(inputs, fmt, maps, sheet, output, json_out, rules, sets, disable,
     text. A per-rule table (fired, dropped, flagged, redacted, fixed) is printed on stderr, or with
     --json as part of the JSON summary on stdout. PII counts are per type; values are never printed.
     """
-    from curate.rules import apply
+    from curate.rules.engine import run as run_rules
 
     started = time.perf_counter()
     ruleset = _load(rules, sets, disable)
@@ -105,29 +105,16 @@ def filter_cmd(inputs, fmt, maps, sheet, output, json_out, rules, sets, disable,
     loaded = load_inputs(inputs, fmt, maps, sheet, quiet=json_out, engine=engine)
     if engine.name == "ray":
         from curate.engines import run_stage
-        from curate.rules.engine import run as run_rules
 
         try:
             result = run_stage(run_rules, loaded.frame, ruleset, engine)
         except ValueError as exc:
             fail(str(exc))
-    elif json_out:
-        result = apply(loaded.frame, ruleset)
     else:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from curate.progress import reporter
 
-        cols = (
-            TextColumn("rules"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
-        )
-        with Progress(*cols, console=_console(stderr=True), transient=True) as prog:
-            task = prog.add_task("", total=len(ruleset.active))
-            result = apply(
-                loaded.frame, ruleset, progress=lambda rid: prog.update(task, advance=1, description=rid)
-            )
+        with reporter(json_out) as progress:
+            result = run_rules(loaded.frame, ruleset, progress=progress)
     stats = {
         "rule_sets": [str(f) for f in ruleset.files],
         "flagged": result.stats["flagged"],

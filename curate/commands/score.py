@@ -176,10 +176,11 @@ def score(
             # an actor pool: each actor loads the models once and scores block after block
             result = run_stage(run, loaded.frame, config, engine)
         else:
+            from curate.progress import reporter
             from curate.score import build_scorers
 
             scorer_objs = build_scorers(config)
-            result = run(loaded.frame, config, scorer_objs)
+            result = run(loaded.frame, config, scorer_objs, progress=reporter(json_out))
     except (ScoreError, ValueError) as exc:
         fail(str(exc))
     except sqlite3.DatabaseError as exc:  # a --cache that is not (or no longer) an SQLite database

@@ -194,7 +194,10 @@ def select(
         )
     try:
         # select needs the whole set at once: on Ray it runs on the driver (the engine says so in stats)
-        result = run_stage(run, loaded.frame, config, engine)
+        from curate.progress import reporter
+
+        with reporter(json_out) as progress:
+            result = run_stage(run, loaded.frame, config, engine, progress=progress)
     except SelectError as exc:
         fail(str(exc))
     stats = dict(result.stats)

@@ -225,8 +225,9 @@ def check_outputs(recipe: Recipe, planned: list[Planned], extra: dict[str, Path]
         r = target.resolve()
         if r in reads:
             raise RecipeError(f"{where}: {name} {target} is {reads[r]}; a run never overwrites what it reads")
-        if r in seen and not (name.endswith(".dataset_info") and seen[r].endswith(".dataset_info")):
-            # (several LLaMA-Factory exports share one dataset_info.json: each adds its entry)
+        shared = (".dataset_info", ".dataset_card")
+        if r in seen and not (name.endswith(shared) and seen[r].endswith(shared)):
+            # (several exports share one dataset_info.json / README.md: each adds its entry)
             raise RecipeError(
                 f"{where}: {name} and {seen[r]} are the same file ({target}); every output needs its own path"
             )
@@ -433,14 +434,32 @@ class Reporter:
     """One line per stage on stderr (rich), quiet when asked."""
 
     def __init__(self, quiet: bool = False):
+        from curate.progress import stderr_is_terminal
+
         self.quiet = quiet
         self.console = None
+        # a log (stderr not a terminal) or --json: plain lines for every stage start and end, and
+        # periodic progress lines (curate.progress), so a 44-minute run is never silent
+        self.plain = quiet or not stderr_is_terminal()
         if not quiet:
             from rich.console import Console
 
             self.console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
+    def start(self, step_id: str, position: int, count: int, rows: int | None) -> None:
+        if self.plain:
+            from curate.progress import note
+
+            what = f" on {rows:,} rows" if rows is not None else ""
+            note(f"run: stage {position}/{count} {step_id} started{what}")
+
     def stage(self, step_id: str, acct: dict[str, Any], cached: bool, seconds: float) -> None:
+        if self.quiet:
+            from curate.progress import note
+
+            n_in, kept = acct.get("in", 0), acct.get("kept", 0)
+            how = "cached" if cached else f"done in {seconds:.1f} s"
+            note(f"run: {step_id} {how}: {n_in:,} -> {kept:,} rows")
         if self.console is None:
             return
         n_in, kept = acct.get("in", 0), acct.get("kept", 0)
@@ -462,32 +481,9 @@ class Reporter:
             self.console.print(text, highlight=False)
 
     def progress_factory(self):
-        if self.console is None or not sys.stderr.isatty():
-            return None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+        from curate.progress import reporter
 
-        def factory(desc: str, total: int):
-            prog = Progress(
-                "    " + desc,
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                console=self.console,
-                transient=True,
-            )
-            prog.start()
-            task = prog.add_task(desc, total=total)
-            done = [0]
-
-            def tick(n: int) -> None:
-                done[0] += n
-                prog.update(task, advance=n)
-                if done[0] >= total:
-                    prog.stop()
-
-            return tick
-
-        return factory
+        return reporter(self.quiet)
 
 
 def default_outputs(recipe: Recipe) -> dict[str, Path]:
@@ -576,6 +572,9 @@ def run_recipe(
                 rep.stage(step.id, acct, True, outcomes[-1].seconds)
                 continue
             invalid = True  # everything after a recomputed stage is recomputed too
+            if frame is None and step.name != "ingest":
+                frame = cache.kept(outcomes[-1].step, outcomes[-1].key)
+            rep.start(step.id, i + 1, len(planned), None if frame is None else frame.height)
             if step.name == "ingest":
                 frame, rejects_frame, acct = ingest(recipe)
                 files: dict[str, Any] = {"kept.parquet": frame}

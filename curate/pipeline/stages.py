@@ -20,6 +20,7 @@ import difflib
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import json
 import os
 from collections.abc import Callable
@@ -405,7 +406,7 @@ def _filter_build(mod, options, ctx):
 
 
 def _filter_call(mod, frame, config, ctx):
-    return mod.run(frame, {k: v for k, v in config.items() if k in FILTER_KEYS})
+    return mod.run(frame, {k: v for k, v in config.items() if k in FILTER_KEYS}, progress=ctx.progress)
 
 
 # On Ray: the same stage functions, through curate.engines.run_stage (row stages over blocks, the
@@ -546,6 +547,8 @@ def _generic_call(run_attrs: tuple[str, ...] = ("run",)):
         for attr in run_attrs:
             fn = getattr(mod, attr, None)
             if callable(fn):
+                if ctx.progress is not None and "progress" in inspect.signature(fn).parameters:
+                    return fn(frame, config, progress=ctx.progress)  # score, select: lines in a log
                 return fn(frame, config)
         raise StageUnavailable(f"{mod.__name__} has no stage function ({' or '.join(run_attrs)})")
 

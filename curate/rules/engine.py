@@ -1005,9 +1005,10 @@ def _rewrite_series(
 
 
 # -- stage entry point -----------------------------------------------------------------------------
-def run(frame: pl.DataFrame, config: dict[str, Any] | RuleSet | None = None) -> StageResult:
+def run(frame: pl.DataFrame, config: dict[str, Any] | RuleSet | None = None, *, progress=None) -> StageResult:
     """The stage contract: ``config`` is a RuleSet or ``{"rules": [names or paths], "set":
-    ["rule.param=value"], "disable": [rule ids]}``."""
+    ["rule.param=value"], "disable": [rule ids]}``. ``progress``: a factory ``progress(description,
+    total) -> tick`` (curate.progress), ticked once per rule."""
     if isinstance(config, RuleSet):
         rs = config
     else:
@@ -1018,7 +1019,10 @@ def run(frame: pl.DataFrame, config: dict[str, Any] | RuleSet | None = None) -> 
             sets=config.get("set", ()),
             disable=config.get("disable", ()),
         )
-    return apply(frame, rs)
+    if progress is None:
+        return apply(frame, rs)
+    tick = progress("filter", len(rs.active), unit="rules")
+    return apply(frame, rs, progress=lambda rule_id: tick(1))
 
 
 def summary_rows(stats: dict[str, Any]) -> list[dict[str, Any]]:

@@ -330,13 +330,16 @@ def _fixable(rng: random.Random) -> Record:
     return Record("sft", question="  " + q + "\r\n", answer=a + "   \n\n\n\n\u200b")
 
 
-DROP_KINDS = (
-    "empty", "role_order", "ai_disclaimer", "refusal", "persona_opener", "identity", "placeholder", "copy",
-    "truncated", "degenerate", "repetition", "mojibake", "too_long", "short_question",
-)  # fmt: skip
 # problems the default (mixed zh/en) set flags for review rather than drops; zh.yaml/en.yaml drop them
 FLAG_KINDS = ("lang_mismatch",)
-BAD_KINDS = DROP_KINDS + FLAG_KINDS
+# problems the default set repairs in place: a persona opener ('作为律师，我…') is stripped, the answer
+# (often real domain content) is kept
+FIX_KINDS = ("persona_opener",)
+BAD_KINDS = (
+    "empty", "role_order", "ai_disclaimer", "refusal", "persona_opener", "identity", "placeholder", "copy",
+    "truncated", "degenerate", "repetition", "mojibake", "too_long", "short_question", "lang_mismatch",
+)  # fmt: skip
+DROP_KINDS = tuple(k for k in BAD_KINDS if k not in FLAG_KINDS + FIX_KINDS)
 
 
 def planted_rows(n: int = 1000, bad_share: float = 0.3, fixable_share: float = 0.1, seed: int = 0):

@@ -174,7 +174,7 @@ def score_frame(
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Add one scorer's columns to ``frame`` (cached rows reused; new rows scored in chunks, each chunk
     committed to the cache as soon as it is done, so an interrupted run resumes)."""
-    from curate.score.common import Progress, row_key
+    from curate.score.common import row_key
 
     name = scorer.name
     rows = frame.select(
@@ -194,7 +194,9 @@ def score_frame(
     values: dict[str, dict[str, Any]] = dict(cached)
     started = time.perf_counter()
     todo_items = list(todo.items())
-    bar = progress(name, len(todo_items)) if progress else Progress(name, 0, enabled=False)
+    from curate.progress import Progress
+
+    bar = progress(name, len(todo_items)) if progress else Progress(False)(name, 0)
     with bar as advance:
         for start in range(0, len(todo_items), chunk_rows):
             chunk = todo_items[start : start + chunk_rows]
@@ -291,8 +293,11 @@ def add_flag(frame: pl.DataFrame, mask: list[bool], flag: str) -> pl.DataFrame:
     return frame.with_columns(pl.Series("flags", new, dtype=pl.List(pl.Utf8)))
 
 
-def run(frame: pl.DataFrame, config: ScoreConfig, scorers: list[Any] | None = None):
-    """The stage function: every row kept, score columns added, ``stats["score_models"]`` filled."""
+def run(frame: pl.DataFrame, config: ScoreConfig, scorers: list[Any] | None = None, *, progress=None):
+    """The stage function: every row kept, score columns added, ``stats["score_models"]`` filled.
+
+    ``progress``: a :class:`curate.progress.Progress` factory; by default one is made when
+    ``config.progress`` is set (a bar on a terminal, plain periodic lines in a log)."""
     from curate.score import demo
     from curate.score.cache import ScoreCache
     from curate.stage import StageResult, empty_dropped
@@ -305,17 +310,20 @@ def run(frame: pl.DataFrame, config: ScoreConfig, scorers: list[Any] | None = No
         if s.name in demo_names:
             stats["score_models"][s.name]["demo"] = True
             demo.warn(s.name, str(demo.model_path(s)))
-    progress = None
-    if config.progress:
-        from curate.score.common import Progress
+    if progress is None and config.progress:
+        from curate.progress import reporter
 
-        def progress(name: str, total: int):
-            return Progress(f"score {name}", total)
+        progress = reporter()
+    factory = None
+    if progress is not None:
+
+        def factory(name: str, total: int):
+            return progress(f"score {name}", total)
 
     with ScoreCache(config.cache) as cache:
         for s in scorers:
             cache.register_model(s.fingerprint, s.name, s.describe())
-            frame, st = score_frame(frame, s, cache if cache.enabled else None, progress=progress)
+            frame, st = score_frame(frame, s, cache if cache.enabled else None, progress=factory)
             stats[s.name] = st
     frame = demo.mark(frame, demo_names)
     return StageResult(frame, empty_dropped(frame), stats)

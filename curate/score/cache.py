@@ -36,6 +36,17 @@ CREATE TABLE IF NOT EXISTS models (
 """
 
 
+def connect(path: Path, schema: str) -> sqlite3.Connection:
+    """An SQLite cache file (created with its parent), WAL mode: readers never wait for a writer."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(str(path), timeout=30)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.executescript(schema)
+    db.commit()
+    return db
+
+
 class ScoreCache:
     """``get_many`` / ``put_many`` over SQLite (WAL mode, one transaction per batch)."""
 
@@ -43,12 +54,7 @@ class ScoreCache:
         self.path = None if path is None else Path(path)
         self._db: sqlite3.Connection | None = None
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(self.path), timeout=30)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(SCHEMA)
-            self._db.commit()
+            self._db = connect(self.path, SCHEMA)
 
     @property
     def enabled(self) -> bool:

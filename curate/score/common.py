@@ -1,5 +1,5 @@
 """Pieces shared by the model scorers: devices and dtypes, model resolution and fingerprints, chat
-templates, token-budget batching, row keys and the progress bar.
+templates, token-budget batching and row keys (progress: curate.progress).
 
 Nothing here imports torch or transformers at module level.
 """
@@ -11,7 +11,6 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -251,59 +250,6 @@ def budget_batches(lengths: Sequence[int], token_budget: int, max_batch: int) ->
         longest = new_longest
     if batch:
         yield batch
-
-
-@dataclass
-class Progress:
-    """A rich progress bar on stderr (rows, rows/s, ETA); silent when disabled."""
-
-    description: str
-    total: int
-    enabled: bool = True
-
-    def __enter__(self) -> Callable[[int], None]:
-        if not self.enabled or self.total == 0:
-            self._p = None
-            return lambda n: None
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            TaskProgressColumn,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-        from rich.progress import (
-            Progress as RichProgress,
-        )
-
-        self._p = RichProgress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TaskProgressColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            transient=False,
-        )
-        self._p.start()
-        self._task = self._p.add_task(self.description, total=self.total, rate="")
-
-        def advance(n: int) -> None:
-            task = self._p.tasks[0]
-            self._p.advance(self._task, n)
-            speed = task.speed
-            self._p.update(self._task, rate=f"{speed:,.1f} rows/s" if speed else "")
-
-        return advance
-
-    def __exit__(self, *exc) -> None:
-        if self._p is not None:
-            self._p.stop()
 
 
 def isolate(fn: Callable[[list], list], items: list, on_error: Callable[[], None] = lambda: None):

@@ -166,6 +166,14 @@ class Phrases(Keywords):
             ("anywhere", "start"),
         ),
         "within": Param((int,), 40, "With position: start, how many leading characters are searched."),
+        "fix_scope": Param(
+            (str,),
+            "clause",
+            "For action fix: clause removes the phrase and the rest of its clause; match replaces only "
+            "the matched text with `replacement` (which may name a group: '${pronoun}').",
+            ("clause", "match"),
+        ),
+        "replacement": Param((str,), "", "For action fix with fix_scope: match, what a match becomes."),
     }
 
     def prepare(self) -> None:
@@ -214,7 +222,14 @@ class Phrases(Keywords):
     def fix(self, s: pl.Series) -> pl.Series:
         """Action fix: remove the phrase and the rest of its clause (up to the first ，,。.:： or newline,
         or the end of the text). With ``position: start`` only an opener is removed; with
-        ``anywhere`` every occurrence."""
+        ``anywhere`` every occurrence. With ``fix_scope: match`` only the matched text is replaced (by
+        ``replacement``): '作为律师，我认为…' -> '我认为…', nothing after the opener is lost."""
+        if self.p["fix_scope"] == "match":
+            rep = self.p["replacement"].replace("$", "$$").replace("$${", "${")  # only ${name} expands
+            if self.p["position"] == "start":
+                lead = _LEAD.removeprefix("^") + f".{{0,{max(self.p['within'] - 1, 0)}}}?"
+                return s.str.replace(f"^(?P<tamis_lead>{lead})(?:{self.pattern})", "${tamis_lead}" + rep)
+            return s.str.replace_all(self.pattern, rep)
         clause = "(?:" + self.pattern + r")[^，,。.:：\n]*(?:[，,。.:：\n]\s*|\z)"
         if self.p["position"] == "start":
             # the opener as detect sees it: it must start within the first `within` characters
