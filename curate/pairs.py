@@ -48,6 +48,8 @@ class PairsConfig:
     temperature: float = 0.0
     concurrency: int = 4
     rpm: float | None = None
+    timeout: float = 120.0
+    max_response_bytes: int = 8 << 20
     cache: str | None = None
     no_cache: bool = False
     trust_remote_code: bool = False
@@ -266,6 +268,8 @@ def run(
                 concurrency=config.concurrency,
                 rpm=config.rpm,
                 trust_remote_code=config.trust_remote_code,
+                timeout=config.timeout,
+                max_response_bytes=config.max_response_bytes,
             )
         from curate.augment.teachers import GenerationError
         from curate.records import messages_of

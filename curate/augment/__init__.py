@@ -46,6 +46,8 @@ class AugmentConfig:
     concurrency: int = 4
     rpm: float | None = None
     max_retries: int = 5
+    timeout: float = 120.0
+    max_response_bytes: int = 8 << 20
     batch_size: int = 8
     cache: str | None = None
     no_cache: bool = False
@@ -86,6 +88,10 @@ def check_teacher_limits(config) -> None:
         raise ValueError(f"rpm must be >= 0 (0: no limit), got {config.rpm}")
     if config.max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be at least 1, got {config.max_new_tokens}")
+    if getattr(config, "timeout", 1) <= 0:
+        raise ValueError(f"timeout must be > 0 seconds, got {config.timeout}")
+    if getattr(config, "max_response_bytes", 1024) < 1024:
+        raise ValueError(f"max_response_bytes must be at least 1024, got {config.max_response_bytes}")
 
 
 def make_teacher_from(config: AugmentConfig):
@@ -105,6 +111,8 @@ def make_teacher_from(config: AugmentConfig):
         max_retries=config.max_retries,
         batch_size=config.batch_size,
         trust_remote_code=config.trust_remote_code,
+        timeout=config.timeout,
+        max_response_bytes=config.max_response_bytes,
     )
 
 

@@ -9,6 +9,21 @@ Two kinds, one interface (``generate(list of message lists) -> list of texts``):
   exponential backoff (429/5xx/connection errors, ``Retry-After`` honoured), spaced by a rate limit, and
   run ``concurrency`` at a time.
 
+The endpoint is untrusted (a proxy, a misconfigured gateway, a hostile server), so the client keeps its
+key and its memory: redirects are never followed (urllib's default handler would resend the
+``Authorization`` header to whatever host a 302 names); the key and any URL secret are removed from
+every text quoted from the endpoint (error bodies that echo the request); each attempt has an overall
+deadline (``timeout``: connect, send, headers and body together, enforced by a watchdog that shuts the
+socket, so a slow-drip body cannot hold a request past it) and a response-size cap
+(``max_response_bytes``, read in chunks); a completion longer than ``max_new_tokens`` could be (more
+than :data:`MAX_CHARS_PER_TOKEN` characters per token) is rejected with that reason.
+
+Why the standard library and not ``httpx`` or the ``openai`` client: neither gives an overall deadline
+or a size cap (their timeouts are per phase, and a body is read whole), so both would need the same
+watchdog and chunked reading on top; ``httpx`` would strip the header on a cross-origin redirect, which
+refusing redirects does too; and the ``openai`` client brings its own retry policy and a dependency for
+one POST.
+
 Both go through a :class:`TeacherCache` (SQLite on disk) keyed by (teacher identity, generation
 parameters, messages), so a re-run pays for nothing twice. Heavy imports happen inside functions.
 """
@@ -20,6 +35,7 @@ import http.client
 import json
 import os
 import random
+import socket
 import sqlite3
 import threading
 import time
@@ -33,6 +49,11 @@ from typing import Any
 
 Messages = list[dict[str, str]]
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+DEFAULT_TIMEOUT = 120.0
+DEFAULT_MAX_RESPONSE_BYTES = 8 << 20  # a chat completion of a few thousand tokens is a few tens of KB
+# a completion may hold at most max_new_tokens * this many characters: generous for any tokenizer
+# (English averages ~4 characters per token, CJK ~1), tight enough to refuse a runaway body
+MAX_CHARS_PER_TOKEN = 16
 
 
 class TeacherError(RuntimeError):
@@ -302,16 +323,29 @@ class OpenAITeacher(Teacher):
         rpm: float | None = None,
         max_retries: int = 5,
         backoff: float = 1.0,
-        timeout: float = 120.0,
+        timeout: float = DEFAULT_TIMEOUT,
         extra_body: dict[str, Any] | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ):
         super().__init__(cache, max_new_tokens, temperature)
+        from curate.redact import public_url, url_secrets
+
         if not url.startswith(("http://", "https://")):
-            raise TeacherError(f"teacher URL {url!r} must start with http:// or https://")
+            raise TeacherError(f"teacher URL {public_url(url)!r} must start with http:// or https://")
+        if timeout <= 0:
+            raise TeacherError(f"timeout must be > 0 seconds, got {timeout}")
+        if max_response_bytes < 1024:
+            raise TeacherError(f"max_response_bytes must be at least 1024, got {max_response_bytes}")
         self.endpoint, self.public_endpoint = endpoint_urls(url)
         self.model = model
         self.api_key = os.environ.get(api_key_env) if api_key_env else None
         self.api_key_env = api_key_env
+        self.max_response_bytes = max_response_bytes
+        # strings that must never be quoted back: the key, and the credentials inside the URL
+        self._secrets = [s for s in (self.api_key, *url_secrets(url)) if s]
+        self._opener = urllib.request.build_opener(
+            _NoRedirect(), _DeadlineHTTPHandler(), _DeadlineHTTPSHandler()
+        )
         self.concurrency = max(1, concurrency)
         self.limiter = RateLimiter(rpm)
         self.max_retries = max_retries
@@ -330,7 +364,23 @@ class OpenAITeacher(Teacher):
     def params(self) -> dict[str, Any]:
         return {**super().params, **self.extra_body}
 
+    def redact(self, text: str) -> str:
+        """``text`` quoted from the endpoint, without the key or the URL's credentials."""
+        from curate.redact import redact_text
+
+        return redact_text(text, self._secrets)
+
     def _request(self, msgs: Messages) -> str:
+        try:
+            return self._attempts(msgs)
+        except GenerationError as exc:
+            raise GenerationError(self.redact(str(exc))) from None
+
+    def _fail(self, message: str) -> TeacherError:
+        self._fatal = TeacherError(self.redact(message))
+        return self._fatal
+
+    def _attempts(self, msgs: Messages) -> str:
         body = {
             "model": self.model,
             "messages": msgs,
@@ -349,38 +399,44 @@ class OpenAITeacher(Teacher):
             self.limiter.wait()
             req = urllib.request.Request(self.endpoint, data=data, headers=headers, method="POST")
             retry_after = None
+            with self._lock:
+                self.requests += 1  # every attempt sent, answered or not
             try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    raw = resp.read()
+                raw = self._fetch(req)
                 payload = json.loads(raw.decode("utf-8"))
                 with self._lock:
-                    self.requests += 1
                     usage = payload.get("usage") if isinstance(payload, dict) else None
                     for k in self.usage:
                         try:
                             self.usage[k] += int((usage if isinstance(usage, dict) else {}).get(k) or 0)
                         except (TypeError, ValueError):
                             pass
-                return response_text(payload)
+                return self._check_length(response_text(payload), usage)
+            except _TooLarge as exc:
+                raise GenerationError(str(exc)) from None  # the same request would bring it again
             except urllib.error.HTTPError as exc:
                 try:
-                    text = exc.read().decode("utf-8", "replace")[:300]
-                except (OSError, http.client.HTTPException):
+                    text = self.redact(_read_capped(exc, 4096).decode("utf-8", "replace")[:300])
+                except (OSError, http.client.HTTPException, _TooLarge):
                     text = ""
                 last = f"HTTP {exc.code}: {text}"
-                with self._lock:
-                    self.requests += 1
+                if 300 <= exc.code < 400:
+                    from curate.redact import public_url
+
+                    where = public_url(exc.headers.get("Location") or "") if exc.headers else ""
+                    raise self._fail(
+                        f"{self.public_endpoint} answered HTTP {exc.code} (a redirect to {where or 'elsewhere'}); "
+                        "redirects are not followed, so the key is never sent to another address: "
+                        "give the final URL as the endpoint"
+                    ) from None
                 if exc.code in (401, 403):
-                    self._fatal = TeacherError(
-                        f"{self.public_endpoint} refused the request ({last}); "
-                        f"set the key in ${self.api_key_env}"
-                    )
-                    raise self._fatal from None
+                    raise self._fail(
+                        f"{self.public_endpoint} refused the request ({last}); set the key in ${self.api_key_env}"
+                    ) from None
                 if exc.code == 404:
-                    self._fatal = TeacherError(
+                    raise self._fail(
                         f"{self.public_endpoint}: {last} (check the URL and --teacher-model)"
-                    )
-                    raise self._fatal from None
+                    ) from None
                 if exc.code not in RETRY_STATUS:
                     raise GenerationError(last) from None
                 ra = exc.headers.get("Retry-After") if exc.headers else None
@@ -389,8 +445,8 @@ class OpenAITeacher(Teacher):
                 except ValueError:
                     retry_after = None
             except (http.client.HTTPException, OSError, ValueError) as exc:
-                # a dropped connection, a timeout, a truncated body (IncompleteRead), bytes that are not
-                # UTF-8 or not JSON: transient as far as one row can tell, so retried
+                # a dropped connection, a timeout or the deadline, a truncated body (IncompleteRead),
+                # bytes that are not UTF-8 or not JSON: transient as far as one row can tell, so retried
                 last = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
             if attempt == self.max_retries:
                 break
@@ -399,6 +455,54 @@ class OpenAITeacher(Teacher):
             delay = retry_after if retry_after is not None else self.backoff * (2**attempt)
             time.sleep(min(60.0, delay) * (1 + 0.1 * random.random()))
         raise GenerationError(f"gave up after {self.max_retries + 1} attempts: {last}")
+
+    def _fetch(self, req: urllib.request.Request) -> bytes:
+        """One attempt: the response body, within the overall deadline and the size cap."""
+        sockets: list[socket.socket] = []
+        req.tamis_sockets = sockets  # type: ignore[attr-defined] - filled by the connection on connect
+        expired = threading.Event()
+
+        def shut() -> None:
+            expired.set()
+            for sock in list(sockets):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+        watchdog = threading.Timer(self.timeout, shut)
+        watchdog.daemon = True
+        watchdog.start()
+        late = TimeoutError(f"no complete response within the {self.timeout:g}s deadline")
+        try:
+            with self._opener.open(req, timeout=self.timeout) as resp:
+                body = _read_capped(resp, self.max_response_bytes)
+        except (OSError, http.client.HTTPException) as exc:
+            if expired.is_set() and not isinstance(exc, urllib.error.HTTPError):
+                raise late from None
+            raise
+        finally:
+            watchdog.cancel()
+        if expired.is_set():  # the shut socket ended the body early: what was read is cut short
+            raise late
+        return body
+
+    def _check_length(self, text: str, usage: Any) -> str:
+        """Refuse a completion longer than the ``max_new_tokens`` that were asked for."""
+        reported = usage.get("completion_tokens") if isinstance(usage, dict) else None
+        if isinstance(reported, int) and reported > self.max_new_tokens:
+            raise GenerationError(
+                f"the endpoint returned {reported} completion tokens, more than --max-new-tokens "
+                f"{self.max_new_tokens}: rejected"
+            )
+        limit = self.max_new_tokens * MAX_CHARS_PER_TOKEN
+        if len(text) > limit:
+            raise GenerationError(
+                f"the completion has {len(text):,} characters, more than --max-new-tokens "
+                f"{self.max_new_tokens} tokens can hold ({MAX_CHARS_PER_TOKEN} characters per token at "
+                "most): rejected"
+            )
+        return text
 
     def _generate_uncached(self, prompts, positions, done) -> None:
         def one(args):
@@ -410,12 +514,63 @@ class OpenAITeacher(Teacher):
             except TeacherError:
                 raise
             except Exception as exc:  # one bad response fails its row, never the run
-                done(p, GenerationError(f"{type(exc).__name__}: {exc}"))
+                done(p, GenerationError(self.redact(f"{type(exc).__name__}: {exc}")))
 
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             list(pool.map(one, zip(positions, prompts, strict=True)))
         if self._fatal is not None:
             raise self._fatal
+
+
+class _TooLarge(ValueError):
+    """A response body over the size cap (not retried: the same request would bring it again)."""
+
+
+def _read_capped(resp: Any, cap: int) -> bytes:
+    """The body in chunks, refused as soon as it passes ``cap`` bytes (never read whole)."""
+    length = resp.headers.get("Content-Length") if getattr(resp, "headers", None) else None
+    if length is not None and length.isdigit() and int(length) > cap:
+        raise _TooLarge(f"the response is {int(length):,} bytes, over --max-response-bytes {cap:,}: refused")
+    chunks, total = [], 0
+    while True:
+        chunk = resp.read(min(1 << 16, cap + 1 - total))
+        if not chunk:
+            return b"".join(chunks)
+        total += len(chunk)
+        if total > cap:
+            raise _TooLarge(f"the response passed --max-response-bytes {cap:,} bytes: refused")
+        chunks.append(chunk)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Never follow a redirect: the request (and its Authorization header) stays with the endpoint the
+    user named; the 3xx surfaces as an HTTPError that says where it pointed."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+def _tracking(http_class: type, req: urllib.request.Request):
+    """A connection class that hands its socket to the request's watchdog once connected."""
+
+    class Tracked(http_class):  # type: ignore[misc, valid-type]
+        def connect(self):
+            super().connect()
+            sockets = getattr(req, "tamis_sockets", None)
+            if sockets is not None:
+                sockets.append(self.sock)
+
+    return Tracked
+
+
+class _DeadlineHTTPHandler(urllib.request.HTTPHandler):
+    def do_open(self, http_class, req, **kw):
+        return super().do_open(_tracking(http_class, req), req, **kw)
+
+
+class _DeadlineHTTPSHandler(urllib.request.HTTPSHandler):
+    def do_open(self, http_class, req, **kw):
+        return super().do_open(_tracking(http_class, req), req, **kw)
 
 
 def endpoint_urls(url: str) -> tuple[str, str]:
@@ -472,6 +627,8 @@ def make_teacher(
     batch_size: int = 8,
     device: str = "auto",
     trust_remote_code: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
 ) -> Teacher:
     """``teacher`` is a local model directory or an http(s) URL (then ``model`` names the served model);
     ``url`` is the explicit form of the latter."""
@@ -491,6 +648,8 @@ def make_teacher(
             rpm=rpm,
             max_retries=max_retries,
             backoff=backoff,
+            timeout=timeout,
+            max_response_bytes=max_response_bytes,
         )
     return HFTeacher(
         target,

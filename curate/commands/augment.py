@@ -55,11 +55,27 @@ def teacher_options(prefix: str = "teacher"):
                 "honoured); 0: one attempt only.",
             ),
             click.option(
+                "--timeout",
+                default=120.0,
+                show_default=True,
+                type=click.FloatRange(min=0, min_open=True),
+                help="Endpoint: overall deadline of one request in seconds (connect, send, wait and the "
+                "whole body; a slow-drip answer is cut there and retried).",
+            ),
+            click.option(
+                "--max-response-bytes",
+                default=8 << 20,
+                show_default=True,
+                type=click.IntRange(min=1024),
+                help="Endpoint: refuse a response body larger than this (read in chunks, never whole).",
+            ),
+            click.option(
                 "--max-new-tokens",
                 default=512,
                 show_default=True,
                 type=click.IntRange(min=1),
-                help="Longest generation, in tokens.",
+                help="Longest generation, in tokens; an endpoint's completion longer than that (its "
+                "usage count, or over 16 characters per token) is rejected with that reason.",
             ),
             click.option(
                 "--temperature", default=0.0, show_default=True, type=float, help="0 = greedy (reproducible)."

@@ -111,17 +111,21 @@ class Recipe:
         return self.path.parent if self.path is not None else Path.cwd()
 
     def resolved(self) -> dict[str, Any]:
-        """The fully resolved configuration (what a manifest records)."""
-        return {
-            "name": self.name,
-            "recipe": str(self.path) if self.path else None,
-            "inputs": [i.as_dict() for i in self.inputs],
-            "stages": [{"stage": s.name, "id": s.id, "options": s.options} for s in self.steps],
-            "outputs": {k: str(v) for k, v in self.outputs.items()},
-            "work_dir": str(self.work_dir),
-            "state": str(self.state_dir),
-            "engine": engine_dict(self.engine),
-        }
+        """The fully resolved configuration (what a manifest records; URLs without credentials)."""
+        from curate.redact import scrub
+
+        return scrub(
+            {
+                "name": self.name,
+                "recipe": str(self.path) if self.path else None,
+                "inputs": [i.as_dict() for i in self.inputs],
+                "stages": [{"stage": s.name, "id": s.id, "options": s.options} for s in self.steps],
+                "outputs": {k: str(v) for k, v in self.outputs.items()},
+                "work_dir": str(self.work_dir),
+                "state": str(self.state_dir),
+                "engine": engine_dict(self.engine),
+            }
+        )
 
 
 def parse_engine(value: Any, ctx: Any = None):

@@ -38,6 +38,7 @@ from curate.core.errors import TamisError
 from curate.core.vocab import sha256_file
 from curate.pipeline import stages as registry
 from curate.pipeline.recipe import Recipe, RecipeError, Step, canonical_json, option_error
+from curate.redact import scrub
 from curate.stage import StageResult, drop_counts
 
 PACKAGES = (
@@ -305,7 +306,7 @@ class Cache:
                         json.dumps(obj, ensure_ascii=False, default=str), encoding="utf-8"
                     )
             (tmp / "stats.json").write_text(
-                json.dumps(stats, ensure_ascii=False, default=str), encoding="utf-8"
+                json.dumps(scrub(stats), ensure_ascii=False, default=str), encoding="utf-8"
             )
             if (final / "stats.json").is_file():
                 return final  # a concurrent run got there first: same key, same content
@@ -639,6 +640,7 @@ def run_recipe(
     manifest["outputs"] = outputs_meta
     manifest["finished"] = now_iso()
     manifest["seconds"] = round(time.perf_counter() - started, 3)
+    manifest = scrub(manifest)  # stage configs may hold endpoint URLs with credentials
     mpath = _write_manifest(run_dir, manifest)
     if "manifest" in recipe.outputs:
         from curate.io import atomic_write_text
@@ -687,7 +689,7 @@ def _write_manifest(run_dir: Path, manifest: dict[str, Any]) -> Path:
     from curate.io import atomic_write_text
 
     path = run_dir / "manifest.json"
-    atomic_write_text(path, json.dumps(manifest, ensure_ascii=False, indent=1, default=str))
+    atomic_write_text(path, json.dumps(scrub(manifest), ensure_ascii=False, indent=1, default=str))
     return path
 
 

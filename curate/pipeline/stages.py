@@ -306,8 +306,11 @@ def model_fingerprint(path_or_id: str) -> dict[str, Any]:
     a URL, the name itself (offline runs cannot look it up)."""
     p = Path(os.path.expanduser(str(path_or_id)))
     if not p.exists():
-        # a built-in alias (the embedders shipped as packages): its package version identifies it
-        name = str(path_or_id)
+        # a built-in alias (the embedders shipped as packages): its package version identifies it;
+        # an endpoint URL without credentials (they would reach the manifest)
+        from curate.redact import public_url
+
+        name = public_url(str(path_or_id)) if "://" in str(path_or_id) else str(path_or_id)
         ident = name
         try:
             from importlib import metadata
@@ -621,7 +624,17 @@ REGISTRY: dict[str, StageSpec] = {
         output_options=("cache",),
         model_options=("teacher", "embed_model"),
         code=("curate.augment", "curate.embed"),
-        key_exclude=("cache", "no_cache", "concurrency", "rpm", "max_retries", "batch_size", "api_key_env"),
+        key_exclude=(
+            "cache",
+            "no_cache",
+            "concurrency",
+            "rpm",
+            "max_retries",
+            "batch_size",
+            "api_key_env",
+            "timeout",
+            "max_response_bytes",
+        ),
         models=_augment_models,
     ),
     "select": StageSpec(
@@ -646,7 +659,15 @@ REGISTRY: dict[str, StageSpec] = {
         path_options=("model",),
         output_options=("cache",),
         model_options=("model",),
-        key_exclude=("cache", "no_cache", "concurrency", "rpm", "api_key_env"),
+        key_exclude=(
+            "cache",
+            "no_cache",
+            "concurrency",
+            "rpm",
+            "api_key_env",
+            "timeout",
+            "max_response_bytes",
+        ),
         models=_pairs_models,
     ),
     "export": StageSpec(
