@@ -20,6 +20,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rm": ("train.commands:rm", "Train a reward model (RewardTrainer, sequence classification)."),
     "kto": ("train.commands:kto", "KTO on unpaired good/bad answers (KTOTrainer)."),
     "pt": ("train.commands:pt", "Continued pretraining on plain text, packed."),
+    "orpo": ("train.commands:orpo", "ORPO: SFT + preference in one loss, no reference model."),
+    "rloo": ("train.commands:rloo", "RLHF: RLOO against a reward model and/or rule rewards."),
+    "grpo": ("train.commands:grpo", "GRPO against rule rewards and/or a reward model."),
+    "chain": (
+        "train.commands:chain",
+        "Run pt -> sft -> dpo/rloo stages from one YAML, resumable, with one manifest.",
+    ),
     "export": (
         "train.commands:export",
         "Merge an adapter, write safetensors + tokenizer + Ollama Modelfile.",

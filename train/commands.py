@@ -151,6 +151,9 @@ _KIND_FOR = {
     "rm": {"preference"},
     "kto": {"kto", "preference"},
     "pt": {"text", "sft"},
+    "orpo": {"preference"},
+    "rloo": {"sft", "preference"},
+    "grpo": {"sft", "preference"},
 }
 
 
@@ -247,6 +250,14 @@ def _stage_command(stage: str):
         "rm": "Train a reward model on curated pairs (RewardTrainer); `curate score --reward-model RUN/final` uses it.",
         "kto": "KTO on unpaired answers labelled good/bad (or on pairs: chosen = good, rejected = bad).",
         "pt": "Continued pretraining on plain text (kind=text rows; Q&A rows become text), packed.",
+        "orpo": "ORPO on curated pairs: SFT and preference in one loss, no reference model "
+        "(trl.experimental ORPOTrainer).",
+        "rloo": "RLHF with RLOO: sample completions per prompt, score them with a reward model from `train rm` "
+        "and/or rule rewards (--reward exact|contains|format|length:N), push the policy towards the better "
+        "ones (KL to the starting model).\n\nThe RLHF stage of tamis: PPO is not offered (TRL removed it; "
+        "RLOO needs no value model and matches PPO on RLHF benchmarks).",
+        "grpo": "GRPO: like `train rloo` with the group mean (and std) as baseline; rule rewards such as exact "
+        "answer match on CoT rows from `curate augment --cot` are its usual use.",
     }[stage]
     return cmd
 
@@ -334,6 +345,9 @@ dpo = _stage_command("dpo")
 rm = _stage_command("rm")
 kto = _stage_command("kto")
 pt = _stage_command("pt")
+orpo = _stage_command("orpo")
+rloo = _stage_command("rloo")
+grpo = _stage_command("grpo")
 
 
 # ------------------------------------------------------------------ plan / check
@@ -505,8 +519,19 @@ def export(run_dir, output, merge, dtype, as_json):
     "--data",
     "data",
     multiple=True,
-    required=True,
-    help="Held-out data (curated records or any curate format).",
+    help="Held-out data (curated records or any curate format), scored as one set.",
+)
+@click.option(
+    "--heldout",
+    multiple=True,
+    metavar="NAME=FILE",
+    help="A named held-out set (repeatable: domain and general): loss/perplexity per set for the base and every "
+    "stage of RUN_DIR (a run, or a `train chain` directory); table and plot in RUN_DIR/eval.",
+)
+@click.option(
+    "--tasks",
+    help="lm-evaluation-harness tasks, comma-separated (e.g. ceval-valid,cmmlu from the local cache) on the same "
+    "models; skipped with a note when lm_eval is not installed.",
 )
 @click.option(
     "--reward-model", help="Reward model directory: adds the win rate of the tuned answers over the base's."
@@ -523,27 +548,81 @@ def export(run_dir, output, merge, dtype, as_json):
 )
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-def evaluate(run_dir, data, reward_model, limit, max_new_tokens, batch_size, as_json):
+def evaluate(run_dir, data, heldout, tasks, reward_model, limit, max_new_tokens, batch_size, as_json):
     """Evaluate a run on held-out rows: answer loss and perplexity of the tuned model next to the base
-    model; with --reward-model, the win rate of the tuned model's answers over the base model's."""
+    model; with --reward-model, the win rate of the tuned model's answers over the base model's.
+
+    With --heldout (several sets, e.g. domain and general) the base model and every stage of a run or
+    chain are scored per set, so domain gain and general loss (catastrophic forgetting) show side by side."""
     from train.data import DataError
     from train.evaluate import EvalError, evaluate_run, render
 
     console = _console()
+    if not (data or heldout or tasks):
+        raise click.UsageError("nothing to evaluate: give --data FILE, --heldout NAME=FILE or --tasks T1,T2")
+    res: dict[str, Any] = {}
     try:
-        res = evaluate_run(
-            Path(run_dir),
-            list(data),
-            reward_model=reward_model,
-            limit=limit,
-            max_new_tokens=max_new_tokens,
-            batch_size=batch_size,
-        )
+        if data:
+            res = evaluate_run(
+                Path(run_dir),
+                list(data),
+                reward_model=reward_model,
+                limit=limit,
+                max_new_tokens=max_new_tokens,
+                batch_size=batch_size,
+            )
+            render(res, console)
+        if heldout or tasks:
+            from train.multieval import run_forgetting
+
+            task_list = [t.strip() for t in (tasks or "").split(",") if t.strip()]
+            res["forgetting"] = run_forgetting(
+                Path(run_dir), list(heldout), task_list, limit=limit, batch_size=batch_size, console=console
+            )
     except (EvalError, DataError) as e:
         raise UsageError(str(e)) from None
-    render(res, console)
     if as_json:
         json_line(res)
 
 
-__all__ = ["check", "dpo", "evaluate", "export", "kto", "plan", "pt", "rm", "sft"]
+@click.command()
+@click.argument("chain_file", type=click.Path(dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Print every stage's plan (epochs, LR, memory), train nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout.")
+def chain(chain_file, dry_run, as_json):
+    """Run the stages of CHAIN_FILE in order (e.g. pt -> sft -> dpo, or pt -> sft -> rm -> rloo), each
+    starting from the previous result; finished stages are skipped on a re-run, an interrupted one resumes.
+
+    Writes chain.json (every stage's run directory, data hashes, metrics) in the chain directory; with an
+    `eval:` section, the loss per held-out set for the base and every stage. Format: docs/train.md."""
+    import contextlib
+
+    from train.chain import load_chain, run_chain
+
+    console = _console()
+    spec = load_chain(chain_file)  # every check before any model loads
+    with contextlib.redirect_stdout(sys.stderr):  # the Trainer logs on stdout: keep it for --json
+        res = run_chain(spec, console, dry_run=dry_run)
+    if not dry_run:
+        console.print(
+            f"[green]chain done[/green]: {res['manifest']} (result: {res['result']})", soft_wrap=True
+        )
+    if as_json:
+        json_line(res)
+
+
+__all__ = [
+    "chain",
+    "check",
+    "dpo",
+    "evaluate",
+    "export",
+    "grpo",
+    "kto",
+    "orpo",
+    "plan",
+    "pt",
+    "rloo",
+    "rm",
+    "sft",
+]

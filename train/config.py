@@ -34,7 +34,11 @@ METHODS = (
     "ptuning",
     "bitfit",
 )
-STAGES = ("sft", "dpo", "rm", "kto", "pt")
+# policy optimisation against rewards (sampled completions scored by a reward model and/or rules)
+ONLINE_STAGES = ("rloo", "grpo")
+STAGES = ("sft", "dpo", "rm", "kto", "pt", "orpo", *ONLINE_STAGES)
+GRPO_LOSSES = ("dapo", "grpo", "dr_grpo", "bnpo")
+GRPO_SCALING = ("group", "batch", "none")
 DPO_LOSSES = ("sigmoid", "ipo", "simpo", "hinge", "robust")
 DPO_TRUNCATIONS = ("keep_start", "budget")
 SFT_LOSS_SCOPES = ("completion", "assistant", "all")
@@ -188,7 +192,8 @@ class CommonConfig:
             self.report_to = check_report_to(self.report_to)
         except CompatError as e:
             raise ConfigError(str(e)) from None
-        if hasattr(self, "beta") and not self.beta > 0:
+        # (online RL: beta 0 means no KL term and no reference model)
+        if hasattr(self, "beta") and not (self.beta > 0 or (self.beta == 0 and self.stage in ONLINE_STAGES)):
             raise ConfigError(f"beta: must be > 0, got {self.beta}")
 
     def to_dict(self) -> dict[str, Any]:
@@ -219,7 +224,17 @@ class SFTConfig(CommonConfig):
         "Length-grouped micro-batches (with --fast-loss): the same rows as the random order in every window of "
         "16 steps, sorted by length into micro-batches, so less padding is computed.",
     )
+    mix: list[str] = _f(
+        [],
+        "Mix general data into the domain data: FILE:RATIO, RATIO in (0, 1) the share of the training rows "
+        "drawn from FILE (sampled deterministically by --seed; repeatable). Guards against catastrophic "
+        "forgetting; the plan counts the rows.",
+    )
     stage: typing.ClassVar[str] = "sft"
+
+    def validate(self) -> None:
+        super().validate()
+        _check_mix(self.mix)
 
 
 @dataclass
@@ -276,7 +291,98 @@ class KTOConfig(CommonConfig):
 @dataclass
 class PTConfig(CommonConfig):
     packing: bool = _f(True, "Pack texts into full-length sequences (recommended for pretraining).")
+    mix: list[str] = _f(
+        [],
+        "Mix general data into the domain data: FILE:RATIO, RATIO in (0, 1) the share of the training rows "
+        "drawn from FILE (sampled deterministically by --seed; repeatable). Guards against catastrophic "
+        "forgetting; the plan counts the rows.",
+    )
     stage: typing.ClassVar[str] = "pt"
+
+    def validate(self) -> None:
+        super().validate()
+        _check_mix(self.mix)
+
+
+def _check_mix(specs: list[str]) -> None:
+    from train.mix import MixError, parse_mix
+
+    try:
+        parse_mix(specs)
+    except MixError as e:
+        raise ConfigError(str(e)) from None
+
+
+@dataclass
+class ORPOConfig(CommonConfig):
+    beta: float = _f(0.1, "ORPO lambda: weight of the odds-ratio (preference) term added to the SFT loss.")
+    stage: typing.ClassVar[str] = "orpo"
+
+
+@dataclass
+class OnlineRLConfig(CommonConfig):
+    """Shared by `train rloo` and `train grpo`: sample completions for every prompt, score them, and push
+    the policy towards the better ones within each prompt's group."""
+
+    reward_model: str | None = _f(
+        None,
+        "Reward model: a `train rm` run directory (LoRA or full), its export, or any sequence-classification "
+        "model directory (one score).",
+    )
+    reward: list[str] = _f(
+        [],
+        "Rule reward (repeatable): exact or contains (the row's reference answer; the final answer of CoT rows "
+        "from `curate augment --cot`), format (reasoning then a final-answer line, or <think>...</think> then "
+        "an answer), length:N (completions near N tokens). NAME=WEIGHT weights it (default 1).",
+    )
+    reward_model_weight: float = _f(1.0, "Weight of the reward model's score in the total reward.")
+    num_generations: int = _f(4, "Completions sampled per prompt (the group that is its own baseline).")
+    max_completion_length: int = _f(128, "Max new tokens per sampled completion.")
+    temperature: float = _f(1.0, "Sampling temperature of the completions.")
+    beta: float = _f(
+        0.05, "KL coefficient to the reference (the starting model); 0 = no KL term, no reference."
+    )
+
+    def validate(self) -> None:
+        super().validate()
+        from train.rewards import RewardSpecError, parse_rewards
+
+        if self.num_generations < 2:
+            raise ConfigError(
+                f"num_generations: must be >= 2 (a group needs a baseline), got {self.num_generations}"
+            )
+        if self.max_completion_length < 1:
+            raise ConfigError(f"max_completion_length: must be >= 1, got {self.max_completion_length}")
+        if not self.temperature > 0:
+            raise ConfigError(f"temperature: must be > 0, got {self.temperature}")
+        try:
+            parse_rewards(self.reward)
+        except RewardSpecError as e:
+            raise ConfigError(str(e)) from None
+        if not self.reward and not self.reward_model:
+            raise ConfigError(
+                f"`train {self.stage}` needs a reward: --reward-model DIR (from `train rm`) and/or --reward "
+                "exact|contains|format|length:N"
+            )
+
+
+@dataclass
+class RLOOConfig(OnlineRLConfig):
+    stage: typing.ClassVar[str] = "rloo"
+
+
+@dataclass
+class GRPOConfig(OnlineRLConfig):
+    beta: float = _f(
+        0.04, "KL coefficient to the reference (the starting model); 0 = no KL term, no reference."
+    )
+    loss_type: str = _f(
+        "dapo", "GRPO loss aggregation: dapo (token-level, no length bias), grpo, dr_grpo, bnpo.", GRPO_LOSSES
+    )
+    scale_rewards: str = _f(
+        "group", "Scale advantages by the reward std of the group, the batch, or not at all.", GRPO_SCALING
+    )
+    stage: typing.ClassVar[str] = "grpo"
 
 
 CONFIGS: dict[str, type[CommonConfig]] = {
@@ -285,6 +391,9 @@ CONFIGS: dict[str, type[CommonConfig]] = {
     "rm": RMConfig,
     "kto": KTOConfig,
     "pt": PTConfig,
+    "orpo": ORPOConfig,
+    "rloo": RLOOConfig,
+    "grpo": GRPOConfig,
 }
 
 

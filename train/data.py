@@ -29,7 +29,12 @@ STAGE_KINDS = {
     "rm": ("preference",),
     "kto": ("kto", "preference"),
     "pt": ("text", "sft"),
+    "orpo": ("preference",),
+    # online RL trains on prompts; the answer (or chosen) is the reference of the exact/contains rewards
+    "rloo": ("sft", "preference"),
+    "grpo": ("sft", "preference"),
 }
+PAIR_STAGES = ("dpo", "rm", "kto", "orpo", "rloo", "grpo")  # prompt lengths are measured
 
 
 class DataError(ValueError):
@@ -193,6 +198,10 @@ def _convert(row: dict[str, Any], stage: str, loss_on: str, prep: Prepared) -> l
     if _blank(row.get("question")):
         prep.drop("empty question", rid)
         return []
+    if stage in ("rloo", "grpo"):
+        from train.rewards import reference_of
+
+        return [{"prompt": prompt, "reference": reference_of(row)}]
     if stage == "sft":
         answer = _answer_turn(row, len(prompt))
         if answer is None:
@@ -202,7 +211,7 @@ def _convert(row: dict[str, Any], stage: str, loss_on: str, prep: Prepared) -> l
         if loss_on == "completion":
             return [{"prompt": prompt, "completion": completion}]
         return [{"messages": prompt + completion}]
-    if stage in ("dpo", "rm"):
+    if stage in ("dpo", "rm", "orpo"):
         if _blank(row.get("chosen")) or _blank(row.get("rejected")):
             prep.drop("empty chosen or rejected", rid)
             return []
@@ -539,7 +548,8 @@ def encode_pair(tok, rec: dict[str, Any]) -> dict[str, list[int]]:
         fulls = {k: _render(tok, rec["prompt"] + rec[k])["input_ids"] for k in sides}
     except Exception as e:
         raise RowError(f"chat template failed: {type(e).__name__}: {e}") from None
-    n = min(common_prefix(prompt, f) for f in fulls.values())
+    # (online RL rows are prompts only: the whole rendered prompt)
+    n = min((common_prefix(prompt, f) for f in fulls.values()), default=len(prompt))
     out = {"prompt_ids": prompt[:n]}
     for k, f in fulls.items():
         out[f"{k}_ids"] = f[n:]
@@ -554,7 +564,7 @@ def pair_lengths(tok, rec: dict[str, Any]) -> tuple[int, int]:
 
 def _pair_lengths(enc: dict[str, list[int]]) -> tuple[int, int]:
     p = len(enc["prompt_ids"])
-    return p, p + max(len(v) for k, v in enc.items() if k != "prompt_ids")
+    return p, p + max((len(v) for k, v in enc.items() if k != "prompt_ids"), default=0)
 
 
 def budget_lengths(prompt: int, answer: int, max_length: int) -> tuple[int, int]:
@@ -659,7 +669,7 @@ def tokenize_all(tok, prep: Prepared, loss_on: str = "completion") -> Tokenized:
         out.rows.append(t)
         out.lengths.append(n)
         out.ids.append(rid)
-        if prep.stage in ("dpo", "rm", "kto"):
+        if prep.stage in PAIR_STAGES:
             out.prompt_lengths.append(p)
         if prep.stage == "dpo":
             out.pairs.append(enc)
@@ -671,8 +681,10 @@ def tokenize_all(tok, prep: Prepared, loss_on: str = "completion") -> Tokenized:
 def overlong_reason(stage: str, max_length: int) -> str | None:
     if stage == "rm":
         return f"pair longer than max_length {max_length} (reward models are not truncated)"
-    if stage in ("dpo", "kto"):
+    if stage in ("dpo", "kto", "orpo"):
         return f"prompt alone fills max_length {max_length} (nothing of the answer would be trained)"
+    if stage in ("rloo", "grpo"):
+        return f"prompt longer than max_length {max_length} (prompts are not truncated before sampling)"
     return None
 
 
@@ -686,7 +698,7 @@ def drop_overlong(
     reason = overlong_reason(stage, max_length)
     if reason is None or not tk.rows or (stage == "dpo" and truncation == "budget"):
         return 0
-    if stage == "rm":
+    if stage in ("rm", "rloo", "grpo"):
         keep = [n <= max_length for n in tk.lengths]
     else:
         keep = [p < max_length for p in tk.prompt_lengths]

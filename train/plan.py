@@ -58,10 +58,17 @@ LR_TABLE: dict[tuple[str, str], tuple[float, float, float]] = {
     ("rm", "prompt"): (1e-2, 3e-3, 3e-2),
     ("rm", "bitfit"): (5e-4, 1e-4, 1e-3),
 }
-# KTO uses DPO's ranges (same implicit-reward objective family)
+# KTO uses DPO's ranges (same implicit-reward objective family); ORPO trains the SFT loss as well, at the
+# ORPO paper's 8e-6 for full fine-tuning (LoRA ~10x); online RL uses TRL's 1e-6 for full fine-tuning (the
+# policy moves on its own samples: larger steps collapse it), LoRA ~10x
+_ORPO_LR = {"full": (8e-6, 5e-6, 1e-5), "freeze": (2e-5, 1e-5, 5e-5), "adapter": (8e-5, 5e-5, 2e-4)}
+_ONLINE_LR = {"full": (1e-6, 5e-7, 3e-6), "freeze": (3e-6, 1e-6, 1e-5), "adapter": (1e-5, 5e-6, 5e-5)}
 for (_s, _m), _v in list(LR_TABLE.items()):
     if _s == "dpo":
         LR_TABLE[("kto", _m)] = _v
+        LR_TABLE[("orpo", _m)] = _ORPO_LR.get(_m, _v)
+        for _online in ("rloo", "grpo"):
+            LR_TABLE[(_online, _m)] = _ONLINE_LR.get(_m, _v)
 
 
 def method_family(method: str) -> str:
@@ -90,7 +97,7 @@ def planned_global_batch(rows: int) -> int:
 
 
 def planned_warmup(stage: str) -> float:
-    return 0.1 if stage in ("dpo", "kto") else 0.03
+    return 0.1 if stage in ("dpo", "kto", "orpo") else 0.03
 
 
 def length_stats(lengths: list[int], model_max: int | None, cap: int | None = None) -> dict[str, Any]:
@@ -413,7 +420,9 @@ def advice(an: NameAnatomy, stage: str, goal: str = "domain") -> list[str]:
             tips.append(
                 "This is a chat (already fine-tuned) model: SFT on it risks more catastrophic forgetting of "
                 "general ability. Pick it when only the domain task matters (the 'light' route: Chat + SFT); "
-                "pick the base model to improve the domain while keeping general ability."
+                "pick the base model to improve the domain while keeping general ability. Measure it: `train eval "
+                "RUN --heldout domain=FILE --heldout general=FILE` (loss per set, base vs tuned); `--mix "
+                "general.jsonl:0.2` replays general data."
             )
         else:
             tips.append("Chat model: a natural starting point for preference tuning (DPO/KTO/RM).")
@@ -421,7 +430,9 @@ def advice(an: NameAnatomy, stage: str, goal: str = "domain") -> list[str]:
         if stage == "sft":
             tips.append(
                 "Base model: lower risk of catastrophic forgetting; the 'full' route is Base + continued "
-                "pretraining (train pt) on domain text + SFT. It needs a chat template (--template) if it has none."
+                "pretraining (train pt) on domain text + SFT (`train chain` runs the stages in order). It needs a "
+                "chat template (--template) if it has none. Measure what is kept: `train eval RUN --heldout "
+                "domain=FILE --heldout general=FILE`."
             )
         elif stage == "pt":
             tips.append("Base model: the right starting point for continued pretraining (then SFT).")
@@ -442,6 +453,8 @@ def training_sequences(cfg, rows: int, lengths: list[int] | None, max_length: in
     """How many sequences one epoch feeds the model: the rows, except that continued pretraining splits
     documents into ``max_length`` pieces and packing (``train pt``, ``train sft --packing``) fills
     ``max_length`` sequences with the tokens of several rows: ceil(tokens / max_length)."""
+    if hasattr(cfg, "num_generations"):  # online RL trains on sampled completions: G per prompt
+        return rows * cfg.num_generations
     if not lengths or len(lengths) != rows:  # (lengths must describe the rows)
         return rows
     packing = bool(getattr(cfg, "packing", False))
@@ -480,7 +493,9 @@ def make_plan(
     plan["sequences"] = seqs
     if seqs != rows:
         src["sequences"] = (
-            f"packed: ceil(tokens / max_length {plan['max_length']})"
+            f"{cfg.num_generations} sampled completions per prompt"
+            if hasattr(cfg, "num_generations")
+            else f"packed: ceil(tokens / max_length {plan['max_length']})"
             if getattr(cfg, "packing", False)
             else f"documents split into max_length {plan['max_length']} pieces"
         )
@@ -528,7 +543,8 @@ def make_plan(
                 shape,
                 m,
                 batch=cfg.batch_size,
-                seq=plan["max_length"],
+                # online RL trains on prompt + sampled completion
+                seq=plan["max_length"] + getattr(cfg, "max_completion_length", 0),
                 gpu=gpu,
                 gradient_checkpointing=cfg.gradient_checkpointing,
                 r=cfg.lora_r,
@@ -539,6 +555,10 @@ def make_plan(
         plan["memory"] = mem
         plan["memory_device"] = "GPU (bf16 weights)" if gpu else "CPU (fp32)"
         plan["params"] = shape.params()
+    if hasattr(cfg, "num_generations"):
+        from train.online import adjust_plan
+
+        adjust_plan(plan, cfg, shape, gpu)
     return plan
 
 
@@ -596,6 +616,14 @@ def render_plan(plan: dict[str, Any], console) -> None:
                 ),
             )
         console.print(m)
+    if plan.get("generation"):
+        from train.online import render_generation
+
+        render_generation(plan, console)
+    if plan.get("mix"):
+        from train.mix import describe
+
+        console.print(f"[bold]mix[/bold]: {describe(plan['mix'])}")
     an = plan["anatomy"]
     parts = [
         f"series {an['series']}",

@@ -43,7 +43,17 @@ STAGE_MODULES = {
     "rm": "train.rm",
     "kto": "train.kto",
     "pt": "train.pt",
+    "orpo": "train.orpo",
+    "rloo": "train.rloo",
+    "grpo": "train.grpo",
 }
+
+
+def stage_hook(stage: str, name: str):
+    """An optional function of a stage module (``preflight(cfg)``: checks that need no model;
+    ``filter_rows(prep, cfg)``: drop rows this configuration cannot use; ``run_summary(log_history,
+    run_dir)``: extra run.json fields), or None."""
+    return getattr(importlib.import_module(STAGE_MODULES[stage]), name, None)
 
 
 class RunError(RuntimeError):
@@ -67,15 +77,26 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def prepare(cfg: CommonConfig, device=None) -> Context:
-    """Everything up to (not including) loading the model: data, tokenizer, plan, checks."""
+def prepare(cfg: CommonConfig, device=None, preflight: bool = True) -> Context:
+    """Everything up to (not including) loading the model: data, tokenizer, plan, checks (``preflight``:
+    the stage's checks of other inputs, e.g. the reward model; `train chain --dry-run` plans stages whose
+    reward model an earlier stage has not trained yet)."""
     from train.methods import detect_device
 
     if not cfg.model:
         raise RunError("no model: pass --model DIR (a local model directory; nothing is downloaded)")
     stage = cfg.stage
     loss_on = getattr(cfg, "loss_on", "completion")
+    if preflight and (check := stage_hook(stage, "preflight")) is not None:
+        check(cfg)
     prep = D.prepare(cfg.data, stage, loss_on)
+    mix = None
+    if getattr(cfg, "mix", None):
+        from train.mix import apply_mix, parse_mix
+
+        mix = apply_mix(prep, parse_mix(cfg.mix), stage, loss_on, cfg.seed)
+    if (filter_rows := stage_hook(stage, "filter_rows")) is not None:
+        filter_rows(prep, cfg)
     tok = D.load_tokenizer(cfg.model, cfg.template, cfg.trust_remote_code)
     tk = D.tokenize_all(tok, prep, loss_on)
     if cfg.max_samples is not None and len(tk.rows) > cfg.max_samples:
@@ -103,6 +124,8 @@ def prepare(cfg: CommonConfig, device=None) -> Context:
         )
         plan["dropped_overlong"] = overlong
     plan["eval_rows"] = len(ev.rows) if ev else 0
+    if mix:
+        plan["mix"] = mix
     report = run_checks(tok, prep, tk, plan["max_length"])
     return Context(cfg, prep, tok, tk, plan, report, device, ev)
 
@@ -137,7 +160,7 @@ def key_settings(cfg: CommonConfig) -> dict[str, Any]:
     out = {f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name not in cfg.RUNTIME_SETTINGS}
     out["trainer"] = {k: v for k, v in out.get("trainer", {}).items() if k not in RUNTIME_TRAINER_FIELDS}
     # settings added later are left out at their defaults, so earlier runs keep their key and resume
-    for name, unset in (("trainer", {}), ("max_samples", None)):
+    for name, unset in (("trainer", {}), ("max_samples", None), ("mix", [])):
         if out.get(name) == unset:
             out.pop(name, None)
     return out
@@ -373,6 +396,8 @@ def train(ctx: Context, console=None, callbacks=(), progress: bool | None = None
         )
         if "sequences" in ctx.extra:
             meta.update(sequences=ctx.extra["sequences"], split_documents=ctx.extra.get("split_documents"))
+        if (summary := stage_hook(cfg.stage, "run_summary")) is not None:
+            meta.update(summary(trainer.state.log_history, run_dir))
         write_json(meta_path, meta)
     ctx.extra["trainer"] = trainer
     return run_dir

@@ -20,12 +20,18 @@ PREFERENCE_EPOCH_TABLE: tuple[tuple[int, float], ...] = ((1_000, 3.0), (10_000, 
 # Continued pretraining sees raw text about once (repeating it mostly memorises): 2 epochs for a small
 # domain corpus (up to 1k documents), 1 from 10k.
 PRETRAIN_EPOCH_TABLE: tuple[tuple[int, float], ...] = ((1_000, 2.0), (10_000, 1.0))
+# Online RL (RLOO/GRPO) samples fresh completions every step, so a pass over the prompts is not a pass over
+# fixed targets: 2 passes over a small prompt set (up to 1k), 1 from 10k; the reward curve and the KL decide.
+ONLINE_EPOCH_TABLE: tuple[tuple[int, float], ...] = ((1_000, 2.0), (10_000, 1.0))
 EPOCH_TABLES: dict[str, tuple[tuple[int, float], ...]] = {
     "sft": EPOCH_TABLE,
     "dpo": PREFERENCE_EPOCH_TABLE,
     "kto": PREFERENCE_EPOCH_TABLE,
     "rm": PREFERENCE_EPOCH_TABLE,
     "pt": PRETRAIN_EPOCH_TABLE,
+    "orpo": PREFERENCE_EPOCH_TABLE,
+    "rloo": ONLINE_EPOCH_TABLE,
+    "grpo": ONLINE_EPOCH_TABLE,
 }
 EPOCH_REASONS: dict[str, str] = {
     "sft": "article's SFT table (100 rows: 15, 1k: 10, 10k: 2; interpolated)",
@@ -33,6 +39,9 @@ EPOCH_REASONS: dict[str, str] = {
     "kto": "preference tuning: 1-3 epochs (3 up to 1k rows, 2 at 10k, 1 from 100k); more over-optimises",
     "rm": "reward model: 1-3 epochs (3 up to 1k pairs, 2 at 10k, 1 from 100k); more overfits the pairs",
     "pt": "continued pretraining: 1-2 passes over the text (2 up to 1k docs, 1 from 10k)",
+    "orpo": "ORPO (SFT + odds-ratio preference in one loss): 1-3 epochs (3 up to 1k pairs, 2 at 10k, 1 from 100k)",
+    "rloo": "online RL: 1-2 passes over the prompts (2 up to 1k, 1 from 10k), fresh completions every step",
+    "grpo": "online RL: 1-2 passes over the prompts (2 up to 1k, 1 from 10k), fresh completions every step",
 }
 
 
