@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from dataclasses import dataclass, field
@@ -94,7 +95,9 @@ def _fast_canonical(path: Path) -> pl.DataFrame | None:
                 head = fh.read(4096)
             if b'"kind"' not in head or b'"id"' not in head:
                 return None
-            frame = pl.read_ndjson(path, infer_schema_length=None)
+            frame = read_jsonl_frame(path, conformed=False)
+            if frame is None:
+                return None
         else:
             return None
     except Exception:
@@ -108,6 +111,43 @@ def _fast_canonical(path: Path) -> pl.DataFrame | None:
     if not frame["kind"].is_in(["sft", "preference", "kto", "text"]).all():
         return None
     return conform(frame)
+
+
+def read_jsonl_frame(path: Path | str, *, conformed: bool = True) -> pl.DataFrame | None:
+    """A JSONL file written by a curate stage, read with polars: ``meta`` written as a JSON object (the
+    last key of each line) comes back as the exact JSON text it was written from; old files with
+    ``meta`` as a JSON string read as they are. None when the file does not have that shape (the
+    row-by-row reader takes it then)."""
+    raw = Path(path).read_bytes()
+    if b',"meta":{' not in raw and b',"meta":null}' not in raw:
+        frame = pl.read_ndjson(io.BytesIO(raw), infer_schema_length=None)
+        return conform(frame) if conformed else frame
+    # one string per line (JSON text holds no raw control characters, so \x01 never splits a line)
+    lines = pl.read_csv(
+        io.BytesIO(raw),
+        has_header=False,
+        separator="\x01",
+        quote_char=None,
+        new_columns=["line"],
+        infer_schema=False,
+    )["line"].drop_nulls()
+    lines = lines.filter(lines.str.strip_chars() != "")
+    parts = lines.str.splitn(',"meta":', 2).struct.unnest()
+    if parts.width < 2 or parts[:, 1].null_count() or not lines.str.ends_with("}").all():
+        return None
+    meta = parts[:, 1].str.head(-1)
+    if not (meta.str.starts_with("{") | (meta == "null")).all():
+        return None
+    rest = io.BytesIO()
+    pl.DataFrame({"line": parts[:, 0] + "}"}).write_csv(rest, include_header=False, quote_style="never")
+    rest.seek(0)
+    try:
+        frame = pl.read_ndjson(rest, infer_schema_length=None)
+    except Exception:
+        return None
+    meta = pl.select(pl.when(meta == "null").then(None).otherwise(meta)).to_series().alias("meta")
+    frame = frame.with_columns(meta)
+    return conform(frame) if conformed else frame
 
 
 def _load_one(source: Source, fmt, mapping, sheet, repair, encoding) -> LoadResult:

@@ -87,6 +87,37 @@ def _flat(frame: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(out)
 
 
+def _meta_value(meta: str | None):
+    """``meta`` (JSON text in the frame) as the JSON object it holds, for .json outputs."""
+    if meta is None:
+        return None
+    try:
+        return json.loads(meta)
+    except json.JSONDecodeError:
+        return meta
+
+
+def write_ndjson_meta_object(frame: pl.DataFrame, path: Path) -> None:
+    """JSON Lines with ``meta`` written as a JSON object, not a JSON string (readers parse it once, as
+    ``datasets`` and every JSON tool expect). The frame holds meta as JSON text, so it is spliced in as
+    the last key of each line (vectorised; :func:`curate.io.load.read_jsonl_frame` reads it back
+    byte for byte). Old files with meta as a string stay readable."""
+    if "meta" not in frame.columns or frame["meta"].dtype != pl.Utf8 or frame.width < 2 or frame.height == 0:
+        frame.write_ndjson(path)
+        return
+    lines = frame.drop("meta").select(pl.struct(pl.all()).struct.json_encode()).to_series()
+    meta = frame["meta"]
+    as_object = meta.str.starts_with("{") & meta.str.ends_with("}")
+    # anything else (never written by curate, but possible in a foreign canonical file) as a JSON string
+    as_string = frame.select(pl.struct("meta").struct.json_encode())
+    as_string = as_string.to_series().str.slice(8).str.head(-1)  # '{"meta":"x"}' -> '"x"'
+    value = pl.select(
+        pl.when(meta.is_null()).then(pl.lit("null")).when(as_object).then(meta).otherwise(as_string)
+    ).to_series()
+    out = pl.DataFrame({"line": lines.str.head(-1) + ',"meta":' + value + "}"})
+    out.write_csv(path, include_header=False, quote_style="never")
+
+
 def write_frame(frame: pl.DataFrame, path: Path | str) -> Path:
     path = Path(path)
     ext = path.suffix.lower()
@@ -96,11 +127,12 @@ def write_frame(frame: pl.DataFrame, path: Path | str) -> Path:
         )
     with atomic_path(path) as tmp:
         if ext == ".jsonl":
-            frame.write_ndjson(tmp)
+            write_ndjson_meta_object(frame, tmp)
         elif ext == ".json":
-            tmp.write_text(
-                json.dumps(frame.to_dicts(), ensure_ascii=False, indent=1, default=str), encoding="utf-8"
-            )
+            rows = frame.to_dicts()
+            if "meta" in frame.columns and frame["meta"].dtype == pl.Utf8:
+                rows = [{**r, "meta": _meta_value(r["meta"])} for r in rows]
+            tmp.write_text(json.dumps(rows, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
         elif ext == ".parquet":
             frame.write_parquet(tmp)
         elif ext in (".csv", ".tsv"):

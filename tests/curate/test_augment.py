@@ -394,7 +394,9 @@ def test_augment_cli(tmp_path):
     assert (
         summary["kept"] + summary["dropped"] + summary["rejected"] == summary["input_rows"] + summary["added"]
     )
+    # meta is a JSON object in JSONL outputs (issue 18 item 4): compare its JSON text
     rows = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    rows = [{**x, "meta": json.dumps(x["meta"], ensure_ascii=False)} for x in rows]
     assert sum(1 for x in rows if '"rephrase"' in x["meta"]) == summary["variants"]
     r = CliRunner().invoke(main, ["augment", str(SAMPLES), "--cot"])
     assert r.exit_code == 2 and "teacher" in r.output
@@ -432,6 +434,7 @@ def test_cli_cot_and_pairs_through_the_endpoint(fake_server, tmp_path, monkeypat
     )
     assert r.exit_code == 0, r.output
     got = [json.loads(x) for x in (tmp_path / "p.jsonl").read_text().splitlines()]
+    got = [{**g, "meta": json.dumps(g["meta"])} for g in got]  # meta is a JSON object in JSONL outputs
     assert len(got) == 3 and all(g["rejected"].startswith("1. Restate") for g in got)
     assert all(json.loads(g["meta"])["pair_source"] == "generated" for g in got)
 

@@ -274,3 +274,27 @@ def test_a_null_answer_is_an_empty_answer_in_every_format(tmp_path):
         assert res.rejects.height == 0, p
         assert res.frame["answer"].to_list() == ["", "a2"], p
     assert [to_format(r, "alpaca") for r in load([js]).frame.to_dicts()] == rows
+
+
+def test_meta_is_a_json_object_in_jsonl_and_json_outputs_and_old_files_still_read(tmp_path):
+    """Issue 18 item 4: meta was a JSON string inside JSONL (readers had to parse twice)."""
+    rows = [
+        {"question": "q1", "answer": "a1", "dept": "网络", "n": 1.0},
+        {"question": "q2", "answer": "a2", "tags": ["x", {"y": "a\\\\n\n"}]},
+    ]
+    res = load([_jsonl(tmp_path / "in.jsonl", [json.dumps(r, ensure_ascii=False) for r in rows])])
+    for ext in ("jsonl", "json"):
+        out = write_frame(res.frame, tmp_path / f"out.{ext}")
+        text = out.read_text(encoding="utf-8")
+        written = [json.loads(x) for x in text.splitlines()] if ext == "jsonl" else json.loads(text)
+        assert [w["meta"]["dept"] if "dept" in w["meta"] else w["meta"]["tags"] for w in written] == [
+            "网络",
+            ["x", {"y": "a\\\\n\n"}],
+        ]
+        back = load([out])
+        assert back.files[0]["format"] == "canonical"
+        assert back.frame.equals(res.frame), ext  # meta text byte for byte
+    old = tmp_path / "old.jsonl"
+    res.frame.write_ndjson(old)  # what earlier versions wrote: meta as a JSON string
+    assert isinstance(json.loads(old.read_text().splitlines()[0])["meta"], str)
+    assert load([old]).frame.equals(res.frame)

@@ -564,9 +564,9 @@ def from_data(path: Path) -> dict[str, Any]:
     dropped = None
     side = side_path(path, "dropped")
     if side.is_file():
-        from curate.records import conform
+        from curate.io.load import read_jsonl_frame
 
-        dropped = conform(pl.read_ndjson(side, infer_schema_length=None))
+        dropped = read_jsonl_frame(side)  # meta is a JSON object in curate's JSONL outputs
     n_drop = 0 if dropped is None else dropped.height
     rejects = res.rejects
     side_rej = side_path(path, "rejects")
