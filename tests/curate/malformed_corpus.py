@@ -37,6 +37,26 @@ def _conv(*turns: tuple[str, str]) -> dict:
     return {"conversations": [{"from": f, "value": v} for f, v in turns]}
 
 
+def sheets_workbook(path: Path) -> Path:
+    """Three sheets, three headers: 问题/回答, query/response(/team), and title/url (no answer column)."""
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "zh"
+    ws.append(["问题", "回答"])
+    ws.append(["怎么重启？", "运行 reboot。"])
+    en = wb.create_sheet("en")
+    en.append(["query", "response", "team"])
+    en.append(["How to restart?", "Run reboot.", "ops"])
+    en.append(["Disk full?", "Run df -h.", "ops"])
+    notes = wb.create_sheet("notes")
+    notes.append(["title", "url"])
+    notes.append(["hello", "http://x"])
+    wb.save(path)
+    return path
+
+
 def build(folder: Path) -> list[Case]:  # noqa: PLR0915 (one case per statement, on purpose)
     folder.mkdir(parents=True, exist_ok=True)
     cases: list[Case] = []
@@ -222,19 +242,7 @@ def build(folder: Path) -> list[Case]:  # noqa: PLR0915 (one case per statement,
     # spreadsheets and binary formats
     import openpyxl
 
-    wb = openpyxl.Workbook()
-    ws = wb.active
-    ws.title = "zh"
-    ws.append(["问题", "回答"])
-    ws.append(["怎么重启？", "运行 reboot。"])
-    en = wb.create_sheet("en")
-    en.append(["query", "response"])
-    en.append(["How to restart?", "Run reboot."])
-    notes = wb.create_sheet("notes")
-    notes.append(["title", "url"])
-    notes.append(["hello", "http://x"])
-    wb.save(folder / "sheets.xlsx")
-    cases.append(Case(folder / "sheets.xlsx", 3, REJECTS))
+    cases.append(Case(sheets_workbook(folder / "sheets.xlsx"), 4, REJECTS))
     wb = openpyxl.Workbook()
     wb.active.append(["question", "answer"])
     wb.save(folder / "header_only.xlsx")

@@ -177,22 +177,9 @@ def test_statistical_encoding_guess_prefers_western_code_pages_and_is_announced(
 
 
 def test_xlsx_roles_are_detected_per_sheet(tmp_path):
-    import openpyxl
+    from malformed_corpus import sheets_workbook
 
-    wb = openpyxl.Workbook()
-    ws = wb.active
-    ws.title = "zh"
-    ws.append(["问题", "回答"])
-    ws.append(["怎么重启？", "运行 reboot。"])
-    en = wb.create_sheet("en")
-    en.append(["query", "response", "team"])
-    en.append(["How to restart?", "Run reboot.", "ops"])
-    en.append(["Disk full?", "Run df -h.", "ops"])
-    notes = wb.create_sheet("notes")
-    notes.append(["title", "url"])
-    notes.append(["hello", "http://x"])
-    p = tmp_path / "book.xlsx"
-    wb.save(p)
+    p = sheets_workbook(tmp_path / "book.xlsx")
     res = load([p])
     assert res.frame["question"].to_list() == ["怎么重启？", "How to restart?", "Disk full?"]
     assert res.frame["answer"].to_list() == ["运行 reboot。", "Run reboot.", "Run df -h."]
