@@ -151,6 +151,31 @@ def drop_after(path: Path, step: int) -> int:
     return dropped
 
 
+def umask_modes(folder: Path) -> None:
+    """Give the files under ``folder`` that a library wrote private (0600: safetensors writes through a
+    temporary file) the mode an ordinary ``open()`` gives (0666 less the umask), so other users and
+    services (a model server, a shared team folder) can read the weights like every other output."""
+    from curate.io.writers import _file_mode
+
+    mode = _file_mode()
+    for p in Path(folder).rglob("*"):
+        if p.is_file() and not p.is_symlink() and (p.stat().st_mode & 0o777) == 0o600 and mode != 0o600:
+            os.chmod(p, mode)
+
+
+def modes_callback():
+    """A TrainerCallback applying :func:`umask_modes` to every checkpoint when it is saved."""
+
+    class ModesCallback(_base()):
+        def on_save(self, args, state, control, **kw):
+            if state.is_world_process_zero:
+                checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+                if checkpoint.is_dir():
+                    umask_modes(checkpoint)
+
+    return ModesCallback()
+
+
 class StopRequest:
     """Set by the signal handler of :func:`graceful_stop`, read by :func:`stop_callback`."""
 

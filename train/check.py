@@ -200,16 +200,24 @@ def run_checks(tok, prep: Prepared, tk: Tokenized, max_length: int, preview_rows
     # 6. preview
     if prep.stage in ("sft", "pt"):
         for r in tk.rows[:preview_rows]:
-            toks = [tok.decode([i]) for i in r["input_ids"][:max_length]]
-            rep.previews.append(
-                [
-                    (t, i, lbl != IGNORE)
-                    for t, i, lbl in zip(
-                        toks, r["input_ids"][:max_length], r["labels"][:max_length], strict=False
-                    )
-                ]
-            )
+            rep.previews.append(token_pieces(tok, r["input_ids"][:max_length], r["labels"][:max_length]))
     return rep
+
+
+def token_pieces(tok, ids: list[int], labels: list[int], max_span: int = 8) -> list[tuple[str, int, bool]]:
+    """(text, first token id, trained) per piece of the preview. A piece is one token, or the few
+    tokens that together decode to whole characters: byte-level BPE splits a CJK character (3 UTF-8
+    bytes) over tokens whose single decodes are replacement characters (``|�|�|``), so the span is
+    decoded as one. ``trained``: the piece's first token carries a label."""
+    out: list[tuple[str, int, bool]] = []
+    start = 0
+    for end in range(1, len(ids) + 1):
+        text = tok.decode(ids[start:end])
+        if text.endswith("\ufffd") and end < len(ids) and end - start < max_span:
+            continue  # an incomplete character: take the next token too
+        out.append((text, ids[start], labels[start] != IGNORE))
+        start = end
+    return out
 
 
 def render_report(rep: CheckReport, console, preview: bool = True) -> None:

@@ -49,6 +49,9 @@ class TrainGroup(LazyGroup):
         import time
 
         from curate.core.errors import handle
+        from train.quiet import quiet_libraries
+
+        quiet_libraries()  # transformers' v6-rename FutureWarnings, the "> 512 tokens" line (train.quiet)
 
         args = [*getattr(ctx, "_protected_args", []), *ctx.args]
         wants_json = "--json" in (args[: args.index("--")] if "--" in args else args)

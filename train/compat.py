@@ -155,6 +155,7 @@ OWNED_TRAINER_FIELDS: dict[str, str] = {
     "save_steps": "save_steps",
     "save_total_limit": "save_total_limit",
     "gradient_checkpointing": "gradient_checkpointing",
+    "activation_checkpointing": "gradient_checkpointing",
     "max_length": "max_length",
     "packing": "packing",
     "padding_free": "padding_free",

@@ -270,6 +270,9 @@ def export_run(
         "data_fingerprint": meta.get("data_fingerprint"),
     }
     atomic_write_text(tmp / "export.json", json.dumps(info, ensure_ascii=False, indent=1))
+    from train.callbacks import umask_modes
+
+    umask_modes(tmp)  # model.safetensors is written 0600 by safetensors: readable like the other files
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)

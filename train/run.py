@@ -451,7 +451,13 @@ def _fit(ctx: Context, run_dir: Path, resume_from, meta, callbacks, train_ds, ev
         if is_main_process() and not (pissa_init / "adapter_config.json").is_file():
             save_pissa_init(model, pissa_init)
     stage_mod = importlib.import_module(STAGE_MODULES[cfg.stage])
-    from train.callbacks import metrics_callback, progress_callback, stop_callback
+    from train.callbacks import (
+        metrics_callback,
+        modes_callback,
+        progress_callback,
+        stop_callback,
+        umask_modes,
+    )
 
     trainer = stage_mod.build_trainer(
         cfg,
@@ -462,7 +468,7 @@ def _fit(ctx: Context, run_dir: Path, resume_from, meta, callbacks, train_ds, ev
         eval_ds,
         run_dir,
         ctx.device,
-        [metrics_callback(run_dir / "metrics.jsonl"), stop_callback(request), *callbacks],
+        [metrics_callback(run_dir / "metrics.jsonl"), stop_callback(request), modes_callback(), *callbacks],
     )
     if progress:
         from transformers import PrinterCallback
@@ -476,4 +482,6 @@ def _fit(ctx: Context, run_dir: Path, resume_from, meta, callbacks, train_ds, ev
     if request.signum is not None:
         return result, trainer, elapsed
     save_trained(trainer, ctx.tokenizer, run_dir / "final", cfg.method, pissa_init, base_model=meta["model"])
+    if is_main_process():
+        umask_modes(run_dir / "final")
     return result, trainer, elapsed
