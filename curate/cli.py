@@ -9,23 +9,12 @@ from curate.lazycli import LazyGroup
 
 offline.enforce()  # before any command imports a hub library (TAMIS_ALLOW_NETWORK=1 opts out)
 
-# name -> (module:attribute, short help). Each stage owns its command module under curate/commands/.
-COMMANDS: dict[str, tuple[str, str]] = {
-    "ingest": ("curate.commands.ingest:ingest", "Read raw Q&A in any format into canonical records."),
+# name -> (module:attribute, short help). The stage commands come from the stage registry (one
+# declaration per stage, curate.stages); the other commands are listed here.
+OTHER_COMMANDS: dict[str, tuple[str, str]] = {
     "stats": ("curate.commands.stats:stats", "Rows, languages, lengths, turns and sources of a dataset."),
-    "dedup": ("curate.commands.dedup:dedup", "Remove exact, near (MinHash LSH) and semantic duplicates."),
-    "decontaminate": (
-        "curate.commands.dedup:decontaminate",
-        "Drop rows that overlap evaluation sets (n-gram overlap).",
-    ),
-    "filter": ("curate.commands.filter:filter_cmd", "Apply YAML rules: drop, flag, redact, fix."),
     "rules": ("curate.commands.filter:rules", "List, show and lint rule sets."),
-    "score": ("curate.commands.score:score", "Score rows: perplexity/IFD, reward model, fastText quality."),
     "quality": ("curate.commands.score:quality", "Train and inspect the fastText quality classifier."),
-    "augment": ("curate.commands.augment:augment", "Few-shot, chain-of-thought and rephrased variants."),
-    "select": ("curate.commands.select:select", "Pick a diverse, high-quality subset and a held-out split."),
-    "pairs": ("curate.commands.pairs:pairs", "Build DPO preference pairs."),
-    "export": ("curate.commands.export:export", "Write a dataset for a trainer (trl, alpaca, sharegpt...)."),
     "run": ("curate.commands.pipeline:run", "Run a recipe: every stage, cached, with a manifest."),
     "init": ("curate.commands.pipeline:init", "Write a commented starter recipe."),
     "runs": ("curate.commands.pipeline:runs", "List past runs of a recipe."),
@@ -34,7 +23,32 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-class CurateGroup(LazyGroup):
+def commands() -> dict[str, tuple[str, str]]:
+    """Every `curate` command: one per registered stage (its hand-written command, or one generated
+    from its Config), then the others."""
+    from curate import stages
+
+    table = {s.name: (s.command or f"curate.commands.generated:{s.name}", s.help) for s in stages.STAGES}
+    return {**table, **OTHER_COMMANDS}
+
+
+COMMANDS = commands()  # as imported (StageGroup re-reads the registry when it lists or loads)
+
+
+class StageGroup(LazyGroup):
+    """Reads the stage registry when it lists or loads commands, so a stage registered after import
+    (a plug-in, a test's toy stage) is a command too."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self.lazy_commands = commands()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str):
+        self.lazy_commands = commands()
+        return super().get_command(ctx, cmd_name)
+
+
+class CurateGroup(StageGroup):
     """The top-level error handler (:func:`curate.core.errors.handle`): whatever a command raises ends
     in a one-line ``error:`` on stderr (and one JSON error line on stdout with ``--json``) and an exit
     code a scheduler can trust: 2 for a usage error, an unreadable or unwritable file; 70

@@ -403,21 +403,29 @@ def write(
 ) -> dict[str, str]:
     """Write train (and eval) files atomically; for llamafactory also merge ``dataset_info.json``.
     dataset_info.json is read and checked first: nothing is written when it cannot be updated."""
-    from curate.io import write_records
+    lines = [json.dumps(r, ensure_ascii=False, default=str) for r in records]
+    train = [ln for ln, s in zip(lines, splits, strict=True) if s != "eval"]
+    ev = [ln for ln, s in zip(lines, splits, strict=True) if s == "eval"]
+    return write_lines(train, ev, kind, config, out, any("tools" in r for r in records))
 
-    if out.suffix.lower() not in (".jsonl", ".json"):
+
+def write_lines(
+    train: list[str], ev: list[str], kind: str | None, config: ExportConfig, out: Path, tools: bool
+) -> dict[str, str]:
+    """The one way an export reaches the disk (the command, the stage and the pipeline's per-row memo
+    all end here): serialised records, one per line (.jsonl) or one per line inside a JSON array
+    (.json), written atomically, the eval split beside them, then ``dataset_info.json``."""
+    if out.suffix.lower() not in vocab.TRAINER_EXTENSIONS:
         raise ValueError(f"{out}: exports are .jsonl or .json files")
     check_pairing(config.format, kind)
-    train = [r for r, s in zip(records, splits, strict=True) if s != "eval"]
-    ev = [r for r, s in zip(records, splits, strict=True) if s == "eval"]
-    info = read_dataset_info(config, kind, out, bool(ev))
-    written = {"output": str(write_records(train, out))}
+    info = read_dataset_info(config, kind, out, bool(ev))  # checked before anything is written
+    written = {"output": _write_lines(train, out)}
     if ev:
-        written["eval"] = str(write_records(ev, eval_path(out)))
+        written["eval"] = _write_lines(ev, eval_path(out))
     elif removed := remove_stale_eval(out):
         written["removed_stale_eval"] = removed
     if info is not None:
-        info.update(out, bool(ev), any("tools" in r for r in records))
+        info.update(out, bool(ev), tools)
         written["dataset_info"] = str(info.path)
         written["dataset_name"] = info.name
     from curate.export_card import update_card
@@ -425,6 +433,18 @@ def write(
     # README.md with `configs:`: the folder loads with load_dataset(dir) / trl sft --dataset_name dir
     written.update(update_card(out, config.name or default_name(out), eval_path(out) if ev else None))
     return written
+
+
+def _write_lines(lines: list[str], out: Path) -> str:
+    from curate.io import atomic_path
+
+    with atomic_path(out) as tmp:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            if out.suffix.lower() == ".json":
+                fh.write("[\n" + ",\n".join(lines) + ("\n]\n" if lines else "]\n"))
+            else:
+                fh.write("\n".join(lines) + ("\n" if lines else ""))
+    return str(out)
 
 
 __all__ = [

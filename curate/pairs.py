@@ -36,7 +36,9 @@ MODES = ("ranked", "generated", "existing")
 
 @dataclass
 class PairsConfig:
-    modes: tuple[str, ...] = ("ranked", "existing")
+    # None: ranked and existing, plus generated when a model (model or model_url) is given, the same
+    # for `curate pairs --model X` and a recipe's `pairs: {model: X}`
+    modes: tuple[str, ...] | None = None
     score: str = "reward"
     min_margin: float = 0.0
     max_similarity: float = 0.9
@@ -50,12 +52,15 @@ class PairsConfig:
     rpm: float | None = None
     timeout: float = 120.0
     max_response_bytes: int = 8 << 20
+    max_retries: int = 5
     cache: str | None = None
     no_cache: bool = False
     trust_remote_code: bool = False
     keep_sft: bool = False
 
     def __post_init__(self) -> None:
+        if self.modes is None:
+            self.modes = ("ranked", "existing") + (("generated",) if self.model or self.model_url else ())
         if isinstance(self.modes, str):
             self.modes = tuple(m.strip() for m in self.modes.split(",") if m.strip())
         bad = [m for m in self.modes if m not in MODES]
@@ -267,6 +272,7 @@ def run(
                 api_key_env=config.api_key_env,
                 concurrency=config.concurrency,
                 rpm=config.rpm,
+                max_retries=config.max_retries,
                 trust_remote_code=config.trust_remote_code,
                 timeout=config.timeout,
                 max_response_bytes=config.max_response_bytes,

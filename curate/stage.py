@@ -30,6 +30,23 @@ class StageResult:
         return iter((self.kept, self.dropped, self.stats))
 
 
+class AccountingError(RuntimeError):
+    """A stage lost or invented rows (kept + dropped + rejected != in + added): a bug, never bad input.
+    Raised, not asserted, so that it holds under ``python -O`` too."""
+
+
+def check_accounting(
+    what: str, n_in: int, kept: int, dropped: int, added: int = 0, rejected: int = 0
+) -> None:
+    """The one accounting check every path runs (commands and the pipeline): every input row is kept,
+    dropped with a reason or rejected as unreadable; stages that add rows say so in ``added``."""
+    if kept + dropped + rejected != n_in + added:
+        tail = f" + {rejected} rejected" if rejected else ""
+        raise AccountingError(
+            f"{what} lost rows: {n_in} in + {added} added != {kept} kept + {dropped} dropped{tail}"
+        )
+
+
 def mark_dropped(
     frame: pl.DataFrame, stage: str, reasons: list[str] | str, details: list[Any] | None = None
 ) -> pl.DataFrame:

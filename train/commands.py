@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from curate import stages as curate_stages
 from curate.core.errors import UsageError
 from train.config import STAGES, ConfigError, cli_fields, field_type, parse_set, resolve
 
@@ -130,7 +131,7 @@ def _resolve(stage: str, config_file, kwargs, data, sets, console=None, flag_sta
 # ------------------------------------------------------------------ "no arguments does the obvious thing"
 
 # later curate stages first: an export is what a trainer is meant to take
-_STAGE_ORDER = ("export", "pairs", "select", "augment", "score", "filter", "decontaminate", "dedup", "ingest")
+_STAGE_ORDER = tuple(reversed(curate_stages.names()))
 
 
 def _stage_rank(name: str, stem: str) -> int:

@@ -11,13 +11,14 @@ No heavy imports here: ``train --help`` imports this module.
 from __future__ import annotations
 
 import dataclasses
-import types
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from curate.core.errors import UsageError
+from curate.core.coerce import base_type as _base_type
+from curate.core.coerce import parse_scalar as _scalar
+from curate.core.errors import ConfigError  # noqa: F401  (train's name for it)
 from train.compat import REPORT_TO, CompatError, check_report_to, check_trainer, translate
 
 METHODS = (
@@ -43,10 +44,6 @@ DPO_LOSSES = ("sigmoid", "ipo", "simpo", "hinge", "robust")
 DPO_TRUNCATIONS = ("keep_start", "budget")
 SFT_LOSS_SCOPES = ("completion", "assistant", "all")
 DISTRIBUTED = ("ddp", "zero2", "zero3", "fsdp")
-
-
-class ConfigError(UsageError):
-    """A bad config value; the message names the key."""
 
 
 def _f(default: Any, help: str, choices: tuple[str, ...] | None = None, **kw):
@@ -404,20 +401,6 @@ def _field_types(cls) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def _base_type(tp: Any) -> tuple[Any, bool, bool]:
-    """(scalar type, optional?, list?)"""
-    optional = False
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        optional = True
-        tp = args[0]
-        origin = typing.get_origin(tp)
-    if origin is list:
-        return typing.get_args(tp)[0], optional, True
-    return tp, optional, False
-
-
 def coerce(cls, key: str, value: Any) -> Any:
     """Convert a YAML/CLI value to the field's type, with an error naming the key."""
     hints = _field_types(cls)
@@ -442,28 +425,6 @@ def coerce(cls, key: str, value: Any) -> Any:
             value = [value]
         return [_scalar(key, tp, v) for v in value]
     return _scalar(key, tp, value)
-
-
-def _scalar(key: str, tp: Any, value: Any) -> Any:
-    try:
-        if tp is bool:
-            if isinstance(value, bool):
-                return value
-            s = str(value).strip().lower()
-            if s in ("1", "true", "yes", "on"):
-                return True
-            if s in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(value)
-        if tp is int:
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError(value)
-            return int(value)
-        if tp is float:
-            return float(value)
-        return str(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{key}: expected {tp.__name__}, got {value!r}") from None
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from typing import Any
 
 import click
 
+from curate.core.vocab import side_path  # noqa: F401  (re-exported: the commands' name for it)
 from curate.names import STAGE_SUFFIX
 
 EXIT_OK, EXIT_REJECTS, EXIT_USAGE = 0, 1, 2
@@ -337,16 +338,6 @@ def _remove_stale(path: Path) -> bool:
     return False
 
 
-def side_path(out: Path, suffix: str) -> Path:
-    """`data.filtered.jsonl` -> `data.filtered.dropped.jsonl` (side files are always JSONL)."""
-    name = out.name
-    for ext in (".jsonl", ".json", ".parquet", ".csv", ".tsv", ".xlsx"):
-        if name.endswith(ext):
-            name = name[: -len(ext)]
-            break
-    return out.with_name(f"{name}.{suffix}.jsonl")
-
-
 def finish(
     stage: str,
     *,
@@ -361,6 +352,7 @@ def finish(
     extra_tables: dict[str, list[tuple[str, Any]]] | None = None,
     extra_outputs: dict[str, Any] | None = None,
     min_code: int = EXIT_OK,
+    on_written: Callable[[], None] | None = None,
 ) -> None:
     """Write kept/dropped/rejects atomically, print the summary, exit with the right code.
 
@@ -368,7 +360,9 @@ def finish(
     rows; one an earlier run left beside ``out`` is removed when this run has none, so the files beside
     an output always describe that output. A side file that would be an input is a usage error (exit 2),
     checked before anything is written. ``extra_outputs`` are files the command wrote itself (listed
-    under ``outputs``); ``min_code`` raises the exit code (1: part of the work could not be done)."""
+    under ``outputs``); ``min_code`` raises the exit code (1: part of the work could not be done).
+    ``on_written`` runs once every output is written, before the summary: an incremental stage commits
+    its state there (``dedup --state``), so state never runs ahead of the files it describes."""
     from curate.io import write_frame, write_rejects
 
     check_side_files(inputs, out, has_rejects=bool(loaded.rejects.height))
@@ -376,6 +370,12 @@ def finish(
     stats = dict(stats or {})
     n_in = loaded.input_rows
     n_rejected = loaded.rejects.height
+    if kept is not None and dropped is not None:  # checked before anything is written
+        from curate.stage import check_accounting
+
+        check_accounting(
+            f"curate {stage}", n_in, kept.height, dropped.height, stats.get("added", 0), n_rejected
+        )
     outputs: dict[str, str] = {}
     stale: list[str] = []
     if out is not None and kept is not None:
@@ -391,6 +391,8 @@ def finish(
         outputs["rejects"] = str(sides["rejects"])
     elif out is not None and _remove_stale(sides["rejects"]):
         stale.append(str(sides["rejects"]))
+    if on_written is not None:
+        on_written()
     summary: dict[str, Any] = {
         "stage": stage,
         "inputs": [str(p) for p in inputs],
@@ -420,9 +422,6 @@ def finish(
         summary["seconds"] = round(time.perf_counter() - started, 3)
     code = max(EXIT_REJECTS if n_rejected else EXIT_OK, min_code)
     summary["exit_code"] = code
-    if kept is not None and dropped is not None:
-        # the accounting every command guarantees
-        assert kept.height + dropped.height + n_rejected == n_in + stats.get("added", 0), summary
 
     if json_out:
         emit_json(summary)

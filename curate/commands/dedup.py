@@ -98,6 +98,14 @@ def _explain(clusters: list[dict], limit: int = 5) -> None:
 @click.option(
     "--num-perm", default=128, show_default=True, type=int, help="MinHash: permutations per signature."
 )
+@click.option("--seed", default=42, show_default=True, type=int, help="MinHash: seed of the permutations.")
+@click.option(
+    "--chunk",
+    default=5_000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Rows tokenised and hashed per step (memory vs overhead; results do not depend on it).",
+)
 @click.option(
     "--ngram",
     default=5,
@@ -170,6 +178,8 @@ def dedup(
     fields,
     threshold,
     num_perm,
+    seed,
+    chunk,
     ngram,
     bands,
     verify,
@@ -195,6 +205,8 @@ def dedup(
             fields=fields,
             threshold=threshold,
             num_perm=num_perm,
+            seed=seed,
+            chunk=chunk,
             ngram=ngram,
             bands=bands,
             verify=verify,
@@ -220,16 +232,15 @@ def dedup(
     loaded = load_inputs(inputs, fmt, maps, sheet, quiet=json_out, engine=engine)
     frame = loaded.frame
     with ExitStack() as stack:
-        index = prior = staged = None
+        cycle = None
         if state is not None:
-            from curate.dedup.index import DedupIndex, IndexError_
+            from curate.stages.dedup import DedupState
 
-            try:
-                index = stack.enter_context(DedupIndex(state))
-                index.check(config)
-                prior = index.load(emb_model=embedder.fingerprint if embedder is not None else None)
-            except IndexError_ as exc:
-                fail(str(exc))
+            # the one state cycle: open + check + load, stage, commit after the outputs, else discard
+            cycle = stack.enter_context(
+                DedupState(state, config, emb_model=embedder.fingerprint if embedder is not None else None)
+            )
+        prior = cycle.prior if cycle is not None else None
         progress = stack.enter_context(StepProgress(not json_out))
         try:
             # local: run_dedup here; ray: signatures, LSH banding and connected components on the cluster
@@ -239,55 +250,37 @@ def dedup(
         except ValueError as exc:
             fail(str(exc))
         stats = dict(result.stats)
-        if index is not None:
-            # written aside now, part of the index only once the outputs are written (below)
-            staged = index.stage(frame, result.batch, config, [str(p) for p in inputs], batch_label)
+        if cycle is not None:
+            # written aside now, part of the index only once the outputs are written (finish)
+            entry = cycle.stage(frame, result.batch, [str(p) for p in inputs], batch_label)
             stats["state"] = {
                 "dir": str(state),
-                "batch": staged.entry["batch"],
+                "batch": entry["batch"],
                 "earlier_rows": prior.n if prior else 0,
             }
-        try:
-            for warning in stats.get("warnings", []):
-                click.echo(f"warning: {warning}", err=True)
-            if cpath is not None:
-                _write_clusters(cpath, result.clusters)
-                stats["clusters_file"] = str(cpath)
-            elif stale_clusters.is_file() and not any(same_file(stale_clusters, p) for p in inputs):
-                # the clusters of an earlier --explain run no longer describe this output
-                stale_clusters.unlink()
-                stats["removed_stale_clusters"] = str(stale_clusters)
-            if explain and not json_out:
-                _explain(result.clusters)
-            finish(
-                "dedup",
-                inputs=inputs,
-                out=out,
-                loaded=loaded,
-                kept=result.kept,
-                dropped=result.dropped,
-                stats=stats,
-                json_out=json_out,
-                started=started,
-            )
-        except SystemExit as exc:
-            if staged is not None and exc.code in (EXIT_OK, EXIT_REJECTS, None):
-                _commit(index, staged)
-                staged = None
-            raise
-        finally:
-            if staged is not None:
-                index.discard(staged)
-
-
-def _commit(index, staged) -> None:
-    from curate.dedup.index import IndexError_
-
-    try:
-        index.commit(staged)
-    except (IndexError_, OSError) as exc:
-        index.discard(staged)
-        fail(f"the outputs are written but the batch could not be added to {index.path}: {exc}")
+        for warning in stats.get("warnings", []):
+            click.echo(f"warning: {warning}", err=True)
+        if cpath is not None:
+            _write_clusters(cpath, result.clusters)
+            stats["clusters_file"] = str(cpath)
+        elif stale_clusters.is_file() and not any(same_file(stale_clusters, p) for p in inputs):
+            # the clusters of an earlier --explain run no longer describe this output
+            stale_clusters.unlink()
+            stats["removed_stale_clusters"] = str(stale_clusters)
+        if explain and not json_out:
+            _explain(result.clusters)
+        finish(
+            "dedup",
+            inputs=inputs,
+            out=out,
+            loaded=loaded,
+            kept=result.kept,
+            dropped=result.dropped,
+            stats=stats,
+            json_out=json_out,
+            started=started,
+            on_written=cycle.commit if cycle is not None else None,
+        )
 
 
 @click.command()
@@ -340,6 +333,13 @@ def _commit(index, staged) -> None:
     help="...and at least this fraction of its n-grams.",
 )
 @click.option(
+    "--chunk",
+    default=5_000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Rows tokenised per step (memory vs overhead; results do not depend on it).",
+)
+@click.option(
     "--common",
     default=10,
     show_default=True,
@@ -360,6 +360,7 @@ def decontaminate(
     min_units,
     min_hits,
     min_overlap,
+    chunk,
     common,
 ):
     """Drop rows of INPUT files that overlap evaluation sets (n-gram overlap, CJK-aware). Each dropped
@@ -378,6 +379,7 @@ def decontaminate(
             min_hits=min_hits,
             min_overlap=min_overlap,
             common=common,
+            chunk=chunk,
         )
     except ValueError as exc:
         fail(str(exc))

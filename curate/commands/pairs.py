@@ -60,12 +60,9 @@ def pairs(ctx, inputs, fmt, maps, sheet, output, json_out, modes, **opts) -> Non
     from curate.pairs import PairsConfig, run
 
     started = time.perf_counter()
-    opts.pop("max_retries", None)
     explicit_ranked = ctx.get_parameter_source("score") is not click.core.ParameterSource.DEFAULT or (
         modes is not None and "ranked" in [m.strip() for m in modes.split(",")]
     )
-    if modes is None:
-        modes = "ranked,existing" + (",generated" if opts.get("model") or opts.get("model_url") else "")
     try:
         config = PairsConfig(modes=modes, **opts)
     except ValueError as exc:

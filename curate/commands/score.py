@@ -92,6 +92,8 @@ SCORER_HELP = (
 )
 @click.option(
     "--batch-size",
+    "--max-batch",
+    "batch_size",
     type=click.IntRange(min=1),
     default=64,
     show_default=True,

@@ -71,9 +71,9 @@ NUMBER = _Number()
     help="Drop rows above the Q quantile of COL (e.g. ppl=0.95).",
 )
 @click.option(
-    "--no-defaults",
-    is_flag=True,
-    help="Do not apply the paper defaults (IFD >= 1 is dropped when an ifd column exists).",
+    "--defaults/--no-defaults",
+    default=True,
+    help="Apply the paper defaults (IFD >= 1 is dropped when an ifd column exists); --no-defaults: do not.",
 )
 @click.option(
     "--missing",
@@ -142,7 +142,7 @@ NUMBER = _Number()
 )
 @engine_options
 def select(
-    inputs, fmt, maps, sheet, output, json_out, where, min_, max_, min_quantile, max_quantile, no_defaults,
+    inputs, fmt, maps, sheet, output, json_out, where, min_, max_, min_quantile, max_quantile, defaults,
     missing, target, by, diversity, stratify, eval_size, split_threshold, split_semantic, embed_model, seed,
     eval_output, allow_demo_scores, engine,
 ) -> None:  # fmt: skip
@@ -165,7 +165,7 @@ def select(
             max=max_,
             min_quantile=min_quantile,
             max_quantile=max_quantile,
-            defaults=not no_defaults,
+            defaults=defaults,
             missing=missing,
             target=target,
             by=by,

@@ -28,6 +28,17 @@ COMPRESSED_EXTENSIONS = (".gz", ".zst", ".zstd", ".bz2")
 TRAINER_EXTENSIONS = (".jsonl", ".json")  # what `curate export` writes for a trainer
 
 
+def side_path(out: Path, suffix: str) -> Path:
+    """`data.filtered.jsonl` -> `data.filtered.dropped.jsonl`: the file beside an output holding its
+    dropped / rejects / clusters rows (side files are always JSONL)."""
+    name = out.name
+    for ext in WRITABLE_EXTENSIONS:
+        if name.endswith(ext):
+            name = name[: -len(ext)]
+            break
+    return out.with_name(f"{name}.{suffix}.jsonl")
+
+
 def sha256_file(path: str | Path, block: int = 1 << 20) -> str:
     """Hex sha256 of a file's bytes, read in blocks."""
     h = hashlib.sha256()

@@ -7,7 +7,9 @@ The entry point for commands and recipes is :func:`run_stage`::
     result = run_stage(rules.run, frame, config, engine="ray")           # a local Ray cluster
     result = run_stage(dedup.run, frame, config, engine="ray", ray_address="auto")  # join one
 
-How a stage runs on Ray depends on its *kind* (see :data:`KINDS`):
+How a stage runs on Ray depends on its *kind* (see :data:`KINDS`), which the engine derives from the
+stage's declaration in :mod:`curate.stages` (its scope and capabilities; see
+:meth:`curate.core.stage.Stage.engine_kind`), never from its name:
 
 - ``row``: a row's fate depends on that row only (filter, cheap scorers). The stage function runs on
   Ray Data blocks (``map_batches`` over Arrow batches -> polars -> stage -> kept/dropped).
@@ -32,18 +34,6 @@ import click
 ENGINES = ("local", "ray")
 KINDS = ("row", "model", "dedup", "global")
 
-# Stage functions the engines know, by "module.qualname" (a stage can also declare itself with a
-# function attribute ``engine_kind = "row"``; an explicit ``kind=`` argument wins over both).
-STAGE_KINDS: dict[str, str] = {
-    "curate.dedup.engine.run": "dedup",
-    "curate.dedup.decontaminate.run": "row",
-    "curate.rules.engine.run": "row",
-    "curate.score.run": "model",
-    "curate.select.run": "global",
-    "curate.pairs.run": "global",
-    "curate.export.run": "global",
-}
-
 
 @dataclass
 class EngineSpec:
@@ -67,12 +57,15 @@ class EngineSpec:
 
 
 def stage_kind(stage_fn: Callable, kind: str | None = None) -> str:
+    """An explicit ``kind`` wins, then a function attribute ``engine_kind``, then the kind derived
+    from the declaration of the stage the function belongs to."""
     if kind is None:
         kind = getattr(stage_fn, "engine_kind", None)
     if kind is None:
-        kind = STAGE_KINDS.get(
-            f"{getattr(stage_fn, '__module__', '')}.{getattr(stage_fn, '__qualname__', '')}"
-        )
+        from curate.stages import for_function
+
+        stage = for_function(stage_fn)
+        kind = stage.engine_kind() if stage is not None else None
     if kind is None:
         kind = "global"  # safe default: the whole frame, once, on the driver
     if kind not in KINDS:
@@ -190,7 +183,6 @@ def default_cpus() -> int:
 __all__ = [
     "ENGINES",
     "KINDS",
-    "STAGE_KINDS",
     "EngineSpec",
     "engine_options",
     "ray_available",

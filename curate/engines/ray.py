@@ -271,61 +271,12 @@ def _merge_values(vals: list[tuple[Any, int]], base: Any = _MISSING) -> Any:
     return xs[0] if all(v == xs[0] for v in xs) else xs
 
 
-def _qualname(fn: Callable) -> str:
-    return f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', '')}"
+def _declared(stage_fn: Callable, capability: str) -> Any:
+    """A capability of the stage ``stage_fn`` belongs to (its declaration in curate.stages), if any."""
+    from curate.stages import for_function
 
-
-def _score_factory(config: Any) -> Callable:
-    """Score stage: load the models once per actor, then score batch after batch."""
-    from curate.score import build_scorers
-    from curate.score import run as score_run
-
-    scorers = build_scorers(config)
-    return lambda frame: score_run(frame, config, scorers)
-
-
-def _merge_score_stats(parts: list[tuple[dict[str, Any], int]], result: StageResult) -> dict[str, Any]:
-    """Score stats of the whole input: counts and seconds add up; the distribution of every score
-    column (mean, p10, p50, p90) is recomputed from the merged frame, as the score stage computes it."""
-    stats: dict[str, Any] = {"score_models": parts[0][0].get("score_models", {})}
-    frame = result.kept
-    for name in [k for k in parts[0][0] if k != "score_models"]:
-        per = [s[name] for s, _ in parts if name in s]
-        merged: dict[str, Any] = {}
-        for key in per[0]:
-            vals = [p[key] for p in per if key in p]
-            if isinstance(vals[0], dict) and key in frame.columns:
-                col = frame[key].drop_nulls()
-                merged[key] = {
-                    "mean": round(float(col.mean()), 4),
-                    "p10": round(float(col.quantile(0.1)), 4),
-                    "p50": round(float(col.median()), 4),
-                    "p90": round(float(col.quantile(0.9)), 4),
-                }
-            elif isinstance(vals[0], dict):
-                total: dict[str, int] = {}
-                for v in vals:
-                    for r, c in v.items():
-                        total[r] = total.get(r, 0) + c
-                merged[key] = dict(sorted(total.items(), key=lambda kv: -kv[1])[:10])
-            elif isinstance(vals[0], int | float) and not isinstance(vals[0], bool):
-                merged[key] = round(sum(vals), 3) if isinstance(vals[0], float) else sum(vals)
-            else:
-                merged[key] = vals[0]
-        stats[name] = merged
-    if (
-        any(stats[n].get("truncated") for n in stats if isinstance(stats[n], dict))
-        and "flags" in frame.columns
-    ):
-        # the stage gives every row a flags list once any row is flagged; batches without a flagged
-        # row kept their nulls
-        result.kept = frame.with_columns(pl.col("flags").fill_null(pl.lit([], dtype=pl.List(pl.Utf8))))
-    return stats
-
-
-# model stages: how an actor builds its scorer once; stats merging that needs the merged frame
-FACTORIES: dict[str, Callable[[Any], Callable]] = {"curate.score.run": _score_factory}
-MERGERS: dict[str, Callable] = {"curate.score.run": _merge_score_stats}
+    stage = for_function(stage_fn)
+    return getattr(stage, capability, None) if stage is not None else None
 
 
 def run_rows(
@@ -369,7 +320,7 @@ def run_rows(
             zero_copy_batch=True,
         )
     tables = ray.get(out.to_arrow_refs())
-    merge = getattr(stage_fn, "merge_stats", None) or MERGERS.get(_qualname(stage_fn))
+    merge = getattr(stage_fn, "merge_stats", None) or _declared(stage_fn, "merge_stats")
     baseline = None
     if not model and merge is None:
         # the stage on no rows tells its settings (kept as is) from its counts (added up)
@@ -400,7 +351,7 @@ def run_stage(
     if kind == "row":
         return run_rows(stage_fn, frame, config, spec, **stage_kwargs)
     if kind == "model":
-        factory = factory or FACTORIES.get(_qualname(stage_fn))
+        factory = factory or _declared(stage_fn, "actor_factory")
         return run_rows(stage_fn, frame, config, spec, model=True, factory=factory, **stage_kwargs)
     if kind == "dedup":
         from curate.engines.ray_dedup import run_dedup

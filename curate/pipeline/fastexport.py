@@ -149,33 +149,10 @@ def run(mod, frame: pl.DataFrame, config: Any, memo_dir: Path) -> StageResult:
     return StageResult(kept, dropped, stats)
 
 
-def _write_lines(lines: list[str], out: Path) -> str:
-    from curate.io import atomic_path
-
-    with atomic_path(out) as tmp:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            if out.suffix.lower() == ".json":
-                fh.write("[\n" + ",\n".join(lines) + ("\n]\n" if lines else "]\n"))
-            else:
-                fh.write("\n".join(lines) + ("\n" if lines else ""))
-    return str(out)
-
-
 def _has_tools(lines: list[str]) -> bool:
     return any('"tools"' in ln and "tools" in json.loads(ln) for ln in lines)
 
 
 def _write(mod, train: list[str], ev: list[str], kind: str | None, config: Any, out: Path) -> dict[str, str]:
-    if out.suffix.lower() not in (".jsonl", ".json"):
-        raise ValueError(f"{out}: exports are .jsonl or .json files")
-    info = mod.read_dataset_info(config, kind, out, bool(ev))  # checked before anything is written
-    written = {"output": _write_lines(train, out)}
-    if ev:
-        written["eval"] = _write_lines(ev, mod.eval_path(out))
-    elif removed := mod.remove_stale_eval(out):
-        written["removed_stale_eval"] = removed
-    if info is not None:
-        info.update(out, bool(ev), _has_tools(train) or _has_tools(ev))
-        written["dataset_info"] = str(info.path)
-        written["dataset_name"] = info.name
-    return written
+    # the export's own writer: one path to the disk for the command, the stage and this memo
+    return mod.write_lines(train, ev, kind, config, out, _has_tools(train) or _has_tools(ev))

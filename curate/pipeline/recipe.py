@@ -34,26 +34,17 @@ from typing import Any
 
 import yaml
 
+from curate import stages as stage_registry
 from curate import yamlsafe
 from curate.core.errors import UsageError
 
-STAGE_ORDER = (
-    "ingest",
-    "dedup",
-    "decontaminate",
-    "filter",
-    "score",
-    "augment",
-    "select",
-    "pairs",
-    "export",
-)
+STAGE_ORDER = stage_registry.names()  # the registry's order (curate.stages)
 TOP_KEYS = ("name", "description", "engine", "inputs", "stages", "outputs", "work_dir", "state", "version")
 # `engine: ray` or `engine: {name: ray, address: auto, num_cpus: 8, block_rows: 20000, actors: 4}`
 ENGINE_KEYS = ("name", "address", "num_cpus", "block_rows", "actors")
 OUTPUT_KEYS = ("data", "dropped", "rejects", "report", "manifest")
 INPUT_KEYS = ("path", "format", "map", "sheet", "encoding")
-INGEST_KEYS = ("format", "map", "sheet", "encoding")
+INGEST_KEYS = stage_registry.Ingest.options
 
 
 class RecipeError(UsageError):
@@ -349,10 +340,11 @@ def parse_recipe(
                 raise ctx.error(where, f"the options of a stage are a mapping, got {opts!r}")
         else:
             raise ctx.error(where, "each stage is a name (`- filter`) or one `name: {options}` mapping")
-        if sname not in STAGE_ORDER:
+        order = stage_registry.names()  # read now: a stage registered after import counts
+        if sname not in order:
             raise ctx.error(
                 where,
-                f"unknown stage {sname!r}{_suggest(sname, STAGE_ORDER)}; stages: {', '.join(STAGE_ORDER)}",
+                f"unknown stage {sname!r}{_suggest(sname, order)}; stages: {', '.join(order)}",
             )
         if sname == "ingest" and i != 0:
             raise ctx.error(where, "ingest reads the inputs, so it can only be the first stage")

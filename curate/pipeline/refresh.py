@@ -360,7 +360,7 @@ def _refresh_locked(
     prior_futures = {}
     if not rebuild:
         for p in head:
-            if p.spec.name == "dedup":
+            if registry.incremental(p.spec):
                 prior_futures[p.step.id] = pool_ex.submit(
                     _load_prior, state / "index" / gen / p.step.id, p.config
                 )
@@ -460,7 +460,7 @@ def _refresh_locked(
         t1 = time.perf_counter()
         hctx = ctx
         index = None
-        if p.spec.name == "dedup":
+        if registry.incremental(p.spec):
             from curate.dedup.index import DedupIndex
 
             index = DedupIndex(state / "index" / gen / p.step.id)

@@ -39,7 +39,7 @@ from curate.core.vocab import sha256_file
 from curate.pipeline import stages as registry
 from curate.pipeline.recipe import Recipe, RecipeError, Step, canonical_json, option_error
 from curate.redact import scrub
-from curate.stage import StageResult, drop_counts
+from curate.stage import AccountingError, StageResult, check_accounting, drop_counts
 
 PACKAGES = (
     "tamis",
@@ -139,7 +139,7 @@ def plan(
                 f"{kind} output; a run never overwrites its inputs (move the file or change `outputs:`)"
             )
     for step in recipe.steps:
-        if step.name == "ingest":
+        if registry.source(step.name):
             out.append(Planned(step, None, dict(step.options), []))
             continue
         spec = registry.get(step.name)
@@ -162,19 +162,15 @@ def plan(
             v = cfg.get(k) if isinstance(cfg, dict) else None
             if isinstance(v, str) and v and Path(v).resolve() in inputs:
                 raise option_error(recipe, step, k, f"{v} is an input; a recipe never overwrites its inputs")
-        if spec.name == "export" and isinstance(cfg, dict) and cfg.get("output"):
-            # the eval file and dataset_info.json an export writes (or removes) beside its output
-            from curate.export import output_paths
-
-            for kind, target in output_paths(config, Path(cfg["output"])).items():
-                if Path(target).resolve() in inputs:
-                    raise option_error(
-                        recipe,
-                        step,
-                        "output",
-                        f"{target} (the export's {kind} file) is an input; "
-                        "a recipe never overwrites its inputs",
-                    )
+        # files the stage writes (or removes) itself: an export's eval file and dataset_info.json
+        for kind, target in registry.side_outputs(spec, config).items():
+            if Path(target).resolve() in inputs:
+                raise option_error(
+                    recipe,
+                    step,
+                    "output",
+                    f"{target} (the {spec.name}'s {kind} file) is an input; a recipe never overwrites its inputs",
+                )
         out.append(Planned(step, spec, config, models))
     check_outputs(recipe, out, extra_outputs)
     return out
@@ -196,11 +192,8 @@ def check_outputs(recipe: Recipe, planned: list[Planned], extra: dict[str, Path]
         cfg = registry.config_to_dict(p.config)
         if not isinstance(cfg, dict):
             continue
-        if p.spec.name == "export" and cfg.get("output"):
-            from curate.export import output_paths
-
-            for kind, target in output_paths(p.config, Path(cfg["output"])).items():
-                writes[f"{p.step.id}.{kind}"] = Path(target)
+        for kind, target in registry.side_outputs(p.spec, p.config).items():
+            writes[f"{p.step.id}.{kind}"] = Path(target)
         for k in p.spec.output_options:
             v = cfg.get(k)
             if isinstance(v, str) and v and f"{p.step.id}.{k}" not in writes:
@@ -341,11 +334,10 @@ def execute(
         result = StageResult(kept, dropped, st)
     stats = dict(result.stats or {})
     added = int(stats.get("added", 0) or 0)
-    if result.kept.height + result.dropped.height != frame.height + added:
-        raise PipelineError(
-            f"stage {step.id} lost rows: {frame.height} in + {added} added != "
-            f"{result.kept.height} kept + {result.dropped.height} dropped"
-        )
+    try:
+        check_accounting(f"stage {step.id}", frame.height, result.kept.height, result.dropped.height, added)
+    except AccountingError as exc:
+        raise PipelineError(str(exc)) from exc
     if result.dropped.height:
         # the recipe's step id (dedup, dedup-2 ...): which step of this recipe dropped the row
         result.dropped = result.dropped.with_columns(pl.lit(step.id, dtype=pl.Utf8).alias("drop_stage"))
@@ -488,7 +480,7 @@ class Reporter:
 
 
 def default_outputs(recipe: Recipe) -> dict[str, Path]:
-    from curate.commands.common import side_path
+    from curate.core.vocab import side_path
 
     outs = dict(recipe.outputs)
     data = outs.get("data") or (recipe.work_dir / "output" / f"{recipe.name}.curated.jsonl")
@@ -573,10 +565,10 @@ def run_recipe(
                 rep.stage(step.id, acct, True, outcomes[-1].seconds)
                 continue
             invalid = True  # everything after a recomputed stage is recomputed too
-            if frame is None and step.name != "ingest":
+            if frame is None and p.spec is not None:
                 frame = cache.kept(outcomes[-1].step, outcomes[-1].key)
             rep.start(step.id, i + 1, len(planned), None if frame is None else frame.height)
-            if step.name == "ingest":
+            if p.spec is None:  # the source stage (ingest) reads the inputs
                 frame, rejects_frame, acct = ingest(recipe)
                 files: dict[str, Any] = {"kept.parquet": frame}
                 if rejects_frame.height:

@@ -556,7 +556,7 @@ def compare_versions(before: pl.DataFrame, after: pl.DataFrame, a: str, b: str) 
 
 
 def from_data(path: Path) -> dict[str, Any]:
-    from curate.commands.common import side_path
+    from curate.core.vocab import side_path
     from curate.io import load
 
     res = load([path])
@@ -666,7 +666,7 @@ def report_sources(target: Path | str) -> tuple[dict[Path, str], list[Path]]:
     written: (resolved file -> what it is, directories whose files it reads). Covers the data file and
     its side files, a manifest with the recipe, inputs and outputs it names, a recipe with its inputs
     and outputs, and the run, cache and state directories."""
-    from curate.commands.common import side_path
+    from curate.core.vocab import side_path
     from curate.pipeline.run import find_manifest
 
     target = Path(target)

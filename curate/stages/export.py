@@ -1,0 +1,43 @@
+"""export: the dataset in a trainer's format (trl, alpaca, sharegpt, openai, llamafactory)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from curate.core.coerce import OptionError, dataclass_config
+from curate.core.stage import Scope, Stage, StageContext
+
+
+class Export(Stage):
+    name = "export"
+    suffix = "exported"
+    scope = Scope.GLOBAL
+    help = "Write a dataset for a trainer (trl, alpaca, sharegpt...)."
+    module = "curate.export"
+    config = "curate.export:ExportConfig"
+    command = "curate.commands.export:export"
+    output_options = ("output", "dataset_info")
+    # where the files go does not change what is in them; a missing or edited export file is
+    # rewritten by the pipeline (see run.py), not by invalidating the key
+    key_exclude = ("output", "dataset_info")
+    # capability: the conversion is a pure function of each row, so a pipeline may memoise it per row
+    # (curate.pipeline.fastexport); the result equals run()
+    row_memo = True
+
+    @classmethod
+    def build_config(cls, options: dict[str, Any], ctx: StageContext) -> Any:
+        cfg = dataclass_config(cls.config_class(), options)
+        if not cfg.output:
+            raise OptionError("output", "export needs `output:` (the trainer file to write, .jsonl or .json)")
+        return cfg
+
+    @classmethod
+    def side_outputs(cls, config: Any) -> dict[str, Path]:
+        """Capability: the files an export writes (or removes) itself beside its output: the trainer
+        file, the eval split, dataset_info.json (the pipeline checks them against its inputs)."""
+        if not getattr(config, "output", None):
+            return {}
+        from curate.export import output_paths
+
+        return output_paths(config, Path(config.output))

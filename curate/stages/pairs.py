@@ -1,0 +1,38 @@
+"""pairs: DPO preference pairs from scored answers or generated rejections (global scope)."""
+
+from __future__ import annotations
+
+from curate.core.stage import Scope, Stage
+
+
+class Pairs(Stage):
+    name = "pairs"
+    suffix = "paired"
+    scope = Scope.GLOBAL
+    help = "Build DPO preference pairs."
+    module = "curate.pairs"
+    config = "curate.pairs:PairsConfig"
+    command = "curate.commands.pairs:pairs"
+    aliases = {"mode": "modes"}  # `--mode` on the command line
+    path_options = ("model",)
+    output_options = ("cache",)
+    model_options = ("model",)
+    key_exclude = (
+        "cache",
+        "no_cache",
+        "concurrency",
+        "rpm",
+        "max_retries",
+        "api_key_env",
+        "timeout",
+        "max_response_bytes",
+    )
+
+    def models(self) -> list[str]:
+        config = self.config_value
+        if "generated" in getattr(config, "modes", ()):
+            return [config.model or f"{config.model_url}#{config.model_name}"]
+        return []
+
+    def run(self, frame):
+        return self.stage_function()(frame, self.config_value, progress=self.ctx.progress)
