@@ -137,7 +137,7 @@ _STAGE_ORDER = tuple(reversed(curate_stages.names()))
 def _stage_rank(name: str, stem: str) -> int:
     """Where a file named by a curate stage (data.scored.jsonl, or the stage name itself) sits in
     _STAGE_ORDER; 99 for anything else."""
-    from curate.names import STAGE_SUFFIX
+    from curate.stages import STAGE_SUFFIX
 
     for i, s in enumerate(_STAGE_ORDER):
         for tag in (STAGE_SUFFIX.get(s, s), s):

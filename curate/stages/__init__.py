@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from curate.core.stage import Scope, Stage
+from curate.names import STAGE_SUFFIX
 from curate.stages.augment import Augment
 from curate.stages.decontaminate import Decontaminate
 from curate.stages.dedup import Dedup
@@ -23,6 +24,12 @@ from curate.stages.select import Select
 
 # the order a recipe runs them in (and the order of `curate --help`'s stage commands)
 STAGES: list[type[Stage]] = [Ingest, Dedup, Decontaminate, Filter, Score, Augment, Select, Pairs, Export]
+
+
+def _publish() -> None:
+    """Keep the light name tables that lower layers read in step with the registry."""
+    STAGE_SUFFIX.clear()
+    STAGE_SUFFIX.update(suffixes())
 
 
 def names() -> tuple[str, ...]:
@@ -50,13 +57,19 @@ def register(stage: type[Stage], *, before: str | None = None) -> type[Stage]:
     for i, s in enumerate(STAGES):
         if s.name == stage.name:
             STAGES[i] = stage
-            return stage
-    STAGES.insert(names().index(before) if before else len(STAGES), stage)
+            break
+    else:
+        STAGES.insert(names().index(before) if before else len(STAGES), stage)
+    _publish()
     return stage
 
 
 def unregister(name: str) -> None:
     STAGES[:] = [s for s in STAGES if s.name != name]
+    _publish()
+
+
+_publish()
 
 
 def for_function(fn: Callable) -> type[Stage] | None:
@@ -71,6 +84,7 @@ def for_function(fn: Callable) -> type[Stage] | None:
 
 
 __all__ = [
+    "STAGE_SUFFIX",
     "STAGES",
     "Ingest",
     "Scope",
