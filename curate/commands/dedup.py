@@ -100,6 +100,21 @@ def _explain(clusters: list[dict], limit: int = 5) -> None:
 )
 @click.option("--seed", default=42, show_default=True, type=int, help="MinHash: seed of the permutations.")
 @click.option(
+    "--latin",
+    type=click.Choice(("chars", "words")),  # curate.dedup.text.LATIN_UNITS (not imported for --help)
+    default="chars",
+    show_default=True,
+    help="MinHash: shingle units of Latin-script text: characters across words (finds typo'd copies) "
+    "or words.",
+)
+@click.option(
+    "--latin-ngram",
+    type=click.IntRange(1, 100),
+    default=7,
+    show_default=True,
+    help="MinHash: characters per shingle starting in Latin-script text (--latin chars).",
+)
+@click.option(
     "--chunk",
     default=5_000,
     show_default=True,
@@ -179,6 +194,8 @@ def dedup(
     threshold,
     num_perm,
     seed,
+    latin,
+    latin_ngram,
     chunk,
     ngram,
     bands,
@@ -206,6 +223,8 @@ def dedup(
             threshold=threshold,
             num_perm=num_perm,
             seed=seed,
+            latin=latin,
+            latin_ngram=latin_ngram,
             chunk=chunk,
             ngram=ngram,
             bands=bands,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import polars as pl
@@ -82,7 +83,8 @@ def test_train_gets_the_curate_error_contract(monkeypatch):
     assert r.exit_code == 70 and "internal error: KeyError" in r.stderr
     r = CliRunner().invoke(cli.main, ["boom", "--json"])
     assert r.exit_code == 2 and r.stderr.strip() == "error: --lr must be positive"
-    assert r.stdout.strip() == '{"status": "error", "error": "--lr must be positive", "exit_code": 2}'
+    line = json.loads(r.stdout.strip())
+    assert line["status"] == "error" and line["error"] == "--lr must be positive" and line["exit_code"] == 2
 
 
 def test_epochs_table_is_shared_and_curate_never_imports_train():
