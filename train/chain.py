@@ -276,11 +276,13 @@ def run_chain(chain: Chain, console, *, dry_run: bool = False, callbacks_for=Non
     """Run (or plan, with ``dry_run``) every stage in order. ``callbacks_for(index)`` may add Trainer
     callbacks to a stage (tests interrupt a stage with one)."""
     import train.data as D
+    from train.callbacks import TrainInterrupted
     from train.check import render_report
     from train.data import DataError
     from train.plan import render_plan
     from train.run import RunError, prepare, run_key, train
 
+    earlier_eval = _earlier_eval(chain)  # (the manifest is rewritten stage by stage below)
     policy = chain.model
     rm_run: str | None = None
     done: list[dict[str, Any]] = []
@@ -315,6 +317,10 @@ def run_chain(chain: Chain, console, *, dry_run: bool = False, callbacks_for=Non
         finished_before = _status(run_dir) == "done"
         try:
             train(ctx, console, callbacks=list(callbacks_for(spec.index) if callbacks_for else ()))
+        except TrainInterrupted:
+            # the stage saved a checkpoint: the same command resumes it (and skips the stages before it)
+            _write_manifest(chain, done, "interrupted", {"interrupted_stage": spec.index, "run_dir": str(run_dir)})
+            raise
         except (RunError, DataError) as e:
             _write_manifest(chain, done, "failed")
             raise Failed(f"{chain.path}: {spec.label}: {e}") from None
@@ -348,12 +354,35 @@ def run_chain(chain: Chain, console, *, dry_run: bool = False, callbacks_for=Non
         return {"chain": str(chain.path), "dry_run": True, "stages": plans}
     extra: dict[str, Any] = {"result": policy}
     if chain.eval_sets:
-        from train.multieval import evaluate_models, models_of_chain, write_report
-
-        res = evaluate_models(models_of_chain(chain.model, done), chain.eval_sets)
-        extra["eval"] = write_report(res, chain.output / "eval", console)
+        extra["eval"] = _chain_eval(chain, done, console, earlier_eval)
     manifest = _write_manifest(chain, done, "done", extra)
     return {"chain": str(chain.path), "manifest": str(manifest), "result": policy, "stages": done, **extra}
+
+
+def _earlier_eval(chain: Chain) -> dict[str, Any]:
+    try:
+        return json.loads((chain.output / "chain.json").read_text(encoding="utf-8")).get("eval") or {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _chain_eval(chain: Chain, done: list[dict[str, Any]], console, earlier: dict[str, Any]) -> dict[str, Any]:
+    """The per-set losses of the base and every stage; an unchanged chain (same models, same held-out
+    files) reuses the numbers of its last run instead of scoring again."""
+    from train.data import sha256_file
+    from train.multieval import evaluate_models, models_of_chain, write_report
+
+    models = models_of_chain(chain.model, done)
+    key = {
+        "models": [[label, path] for label, path in models],
+        "sets": {name: sha256_file(Path(p)) for name, p in chain.eval_sets.items()},
+    }
+    if earlier.get("key") == key and all(Path(f).is_file() for f in earlier.get("files", [])):
+        if console:
+            console.print(f"held-out evaluation unchanged: {chain.output / 'eval'}")
+        return earlier
+    res = evaluate_models(models, chain.eval_sets)
+    return {**write_report(res, chain.output / "eval", console), "key": key}
 
 
 def _status(run_dir: Path) -> str | None:
