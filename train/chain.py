@@ -319,7 +319,9 @@ def run_chain(chain: Chain, console, *, dry_run: bool = False, callbacks_for=Non
             train(ctx, console, callbacks=list(callbacks_for(spec.index) if callbacks_for else ()))
         except TrainInterrupted:
             # the stage saved a checkpoint: the same command resumes it (and skips the stages before it)
-            _write_manifest(chain, done, "interrupted", {"interrupted_stage": spec.index, "run_dir": str(run_dir)})
+            _write_manifest(
+                chain, done, "interrupted", {"interrupted_stage": spec.index, "run_dir": str(run_dir)}
+            )
             raise
         except (RunError, DataError) as e:
             _write_manifest(chain, done, "failed")

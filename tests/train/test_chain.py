@@ -130,7 +130,14 @@ def test_pt_sft_dpo_chain_then_rerun_trains_nothing(files, tiny_models, tmp_path
     import importlib.util
 
     chain_dir = path.parent / "runs" / "chain-chain"
-    argv = ["eval", str(chain_dir), "--heldout", f"general={tmp_path / 'general.jsonl'}", "--tasks", "arc_easy"]
+    argv = [
+        "eval",
+        str(chain_dir),
+        "--heldout",
+        f"general={tmp_path / 'general.jsonl'}",
+        "--tasks",
+        "arc_easy",
+    ]
     if importlib.util.find_spec("lm_eval") is not None:
         argv = argv[:-2]
     r = CliRunner().invoke(main, [*argv, "--json"])
