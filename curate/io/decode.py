@@ -206,15 +206,29 @@ def detect_and_decode(
         return _utf8_with_bad_lines(lines, bad)
     try:
         text = data.decode("gb18030")
-        return text, "gb18030", {}
     except UnicodeDecodeError:
         pass
-    # "Mostly GB18030": Chinese exports with a few damaged bytes. GB18030 decodes most byte strings,
-    # so a few broken lines are not enough: the broken lines must be a small minority of the non-ASCII
-    # ones (Latin-1 text fails on nearly every accented line: an accent before a space or comma).
+    else:
+        # Big5 (Traditional Chinese) bytes also decode as GB18030, as rare characters: when they do
+        # not read as common Chinese but decode as Big5, Big5 is the better (announced) guess
+        non_ascii = [line for line in lines if not line.isascii()]
+        if non_ascii and not _reads_as_common_chinese(non_ascii):
+            try:
+                big5 = data.decode("big5")
+            except UnicodeDecodeError:
+                pass
+            else:
+                if guesses is not None:
+                    guesses.append({"encoding": "big5", "confidence": 0.9, "alternatives": ["gb18030"]})
+                return big5, "big5", {}
+        return text, "gb18030", {}
+    # "Mostly GB18030": Chinese exports with a few damaged bytes. GB18030 decodes most byte strings, so
+    # the lines that decode must also read as Chinese: nearly all their characters among GB2312's 6,763
+    # common ones (Latin-1 or Big5 bytes read as GB18030 give rare characters), and they must outnumber
+    # the broken lines.
     gb_bad = _undecodable_lines(lines, "gb18030")
-    gb_ok = sum(1 for i, line in enumerate(lines, start=1) if i not in gb_bad and not line.isascii())
-    if gb_ok >= 20 * len(gb_bad):
+    gb_ok = [line for i, line in enumerate(lines, start=1) if i not in gb_bad and not line.isascii()]
+    if len(gb_ok) >= max(1, len(gb_bad)) and _reads_as_common_chinese(gb_ok):
         return _decode_with_bad_lines(lines, gb_bad, "gb18030")
     guessed = _statistical_guess(data)
     if guessed is not None:
@@ -274,6 +288,26 @@ def _reads_western(text: str) -> bool:
         return True
     good = sum(1 for c in other if c.isalpha() or c in _WESTERN_PUNCT)
     return good >= 0.95 * len(other)
+
+
+def _reads_as_common_chinese(lines: list[bytes], sample: int = 4000) -> bool:
+    """At least 90% of the non-ASCII characters of these (GB18030-decodable) lines are GB2312
+    characters, the common Chinese set every real Chinese text stays within."""
+    chars: list[str] = []
+    for line in lines:
+        chars += [c for c in line.decode("gb18030") if ord(c) > 127]
+        if len(chars) >= sample:
+            break
+    if not chars:
+        return False
+    common = 0
+    for c in chars:
+        try:
+            c.encode("gb2312")
+            common += 1
+        except UnicodeEncodeError:
+            pass
+    return common >= 0.9 * len(chars)
 
 
 def _line_safe(encoding: str) -> bool:

@@ -66,6 +66,13 @@ QUESTION_NAMES = [
     "title",
     "标题",
     "主题",
+    # Traditional Chinese (Big5 exports from Taiwan and Hong Kong)
+    "問題",
+    "用戶問題",
+    "提問",
+    "諮詢",
+    "標題",
+    "主題",
 ]
 ANSWER_NAMES = [
     "answer",
@@ -84,6 +91,8 @@ ANSWER_NAMES = [
     "答",
     "解答",
     "response_text",
+    "答覆",
+    "回覆",
 ]
 SYSTEM_NAMES = ["system", "system_prompt", "系统提示", "系统"]
 

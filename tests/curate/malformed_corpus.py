@@ -213,8 +213,10 @@ def build(folder: Path) -> list[Case]:  # noqa: PLR0915 (one case per statement,
     gbk_bad = "坏行,有问题".encode("gbk") + b"\x80\xff\x80\n"
     binary("gbk_broken.csv", "问题,回答\n".encode("gbk") + gbk_good * 15 + gbk_bad + gbk_good * 15, 31)
     binary("latin1.csv", "question,answer\nNaïve?,déjà vu\nCafé,À bientôt\n".encode("latin-1"), 2, (0,))
-    # Big5 bytes also decode as GB18030 (only --encoding big5 can tell): unusable headers, or rows
-    binary("big5.csv", "問題,回答\n".encode("big5") + "你好嗎,我很好謝謝\n".encode("big5") * 5, 5, (0, 1, 2))
+    # Big5 bytes also decode as GB18030, as rare characters: read as Big5 (an announced guess)
+    binary("big5.csv", "問題,回答\n".encode("big5") + "你好嗎,我很好謝謝\n".encode("big5") * 5, 5, (0,))
+    small_gbk = "问题,回答\n".encode("gbk") + gbk_good * 2 + gbk_bad + gbk_good * 2
+    binary("gbk_small_broken.csv", small_gbk, 5)
     binary("random_bytes.csv", bytes(range(256)) * 40, None, OK_OR_REJECTS + UNUSABLE)
     # no valid non-ASCII line to say UTF-8: a statistical guess (announced) may read it as cp1252
     binary("invalid_utf8.txt", b"good line one\n\xff\xfe\xfd bad line\ngood line two\n", 3, OK_OR_REJECTS)

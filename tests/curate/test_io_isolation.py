@@ -163,6 +163,20 @@ def test_mostly_gb18030_rejects_the_broken_line_and_keeps_its_neighbours(tmp_pat
         assert "byte 0x80 at byte 11 of the line" in res.rejects["reason"][0], encoding
 
 
+def test_a_small_gbk_file_with_a_broken_line_and_a_big5_file(tmp_path):
+    good = "你好吗,我很好谢谢\n".encode("gbk")
+    bad = "坏行,有问题".encode("gbk") + b"\x80\xff\x80\n"
+    small = tmp_path / "small.csv"
+    small.write_bytes("问题,回答\n".encode("gbk") + good * 2 + bad + good * 2)
+    res = load([small])
+    assert res.frame["answer"].to_list() == ["我很好谢谢"] * 4 and res.rejects["line"].to_list() == [4]
+    big5 = tmp_path / "big5.csv"
+    big5.write_bytes("問題,回答\n".encode("big5") + "你好嗎,我很好謝謝\n".encode("big5") * 3)
+    res = load([big5])
+    assert res.frame["question"].to_list() == ["你好嗎"] * 3 and res.encoding_guessed == 1
+    assert any("guess: big5" in e and "gb18030" in e for e in res.explanations)
+
+
 def test_statistical_encoding_guess_prefers_western_code_pages_and_is_announced(tmp_path):
     p = tmp_path / "latin.csv"
     p.write_bytes(
