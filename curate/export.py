@@ -424,14 +424,22 @@ def write_lines(
         written["eval"] = _write_lines(ev, eval_path(out))
     elif removed := remove_stale_eval(out):
         written["removed_stale_eval"] = removed
-    if info is not None:
-        info.update(out, bool(ev), tools)
-        written["dataset_info"] = str(info.path)
-        written["dataset_name"] = info.name
+    written.update(describe(info, config, out, bool(ev), tools))
+    return written
+
+
+def describe(info: DatasetInfo | None, config: ExportConfig, out: Path, has_eval: bool, tools: bool):
+    """After the data files are written: the LLaMA-Factory ``dataset_info.json`` entry (``info``) and the
+    dataset card (README.md with ``configs:``, so the folder loads with ``load_dataset(dir)`` and
+    ``trl sft --dataset_name dir``). Returns the files written, for the summary."""
     from curate.export_card import update_card
 
-    # README.md with `configs:`: the folder loads with load_dataset(dir) / trl sft --dataset_name dir
-    written.update(update_card(out, config.name or default_name(out), eval_path(out) if ev else None))
+    written: dict[str, str] = {}
+    if info is not None:
+        info.update(out, has_eval, tools)
+        written["dataset_info"] = str(info.path)
+        written["dataset_name"] = info.name
+    written.update(update_card(out, config.name or default_name(out), eval_path(out) if has_eval else None))
     return written
 
 
@@ -447,12 +455,23 @@ def _write_lines(lines: list[str], out: Path) -> str:
     return str(out)
 
 
+def export_files(manifest: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """The files each export stage of a run wrote, by stage id (``curate run --json`` lists them)."""
+    files: dict[str, dict[str, str]] = {}
+    for st in manifest.get("stages") or []:
+        written = (st.get("stats") or {}).get("outputs") if st.get("stage") == STAGE else None
+        if isinstance(written, dict):
+            files[st["id"]] = {k: str(v) for k, v in written.items()}
+    return files
+
+
 __all__ = [
     "ExportConfig",
     "FORMATS",
     "convert",
     "convert_row",
     "epochs_hint",
+    "export_files",
     "output_paths",
     "run",
     "write",

@@ -158,7 +158,10 @@ def load_model(cfg, stage: str, device: Device):
             import bitsandbytes  # noqa: F401
             from transformers import BitsAndBytesConfig
         except Exception as e:  # pragma: no cover - platform dependent
-            raise MethodError(f"qlora needs bitsandbytes, which cannot be imported here: {e}") from None
+            raise MethodError(
+                f"qlora needs bitsandbytes (the optional extra: pip install 'tamis[qlora]'), which "
+                f"cannot be imported here: {e}"
+            ) from None
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True,
             bnb_4bit_quant_type="nf4",

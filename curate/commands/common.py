@@ -23,6 +23,7 @@ import click
 
 from curate.core.vocab import side_path  # noqa: F401  (re-exported: the commands' name for it)
 from curate.stages import STAGE_SUFFIX  # the registry's suffix table (filled on import)
+from curate import rejects
 
 EXIT_OK, EXIT_REJECTS, EXIT_USAGE = 0, 1, 2
 EXIT_SOFTWARE = 70  # EX_SOFTWARE: an unexpected exception (a bug), never 1 ("partial success")
@@ -50,6 +51,7 @@ def input_options(f: Callable) -> Callable:
         "llamafactory-preference, trl-prompt-completion, trl-preference, kto, hh-rlhf, text, canonical.",
     )(f)
     f = encoding_option(f)
+    f = rejects.option(f)
     f = inputs_argument(f)
     return f
 
@@ -420,7 +422,10 @@ def finish(
         summary["removed_stale"] = stale
     if started is not None:
         summary["seconds"] = round(time.perf_counter() - started, 3)
-    code = max(EXIT_REJECTS if n_rejected else EXIT_OK, min_code)
+    rejects_code = rejects.exit_code(n_rejected, n_in)
+    if n_rejected and rejects_code == EXIT_OK:
+        summary["rejected_tolerated"] = True  # --max-rejected: listed in the rejects file, exit 0
+    code = max(rejects_code, min_code)
     summary["exit_code"] = code
 
     if json_out:

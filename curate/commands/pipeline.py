@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 import yaml
 
-from curate import yamlsafe
+from curate import rejects, yamlsafe
 from curate.commands.common import EXIT_USAGE, check_writable, emit_json, fail, warn
 
 EXIT_LOCKED = 3
@@ -108,6 +108,7 @@ def _override_engine(recipe, engine: str | None, ray_address: str | None) -> Non
     help="Also write the HTML report here (default: outputs.report of the recipe, if set).",
 )
 @_engine_override
+@rejects.option
 @click.option("--json", "json_out", is_flag=True, help="Print a one-line JSON summary on stdout.")
 def run(recipe, force, rerun, sets, report_path, engine, ray_address, json_out):
     """Run RECIPE (a YAML file): ingest the inputs, run every stage in order, write the outputs and a
@@ -141,6 +142,9 @@ def run(recipe, force, rerun, sets, report_path, engine, ray_address, json_out):
         if res.manifest["rows"].get("rejected"):
             msg = msg.replace("(the files hold no rows)", f"({res.manifest['rows']['rejected']} rejected)")
         fail(msg)
+    if res.exit_code == 1:  # here: only rejected input rows; --max-rejected may tolerate them
+        rows = res.manifest.get("rows") or {}
+        res.exit_code = rejects.exit_code(rows.get("rejected", 0), rows.get("input", 0) or 0)
     for st in res.manifest.get("stages") or []:
         cot = (st.get("stats") or {}).get("cot") or {}
         if cot.get("failed_requests"):
@@ -159,6 +163,8 @@ def run(recipe, force, rerun, sets, report_path, engine, ray_address, json_out):
         if not json_out:
             click.echo(f"  report: {target}{'' if written else ' (unchanged)'}", err=True)
     if json_out:
+        from curate.export import export_files
+
         m = res.manifest
         emit_json(
             {
@@ -171,6 +177,7 @@ def run(recipe, force, rerun, sets, report_path, engine, ray_address, json_out):
                 },
                 "cache": m["cache"],
                 "outputs": m["outputs"],
+                "exports": export_files(m),
                 "manifest": str(res.manifest_path),
                 "seconds": m["seconds"],
                 "exit_code": res.exit_code,
@@ -184,9 +191,10 @@ def run(recipe, force, rerun, sets, report_path, engine, ray_address, json_out):
 @click.option(
     "--input",
     "input_path",
-    default="data.jsonl",
+    multiple=True,
+    default=("data.jsonl",),
     show_default=True,
-    help="The input file the starter recipe names.",
+    help="An input file the starter recipe names. Repeatable: every one is kept.",
 )
 @click.option(
     "--name",

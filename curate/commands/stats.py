@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from curate.commands.common import EXIT_OK, EXIT_REJECTS, emit_json, fail, input_options, load_inputs
+from curate.commands.common import emit_json, fail, input_options, load_inputs
 
 
 @click.command()
@@ -40,7 +40,9 @@ def stats(inputs, fmt, maps, sheet, tokenizer, json_out):
         result["rejects_by_reason"] = dict(
             loaded.rejects["reason"].value_counts().sort("count", descending=True).head(10).rows()
         )
-    code = EXIT_REJECTS if loaded.rejects.height else EXIT_OK
+    from curate import rejects
+
+    code = rejects.exit_code(loaded.rejects.height, loaded.input_rows)  # --max-rejected
     result["exit_code"] = code
     if json_out:
         emit_json(result)

@@ -28,6 +28,7 @@ import difflib
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -545,7 +546,7 @@ STARTER = """\
 name: {name}
 
 inputs:                       # any format `curate ingest` reads: jsonl, json, csv/tsv, xlsx, parquet, .gz/.zst
-  - {input}
+{inputs}
   # - path: more.gbk.csv      # per-input overrides, as on the command line
   #   format: qa
   #   map: {{question: 问题, answer: 回答}}
@@ -579,5 +580,12 @@ outputs:
 """
 
 
-def starter(name: str, input_path: str, file: str) -> str:
-    return STARTER.format(name=name, input=input_path, file=file)
+def starter(name: str, input_path: str | list[str] | tuple[str, ...], file: str) -> str:
+    """The commented starter recipe; ``input_path``: one input or several (each one listed)."""
+    paths = [input_path] if isinstance(input_path, str) else list(input_path)
+    # plain paths as written; anything YAML could misread (': ', '#', quotes) as a quoted string
+    inputs = "\n".join(
+        f"  - {p}" if re.fullmatch(r"[\w./\\-]+", str(p)) else f"  - {json.dumps(str(p), ensure_ascii=False)}"
+        for p in paths
+    )
+    return STARTER.format(name=name, inputs=inputs, file=file)
