@@ -120,6 +120,8 @@ def filter_cmd(inputs, fmt, maps, sheet, output, json_out, rules, sets, disable,
         "flagged": result.stats["flagged"],
         "pii": result.stats["pii"],
     }
+    if result.stats.get("top_drop"):
+        stats["top_drop"] = result.stats["top_drop"]  # the rule that dropped most, and how to disable it
     if json_out:
         stats["rules"] = result.stats["rules"]
     else:

@@ -644,6 +644,13 @@ def run_recipe(
         f"{rows['rejected']:,} rejected, {rows['added']:,} added; "
         f"{manifest['cache']['hits']}/{len(outcomes)} stages from cache; {manifest['seconds']:.2f}s"
     )
+    from curate.pipeline.report.extras import top_drop_line
+
+    top = top_drop_line(manifest)
+    if top:
+        from rich.markup import escape
+
+        rep.note(f"  {escape(top)}")
     rep.note(f"  data: {outputs_meta.get('data', {}).get('path')}\n  manifest: {mpath}")
     code = 1 if rows["rejected"] else 0
     return RunResult(manifest, mpath, code, frame, outcomes)

@@ -860,7 +860,25 @@ def apply(frame: pl.DataFrame, ruleset: RuleSet, *, stage: str = STAGE, progress
         "flagged": int((~drop.gather(list(flags))).sum()) if flags else 0,
         "rule_files": ruleset.files,
     }
+    top = top_drop(run.stats, n)
+    if top is not None:
+        stats["top_drop"] = top
     return StageResult(kept, dropped, stats)
+
+
+def top_drop(rule_stats: dict[str, dict[str, Any]], rows: int) -> dict[str, Any] | None:
+    """The rule that dropped most rows, its share and how to turn it off (the summaries name it: a
+    default rule that removes a sixth of a domain set is the first thing to look at)."""
+    best = max(rule_stats.items(), key=lambda kv: kv[1].get("dropped", 0), default=None)
+    if best is None or not best[1].get("dropped"):
+        return None
+    rid, st = best
+    return {
+        "rule": rid,
+        "dropped": int(st["dropped"]),
+        "share": round(st["dropped"] / rows, 4) if rows else None,
+        "disable": f"curate filter --disable {rid} (recipe: disable: [{rid}] under the filter stage)",
+    }
 
 
 def _field_series(run: _Run, fname: str) -> pl.Series | None:

@@ -411,7 +411,9 @@ def from_manifest(path: Path) -> dict[str, Any]:
             "models": ", ".join(f"{x['model']} ({x['fingerprint']})" for x in m.get("models", [])) or "none",
         },
     }
-    return _assemble(info, kept, _concat(dropped_parts), rejects, funnel, stored_clusters, versions=None)
+    return _assemble(
+        info, kept, _concat(dropped_parts), rejects, funnel, stored_clusters, versions=None, stages=stages
+    )
 
 
 def from_state(state: Path, current: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -600,10 +602,21 @@ def from_data(path: Path) -> dict[str, Any]:
     return _assemble(info, kept, dropped, rejects if rejects.height else None, funnel, None, versions=None)
 
 
-def _assemble(info, kept, dropped, rejects, funnel, stored_clusters, versions, pool=None) -> dict[str, Any]:
+def _assemble(
+    info, kept, dropped, rejects, funnel, stored_clusters, versions, pool=None, stages=None
+) -> dict[str, Any]:
+    from curate.pipeline.report import extras
+
     prof = dataset_profile(kept, dropped)
     n_in = funnel[0]["in"] if funnel else kept.height
+    drops = drops_by_reason(dropped)
+    more = extras.payload(kept, dropped, rejects, drops, n_in, stages)
+    for h in prof["histograms"]:  # the select thresholds, drawn as lines on their score's histogram
+        col = h["title"].removeprefix("Score: ") if h["title"].startswith("Score: ") else None
+        if col in more["cutoffs"]:
+            h["cutoffs"] = more["cutoffs"][col]
     return {
+        **more,
         **info,
         "summary": {
             "input": n_in,
@@ -613,7 +626,7 @@ def _assemble(info, kept, dropped, rejects, funnel, stored_clusters, versions, p
             "added": sum(f.get("added") or 0 for f in funnel),
         },
         "funnel": funnel,
-        "drops": drops_by_reason(dropped),
+        "drops": drops,
         "rejects": []
         if rejects is None
         else [

@@ -57,6 +57,10 @@ th, td { border-bottom: 1px solid #eee; padding: 5px 6px; text-align: left; vert
 th { background: #f3f3f3; position: sticky; top: 36px; cursor: pointer; user-select: none; white-space: nowrap; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.txt { max-width: 420px; white-space: pre-wrap; word-break: break-word; }
+/* Browse rows: the answer is what a reviewer reads; it gets the room */
+#rows-table td.answer { min-width: 30em; max-width: none; }
+#rows-table td.question { min-width: 14em; max-width: 26em; }
+.warn { background:#fff4d6; border:1px solid #f0d48a; border-radius:5px; padding:8px 12px; margin: 10px 0; }
 .pill { display:inline-block; padding: 0 6px; border-radius: 9px; font-size: 11px; margin: 1px 2px 1px 0; background:#eef; }
 .pill.kept { background:#e3efff; color:#1b4f91; } .pill.dropped { background:#fde6df; color:#9c2d10; }
 .pill.flag { background:#fff4d6; color:#7a5a00; }
@@ -176,9 +180,10 @@ JS = r"""
     var bw = (W - L - R) / nb, gw = bw / Math.max(1, names.length);
     root.appendChild(svg('line', {x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: '#999'}));
     root.appendChild(svg('line', {x1: L, y1: T, x2: L, y2: H - B, stroke: '#999'}));
-    [0, 0.5, 1].forEach(function (f) {
+    [0, 0.25, 0.5, 0.75, 1].forEach(function (f) {
       var y = H - B - f * (H - B - T);
-      root.appendChild(svg('text', {x: L - 4, y: y + 4, 'text-anchor': 'end'}, fmt(Math.round(f * max))));
+      root.appendChild(svg('line', {x1: L - 3, y1: y, x2: L, y2: y, stroke: '#999', 'class': 'tick y'}));
+      root.appendChild(svg('text', {x: L - 5, y: y + 4, 'text-anchor': 'end'}, fmt(Math.round(f * max))));
     });
     names.forEach(function (n, j) {
       // a dropped series is drawn on its own scale when it is tiny next to the kept one? no: same scale, honest
@@ -190,8 +195,23 @@ JS = r"""
         root.appendChild(rect); marks++;
       });
     });
-    [0, Math.floor(nb / 2), nb].forEach(function (i) {
+    var step = Math.max(1, Math.round(nb / 6));
+    for (var ti = 0; ti <= nb; ti += step) {
+      var i = ti > nb - step / 2 ? nb : ti;
+      root.appendChild(svg('line', {x1: L + i * bw, y1: H - B, x2: L + i * bw, y2: H - B + 3, stroke: '#999', 'class': 'tick x'}));
       root.appendChild(svg('text', {x: L + i * bw, y: H - B + 14, 'text-anchor': i === 0 ? 'start' : i === nb ? 'end' : 'middle'}, fmt(h.edges[i])));
+      if (i === nb) break;
+    }
+    // cut-off lines: the select thresholds on this score (keep side labelled)
+    (h.cutoffs || []).forEach(function (c) {
+      var e = h.edges, v = c.value, x = null;
+      var f = function (t) { return h.log ? Math.log10(Math.max(t, 1e-12)) : t; };
+      if (v <= e[0]) x = L; else if (v >= e[nb]) x = W - R;
+      else x = L + (W - L - R) * (f(v) - f(e[0])) / (f(e[nb]) - f(e[0]));
+      var ln = svg('line', {x1: x, y1: T, x2: x, y2: H - B, stroke: '#222', 'stroke-width': 1.5, 'stroke-dasharray': '4 3', 'class': 'cutoff'});
+      ln.appendChild(svg('title', null, c.label));
+      root.appendChild(ln);
+      root.appendChild(svg('text', {x: Math.min(x + 3, W - R - 2), y: T + 10, 'text-anchor': x > W - 90 ? 'end' : 'start', 'class': 'cutoff-label'}, c.label));
     });
     box.appendChild(root); parent.appendChild(box); done(root, marks);
   }
@@ -239,7 +259,12 @@ JS = r"""
 
   var S = D.summary;
   var sec = section('summary', 'Summary', 'Every input row is accounted for: input = kept + dropped + rejected (− added variants).');
-  cards(sec, [['input rows', S.input], ['kept', S.kept], ['dropped', S.dropped], ['rejected (unreadable)', S.rejected], ['added (variants)', S.added], ['kept share', S.input ? pct(S.kept, S.input) : '–']]);
+  var summaryCards = [['input rows', S.input], ['kept', S.kept], ['dropped', S.dropped], ['rejected (unreadable)', S.rejected], ['added (variants)', S.added], ['kept share', S.input ? pct(S.kept, S.input) : '–']];
+  if (D.split) { summaryCards.push(['train rows', D.split.train]); summaryCards.push(['eval rows (held out)', D.split.eval]); }
+  cards(sec, summaryCards);
+  if (D.demo_scores && D.demo_scores.length) {
+    sec.appendChild(el('div', {'class': 'warn', id: 'demo-warning'}, 'Demo scores: ' + D.demo_scores.join(', ') + ' came from the shipped demo models (samples/models), which are for the samples and tests only; select ignored them for its defaults. Pass real models to `curate score` (--lm, --reward-model, --quality-model).'));
+  }
   // what happened, in words: one line per stage that removed or added rows
   var story = el('ul');
   if (S.rejected) story.appendChild(el('li', null, fmt(S.rejected) + ' input rows could not be read (listed under "Dropped", with file, line and reason).'));
@@ -252,6 +277,11 @@ JS = r"""
     }
     if (f.added) story.appendChild(el('li', null, f.stage + ' added ' + fmt(f.added) + ' rows (variants).'));
   });
+  if (D.top_drop) {
+    var td0 = D.top_drop;
+    var how = td0.disable ? ' To keep these rows: ' + td0.disable + ' (recipe: ' + td0.disable_recipe + ').' : '';
+    story.appendChild(el('li', {id: 'top-drop'}, 'Most rows were dropped by ' + td0.stage + ' · ' + td0.reason + ': ' + fmt(td0.count) + ' (' + pct(td0.count, S.input) + ' of the input).' + how));
+  }
   if (!story.firstChild) story.appendChild(el('li', null, 'No row was dropped or rejected.'));
   sec.appendChild(el('h3', null, 'What happened'));
   sec.appendChild(story);
@@ -276,6 +306,27 @@ JS = r"""
       t.appendChild(tr);
     });
     sec.appendChild(t);
+  }
+
+  // per input file: which file lost what
+  if (D.sources && D.sources.length) {
+    sec = section('sources', 'Per input file', 'Where each file\'s rows went: kept, dropped (by stage) and rejected (unreadable).');
+    legend(sec, ['kept', 'dropped', 'rejected']);
+    hbars(sec, D.sources.map(function (f) {
+      return {label: f.file, values: [f.kept, f.dropped, f.rejected], note: fmt(f.input) + ' → ' + fmt(f.kept) + ' kept (' + pct(f.kept, f.input) + ')'};
+    }), ['kept', 'dropped', 'rejected'], {stacked: true, labelW: 260});
+    var stagesSeen = [];
+    D.sources.forEach(function (f) { Object.keys(f.by_stage).forEach(function (k) { if (stagesSeen.indexOf(k) < 0) stagesSeen.push(k); }); });
+    var ts = el('table', {id: 'sources-table'}); var th0 = el('tr');
+    ['file', 'input', 'rejected'].concat(stagesSeen.map(function (k) { return 'dropped: ' + k; })).concat(['kept', 'kept share']).forEach(function (h) { th0.appendChild(el('th', null, h)); });
+    ts.appendChild(th0);
+    D.sources.forEach(function (f) {
+      var tr = el('tr'); tr.appendChild(el('td', null, f.file));
+      [f.input, f.rejected].concat(stagesSeen.map(function (k) { return f.by_stage[k] || 0; })).concat([f.kept]).forEach(function (v) { tr.appendChild(el('td', {'class': 'num'}, fmt(v))); });
+      tr.appendChild(el('td', {'class': 'num'}, pct(f.kept, f.input)));
+      ts.appendChild(tr);
+    });
+    sec.appendChild(ts);
   }
 
   // drops by rule
@@ -411,7 +462,7 @@ JS = r"""
         else if (c === 'reason') { td = el('td', {'class': 'txt'}, value(r, c)); if (r.detail) td.title = r.detail; }
         else if (scoreCols.indexOf(c) >= 0) td = el('td', {'class': 'num'}, fmt(value(r, c)));
         else if (c === 'id') { td = el('td', null, r.id); if (r.source) td.title = r.source; }
-        else td = el('td', {'class': c === 'question' || c === 'answer' ? 'txt' : ''}, r[c] === null || r[c] === undefined ? '' : r[c]);
+        else td = el('td', {'class': c === 'question' || c === 'answer' ? 'txt ' + c : ''}, r[c] === null || r[c] === undefined ? '' : r[c]);
         tr.appendChild(td);
       });
       body.appendChild(tr);
@@ -422,6 +473,9 @@ JS = r"""
   prev.addEventListener('click', function () { if (page > 0) { page--; draw(); } });
   next.addEventListener('click', function () { page++; draw(); });
   draw();
+  // the width the answer column got (the browser test reads it)
+  var ans = body.querySelector('td.answer');
+  document.documentElement.setAttribute('data-answer-px', ans ? String(Math.round(ans.getBoundingClientRect().width)) : '0');
 
   document.documentElement.setAttribute('data-charts', String(charts));
   document.documentElement.setAttribute('data-rendered', errors.length ? 'error' : '1');
