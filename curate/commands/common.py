@@ -21,9 +21,9 @@ from typing import Any
 
 import click
 
+from curate import rejects
 from curate.core.vocab import side_path  # noqa: F401  (re-exported: the commands' name for it)
 from curate.stages import STAGE_SUFFIX  # the registry's suffix table (filled on import)
-from curate import rejects
 
 EXIT_OK, EXIT_REJECTS, EXIT_USAGE = 0, 1, 2
 EXIT_SOFTWARE = 70  # EX_SOFTWARE: an unexpected exception (a bug), never 1 ("partial success")
