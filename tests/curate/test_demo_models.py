@@ -46,7 +46,10 @@ def test_shipped_sample_is_recognised_by_path_and_by_content(tmp_path):
 
 
 @needs_demo
-def test_demo_model_on_real_data_warns_and_marks(capsys):
+def test_demo_model_on_real_data_warns_and_marks(capsys, monkeypatch):
+    import curate.score.demo as demo
+
+    monkeypatch.setattr(demo, "_WARNED", set())  # once per process: another test may have warned
     res = run(legal_rows(), ScoreConfig(scorers=("quality",)))
     err = capsys.readouterr().err
     assert "demo fastText quality model" in err and "--quality-model" in err
