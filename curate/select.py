@@ -52,6 +52,11 @@ from curate.stage import StageResult, empty_dropped, mark_dropped
 STAGE = "select"
 PAPER_DEFAULTS = (("ifd", "<", 1.0, "IFD >= 1: the instruction does not help (Li et al. 2023)"),)
 QUALITY_COLUMNS = ("quality", "reward", "deita", "score")
+TOO_SIMILAR = "select: too similar to a selected row"  # a near-duplicate of a row already taken
+SAME_TEMPLATE = "select: same template as a selected row"  # close embeddings, different text
+# character 5-gram Jaccard at or above which a "too similar" row is a near-duplicate rather than a row
+# sharing a template (measured in bench/bench_select_templates.py)
+NEAR_DUP_OVERLAP = 0.5
 OPS: dict[str, Callable[[Any, Any], bool]] = {
     "<": operator.lt,
     "<=": operator.le,
@@ -480,7 +485,7 @@ def diverse_take(
                             best, best_j = float(sim_in[li, lj]), chunk[lj]
                     if best >= threshold:
                         reasons[i] = (
-                            "select: too similar to a selected row",
+                            TOO_SIMILAR,
                             {"nearest": int(best_j), "cosine": round(best, 4), "threshold": threshold},
                         )
                         continue
@@ -498,8 +503,9 @@ def diverse_take(
     return taken, reasons
 
 
-def embed_rows(frame: pl.DataFrame, embedder, progress=None) -> np.ndarray:
-    texts = [
+def row_texts(frame: pl.DataFrame) -> list[str]:
+    """What the diversity pass compares: the question and the answer (or chosen / text)."""
+    return [
         "\n".join(x for x in (q or "", a or c or t or "") if x)
         for q, a, c, t in zip(
             frame["question"].to_list(),
@@ -509,7 +515,44 @@ def embed_rows(frame: pl.DataFrame, embedder, progress=None) -> np.ndarray:
             strict=True,
         )
     ]
+
+
+def embed_rows(frame: pl.DataFrame, embedder, progress=None) -> np.ndarray:
+    texts = row_texts(frame)
     return embedder.encode(texts, progress=progress("select: embed rows", len(texts)) if progress else None)
+
+
+def split_template_drops(train: pl.DataFrame, why: dict[int, tuple[str, dict]]) -> dict[str, int]:
+    """Tell near-duplicates from rows that only share a template among the diversity drops.
+
+    The embedding cosine cannot: answers written from one template ('首先…其次…', the same headings)
+    embed close together while saying different things. So each "too similar" drop is checked on its
+    text: character 5-gram Jaccard with the selected row it was too close to. At or above
+    :data:`NEAR_DUP_OVERLAP` it stays a near-duplicate ("select: too similar to a selected row");
+    below, its reason becomes "select: same template as a selected row" (same cosine test, counted
+    apart; ``bench/bench_select_templates.py`` measures both on real sets). Returns the two counts."""
+    from curate.augment.common import char_ngrams, jaccard
+
+    texts = row_texts(train)
+    counts = {"near_duplicate": 0, "template": 0}
+    grams: dict[int, set[str]] = {}
+
+    def of(i: int) -> set[str]:
+        if i not in grams:
+            grams[i] = char_ngrams(texts[i])
+        return grams[i]
+
+    for i, (reason, d) in list(why.items()):
+        if reason != TOO_SIMILAR or "nearest" not in d:
+            continue
+        overlap = jaccard(of(i), of(int(d["nearest"])))
+        d["text_overlap"] = round(overlap, 4)
+        if overlap >= NEAR_DUP_OVERLAP:
+            counts["near_duplicate"] += 1
+        else:
+            counts["template"] += 1
+            why[i] = (SAME_TEMPLATE, d)
+    return counts
 
 
 def run(
@@ -585,6 +628,8 @@ def run(
     )
     taken, why = diverse_take(emb, order, config.target, config.diversity, strata)
     stats["diversity"] = config.diversity
+    if emb is not None:
+        stats["diversity_drops"] = split_template_drops(train, why)
     stats["selected"] = len(taken)
     if strata is not None:
         per: dict[str, int] = {}
