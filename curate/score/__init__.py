@@ -170,10 +170,14 @@ def score_frame(
     cache=None,
     *,
     progress: Callable[[str, int], Any] | None = None,
-    chunk_rows: int = 512,
+    chunk_rows: int | None = None,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Add one scorer's columns to ``frame`` (cached rows reused; new rows scored in chunks, each chunk
-    committed to the cache as soon as it is done, so an interrupted run resumes)."""
+    committed to the cache as soon as it is done, so an interrupted run resumes).
+
+    ``chunk_rows=None`` sizes the chunks by time: the first holds :data:`FIRST_CHUNK` rows, each next
+    one what the measured rate scores in about :data:`COMMIT_SECONDS` (at most :data:`MAX_CHUNK`), so
+    Ctrl-C loses at most a few seconds of work however slow the model is; an int fixes the size."""
     from curate.score.common import row_key
 
     name = scorer.name
@@ -198,9 +202,15 @@ def score_frame(
 
     bar = progress(name, len(todo_items)) if progress else Progress(False)(name, 0)
     with bar as advance:
-        for start in range(0, len(todo_items), chunk_rows):
-            chunk = todo_items[start : start + chunk_rows]
+        start, size = 0, chunk_rows or FIRST_CHUNK
+        while start < len(todo_items):
+            chunk = todo_items[start : start + size]
+            start += len(chunk)
+            t0 = time.perf_counter()
             results = scorer.score_rows([rows[i] for _, i in chunk], advance)
+            if chunk_rows is None:
+                rate = len(chunk) / max(time.perf_counter() - t0, 1e-6)
+                size = int(min(MAX_CHUNK, max(MIN_CHUNK, rate * COMMIT_SECONDS)))
             fresh = {k: res for (k, _), res in zip(chunk, results, strict=True)}
             if cache is not None:
                 # a transient failure (out of memory, a model error) is not the row's score: it is
@@ -258,6 +268,9 @@ def score_frame(
 
 
 TRANSIENT_ERRORS = ("model error:", "fastText failed:")
+# score-cache commits: about every COMMIT_SECONDS of scoring (chunks of MIN_CHUNK..MAX_CHUNK rows)
+COMMIT_SECONDS = 5.0
+FIRST_CHUNK, MIN_CHUNK, MAX_CHUNK = 32, 8, 512
 
 
 def cacheable(result: dict[str, Any]) -> bool:

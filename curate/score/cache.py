@@ -1,8 +1,8 @@
 """A persistent score cache: one SQLite file, keyed by (row key, scorer, model fingerprint).
 
 Re-scoring a grown file scores only the new rows, and an interrupted run resumes where it stopped,
-because every finished batch is committed as soon as it is scored. The row key is the record id plus a
-hash of the exact text that was scored (ids normalise whitespace and width; scores can depend on both).
+because scored rows are committed every few seconds (``curate.score.COMMIT_SECONDS``). The row key
+is the record id plus a hash of the exact text that was scored (ids normalise whitespace and width; scores can depend on both).
 The fingerprint names the model's weights, tokenizer, chat template and every scorer setting that can
 change a value (see :func:`curate.score.common.fingerprint`), so a cached value is never reused for a
 different model or setting.
