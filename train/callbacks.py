@@ -272,3 +272,55 @@ class LineProgress:
     def close(self) -> None:
         if self.printed or time.time() - self.t0 >= self.every:
             _emit(self.line(), self.stream)
+
+
+def speed_callback(key: dict[str, Any], device_kind: str, warned: bool, source: str, stream=None):
+    """Measures this run's seconds per optimizer step and tokens/s: after its first few steps (3, or
+    30 s) it prints the estimate for the whole run, with a warning when it exceeds an hour on CPU and
+    no estimate was shown before training (``warned``); at the end the measurement goes into the
+    throughput table that plans and pre-flights read (:mod:`train.estimate`)."""
+
+    class SpeedCallback(_base()):
+        def on_train_begin(self, args, state, control, **kw):
+            self.t0 = time.time()
+            self.start_step = state.global_step
+            self.start_tokens = getattr(state, "num_input_tokens_seen", 0) or 0
+            self.reported = False
+
+        def _rates(self, state):
+            steps = state.global_step - self.start_step
+            elapsed = time.time() - self.t0
+            tokens = (getattr(state, "num_input_tokens_seen", 0) or 0) - self.start_tokens
+            return steps, elapsed, (tokens / elapsed if tokens > 0 and elapsed > 0 else None)
+
+        def on_step_end(self, args, state, control, **kw):
+            if self.reported or not state.is_world_process_zero:
+                return
+            steps, elapsed, tps = self._rates(state)
+            if steps < 3 and elapsed < 30:
+                return
+            self.reported = True
+            left = (state.max_steps - state.global_step) * elapsed / max(steps, 1)
+            rate = f", {tps:,.0f} tokens/s" if tps else ""
+            _emit(
+                f"speed: {elapsed / max(steps, 1):.3g} s/step{rate} on {device_kind}; "
+                f"{state.max_steps - state.global_step} steps left, about {duration(left)}",
+                stream,
+            )
+            if device_kind == "cpu" and left > 3600 and not warned:
+                _emit(
+                    f"warning: this run needs about {duration(left)} more on CPU; Ctrl-C saves a checkpoint "
+                    "and stops (the same command resumes); lower --epochs/--max-steps or use a GPU",
+                    stream,
+                )
+
+        def on_train_end(self, args, state, control, **kw):
+            if not state.is_world_process_zero:
+                return
+            steps, elapsed, tps = self._rates(state)
+            if steps >= 2:
+                from train.estimate import record
+
+                record(key, elapsed / steps, tps, steps, source)
+
+    return SpeedCallback()

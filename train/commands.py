@@ -272,6 +272,20 @@ def _seconds() -> float:
     return round(time.time() - started, 2) if started else 0.0
 
 
+def _plan_time(ctx, console, measure: bool):
+    """The plan's wall-time estimate (None when neither measured nor timed); a timing that fails is a
+    note, never an error of the plan."""
+    from train.estimate import plan_time
+
+    try:
+        return plan_time(ctx, measure=measure)
+    except Exception as e:  # e.g. a model too large for this machine: the plan itself still stands
+        console.print(
+            f"[yellow]note:[/yellow] wall time not measured ({type(e).__name__}: {e})", soft_wrap=True
+        )
+        return None
+
+
 def json_line(summary: dict[str, Any], exit_code: int = 0) -> None:
     """The one --json line of a command that ran to its end (errors print theirs in the group)."""
     click.echo(
@@ -299,6 +313,9 @@ def run_stage(
         ctx = prepare(cfg)
     except (DataError, RunError, FileNotFoundError) as e:
         raise UsageError(str(e)) from None
+    # a CPU run longer than an hour is announced before it starts when this machine measured the speed
+    # of the same settings before; otherwise the run reports it after its first steps
+    ctx.plan["time"] = _plan_time(ctx, console, measure=False)
     if is_main_process():
         render_plan(ctx.plan, console)
         render_report(ctx.report, console)
@@ -362,6 +379,13 @@ grpo = _stage_command("grpo")
 )
 @click.option("--rows", type=int, help="Plan for this many rows instead of reading data.")
 @click.option(
+    "--measure/--no-measure",
+    default=True,
+    show_default=True,
+    help="Time a few training steps of the model on the data for the wall-time and tokens/s estimate "
+    "(skipped when an earlier run with the same settings measured them).",
+)
+@click.option(
     "--name", "model_name", help="Only show the anatomy of this model name (e.g. Qwen1.5-14B-Chat-GPTQ-Int4)."
 )
 @click.option(
@@ -372,10 +396,13 @@ grpo = _stage_command("grpo")
     is_flag=True,
     help="Print the epochs-by-dataset-size table of --stage (SFT: the source article's; interpolated).",
 )
-def plan(data, config_file, sets, as_json, stage, rows, model_name, gpu, table, **kwargs):
-    """Plan a run: epochs, learning rate, batch, max_length, memory, and the model-name anatomy.
+def plan(data, config_file, sets, as_json, stage, rows, model_name, gpu, table, measure, **kwargs):
+    """Plan a run: epochs, learning rate, batch, max_length, memory, wall time and tokens/s, and the
+    model-name anatomy.
 
-    Reads the data and the tokenizer but never the model weights."""
+    The time comes from earlier runs of the same model and settings on this machine, or (--measure,
+    the default with DATA) from timing a few steps of the real model on the real rows; --no-measure
+    reads only the data and the tokenizer, never the weights."""
     from rich.table import Table
 
     from train import plan as P
@@ -427,9 +454,11 @@ def plan(data, config_file, sets, as_json, stage, rows, model_name, gpu, table, 
         if gpu is not None:
             dev = Device("cuda" if gpu else "cpu", bool(gpu))
         try:
-            plan_d = prepare(cfg, device=dev).plan
+            ctx = prepare(cfg, device=dev)
         except (DataError, RunError, FileNotFoundError) as e:
             raise UsageError(str(e)) from None
+        plan_d = ctx.plan
+        plan_d["time"] = _plan_time(ctx, console, measure=measure and (gpu is None or gpu == ctx.device.gpu))
     P.render_plan(plan_d, console)
     out["plan"] = plan_d
     if as_json:

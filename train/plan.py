@@ -601,7 +601,21 @@ def render_plan(plan: dict[str, Any], console) -> None:
     else:
         why = src["max_length"]
     t.add_row("max_length", str(plan["max_length"]), why)
+    tm = plan.get("time")
+    if tm:
+        from train.callbacks import duration
+
+        rate = f"{tm['tokens_per_s']:,.0f} tokens/s, " if tm.get("tokens_per_s") else ""
+        t.add_row(
+            "wall time",
+            f"~{duration(tm['seconds'])}",
+            f"{plan['total_steps']} steps x {tm['seconds_per_step']:.3g} s on {tm['device']} ({rate}{tm['source']})",
+        )
     console.print(t)
+    if tm and tm.get("warn"):
+        from train.estimate import warning_text
+
+        console.print(f"[yellow]warning:[/yellow] {warning_text(tm, plan['total_steps'])}", soft_wrap=True)
     if plan.get("memory"):
         m = Table(title=f"memory estimate, {plan['memory_device']} ({plan['params'] / 1e6:.1f}M params)")
         for c in ("method", "trainable", "weights", "adapters", "grads", "optimizer", "activations", "total"):

@@ -455,9 +455,11 @@ def _fit(ctx: Context, run_dir: Path, resume_from, meta, callbacks, train_ds, ev
         metrics_callback,
         modes_callback,
         progress_callback,
+        speed_callback,
         stop_callback,
         umask_modes,
     )
+    from train.estimate import speed_key
 
     trainer = stage_mod.build_trainer(
         cfg,
@@ -468,7 +470,18 @@ def _fit(ctx: Context, run_dir: Path, resume_from, meta, callbacks, train_ds, ev
         eval_ds,
         run_dir,
         ctx.device,
-        [metrics_callback(run_dir / "metrics.jsonl"), stop_callback(request), modes_callback(), *callbacks],
+        [
+            metrics_callback(run_dir / "metrics.jsonl"),
+            stop_callback(request),
+            modes_callback(),
+            speed_callback(
+                speed_key(cfg, plan, ctx.device.kind),
+                ctx.device.kind,
+                warned=bool((plan.get("time") or {}).get("warn")),
+                source=f"run {run_dir}",
+            ),
+            *callbacks,
+        ],
     )
     if progress:
         from transformers import PrinterCallback

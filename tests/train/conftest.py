@@ -15,6 +15,21 @@ def _write(rows, path: Path) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _throughput_table(tmp_path_factory):
+    """Measured speeds go to a per-session table, not the user's ~/.cache (subprocesses inherit it)."""
+    import os
+
+    old = os.environ.get("TAMIS_THROUGHPUT")
+    os.environ["TAMIS_THROUGHPUT"] = str(tmp_path_factory.mktemp("speed") / "throughput.jsonl")
+    os.environ.setdefault("TAMIS_TIMING_SECONDS", "1")  # `train plan` times two micro-batches, no more
+    yield
+    if old is None:
+        os.environ.pop("TAMIS_THROUGHPUT", None)
+    else:
+        os.environ["TAMIS_THROUGHPUT"] = old
+
+
 @pytest.fixture(scope="session")
 def train_data(tmp_path_factory) -> dict[str, Path]:
     """sft (24 patterned Q&A), pref (24 pairs), kto (24 labelled answers), text (12 docs), mixed (all kinds)."""
