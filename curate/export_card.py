@@ -85,10 +85,13 @@ def update_card(out: Path, name: str, eval_file: Path | None) -> dict[str, str]:
     if eval_file is not None:
         files.append({"split": VALIDATION, "path": eval_file.name})
     entry: dict[str, Any] = {"config_name": name, "data_files": files}
+    from curate import staging
+
     old_text = None
-    if path.exists():
+    current = staging.read_path(path)  # a refresh's earlier export of this run may have staged it
+    if current.exists():
         try:
-            old_text = path.read_text(encoding="utf-8")
+            old_text = current.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             return {"dataset_card_skipped": f"{path}: cannot read it ({exc})"}
         parsed = _split_card(old_text)

@@ -456,8 +456,10 @@ def parse_set(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
         if k.startswith("trainer."):
             import yaml
 
+            from curate import yamlsafe
+
             try:
-                value = yaml.safe_load(v.strip())
+                value = yamlsafe.load(v.strip())
             except yaml.YAMLError:
                 value = v.strip()
             out.setdefault("trainer", {})[k.split(".", 1)[1]] = value

@@ -30,29 +30,12 @@ PUBLISHED = "PUBLISHED"
 
 def published_paths(recipe: Any, planned: list[Any]) -> list[Path]:
     """Every file a refresh of ``recipe`` publishes (stage caches are not published outputs)."""
-    from curate.pipeline import stages as registry
-    from curate.pipeline.run import default_outputs
+    from curate.pipeline.outputguard import recipe_writes
 
-    paths = [Path(p) for k, p in default_outputs(recipe).items() if k != "dropped"]
-    for p in planned:
-        spec = getattr(p, "spec", None)
-        if spec is None:
-            continue
-        cfg = registry.config_to_dict(p.config)
-        if not isinstance(cfg, dict):
-            continue
-        if spec.name == "export" and cfg.get("output"):
-            from curate.export import output_paths
-
-            paths += [Path(t) for t in output_paths(p.config, Path(cfg["output"])).values()]
-        for k in spec.output_options:
-            v = cfg.get(k)
-            if k != "cache" and isinstance(v, str) and v:
-                paths.append(Path(v))
     out: list[Path] = []
-    for p in paths:
+    for role, p in recipe_writes(recipe, planned).items():
         a = Path(os.path.abspath(p))
-        if a not in out:
+        if role != "outputs.dropped" and a not in out:  # refresh keeps dropped rows in its versions
             out.append(a)
     return out
 

@@ -627,6 +627,9 @@ def _refresh_locked(
             recipe.outputs["manifest"], json.dumps(manifest, ensure_ascii=False, indent=1, default=str)
         )
         outputs["manifest"] = str(recipe.outputs["manifest"])
+    from curate.pipeline import outputguard
+
+    outputguard.record(recipe, published, existing_only=False)  # what this and the next run may replace
     publish.write_journal(version_dir(state, new_n), stage_outputs)
     mark("before-commit")
 

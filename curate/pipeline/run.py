@@ -226,6 +226,9 @@ def check_outputs(recipe: Recipe, planned: list[Planned], extra: dict[str, Path]
                 f"{where}: {name} and {seen[r]} are the same file ({target}); every output needs its own path"
             )
         seen[r] = name
+    from curate.pipeline import outputguard
+
+    outputguard.check(recipe, outputguard.recipe_writes(recipe, planned, extra))
 
 
 def ingest_key(recipe: Recipe, hashes: list[str]) -> str:
@@ -638,6 +641,9 @@ def run_recipe(
         from curate.io import atomic_write_text
 
         atomic_write_text(recipe.outputs["manifest"], json.dumps(manifest, ensure_ascii=False, indent=1))
+    from curate.pipeline import outputguard
+
+    outputguard.record(recipe, outputguard.recipe_writes(recipe, planned))  # what it may replace next time
     rows = manifest["rows"]
     rep.note(
         f"  {rows['input']:,} input rows → {rows['output']:,} kept, {rows['dropped']:,} dropped, "
