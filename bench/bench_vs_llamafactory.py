@@ -281,7 +281,7 @@ def summarise(results: dict[str, dict[str, list[dict]]], repeats: int) -> dict:
                 "seconds": statistics.median(r["seconds"] for r in rs),
                 "process_cpu_seconds": statistics.median(r["process_cpu_seconds"] for r in rs),
                 "tokens": statistics.median(r["tokens"] for r in rs),
-                "final_loss": statistics.median(r["final_loss"] for r in rs),
+                "final_loss": statistics.median(r["final_loss"] for r in rs) if rs[0]["final_loss"] else None,
                 "steps": rs[0]["steps"],
                 "runs": len(rs),
             }
@@ -295,12 +295,13 @@ def summarise(results: dict[str, dict[str, list[dict]]], repeats: int) -> dict:
             if base:
                 s["ratio_tokens_per_s"] = s["tokens_per_s"] / base["tokens_per_s"]
                 s["ratio_tokens_per_cpu_s"] = s["tokens_per_cpu_s"] / base["tokens_per_cpu_s"]
-                s["loss_diff"] = s["final_loss"] / base["final_loss"] - 1
+                if s["final_loss"] is not None and base["final_loss"]:
+                    s["loss_diff"] = s["final_loss"] / base["final_loss"] - 1
             print(
                 f"{v:13s} {s['tokens_per_s']:7.0f} {s.get('ratio_tokens_per_s', float('nan')):5.2f}x "
                 f"{s['tokens_per_cpu_s']:9.0f} {s.get('ratio_tokens_per_cpu_s', float('nan')):5.2f}x "
                 f"{s['cpu_seconds']:7.1f} {s['seconds']:7.1f} {s['process_cpu_seconds']:10.1f} {s['tokens']:7.0f} "
-                f"{s['final_loss']:11.5f} {100 * s.get('loss_diff', float('nan')):8.2f}%"
+                f"{s['final_loss'] or float('nan'):11.5f} {100 * s.get('loss_diff', float('nan')):8.2f}%"
             )
         summary[stage] = rows
     return summary

@@ -84,6 +84,7 @@ def trainer_class():
     class TamisDPOTrainer(DPOTrainer):
         fast = False
         group_by_length = False
+        share_prompt = True
 
         def __init__(self, *a, **kw):
             super().__init__(*a, **kw)
@@ -151,7 +152,11 @@ def trainer_class():
                 disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs),
             ):
                 with ctx:
-                    logps = selective.sequence_logps(parts, inputs, inputs["completion_mask"])
+                    token_logps, rows = self._token_logps(parts, inputs)
+            n = inputs["completion_mask"].size(0)
+            logps = torch.zeros(n, dtype=token_logps.dtype, device=token_logps.device).index_add(
+                0, rows, token_logps
+            )
             chosen, rejected = logps.float().chunk(2, dim=0)
             if keys is not None:
                 for k, c, r in zip(keys, chosen.tolist(), rejected.tolist(), strict=True):
@@ -169,9 +174,24 @@ def trainer_class():
                 return super()._compute_loss(model, inputs, return_outputs)
             return self._fast_loss(parts, inputs, ref, mode)
 
+        def _token_logps(self, parts, inputs):
+            """Per-token log-probs of the answers: the prompt run once per pair where the attention takes a
+            custom mask, else each sequence on its own."""
+            if self.share_prompt:
+                unwrapped = self.accelerator.unwrap_model(self.model)
+                if torch.is_grad_enabled() and self.args.gradient_checkpointing:
+                    # checkpointed layers turn the KV cache off: pack prompt|chosen|rejected rows instead
+                    impl = getattr(unwrapped.config, "_attn_implementation", None)
+                    out = selective.shared_prompt_logps(parts, inputs, impl)
+                else:
+                    out = selective.cached_prompt_logps(parts, inputs)
+                if out is not None:
+                    return out
+            return selective.target_logps(parts, inputs, inputs["completion_mask"])
+
         def _fast_loss(self, parts, inputs, ref, mode):
             completion_mask = inputs["completion_mask"]
-            token_logps, rows = selective.target_logps(parts, inputs, completion_mask)
+            token_logps, rows = self._token_logps(parts, inputs)
             n = completion_mask.size(0)
             logps = torch.zeros(n, dtype=token_logps.dtype, device=token_logps.device).index_add(
                 0, rows, token_logps

@@ -82,11 +82,125 @@ def target_logps(p: Parts, inputs: dict[str, Any], target_mask):
     return logps, rows
 
 
-def sequence_logps(p: Parts, inputs: dict[str, Any], target_mask):
-    """Sum of the trained tokens' log-probabilities per row (DPO's sequence log-likelihood) and their count."""
+def shared_prompt_logps(p: Parts, inputs: dict[str, Any], attn_implementation: str | None):
+    """DPO's per-token log-probs with the prompt run once per pair instead of twice.
+
+    ``inputs`` is a preference batch (rows ``[chosen_0..chosen_B-1, rejected_0..rejected_B-1]``, right
+    padded, ``completion_mask`` marking the answers). Each pair becomes one row ``prompt | chosen |
+    rejected``: the rejected answer's positions restart after the prompt and a 4D mask keeps it from
+    seeing the chosen answer, so every token sees exactly the context it has in its own sequence (the
+    same log-probs, tested). The prompt, often most of a pair, goes through the model once. Returns
+    (token log-probs, their row in the 2B-row batch), or None where the attention implementation does not
+    take such a mask (only eager and SDPA do here).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    if attn_implementation not in ("sdpa", "eager"):
+        return None
+    rows = _pairs(inputs)
+    if rows is None:
+        return None
+    ids = inputs["input_ids"]
+    b = ids.size(0) // 2
+    dev = ids.device
+    width = max(pl + c + r for pl, c, r in rows)
+    packed = torch.full((b, width), 0, dtype=ids.dtype, device=dev)
+    pos = torch.zeros((b, width), dtype=torch.long, device=dev)
+    seg = torch.full((b, width), 3, dtype=torch.long, device=dev)  # 0 prompt, 1 chosen, 2 rejected, 3 pad
+    src_b, src_i, tgt, out_row = [], [], [], []
+    for k, (pl, c, r) in enumerate(rows):
+        packed[k, : pl + c] = ids[k, : pl + c]
+        packed[k, pl + c : pl + c + r] = ids[b + k, pl : pl + r]
+        pos[k, : pl + c] = torch.arange(pl + c, device=dev)
+        pos[k, pl + c : pl + c + r] = torch.arange(pl, pl + r, device=dev)
+        seg[k, :pl], seg[k, pl : pl + c], seg[k, pl + c : pl + c + r] = 0, 1, 2
+        for first, n, row in ((pl, c, k), (pl + c, r, b + k)):
+            if n == 0:
+                continue
+            # the answer's first token is predicted from the last prompt position, the rest from their
+            # predecessor inside the answer
+            src_b.extend([k] * n)
+            src_i.extend([pl - 1, *range(first, first + n - 1)])
+            tgt.append(packed[k, first : first + n])
+            out_row.extend([row] * n)
+    idx = torch.arange(width, device=dev)
+    causal = idx[None, :] <= idx[:, None]
+    allowed = causal[None] & ~((seg[:, :, None] == 2) & (seg[:, None, :] == 1)) & (seg[:, None, :] != 3)
+    pad = seg == 3
+    allowed = allowed | (pad[:, :, None] & torch.eye(width, dtype=torch.bool, device=dev)[None])
+    mask = allowed[:, None]
+    if attn_implementation == "eager":
+        hidden_dtype = p.head.weight.dtype
+        mask = torch.zeros(mask.shape, dtype=hidden_dtype, device=dev).masked_fill(
+            ~mask, torch.finfo(hidden_dtype).min
+        )
+    hidden = p.decoder(
+        input_ids=packed, attention_mask=mask, position_ids=pos, use_cache=False
+    ).last_hidden_state
+    h = hidden[torch.tensor(src_b, device=dev), torch.tensor(src_i, device=dev)]
+    logps = -F.cross_entropy(p.head(h).float(), torch.cat(tgt), reduction="none")
+    return logps, torch.tensor(out_row, device=dev)
+
+
+def cached_prompt_logps(p: Parts, inputs: dict[str, Any]):
+    """DPO's per-token log-probs with each pair's prompt run once, as a KV cache both answers continue.
+
+    Per pair: the prompt runs alone (causal attention without a mask, the fast kernel path), its keys
+    and values are repeated for the two answers, and chosen and rejected continue from them as a batch of
+    two. Each answer token sees exactly its own sequence's context (the same log-probs, tested), the
+    prompt's layers run once instead of twice, and no attention is spent on the masked half of a packed
+    row. Gradients flow through the cache into the prompt's positions. Returns (token log-probs, their
+    row in the 2B-row batch), or None when the batch is not pairs sharing a prompt.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    split = _pairs(inputs)
+    if split is None:
+        return None
+    ids, b = inputs["input_ids"], inputs["input_ids"].size(0) // 2
+    dev = ids.device
+    hs, tgt, out_row = [], [], []
+    for k, (pl, c, r) in enumerate(split):
+        first = p.decoder(input_ids=ids[k : k + 1, :pl], use_cache=True)
+        last = first.last_hidden_state[0, -1:]  # predicts each answer's first token
+        if c == 0 and r == 0:
+            continue
+        cache = first.past_key_values
+        cache.batch_repeat_interleave(2)
+        m = max(c, r)
+        cont = torch.zeros((2, m), dtype=ids.dtype, device=dev)
+        cont[0, :c], cont[1, :r] = ids[k, pl : pl + c], ids[b + k, pl : pl + r]
+        att = torch.zeros((2, pl + m), dtype=torch.long, device=dev)
+        att[:, :pl], att[0, pl : pl + c], att[1, pl : pl + r] = 1, 1, 1
+        pos = torch.arange(pl, pl + m, device=dev).expand(2, m)
+        h = p.decoder(
+            input_ids=cont, attention_mask=att, position_ids=pos, past_key_values=cache, use_cache=True
+        ).last_hidden_state
+        for side, n, row in ((0, c, k), (1, r, b + k)):
+            if n:
+                hs.append(torch.cat([last, h[side, : n - 1]]))
+                tgt.append(cont[side, :n])
+                out_row.extend([row] * n)
+    logps = -F.cross_entropy(p.head(torch.cat(hs)).float(), torch.cat(tgt), reduction="none")
+    return logps, torch.tensor(out_row, device=dev)
+
+
+def _pairs(inputs: dict[str, Any]) -> list[tuple[int, int, int]] | None:
+    """(prompt, chosen, rejected) lengths of each pair of a preference batch, or None when a pair's two
+    rows do not share their prompt (or the prompt is empty: nothing predicts the first answer token)."""
     import torch
 
-    logps, rows = target_logps(p, inputs, target_mask)
-    n = target_mask.size(0)
-    total = torch.zeros(n, dtype=logps.dtype, device=logps.device).index_add(0, rows, logps)
-    return total
+    ids, att, comp = inputs["input_ids"], inputs["attention_mask"], inputs["completion_mask"]
+    n2 = ids.size(0)
+    b = n2 // 2
+    lengths = att.sum(dim=1).tolist()
+    starts = [int(comp[i].nonzero()[0]) if comp[i].any() else int(lengths[i]) for i in range(n2)]
+    out = []
+    for k in range(b):
+        pl = starts[k]
+        if starts[b + k] != pl or pl == 0 or not torch.equal(ids[k, :pl], ids[b + k, :pl]):
+            return None
+        out.append((pl, int(lengths[k]) - pl, int(lengths[b + k]) - pl))
+    return out

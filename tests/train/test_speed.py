@@ -134,6 +134,19 @@ def test_dpo_fast_loss_equals_trls_and_caches_the_reference(
     fast = trainer.compute_loss(model, dict(batch))
     fast_metrics = {k: v[-1] for k, v in trainer._metrics["train"].items()}
     assert abs(float(fast) - float(slow)) < 1e-5 * max(1.0, abs(float(slow)))
+    # the prompt is run once per pair (packed prompt|chosen|rejected rows), with each sequence's log-probs
+    from train import selective
+
+    parts = selective.parts(model, trainer.accelerator)
+    shared, rows = selective.shared_prompt_logps(parts, batch, model.config._attn_implementation)
+    alone, alone_rows = selective.target_logps(parts, batch, batch["completion_mask"])
+    cached, cached_rows = selective.cached_prompt_logps(parts, batch)  # prompt as a KV cache (default)
+    for r in range(batch["input_ids"].size(0)):  # token by token, per sequence
+        assert torch.allclose(shared[rows == r], alone[alone_rows == r], atol=1e-4), r
+        assert torch.allclose(cached[cached_rows == r], alone[alone_rows == r], atol=1e-4), r
+    trainer.share_prompt = False
+    assert abs(float(trainer.compute_loss(model, dict(batch))) - float(fast)) < 1e-5
+    trainer.share_prompt = True
     for k in ("rewards/chosen", "rewards/rejected", "rewards/margins", "logps/chosen", "logps/rejected"):
         assert fast_metrics[k] == pytest.approx(slow_metrics[k], rel=1e-4, abs=1e-5), k
     assert "entropy" not in trainer._metrics["train"] or len(trainer._metrics["train"]["entropy"]) == 1
