@@ -10,7 +10,8 @@ near-duplicates and same-template rows apart. This script measures, on real data
    with their original: where near-duplicates lie;
 2. for every row, its nearest other row: cosine and text overlap (how many close-embedding pairs are
    only template-similar);
-3. the diversity pass at the default cosine 0.9: drops by kind.
+3. the diversity pass, dropping template rows from cosine 0.9 (a plain cosine test) and with the
+   default (template rows only from curate.select.TEMPLATE_COSINE): drops by kind.
 
 Usage: python bench/bench_select_templates.py [DATA_DIR]   (default ../shared/data; rows: 1,000 each)
 """
@@ -86,9 +87,18 @@ def main() -> None:
                 f"{NEAR_DUP_OVERLAP} (near-duplicate): {int(dup.sum())}, below (template only): "
                 f"{int((close & ~dup).sum())}; overlap median {np.median(overlap[close]) if close.any() else 0:.2f}"
             )
-        # 3. the diversity pass at the default cosine
-        res = run(frame, SelectConfig(target=len(texts), diversity=0.9), embedder=emb)
-        print(f"  select --diversity 0.9: kept {res.kept.height}, drops {res.stats['diversity_drops']}\n")
+        # 3. the diversity pass: template rows dropped from 0.9 (what a plain cosine test did) vs the
+        # default (near-duplicates from 0.9, template-only rows from TEMPLATE_COSINE)
+        for label, cfg in (
+            (
+                "--diversity 0.9 --template-diversity 0.9",
+                SelectConfig(target=len(texts), template_diversity=0.9),
+            ),
+            ("default (--diversity 0.9, template 0.95)", SelectConfig(target=len(texts))),
+        ):
+            res = run(frame, cfg, embedder=emb)
+            print(f"  select {label}: kept {res.kept.height}, {res.stats['diversity_drops']}")
+        print()
 
 
 if __name__ == "__main__":

@@ -57,6 +57,10 @@ SAME_TEMPLATE = "select: same template as a selected row"  # close embeddings, d
 # character 5-gram Jaccard at or above which a "too similar" row is a near-duplicate rather than a row
 # sharing a template (measured in bench/bench_select_templates.py)
 NEAR_DUP_OVERLAP = 0.5
+# the default cosine from which rows that only share a template are dropped too (measured in
+# bench/bench_select_templates.py: on lawyer-llama's GPT-4 consultations 388 of 1,000 rows have a
+# neighbour at cosine >= 0.9, every one of them a different answer from a shared template)
+TEMPLATE_COSINE = 0.95
 OPS: dict[str, Callable[[Any, Any], bool]] = {
     "<": operator.lt,
     "<=": operator.le,
@@ -201,6 +205,9 @@ class SelectConfig:
     target: int | None = None
     by: str | None = None
     diversity: float | str | None = "auto"
+    # rows that only share a template (text overlap < NEAR_DUP_OVERLAP) are dropped from this cosine on;
+    # auto: TEMPLATE_COSINE with the default --diversity, the same as an explicit --diversity; off: kept
+    template_diversity: float | str | None = "auto"
     stratify: str | None = None
     eval_size: float | None = None
     split_threshold: float = 0.7
@@ -218,6 +225,7 @@ class SelectConfig:
             raise SelectError("missing must be 'drop' or 'keep'")
         if self.target is not None and self.target < 1:
             raise SelectError("--target must be at least 1")
+        explicit = self.diversity not in ("auto", None)
         if self.diversity == "auto":
             self.diversity = 0.9 if self.target else None
         elif self.diversity in ("off", "none", "", 0):
@@ -231,6 +239,21 @@ class SelectConfig:
                 ) from None
             if not 0 < self.diversity <= 1:
                 raise SelectError("--diversity is a cosine threshold in (0, 1]")
+        if self.template_diversity == "auto":
+            # an explicit --diversity means what it says for every row; the default keeps template rows
+            # up to the cosine measured on real sets
+            self.template_diversity = self.diversity if explicit else TEMPLATE_COSINE
+        elif self.template_diversity in ("off", "none", "", 0, None):
+            self.template_diversity = None
+        if self.template_diversity is not None:
+            try:
+                self.template_diversity = float(self.template_diversity)
+            except (TypeError, ValueError):
+                raise SelectError(
+                    f"--template-diversity {self.template_diversity!r}: expected auto, off or a cosine in (0, 1]"
+                ) from None
+            if not 0 < self.template_diversity <= 1:
+                raise SelectError("--template-diversity is a cosine threshold in (0, 1]")
         if self.eval_size is not None:
             # a fraction below 1, or a whole number of rows; 1.0 would be both "every row" and "one row"
             size = self.eval_size
@@ -443,8 +466,12 @@ def diverse_take(
     threshold: float | None,
     strata: list[Any] | None = None,
     block: int = 256,
+    classify: Callable[[int, int, float], tuple[str, dict] | None] | None = None,
 ) -> tuple[list[int], dict[int, tuple[str, dict]]]:
-    """Greedy DEITA-style pass -> (taken indices in order, {index: (reason, detail)} for the rest)."""
+    """Greedy DEITA-style pass -> (taken indices in order, {index: (reason, detail)} for the rest).
+
+    ``classify(row, nearest taken row, cosine)`` decides a row whose cosine reaches ``threshold``:
+    ``(reason, extra detail)`` drops it, None keeps it (default: every such row is too similar)."""
     n = len(order)
     target = target or n
     quotas = _quotas([strata[i] for i in order], target) if strata is not None else None
@@ -484,11 +511,14 @@ def diverse_take(
                         if sim_in[li, lj] > best:
                             best, best_j = float(sim_in[li, lj]), chunk[lj]
                     if best >= threshold:
-                        reasons[i] = (
-                            TOO_SIMILAR,
-                            {"nearest": int(best_j), "cosine": round(best, 4), "threshold": threshold},
-                        )
-                        continue
+                        verdict = (TOO_SIMILAR, {}) if classify is None else classify(i, int(best_j), best)
+                        if verdict is not None:
+                            reasons[i] = (
+                                verdict[0],
+                                {"nearest": int(best_j), "cosine": round(best, 4), "threshold": threshold}
+                                | verdict[1],
+                            )
+                            continue
                 accepted_local.append(li)
                 taken.append(i)
                 reasons.pop(i, None)
@@ -522,37 +552,41 @@ def embed_rows(frame: pl.DataFrame, embedder, progress=None) -> np.ndarray:
     return embedder.encode(texts, progress=progress("select: embed rows", len(texts)) if progress else None)
 
 
-def split_template_drops(train: pl.DataFrame, why: dict[int, tuple[str, dict]]) -> dict[str, int]:
-    """Tell near-duplicates from rows that only share a template among the diversity drops.
+def template_classifier(train: pl.DataFrame, template_threshold: float | None):
+    """Tell near-duplicates from rows that only share a template, for :func:`diverse_take`.
 
-    The embedding cosine cannot: answers written from one template ('首先…其次…', the same headings)
-    embed close together while saying different things. So each "too similar" drop is checked on its
-    text: character 5-gram Jaccard with the selected row it was too close to. At or above
-    :data:`NEAR_DUP_OVERLAP` it stays a near-duplicate ("select: too similar to a selected row");
-    below, its reason becomes "select: same template as a selected row" (same cosine test, counted
-    apart; ``bench/bench_select_templates.py`` measures both on real sets). Returns the two counts."""
+    The embedding cosine cannot: answers written from one template ('首先…其次…', the same law
+    citations and closing) embed close together while saying different things. So a row whose cosine
+    to a taken row reaches ``--diversity`` is checked on its text: character 5-gram Jaccard with that
+    row. At or above :data:`NEAR_DUP_OVERLAP` it is a near-duplicate (dropped, "too similar to a
+    selected row"); below, it only shares a template, and it is dropped ("same template as a selected
+    row") only when its cosine also reaches ``template_threshold`` (None: template rows are kept).
+    Measured in ``bench/bench_select_templates.py``: planted near-copies overlap 0.82+, while on
+    lawyer-llama's GPT-4 consultations every neighbour pair at cosine >= 0.9 overlaps under 0.5
+    (median 0.04). Returns ``(classify, counts)``; counts fill ``stats["diversity_drops"]``."""
     from curate.augment.common import char_ngrams, jaccard
 
     texts = row_texts(train)
-    counts = {"near_duplicate": 0, "template": 0}
     grams: dict[int, set[str]] = {}
+    counts = {"near_duplicate": 0, "template": 0, "template_kept": 0}
 
     def of(i: int) -> set[str]:
         if i not in grams:
             grams[i] = char_ngrams(texts[i])
         return grams[i]
 
-    for i, (reason, d) in list(why.items()):
-        if reason != TOO_SIMILAR or "nearest" not in d:
-            continue
-        overlap = jaccard(of(i), of(int(d["nearest"])))
-        d["text_overlap"] = round(overlap, 4)
+    def classify(i: int, nearest: int, cosine: float) -> tuple[str, dict] | None:
+        overlap = round(jaccard(of(i), of(nearest)), 4)
         if overlap >= NEAR_DUP_OVERLAP:
             counts["near_duplicate"] += 1
-        else:
+            return TOO_SIMILAR, {"text_overlap": overlap}
+        if template_threshold is not None and cosine >= template_threshold:
             counts["template"] += 1
-            why[i] = (SAME_TEMPLATE, d)
-    return counts
+            return SAME_TEMPLATE, {"text_overlap": overlap, "template_threshold": template_threshold}
+        counts["template_kept"] += 1
+        return None
+
+    return classify, counts
 
 
 def run(
@@ -626,10 +660,14 @@ def run(
     strata = (
         [str(v) for v in column_values(train, config.stratify)] if config.stratify and train.height else None
     )
-    taken, why = diverse_take(emb, order, config.target, config.diversity, strata)
+    classify, counts = (
+        template_classifier(train, config.template_diversity) if emb is not None else (None, None)
+    )
+    taken, why = diverse_take(emb, order, config.target, config.diversity, strata, classify=classify)
     stats["diversity"] = config.diversity
-    if emb is not None:
-        stats["diversity_drops"] = split_template_drops(train, why)
+    if counts is not None:
+        stats["template_diversity"] = config.template_diversity
+        stats["diversity_drops"] = counts
     stats["selected"] = len(taken)
     if strata is not None:
         per: dict[str, int] = {}

@@ -135,6 +135,13 @@ NUMBER = _Number()
     "never an input, the output or its side files.",
 )
 @click.option(
+    "--template-diversity",
+    default="auto",
+    show_default=True,
+    help="Rows that only share a template with a selected row (text overlap < 0.5) are dropped from this "
+    "cosine on: auto (0.95 with the default --diversity, else --diversity), off (kept), or a number.",
+)
+@click.option(
     "--allow-demo-scores",
     is_flag=True,
     help="Let scores from the shipped demo models (demo_scores column) drive the default IFD cut and the "
@@ -144,7 +151,7 @@ NUMBER = _Number()
 def select(
     inputs, fmt, maps, sheet, output, json_out, where, min_, max_, min_quantile, max_quantile, defaults,
     missing, target, by, diversity, stratify, eval_size, split_threshold, split_semantic, embed_model, seed,
-    eval_output, allow_demo_scores, engine,
+    eval_output, template_diversity, allow_demo_scores, engine,
 ) -> None:  # fmt: skip
     """Pick a diverse, high-quality subset, and a held-out eval split with no near-duplicate leakage.
 
@@ -177,6 +184,7 @@ def select(
             embed_model=embed_model,
             seed=seed,
             allow_demo_scores=allow_demo_scores,
+            template_diversity=template_diversity,
         )
     except (SelectError, ValueError) as exc:
         fail(str(exc))
