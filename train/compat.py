@@ -70,6 +70,7 @@ ALIASES: dict[str, tuple[str, Callable[[Any], Any] | None]] = {
     "report_to": ("report_to", None),
     # LLaMA-Factory
     "cutoff_len": ("max_length", None),
+    "max_seq_length": ("max_length", None),  # TRL before 0.20
     "lora_rank": ("lora_r", None),
     "lora_target": ("lora_target", _lora_target),
     "finetuning_type": ("method", _finetuning_type),
@@ -209,6 +210,9 @@ def trainer_fields(stage: str) -> set[str]:
         "dpo": "DPOConfig",
         "rm": "RewardConfig",
         "kto": "KTOConfig",
+        "orpo": "ORPOConfig",
+        "rloo": "RLOOConfig",
+        "grpo": "GRPOConfig",
     }
     try:
         import trl
@@ -273,10 +277,15 @@ def check_report_to(values: list[str]) -> list[str]:
     return out or ["none"]
 
 
-def dataset_files(names: Any, dataset_dir: str | None, key: str = "dataset") -> list[str]:
+def dataset_files(
+    names: Any, dataset_dir: str | None, key: str = "dataset", warnings: list[str] | None = None
+) -> list[str]:
     """LLaMA-Factory's ``dataset: a,b`` with ``dataset_dir`` (default ``data``): each name is looked up
     in ``dataset_dir/dataset_info.json`` (its ``file_name``, a file or a folder), or is a path itself
-    (relative to ``dataset_dir``, then to the working directory)."""
+    (relative to ``dataset_dir``, then to the working directory). When the names are every entry of
+    the dataset_info.json, that file itself is the data: `curate`'s reader applies each entry's column
+    mapping (``columns``, ``tags``, ``formatting``). A subset is read file by file with the format
+    detected from the rows; an entry with a column mapping then gets a warning."""
     if isinstance(names, str):
         names = [n.strip() for n in names.split(",") if n.strip()]
     names = [str(n) for n in (names or [])]
@@ -288,9 +297,20 @@ def dataset_files(names: Any, dataset_dir: str | None, key: str = "dataset") -> 
             info = json.loads(info_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
             raise CompatError(f"{info_path}: cannot be read: {e}") from None
+    if (
+        info
+        and set(names) == set(info)
+        and all(isinstance(e, dict) and e.get("file_name") for e in info.values())
+    ):
+        return [str(info_path)]
     out = []
     for name in names:
         entry = info.get(name)
+        if isinstance(entry, dict) and warnings is not None and any(k in entry for k in ("columns", "tags")):
+            warnings.append(
+                f"{key}: {name!r} has a column mapping in {info_path}; a subset of its datasets is read file "
+                f"by file with the format detected from the rows (give {info_path} as data to apply every mapping)"
+            )
         if isinstance(entry, dict):
             if entry.get("file_name"):
                 out.append(str(base / entry["file_name"]))
@@ -361,10 +381,10 @@ def translate(settings: dict[str, Any], stage: str, known: set[str]) -> tuple[di
             raise CompatError(f"gradient_accumulation_steps: must be >= 1, got {accum}")
         out["_grad_accum"] = accum  # the global batch is set once batch_size and num_processes are known
     if datasets.get("dataset") is not None and "data" not in out:
-        out["data"] = dataset_files(datasets["dataset"], datasets.get("dataset_dir"))
+        out["data"] = dataset_files(datasets["dataset"], datasets.get("dataset_dir"), "dataset", warnings)
     if datasets.get("eval_dataset") is not None and "eval_data" not in out:
         out["eval_data"] = dataset_files(
-            datasets["eval_dataset"], datasets.get("dataset_dir"), "eval_dataset"
+            datasets["eval_dataset"], datasets.get("dataset_dir"), "eval_dataset", warnings
         )
     if isinstance(out.get("template"), str):
         t = out["template"]

@@ -89,7 +89,10 @@ def test_llamafactory_keys_resolve(tmp_path, tiny_models):
     assert cfg.max_length == 2048 and cfg.epochs == 3.0 and cfg.batch_size == 1
     assert cfg.global_batch == 8  # 1 per device x 8 accumulation x 1 process
     assert cfg.learning_rate == 1e-4 and cfg.scheduler == "cosine" and cfg.warmup_ratio == 0.1
-    assert cfg.data == [str(data_dir / "identity.json"), str(data_dir / "alpaca_en_demo.json")]
+    # every dataset the dataset_info.json lists: the file itself is the data (its column mappings apply)
+    assert cfg.data == [str(data_dir / "dataset_info.json")]
+    subset = resolve("sft", str(path), sets={"dataset": "alpaca_en_demo", "dataset_dir": str(data_dir)})
+    assert subset.data == [str(data_dir / "alpaca_en_demo.json")]
     assert cfg.max_samples == 1000 and cfg.report_to == ["none"] and cfg.template is None
     assert cfg.trainer == {"dataloader_num_workers": 0, "ddp_timeout": 180000000, "save_only_model": False}
     ignored = " ".join(cfg.warnings)

@@ -22,7 +22,10 @@ def test_cjk_preview_is_text_not_byte_pieces(tiny_models):
     assert [trained for _, _, trained in pieces][:2] == [False, False] and pieces[-1][2]
 
 
-@pytest.mark.parametrize("stage", ["sft", "dpo", "rm", "kto", "pt", "plan", "check", "export", "eval"])
+@pytest.mark.parametrize(
+    "stage",
+    ["sft", "dpo", "rm", "kto", "pt", "orpo", "rloo", "grpo", "chain", "plan", "check", "export", "eval"],
+)
 def test_every_command_help_has_a_description(stage):
     from click.testing import CliRunner
 
