@@ -235,6 +235,31 @@ def graceful_stop(request: StopRequest, stream=None):
             signal.signal(s, h)
 
 
+@contextlib.contextmanager
+def stop_on_signals():
+    """For a whole `train` command: SIGINT/SIGTERM outside training (reading data, loading the model,
+    evaluating) end it at once as :class:`TrainInterrupted`, a user error with exit 130/143 that the
+    group reports like any other (one ``error:`` line, the JSON line with --json) instead of a
+    traceback or a silent kill. :func:`graceful_stop` takes over during a run."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise TrainInterrupted(signum, f"interrupted ({signal.Signals(signum).name})")
+
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in previous:
+        signal.signal(s, handler)
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
 # ------------------------------------------------------------------ loops outside the Trainer
 
 

@@ -65,12 +65,15 @@ class TrainGroup(LazyGroup):
                     json.dumps({"status": status, "error": message, "exit_code": code, "seconds": seconds})
                 )
 
-        return handle(
-            lambda: super(TrainGroup, self).invoke(ctx),
-            prog="train",
-            echo=lambda line: click.echo(line, err=True),
-            json_error=report,
-        )
+        from train.callbacks import stop_on_signals
+
+        with stop_on_signals():  # Ctrl-C / SIGTERM: exit 130 / 143 with the JSON line, never silent
+            return handle(
+                lambda: super(TrainGroup, self).invoke(ctx),
+                prog="train",
+                echo=lambda line: click.echo(line, err=True),
+                json_error=report,
+            )
 
 
 @click.group(cls=TrainGroup, lazy_commands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})

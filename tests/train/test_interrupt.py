@@ -143,3 +143,32 @@ def test_eval_batches_print_progress(monkeypatch, capsys):
     monkeypatch.setenv("TAMIS_PROGRESS_SECONDS", "3600")  # quick work prints nothing
     list(_batches(list(range(10)), 4))
     assert capsys.readouterr().err == ""
+
+
+def test_sigterm_before_training_exits_143_with_the_json_line(tiny_models, train_data, tmp_path):
+    """SIGTERM while the model loads (before the first step): exit 143, run.json `interrupted`, one
+    JSON line on stdout."""
+    import time
+
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        "-m",
+        "train.cli",
+        "sft",
+        str(train_data["sft"]),
+        "--model",
+        str(tiny_models["lm"]),
+    ]
+    cmd += ["--max-steps", "50", "--output", str(out), "--json"]
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "TAMIS_LAUNCHED")}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 240
+    while not (out / "run.json").is_file() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)  # run.json is written just before the model is loaded
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=240)
+    assert proc.returncode == 143, stderr[-2000:]
+    (line,) = [json.loads(x) for x in stdout.splitlines()]
+    assert line["status"] == "interrupted" and line["exit_code"] == 143 and "SIGTERM" in line["error"]
+    assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
