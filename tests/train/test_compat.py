@@ -184,3 +184,28 @@ def test_output_dir_flag(tiny_models, train_data, tmp_path):
     r = CliRunner().invoke(main, [*args, "--max-steps", "1", "--global-batch", "4"])
     assert r.exit_code == 0, r.output + r.stderr
     assert json.loads((out / "run.json").read_text())["status"] == "done"
+
+
+def test_llamafactory_dpo_and_kto_keys(tmp_path, tiny_models, train_data):
+    conf = {
+        "model_name_or_path": str(tiny_models["lm"]),
+        "stage": "dpo",
+        "finetuning_type": "lora",
+        "use_dora": True,
+        "pref_beta": 0.2,
+        "pref_loss": "sigmoid",
+        "pref_ftx": 0.5,
+        "dataset": str(train_data["pref"]),
+        "val_size": 0.1,
+    }
+    path = tmp_path / "dpo.yaml"
+    path.write_text(yaml.safe_dump(conf), encoding="utf-8")
+    cfg = resolve("dpo", str(path))
+    assert cfg.method == "dora" and cfg.beta == 0.2 and cfg.loss == "sigmoid" and cfg.sft_weight == 0.5
+    assert cfg.data == [str(train_data["pref"])] and cfg.val_split == 0.1
+    with pytest.raises(ConfigError, match="stage: dpo"):  # the YAML's stage must be the command's
+        resolve("sft", str(path))
+    kto = resolve(
+        "kto", sets={"kto_chosen_weight": "2", "kto_rejected_weight": "0.5", "quantization_bit": "4"}
+    )
+    assert kto.desirable_weight == 2.0 and kto.undesirable_weight == 0.5 and kto.method == "qlora"
