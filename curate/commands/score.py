@@ -150,7 +150,8 @@ def score(
         protect(inputs, out, cache_path, "--cache")
         if cache_path.resolve() == models_path.resolve():
             fail(f"--cache {cache_path} is the models file of {out}; choose another --cache")
-        check_writable(cache_path, "--cache", any_extension=True)
+        if not cache_path.is_file():  # an existing cache may be read-only: it still serves cached rows
+            check_writable(cache_path, "--cache", any_extension=True)
     try:
         config = ScoreConfig(
             scorers=scorers,

@@ -56,11 +56,16 @@ def atomic_path(path: Path):
             pending.defer(Path(tmp), path)
         else:
             os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        from curate.ioerrors import named
+
+        better = named(exc, path)  # a full disk: the error names the file being written
+        if better is not None:
+            raise better from exc
         raise
 
 

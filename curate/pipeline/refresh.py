@@ -42,7 +42,7 @@ from typing import Any
 
 import polars as pl
 
-from curate import staging
+from curate import ioerrors, staging
 from curate.pipeline import publish
 from curate.pipeline import stages as registry
 from curate.pipeline.recipe import Recipe, RecipeError, canonical_json
@@ -522,7 +522,7 @@ def _refresh_locked(
     vroot.mkdir(parents=True, exist_ok=True)
     tmp = vroot / f".tmp-{_vname(new_n)}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
-    data_future = pool_ex.submit(data.write_parquet, tmp / "data.parquet")
+    data_future = pool_ex.submit(_write_parquet, data, tmp / "data.parquet")
 
     # ---- changelog against the previous version
     data_hashes = row_hashes(data)
@@ -557,18 +557,16 @@ def _refresh_locked(
     )
 
     # ---- the rest of the version folder
-    delta.write_parquet(tmp / "delta.parquet")
-    data_hashes.write_parquet(tmp / "hashes.parquet")
+    _write_parquet(delta, tmp / "delta.parquet")
+    _write_parquet(data_hashes, tmp / "hashes.parquet")
     if dropped_new is not None:
-        dropped_new.write_parquet(tmp / "dropped.parquet")
+        _write_parquet(dropped_new, tmp / "dropped.parquet")
     if rejects.height:
-        rejects.write_parquet(tmp / "rejects.parquet")
+        _write_parquet(rejects, tmp / "rejects.parquet")
     data_future.result()
     if tail_dropped is not None:
-        tail_dropped.write_parquet(tmp / "tail_dropped.parquet")
-    (tmp / "changelog.json").write_text(
-        json.dumps(changelog, ensure_ascii=False, indent=1, default=str), encoding="utf-8"
-    )
+        _write_parquet(tail_dropped, tmp / "tail_dropped.parquet")
+    _write_json(tmp / "changelog.json", changelog)
     manifest = {
         "version": new_n,
         "recipe": str(recipe.path) if recipe.path else None,
@@ -579,9 +577,7 @@ def _refresh_locked(
         "head_signature": sig,
         "created": changelog["created"],
     }
-    (tmp / "manifest.json").write_text(
-        json.dumps(manifest, ensure_ascii=False, indent=1, default=str), encoding="utf-8"
-    )
+    _write_json(tmp / "manifest.json", manifest)
     for f in tmp.iterdir():
         with open(f, "rb") as fh:
             os.fsync(fh.fileno())
@@ -671,6 +667,16 @@ def _refresh_locked(
         f"{summary['changed']:,} changed); {summary['new_dropped']:,} new rows dropped; {summary['seconds']:.2f}s"
     )
     return RefreshResult(summary, 1 if rejects.height else 0)
+
+
+def _write_parquet(frame: pl.DataFrame, path: Path) -> None:
+    with ioerrors.writing(path):  # a full disk names the file, not just "No space left on device"
+        frame.write_parquet(path)
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    with ioerrors.writing(path):
+        path.write_text(json.dumps(obj, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
 
 
 def _load_prior(path: Path, config: Any):

@@ -12,9 +12,12 @@ Values are stored as JSON objects (one per row: the scorer's columns, or ``{"err
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sqlite3
 import time
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -36,15 +39,56 @@ CREATE TABLE IF NOT EXISTS models (
 """
 
 
+class CacheFileError(OSError):
+    """A cache file that cannot be used (corrupt, not SQLite, unreadable): names the file."""
+
+    def __init__(self, path: Path, reason: str, code: int = errno.EIO):
+        super().__init__(code, reason, str(path))
+
+    def __str__(self) -> str:
+        return f"{self.filename}: {self.strerror}"
+
+
 def connect(path: Path, schema: str) -> sqlite3.Connection:
     """An SQLite cache file (created with its parent), WAL mode: readers never wait for a writer."""
+    return open_cache(path, schema)[0]
+
+
+def open_cache(path: Path, schema: str) -> tuple[sqlite3.Connection, bool]:
+    """(connection, read_only). A cache on a read-only file or folder is opened read-only, so the
+    values already in it can be used (a run whose every row is cached needs nothing else); any failure
+    names the file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(str(path), timeout=30)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.executescript(schema)
-    db.commit()
-    return db
+    writable = os.access(path.parent, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
+    try:
+        if writable:
+            try:
+                db = sqlite3.connect(str(path), timeout=30)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.executescript(schema)
+                db.commit()
+                return db, False
+            except sqlite3.OperationalError as exc:
+                # a read-only mount says so only when written to: read what is there
+                if "readonly" not in str(exc).replace("-", "") or not path.exists():
+                    raise
+        if not path.exists():
+            raise CacheFileError(path, "cannot create the cache: its folder is read-only", errno.EACCES)
+        uri = f"file:{urllib.parse.quote(str(path.resolve()))}"
+        try:
+            db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30)
+            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError:
+            # a WAL database in a read-only folder cannot make its -shm file: read it as immutable
+            db = sqlite3.connect(f"{uri}?immutable=1", uri=True)
+            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return db, True
+    except sqlite3.DatabaseError as exc:
+        raise CacheFileError(
+            path,
+            f"not a usable cache ({exc}); move it away to start a new one (its values are then recomputed)",
+        ) from None
 
 
 class ScoreCache:
@@ -53,15 +97,16 @@ class ScoreCache:
     def __init__(self, path: Path | str | None):
         self.path = None if path is None else Path(path)
         self._db: sqlite3.Connection | None = None
+        self.read_only = False
         if self.path is not None:
-            self._db = connect(self.path, SCHEMA)
+            self._db, self.read_only = open_cache(self.path, SCHEMA)
 
     @property
     def enabled(self) -> bool:
         return self._db is not None
 
     def register_model(self, fingerprint: str, scorer: str, description: Mapping[str, Any]) -> None:
-        if self._db is None:
+        if self._db is None or self.read_only:
             return
         self._db.execute(
             "INSERT OR REPLACE INTO models VALUES (?, ?, ?)",
@@ -74,26 +119,39 @@ class ScoreCache:
             return {}
         keys = list(dict.fromkeys(keys))
         found: dict[str, dict[str, Any]] = {}
-        for i in range(0, len(keys), 500):
-            chunk = keys[i : i + 500]
-            marks = ",".join("?" * len(chunk))
-            cur = self._db.execute(
-                f"SELECT row_key, value FROM scores WHERE scorer = ? AND fingerprint = ? AND row_key IN ({marks})",
-                (scorer, fingerprint, *chunk),
-            )
-            for key, value in cur:
-                found[key] = json.loads(value)
+        try:
+            for i in range(0, len(keys), 500):
+                chunk = keys[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                cur = self._db.execute(
+                    f"SELECT row_key, value FROM scores WHERE scorer = ? AND fingerprint = ? AND row_key IN ({marks})",
+                    (scorer, fingerprint, *chunk),
+                )
+                for key, value in cur:
+                    found[key] = json.loads(value)
+        except sqlite3.DatabaseError as exc:  # damaged pages past the header
+            raise CacheFileError(self.path, f"cannot read scores: {exc}") from None
         return found
 
     def put_many(self, items: Mapping[str, Mapping[str, Any]], scorer: str, fingerprint: str) -> None:
         if self._db is None or not items:
             return
+        if self.read_only:
+            raise CacheFileError(
+                self.path,
+                f"the score cache is read-only and {len(items)} new {scorer} scores cannot be stored in it; "
+                "make it writable or pass another --cache (a read-only cache serves runs whose rows it holds)",
+                errno.EROFS,
+            )
         now = time.time()
-        self._db.executemany(
-            "INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?, ?)",
-            [(k, scorer, fingerprint, json.dumps(v, allow_nan=False), now) for k, v in items.items()],
-        )
-        self._db.commit()
+        try:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?, ?)",
+                [(k, scorer, fingerprint, json.dumps(v, allow_nan=False), now) for k, v in items.items()],
+            )
+            self._db.commit()
+        except sqlite3.DatabaseError as exc:  # a full disk, a file damaged under us
+            raise CacheFileError(self.path, f"cannot store scores: {exc}") from None
 
     def count(self, scorer: str | None = None) -> int:
         if self._db is None:
