@@ -7,6 +7,11 @@ from pathlib import Path
 from typing import Any
 
 
+# stages whose batches hold `input_ids` (what Trainer counts tokens from); RLOO/GRPO count prompt +
+# completion tokens themselves, ORPO's batches hold prompt/chosen/rejected ids (Trainer would warn each step)
+TOKEN_COUNTED_STAGES = ("sft", "pt", "dpo", "rm", "kto")
+
+
 def common_args(cfg, plan: dict[str, Any], run_dir: Path, device) -> dict[str, Any]:
     """Keyword arguments for any TRL config: planned hyper-parameters, CPU-safe precision (TRL
     defaults to bf16=True, which fails without a GPU), checkpoints for resume, TensorBoard logs."""
@@ -44,7 +49,7 @@ def common_args(cfg, plan: dict[str, Any], run_dir: Path, device) -> dict[str, A
         remove_unused_columns=True,
         disable_tqdm=not _tty(),
         # tokens/s in the progress lines and metrics.jsonl (one gathered count per step)
-        include_num_input_tokens_seen="non_padding",
+        include_num_input_tokens_seen="non_padding" if cfg.stage in TOKEN_COUNTED_STAGES else "no",
     )
     # the `trainer:` pass-through (validated against the installed TrainingArguments by the config)
     kw.update(cfg.trainer)

@@ -109,3 +109,19 @@ def test_weights_are_written_with_umask_modes(tiny_models, train_data, quick_cfg
         run / "checkpoint-1" / "adapter_model.safetensors",
     ):
         assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
+
+
+@pytest.mark.parametrize(
+    ("stage", "counted"), [("sft", True), ("dpo", True), ("kto", True), ("orpo", False), ("grpo", False)]
+)
+def test_tokens_are_counted_where_batches_hold_input_ids(stage, counted, tmp_path):
+    """Trainer warns on every step when asked to count tokens of batches without input_ids (ORPO's
+    prompt/chosen/rejected ids, RLOO/GRPO's prompts, which count their own tokens)."""
+    from train.args import common_args
+    from train.config import resolve
+    from train.methods import Device
+
+    plan = {"epochs": 1, "learning_rate": 1e-4, "grad_accum": 1, "warmup_steps": 0}
+    sets = {"reward": "format"} if stage == "grpo" else None
+    kw = common_args(resolve(stage, sets=sets), plan, tmp_path, Device("cpu", False))
+    assert kw["include_num_input_tokens_seen"] == ("non_padding" if counted else "no")
