@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-
 # stages whose batches hold `input_ids` (what Trainer counts tokens from); RLOO/GRPO count prompt +
 # completion tokens themselves, ORPO's batches hold prompt/chosen/rejected ids (Trainer would warn each step)
 TOKEN_COUNTED_STAGES = ("sft", "pt", "dpo", "rm", "kto")
