@@ -567,3 +567,32 @@ def test_stale_temp_files_are_removed(out_world):
     stale.write_text("half a report")
     refresh(_recipe(world), [world / "raw3.jsonl"], quiet=True)
     assert not stale.exists()
+
+
+def test_cli_failure_after_commit_is_ok_with_a_warning(out_world, monkeypatch):
+    """The scheduler's view: exit code and --json status name the committed version, never "error"."""
+    from click.testing import CliRunner
+
+    from curate.cli import main
+
+    world, _v1, v2 = out_world
+    import curate.pipeline.publish as publish_mod
+
+    real_replace = os.replace
+
+    def read_only_dir(src, dst, *a, **k):
+        if Path(dst).parent == world / "out":
+            raise OSError(30, "Read-only file system", str(dst))
+        return real_replace(src, dst, *a, **k)
+
+    monkeypatch.setattr(publish_mod.os, "replace", read_only_dir)
+    monkeypatch.chdir(world)
+    r = CliRunner().invoke(main, ["refresh", "recipe.yaml", "raw2.jsonl", "--json"])
+    s = json.loads(r.stdout.strip().splitlines()[-1])
+    assert r.exit_code == 1 and s["exit_code"] == 1  # 1: raw2 has an unreadable line; never 2
+    assert s["status"] == "ok" and s["version"] == "v000002"
+    assert any("Read-only file system" in w for w in s["warnings"]) and "warning" in r.stderr
+    monkeypatch.setattr(publish_mod.os, "replace", real_replace)
+    again = CliRunner().invoke(main, ["refresh", "recipe.yaml", "raw2.jsonl", "--json"])
+    assert json.loads(again.stdout.strip().splitlines()[-1])["status"] == "unchanged"
+    assert published(world) == v2 and temp_leftovers(world) == []

@@ -72,3 +72,28 @@ def test_train_config_bomb_refused_quickly(tmp_path):
     with pytest.raises(ConfigError, match="alias bomb"):
         load_yaml(p)
     assert time.perf_counter() - t0 < 2
+
+
+def test_chain_file_bomb_refused_quickly(tmp_path):
+    from train.chain import ChainError, load_chain
+
+    p = tmp_path / "chain.yaml"
+    p.write_text(_bomb(7, top="model: x"), encoding="utf-8")
+    t0 = time.perf_counter()
+    with pytest.raises(ChainError, match="alias bomb"):
+        load_chain(p)
+    assert time.perf_counter() - t0 < 2
+
+
+def test_set_values_and_dataset_cards_are_bounded(tmp_path):
+    from curate.export_card import _split_card
+    from curate.rules.engine import parse_set_option
+
+    levels = ["&l0 [" + ", ".join(["x"] * 9) + "]"]
+    levels += [f"&l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, 8)]
+    bomb = "[" + ", ".join(levels) + "]"  # one flow-style line, 9^7 leaves
+    t0 = time.perf_counter()
+    assert parse_set_option("too-long.max_chars=" + bomb)[2] == bomb  # not expanded: kept as text
+    assert time.perf_counter() - t0 < 2
+    with pytest.raises(yamlsafe.AliasBombError):
+        _split_card("---\n" + _bomb(7) + "---\nbody\n")
