@@ -730,7 +730,7 @@ def _write_rejects(recipe: Recipe, rejects: pl.DataFrame) -> str | None:
         write_frame(rejects, path)
         return str(path)
     if path.is_file():
-        path.unlink()
+        staging.unlink(path)  # after the commit when this refresh makes a new version
     return None
 
 

@@ -596,3 +596,24 @@ def test_cli_failure_after_commit_is_ok_with_a_warning(out_world, monkeypatch):
     again = CliRunner().invoke(main, ["refresh", "recipe.yaml", "raw2.jsonl", "--json"])
     assert json.loads(again.stdout.strip().splitlines()[-1])["status"] == "unchanged"
     assert published(world) == v2 and temp_leftovers(world) == []
+
+
+def test_removals_wait_for_the_commit_too(world: Path, monkeypatch):
+    """A clean batch removes the rejects file of the previous one, but only once its version commits."""
+    import curate.pipeline.refresh as refresh_mod
+
+    refresh(_recipe(world), quiet=True)
+    refresh(_recipe(world), [world / "raw2.jsonl"], quiet=True)
+    rejects = world / "out" / "data.rejects.jsonl"
+    assert rejects.is_file()
+
+    def broken(*a, **k):
+        raise OSError(28, "No space left on device", "journal")
+
+    monkeypatch.setattr(refresh_mod.publish, "write_journal", broken)
+    with pytest.raises(OSError):
+        refresh(_recipe(world), [world / "raw3.jsonl"], quiet=True)
+    assert rejects.is_file()  # v2 is still current: its rejects file stays
+    monkeypatch.undo()
+    refresh(_recipe(world), [world / "raw3.jsonl"], quiet=True)
+    assert not rejects.exists()
