@@ -221,8 +221,15 @@ def test_teacher_key_never_leaves_the_client(endpoints, tmp_path, monkeypatch):
         args += ["--max-retries", "0", "--timeout", "5", "--json"]
         r = runner.invoke(main, args)
         outputs.append((route, r.exit_code, r.stdout, r.stderr))
+    for route in ("redirect", "echo", "good"):  # pairs with a model URL: the same client
+        url = f"{endpoints}/{route}/v1?api-key={QUERY_SECRET}"
+        args = ["pairs", str(inp), "-o", str(tmp_path / f"pairs-{route}.jsonl"), "--model-url", url]
+        args += ["--model-name", "t", "--cache", str(tmp_path / "teacher.sqlite"), "--json"]
+        r = runner.invoke(main, args)
+        outputs.append((f"pairs-{route}", r.exit_code, r.stdout, r.stderr))
     codes = {route: code for route, code, _, _ in outputs}
     assert codes["redirect"] == 2 and codes["echo"] == 2 and codes["good"] == 0, outputs
+    assert codes["pairs-redirect"] == 2 and codes["pairs-good"] == 0, outputs
     # a recipe with the secret in the teacher URL: manifest, its copy and the stage cache
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(
