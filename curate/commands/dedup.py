@@ -143,6 +143,12 @@ def _explain(clusters: list[dict], limit: int = 5) -> None:
     help="MinHash: confirm candidates by exact Jaccard of the shingle sets, or trust the signature estimate.",
 )
 @click.option(
+    "--memory-budget",
+    default="1GB",
+    show_default=True,
+    help="MinHash: working memory besides the rows and signatures (stored shingles spill to the temp dir beyond a quarter of it).",
+)
+@click.option(
     "--embed-model",
     default="use",
     show_default=True,
@@ -200,6 +206,7 @@ def dedup(
     ngram,
     bands,
     verify,
+    memory_budget,
     embed_model,
     semantic_threshold,
     keep,
@@ -229,6 +236,7 @@ def dedup(
             ngram=ngram,
             bands=bands,
             verify=verify,
+            memory_budget=memory_budget,
             semantic_threshold=semantic_threshold,
             embed_model=embed_model,
             keep=keep,

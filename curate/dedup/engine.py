@@ -23,14 +23,15 @@ from curate.dedup import cluster as cl
 from curate.dedup.minhash import (
     DEFAULT_LATIN,
     DEFAULT_LATIN_NGRAM,
-    ShingleSets,
+    VERIFY_BLOCK,
+    ShingleArrays,
+    ShingleStore,
     SignatureSet,
     bands_for,
-    candidate_pairs,
+    gather_rows,
     minhash_backend,
-    shingle_sets_of,
     signatures,
-    verify,
+    stream_clusters,
 )
 from curate.dedup.text import (
     LATIN_UNITS,
@@ -46,6 +47,7 @@ from curate.dedup.text import (
 from curate.stage import StageResult, empty_dropped, mark_dropped
 
 METHODS = ("exact", "minhash", "semantic")
+DEFAULT_MEMORY_BUDGET = 1 << 30  # bench/bench_dedup_memory.py: 1M rows of any shape fit an 8 GB machine
 STAGE = "dedup"
 REASONS = {"exact": "exact duplicate", "minhash": "near duplicate", "semantic": "semantic duplicate"}
 DEFAULT_NGRAM = 5
@@ -72,6 +74,10 @@ class DedupConfig:
     embed_model: str = "use"
     keep: str = "first"
     chunk: int = 5_000
+    # bytes for MinHash's working memory besides the signatures and the rows themselves: stored
+    # shingles (then spilled to ``spill_dir``), the shingle sets being verified, candidate pairs
+    memory_budget: int = DEFAULT_MEMORY_BUDGET
+    spill_dir: str | None = None  # default: the system temp dir
 
     def __post_init__(self) -> None:
         if isinstance(self.methods, str):
@@ -98,6 +104,10 @@ class DedupConfig:
         if self.semantic_threshold is not None and not 0 < self.semantic_threshold <= 1:
             raise ValueError(f"--semantic-threshold must be in (0, 1], got {self.semantic_threshold}")
         cl.parse_keep(self.keep)
+        if isinstance(self.memory_budget, str):
+            self.memory_budget = parse_size(self.memory_budget)
+        if self.memory_budget < 64 << 20:
+            raise ValueError(f"--memory-budget must be at least 64MB, got {self.memory_budget:,} bytes")
 
     def lsh_shape(self) -> tuple[int, int]:
         """(bands, rows per band). With ``--bands`` the rows are ``num_perm // bands``; the last
@@ -263,9 +273,13 @@ def run(
 
     # exact keys and (when needed) signatures, in one chunked pass
     ss_all: SignatureSet | None = None
+    store: ShingleStore | None = None
     tm = time.perf_counter()
     if "minhash" in config.methods:
         tick = progress("signatures", n) if progress else None
+        # every row's shingles, kept for verification (in memory up to a quarter of the budget, then
+        # in a temporary file) instead of being recomputed for each candidate
+        store = ShingleStore(config.memory_budget // 4, config.spill_dir)
         ss_all, keys = signatures(
             raw,
             config.ngram,
@@ -277,6 +291,7 @@ def run(
             normalised=False,
             latin=config.latin,
             latin_ngram=config.latin_ngram,
+            store=store,
         )
     else:
         parts = [
@@ -419,7 +434,7 @@ def run(
         bands, rows = config.lsh_shape()
         new_idx = np.flatnonzero(active)
         mh_rows_new = new_idx
-        mh_new = ss_all.take(new_idx)
+        mh_new = _compact(ss_all, new_idx)
         del ss_all
         if prior is not None and prior.mh is not None and prior.mh.n:
             if prior.mh.sigs.shape[1] != config.num_perm:
@@ -437,37 +452,47 @@ def run(
         eligible = ~both.empty
         prior_mh = prior.mh if nodes.p else None
 
-        def fetch(node_ids: np.ndarray, _p=nodes.p, _new=new_idx, _prior=prior_mh) -> list[frozenset]:
-            out: dict[int, frozenset] = {}
-            old = node_ids[node_ids < _p]
-            for x in old.tolist():
-                out[x] = _prior.shingle_set(x)
-            fresh = node_ids[node_ids >= _p]
+        def fetch(node_ids: np.ndarray, _p=nodes.p, _new=new_idx, _prior=prior_mh):
+            """Shingles of sorted node ids: earlier batches' from the index, new rows' from the store."""
+            old, fresh = node_ids[node_ids < _p], node_ids[node_ids >= _p]
+            parts = []
+            if len(old):
+                parts.append(gather_rows(_prior.shingles, _prior.offsets, old))
             if len(fresh):
-                texts = normalise(raw.gather(_new[fresh - _p])).to_list()
-                out.update(
-                    zip(
-                        fresh.tolist(),
-                        shingle_sets_of(texts, config.ngram, config.latin, config.latin_ngram),
-                        strict=True,
-                    )
-                )
-            return [out[x] for x in node_ids.tolist()]
+                parts.append(store.arrays(_new[fresh - _p]))
+            if len(parts) == 1:
+                return parts[0]
+            (fa, oa), (fb, ob) = parts
+            return np.concatenate([fa, fb]), np.concatenate([oa, ob[1:] + oa[-1]])
 
-        sets = ShingleSets(fetch=fetch)
+        sets = ShingleArrays(fetch, canonical=prior_mh is None)  # the store's rows are canonical
+        # pairs verified together: about 64 bytes per shingle of both sides in a quarter of the budget
+        mean = max(1.0, store.mean_size(n))
+        block = int(max(1_000, min(VERIFY_BLOCK, config.memory_budget // 4 // (128 * mean))))
         tc = progress("near-duplicate candidates", 1) if progress else None
-        cand = candidate_pairs(both.sigs, bands, rows, eligible, is_new)
-        pairs, _jac = verify(both, cand, config.threshold, exact=config.verify == "exact", sets=sets)
+        labels, counts = stream_clusters(
+            both.sigs,
+            bands,
+            rows,
+            eligible,
+            config.threshold,
+            sets,
+            is_new=is_new,
+            exact=config.verify == "exact",
+            budget=config.memory_budget,
+            verify_block=block,
+        )
         if tc:
             tc(1)
-        labels = cl.components(nodes.n, pairs[:, 0], pairs[:, 1]) if len(pairs) else np.full(nodes.n, -1)
 
         def mh_sim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-            return np.fromiter(
-                (sets.jaccard(int(x), int(y)) for x, y in zip(a, b, strict=True)), np.float32, len(a)
-            )
+            out = np.empty(len(a), dtype=np.float32)
+            for s in range(0, len(a), block):
+                out[s : s + block] = sets.jaccard_many(a[s : s + block], b[s : s + block])
+            return out
 
         c, d = settle("minhash", nodes, labels, mh_sim)
+        store.close()
         stats["minhash"] = {
             "backend": minhash_backend(),
             "threshold": config.threshold,
@@ -478,14 +503,18 @@ def run(
             "bands": bands,
             "rows_per_band": rows,
             "short_texts": int(mh_new.short.sum()),
-            "candidate_pairs": int(len(cand)),
-            "verified_pairs": int(len(pairs)),
+            "candidate_pairs": int(counts["candidate_pairs"]),
+            "verified_pairs": int(counts["verified_pairs"]),
             "clusters": c,
             "dropped": d,
             "signature_seconds": round(t_sig, 3),
             "docs_per_second": round(n / t_sig) if t_sig > 0 else None,
             "seconds": round(time.perf_counter() - tm, 3),
         }
+        if not counts["candidates_exact"]:
+            # more unique candidates than the budget remembers: repeats were verified again (same
+            # decisions), so the count includes them
+            stats["minhash"]["candidate_pairs_upper_bound"] = True
 
     # ---- semantic
     emb_rows_new = np.zeros(0, dtype=np.int64)
@@ -576,6 +605,28 @@ def run(
     )
     clusters_out.sort(key=lambda c: (METHODS.index(c["method"]), c["cluster"]))
     return DedupResult(kept, dframe, stats, clusters_out, batch)
+
+
+def parse_size(text: str) -> int:
+    """``"2GB"``, ``"512M"``, ``"1.5 GiB"`` or a plain number of bytes."""
+    import re
+
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?)(i?b?)\s*", str(text).lower())
+    if not m:
+        raise ValueError(f"--memory-budget {text!r}: expected a size such as 2GB or 512MB")
+    return int(float(m.group(1)) * 1024 ** "_kmgt".index(m.group(2) or "_"))
+
+
+def _compact(ss: SignatureSet, rows: np.ndarray) -> SignatureSet:
+    """``ss.take(rows)`` for increasing ``rows`` without a second copy of the signatures: they are
+    moved forward in place, chunk by chunk (each chunk reads rows at or after the ones it writes)."""
+    if len(rows) == ss.n:
+        return ss
+    sigs = ss.sigs
+    for s in range(0, len(rows), 65_536):
+        chunk = rows[s : s + 65_536]
+        sigs[s : s + len(chunk)] = sigs[chunk]
+    return SignatureSet(sigs[: len(rows)], None, None, ss.short[rows], ss.empty[rows])
 
 
 def dropped_frame(
