@@ -515,7 +515,7 @@ def candidate_pairs(
     if not found:
         return np.zeros((0, 2), dtype=np.int64)
     pairs = np.concatenate(found)
-    pairs.sort(axis=1)
+    pairs = np.stack([pairs.min(axis=1), pairs.max(axis=1)], axis=1)  # sort(axis=1) is 10x slower
     if is_new is not None:
         pairs = pairs[is_new[pairs[:, 0]] | is_new[pairs[:, 1]]]
     code = sorted_unique(pairs[:, 0] * n_all + pairs[:, 1])
@@ -578,7 +578,7 @@ class PairSet:
             self.exact = False
             self.codes = np.zeros(0, dtype=np.int64)
         elif len(codes):
-            self.codes = np.union1d(self.codes, codes)
+            self.codes = np.sort(np.concatenate([self.codes, codes]))  # disjoint: no unique needed
         return codes
 
 
@@ -671,12 +671,13 @@ def stream_clusters(
             uf.union(ok[:, 0], ok[:, 1])
 
     for pairs in band_pair_batches(sigs, bands, rows, eligible):
-        pairs.sort(axis=1)
+        lo, hi = np.minimum(pairs[:, 0], pairs[:, 1]), np.maximum(pairs[:, 0], pairs[:, 1])
         if is_new is not None:
-            pairs = pairs[is_new[pairs[:, 0]] | is_new[pairs[:, 1]]]
-        if len(pairs) == 0:
+            keep = is_new[lo] | is_new[hi]
+            lo, hi = lo[keep], hi[keep]
+        if len(lo) == 0:
             continue
-        pending.append(pairs[:, 0] * n_all + pairs[:, 1])  # made unique at the flush
+        pending.append(lo * n_all + hi)  # made unique at the flush
         n_pending += len(pending[-1])
         if n_pending >= flush_codes:
             flush()
