@@ -29,8 +29,9 @@ Usage:
   python bench/bench_vs_llamafactory.py --lf-venv /path/to/venv [--stages sft,dpo] [--repeats 3]
       [--sft-steps 60] [--dpo-steps 30] [--variants tamis,llamafactory] [--json out.json]
 Variants: tamis (defaults), tamis-trl (--no-fast-loss: TRL's loss paths, random batches),
-llamafactory; ``tamis-plan`` (SFT: only --model/--data, the planned batch, accumulation and max length,
-max_steps chosen to train the same number of rows) measures what the default plan reaches.
+llamafactory; ``tamis-plan`` (only --model/--data: the planned batch, accumulation and max length, the
+default truncation; max_steps chosen to train about as many rows) measures what the default plan reaches;
+``tamis-plan-512`` the same with the fixed configuration's length 512.
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ def child_tamis(a: dict, out: Path, variant: str) -> None:
     flags = dict(
         model=a["model"], data=[a["data"]], output=str(out.parent / f"run-{out.stem}"), template="chatml"
     )
-    if variant != "tamis-plan":
+    if not variant.startswith("tamis-plan"):
         flags.update(
             method="lora",
             lora_r=LORA["r"],
@@ -146,13 +147,18 @@ def child_tamis(a: dict, out: Path, variant: str) -> None:
             seed=SEED,
             gradient_checkpointing=a["gc"],
         )
-    else:  # the default plan, cut to the same number of rows
-        flags.update(max_steps=a["plan_steps"])
     flags.update(logging_steps=LOG_STEPS, save_steps=100000)
-    if a["stage"] == "dpo":
+    if a["stage"] == "dpo" and not variant.startswith("tamis-plan"):
         flags.update(beta=BETA, loss="sigmoid", truncation="budget")
     if variant == "tamis-trl":
         flags.update(fast_loss=False, group_by_length=False)
+    if variant == "tamis-plan-512":  # the default plan at the fixed configuration's length
+        flags.update(max_length=MAX_LEN)
+    if variant.startswith(
+        "tamis-plan"
+    ):  # the default plan (batch, accumulation, max_length), cut to as many rows
+        planned = prepare(resolve(a["stage"], flags=flags)).plan
+        flags.update(max_steps=max(1, round(a["steps"] * st["batch"] / planned["global_batch"])))
     ctx = prepare(resolve(a["stage"], flags=flags))
     train(ctx, callbacks=[counter_callback()])
     write_result(ctx.extra["trainer"], out, variant)
@@ -250,7 +256,6 @@ def run_child(variant: str, stage: str, model: Path, work: Path, a, lf_python: s
             data=str(a.data_dir / f"{st['dataset']}.json"),
             steps=steps,
             gc=a.gc,
-            plan_steps=max(1, steps * st["batch"] // 16),
         )
         cmd = [sys.executable, __file__, "--child", variant, "--args", json.dumps(args), "--out", str(out)]
         cwd = str(ROOT)
@@ -342,7 +347,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     model = build_model(work)
     stages = [s for s in a.stages.split(",") if s]
-    results = {s: {v: [] for v in variants if not (v == "tamis-plan" and s != "sft")} for s in stages}
+    results = {s: {v: [] for v in variants} for s in stages}
     for rep in range(a.repeats):
         for stage in stages:
             order = list(results[stage])

@@ -50,6 +50,7 @@ def speed_key(cfg, plan: dict[str, Any], device_kind: str) -> dict[str, Any]:
         "padding_free": bool(getattr(cfg, "padding_free", False)),
         "gradient_checkpointing": bool(cfg.gradient_checkpointing),
         "fast_loss": bool(getattr(cfg, "fast_loss", False)),
+        "group_by_length": bool(getattr(cfg, "group_by_length", False)),
         "lora_r": cfg.lora_r if cfg.method not in ("full", "freeze", "bitfit") else None,
     }
 
