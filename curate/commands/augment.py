@@ -9,8 +9,8 @@ import click
 from curate.commands.common import (
     EXIT_OK,
     EXIT_REJECTS,
+    Job,
     fail,
-    finish,
     input_options,
     load_inputs,
     output_options,
@@ -227,15 +227,4 @@ def augment(inputs, fmt, maps, sheet, output, json_out, **opts) -> None:
             fail(f"chain of thought: every teacher request failed; {what}; nothing was written")
         warn(f"chain of thought: {what}; those rows have no chain-of-thought variant (exit code 1)")
         code = EXIT_REJECTS
-    finish(
-        "augment",
-        inputs=inputs,
-        out=out,
-        loaded=loaded,
-        kept=result.kept,
-        dropped=result.dropped,
-        stats=result.stats,
-        json_out=json_out,
-        started=started,
-        min_code=code,
-    )
+    Job("augment", inputs, out, loaded, json_out, started).finish(result, min_code=code)

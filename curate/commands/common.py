@@ -16,6 +16,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -433,6 +434,33 @@ def finish(
     else:
         print_summary(summary, extra_tables or {})
     sys.exit(code)
+
+
+@dataclass
+class Job:
+    """What a stage command carries from its arguments to :func:`finish`: ``Job(stage, inputs, out,
+    loaded, json_out, started).finish(result)`` writes the rows, prints the summary and exits."""
+
+    stage: str
+    inputs: Any
+    out: Path | None
+    loaded: Any
+    json_out: bool
+    started: float | None = None
+
+    def finish(self, result, stats: dict[str, Any] | None = None, **extra: Any) -> None:
+        finish(
+            self.stage,
+            inputs=self.inputs,
+            out=self.out,
+            loaded=self.loaded,
+            kept=result.kept,
+            dropped=result.dropped,
+            stats=result.stats if stats is None else stats,
+            json_out=self.json_out,
+            started=self.started,
+            **extra,
+        )
 
 
 def print_summary(summary: dict[str, Any], extra_tables: dict[str, list[tuple[str, Any]]]) -> None:

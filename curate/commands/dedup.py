@@ -12,10 +12,10 @@ import click
 from curate.commands.common import (
     EXIT_OK,
     EXIT_REJECTS,
+    Job,
     StepProgress,
     check_writable,
     fail,
-    finish,
     input_options,
     load_inputs,
     no_rows_message,
@@ -296,17 +296,8 @@ def dedup(
             stats["removed_stale_clusters"] = str(stale_clusters)
         if explain and not json_out:
             _explain(result.clusters)
-        finish(
-            "dedup",
-            inputs=inputs,
-            out=out,
-            loaded=loaded,
-            kept=result.kept,
-            dropped=result.dropped,
-            stats=stats,
-            json_out=json_out,
-            started=started,
-            on_written=cycle.commit if cycle is not None else None,
+        Job("dedup", inputs, out, loaded, json_out, started).finish(
+            result, stats=stats, on_written=cycle.commit if cycle is not None else None
         )
 
 
@@ -442,15 +433,4 @@ def decontaminate(
     stats = dict(result.stats)
     if ev.rejects.height:
         stats["eval_rows_unreadable"] = ev.rejects.height
-    finish(
-        "decontaminate",
-        inputs=inputs,
-        out=out,
-        loaded=loaded,
-        kept=result.kept,
-        dropped=result.dropped,
-        stats=stats,
-        json_out=json_out,
-        started=started,
-        min_code=code,
-    )
+    Job("decontaminate", inputs, out, loaded, json_out, started).finish(result, stats=stats, min_code=code)

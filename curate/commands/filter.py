@@ -11,8 +11,8 @@ import click
 from curate.commands.common import (
     EXIT_OK,
     EXIT_USAGE,
+    Job,
     fail,
-    finish,
     input_options,
     load_inputs,
     output_options,
@@ -126,17 +126,7 @@ def filter_cmd(inputs, fmt, maps, sheet, output, json_out, rules, sets, disable,
         stats["rules"] = result.stats["rules"]
     else:
         _console(stderr=True).print(_rule_table(result.stats["rules"], f"rules ({ruleset.name})"))
-    finish(
-        "filter",
-        inputs=inputs,
-        out=out,
-        loaded=loaded,
-        kept=result.kept,
-        dropped=result.dropped,
-        stats=stats,
-        json_out=json_out,
-        started=started,
-    )
+    Job("filter", inputs, out, loaded, json_out, started).finish(result, stats=stats)
 
 
 @click.group("rules")

@@ -20,8 +20,8 @@ from typing import Any
 import click
 
 from curate.commands.common import (
+    Job,
     StepProgress,
-    finish,
     input_options,
     load_inputs,
     output_options,
@@ -127,17 +127,7 @@ def stage_command(stage: type[Stage]) -> click.Command:
         with StepProgress(not json_out) as progress:
             ctx.progress = progress
             result = run_stage_instance(stage(config, ctx), loaded.frame, engine)
-        finish(
-            stage.name,
-            inputs=inputs,
-            out=out,
-            loaded=loaded,
-            kept=result.kept,
-            dropped=result.dropped,
-            stats=result.stats,
-            json_out=json_out,
-            started=started,
-        )
+        Job(stage.name, inputs, out, loaded, json_out, started).finish(result)
 
     return command
 

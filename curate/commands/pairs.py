@@ -7,8 +7,15 @@ import time
 import click
 
 from curate.commands.augment import teacher_options
+from curate.commands.common import (
+    Job,
+    fail,
+    input_options,
+    load_inputs,
+    output_options,
+    resolve_output,
+)
 from curate.commands.common import StepProgress as Progress
-from curate.commands.common import fail, finish, input_options, load_inputs, output_options, resolve_output
 
 
 @click.command()
@@ -85,14 +92,4 @@ def pairs(ctx, inputs, fmt, maps, sheet, output, json_out, modes, **opts) -> Non
             result = run(loaded.frame, config, progress=progress)
     except TeacherError as exc:
         fail(str(exc))
-    finish(
-        "pairs",
-        inputs=inputs,
-        out=out,
-        loaded=loaded,
-        kept=result.kept,
-        dropped=result.dropped,
-        stats=result.stats,
-        json_out=json_out,
-        started=started,
-    )
+    Job("pairs", inputs, out, loaded, json_out, started).finish(result)

@@ -14,11 +14,11 @@ import click
 from curate.commands.common import (
     EXIT_OK,
     EXIT_REJECTS,
+    Job,
     check_writable,
     emit_json,
     encoding_option,
     fail,
-    finish,
     input_options,
     load_inputs,
     output_options,
@@ -198,18 +198,7 @@ def score(
         extra = None
     else:
         shown, extra = _human(stats, str(models_path))
-    finish(
-        "score",
-        inputs=inputs,
-        out=out,
-        loaded=loaded,
-        kept=result.kept,
-        dropped=result.dropped,
-        stats=shown,
-        json_out=json_out,
-        started=started,
-        extra_tables=extra,
-    )
+    Job("score", inputs, out, loaded, json_out, started).finish(result, stats=shown, extra_tables=extra)
 
 
 def _stem(out: Path) -> str:

@@ -8,9 +8,9 @@ from pathlib import Path
 import click
 
 from curate.commands.common import (
+    Job,
     check_writable,
     fail,
-    finish,
     input_options,
     load_inputs,
     output_options,
@@ -220,15 +220,4 @@ def select(
         written["eval"] = eval_output
     elif eval_output is not None:
         warn(f"--eval-output {eval_output}: no eval split (give --eval-size); nothing written there")
-    finish(
-        "select",
-        inputs=inputs,
-        out=out,
-        loaded=loaded,
-        kept=result.kept,
-        dropped=result.dropped,
-        stats=stats,
-        json_out=json_out,
-        started=started,
-        extra_outputs=written,
-    )
+    Job("select", inputs, out, loaded, json_out, started).finish(result, stats=stats, extra_outputs=written)

@@ -500,7 +500,6 @@ def run_dedup(
     """:func:`curate.dedup.engine.run` on Ray: same kept rows, dropped rows, clusters and counts."""
     from curate.dedup import cluster as cl
     from curate.dedup.engine import DedupConfig
-    from curate.dedup.minhash import minhash_backend
     from curate.engines.ray import block_rows_for, cluster_cpus, ensure_ray, split_frame
 
     config = config or DedupConfig()
@@ -561,76 +560,14 @@ def run_dedup(
 
     # 2. exact
     if "exact" in config.methods:
-        tm = time.perf_counter()
-        emap = plan.remote(_exact_map, num_returns=P)
-        mapped = [plan.as_list(emap.remote(b, P), P) for b in plan.blocks]
-        ered = plan.remote(_exact_reduce)
-        outs = ray.get([ered.remote(*[m[q] for m in mapped]) for q in range(P)])
-        rows = np.concatenate([o[0] for o in outs])
-        surv = np.concatenate([o[1] for o in outs])
-        order = np.argsort(rows, kind="stable")
-        rows, surv = rows[order], surv[order]
-        lost = rows != surv
-        exact_dropped = rows[lost]
-        decisions.append(("exact", rows, surv, np.ones(len(rows), dtype=np.float32)))
-        stats["exact"] = {
-            "clusters": int(len(np.unique(surv))) if lost.any() else 0,
-            "dropped": int(lost.sum()),
-            "seconds": round(time.perf_counter() - tm, 3),
-        }
+        decision, exact_dropped, stats["exact"] = _exact_step(ray, plan, P)
+        decisions.append(decision)
 
     # 3-5. minhash
+    rounds = 0
     if minhash:
-        tm = time.perf_counter()
-        bands, rpb = config.lsh_shape()
-        bmap = plan.remote(_band_map, num_returns=P + 1)
-        dropped_by_block = _split(plan.block_of(exact_dropped), B, exact_dropped)
-        mapped = (
-            [list(bmap.remote(plan.blocks[i], dropped_by_block[i][0], bands, rpb, P)) for i in range(B)]
-            if B
-            else []
-        )
-        short_texts = sum(s[0] for s in ray.get([m[P] for m in mapped]))
-        bred = plan.remote(_band_reduce, num_returns=2 * B)
-        reduced = [plan.as_list(bred.remote(plan.starts, *[m[q] for m in mapped]), 2 * B) for q in range(P)]
-        # large buckets: their members' extra signature columns, then the extra candidates
-        lcols = plan.remote(_large_columns, num_returns=P)
-        cols = [
-            plan.as_list(lcols.remote(plan.blocks[i], rpb, P, *[reduced[q][B + i] for q in range(P)]), P)
-            for i in range(B)
-        ]
-        lred = plan.remote(_large_reduce, num_returns=B)
-        extra = [plan.as_list(lred.remote(plan.starts, *[c[q] for c in cols]), B) for q in range(P)]
-        per_block = [[reduced[q][i] for q in range(P)] + [extra[q][i] for q in range(P)] for i in range(B)]
-        edge_refs, n_cand = plan.pair_join(per_block, "verify", config.threshold, config.verify == "exact")
-        n_edges = sum(ray.get([plan.remote(_count).remote(e) for e in edge_refs]))
-        rounds = 0
-        if n_edges:
-            rows, surv, rounds = plan.components(edge_refs)
-            sim = plan.similarities(rows, surv)
-        else:
-            rows = surv = np.zeros(0, dtype=np.int64)
-            sim = np.zeros(0, dtype=np.float32)
-        lost = rows != surv
-        decisions.append(("minhash", rows, surv, sim))
-        stats["minhash"] = {
-            "backend": minhash_backend(),
-            "threshold": config.threshold,
-            "num_perm": config.num_perm,
-            "ngram": config.ngram,
-            "latin_units": config.latin,
-            "latin_ngram": config.latin_ngram if config.latin == "chars" else None,
-            "bands": bands,
-            "rows_per_band": rpb,
-            "short_texts": int(short_texts),
-            "candidate_pairs": int(n_cand),
-            "verified_pairs": int(n_edges),
-            "clusters": int(len(np.unique(surv))) if lost.any() else 0,
-            "dropped": int(lost.sum()),
-            "signature_seconds": round(t_sig, 3),
-            "docs_per_second": round(n / t_sig) if t_sig > 0 else None,
-            "seconds": round(time.perf_counter() - tm, 3),
-        }
+        decision, stats["minhash"], rounds = _minhash_step(ray, plan, config, exact_dropped, n, t_sig)
+        decisions.append(decision)
 
     result = _assemble(frame, config, decisions, stats)
     result.stats["seconds_total"] = round(time.perf_counter() - t0, 3)
@@ -643,6 +580,86 @@ def run_dedup(
         **({"component_rounds": rounds} if minhash else {}),
     }
     return result
+
+
+def _exact_step(ray, plan: _Plan, P: int):
+    """Exact duplicates: keys shuffled to partitions, one survivor per key."""
+    tm = time.perf_counter()
+    emap = plan.remote(_exact_map, num_returns=P)
+    mapped = [plan.as_list(emap.remote(b, P), P) for b in plan.blocks]
+    ered = plan.remote(_exact_reduce)
+    outs = ray.get([ered.remote(*[m[q] for m in mapped]) for q in range(P)])
+    rows = np.concatenate([o[0] for o in outs])
+    surv = np.concatenate([o[1] for o in outs])
+    order = np.argsort(rows, kind="stable")
+    rows, surv = rows[order], surv[order]
+    lost = rows != surv
+    exact_dropped = rows[lost]
+    decision = ("exact", rows, surv, np.ones(len(rows), dtype=np.float32))
+    stats = {
+        "clusters": int(len(np.unique(surv))) if lost.any() else 0,
+        "dropped": int(lost.sum()),
+        "seconds": round(time.perf_counter() - tm, 3),
+    }
+    return decision, exact_dropped, stats
+
+
+def _minhash_step(ray, plan: _Plan, config, exact_dropped: np.ndarray, n: int, t_sig: float):
+    """Near duplicates: LSH banding as a shuffle, large buckets, verified pairs, connected components."""
+    from curate.dedup.minhash import minhash_backend
+
+    P, B = plan.n_parts, plan.B
+    tm = time.perf_counter()
+    bands, rpb = config.lsh_shape()
+    bmap = plan.remote(_band_map, num_returns=P + 1)
+    dropped_by_block = _split(plan.block_of(exact_dropped), B, exact_dropped)
+    mapped = (
+        [list(bmap.remote(plan.blocks[i], dropped_by_block[i][0], bands, rpb, P)) for i in range(B)]
+        if B
+        else []
+    )
+    short_texts = sum(s[0] for s in ray.get([m[P] for m in mapped]))
+    bred = plan.remote(_band_reduce, num_returns=2 * B)
+    reduced = [plan.as_list(bred.remote(plan.starts, *[m[q] for m in mapped]), 2 * B) for q in range(P)]
+    # large buckets: their members' extra signature columns, then the extra candidates
+    lcols = plan.remote(_large_columns, num_returns=P)
+    cols = [
+        plan.as_list(lcols.remote(plan.blocks[i], rpb, P, *[reduced[q][B + i] for q in range(P)]), P)
+        for i in range(B)
+    ]
+    lred = plan.remote(_large_reduce, num_returns=B)
+    extra = [plan.as_list(lred.remote(plan.starts, *[c[q] for c in cols]), B) for q in range(P)]
+    per_block = [[reduced[q][i] for q in range(P)] + [extra[q][i] for q in range(P)] for i in range(B)]
+    edge_refs, n_cand = plan.pair_join(per_block, "verify", config.threshold, config.verify == "exact")
+    n_edges = sum(ray.get([plan.remote(_count).remote(e) for e in edge_refs]))
+    rounds = 0
+    if n_edges:
+        rows, surv, rounds = plan.components(edge_refs)
+        sim = plan.similarities(rows, surv)
+    else:
+        rows = surv = np.zeros(0, dtype=np.int64)
+        sim = np.zeros(0, dtype=np.float32)
+    lost = rows != surv
+    decision = ("minhash", rows, surv, sim)
+    stats = {
+        "backend": minhash_backend(),
+        "threshold": config.threshold,
+        "num_perm": config.num_perm,
+        "ngram": config.ngram,
+        "latin_units": config.latin,
+        "latin_ngram": config.latin_ngram if config.latin == "chars" else None,
+        "bands": bands,
+        "rows_per_band": rpb,
+        "short_texts": int(short_texts),
+        "candidate_pairs": int(n_cand),
+        "verified_pairs": int(n_edges),
+        "clusters": int(len(np.unique(surv))) if lost.any() else 0,
+        "dropped": int(lost.sum()),
+        "signature_seconds": round(t_sig, 3),
+        "docs_per_second": round(n / t_sig) if t_sig > 0 else None,
+        "seconds": round(time.perf_counter() - tm, 3),
+    }
+    return decision, stats, rounds
 
 
 def _count(edges) -> int:

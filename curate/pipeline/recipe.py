@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,9 @@ from curate.core.errors import UsageError
 STAGE_ORDER = stage_registry.names()  # the registry's order (curate.stages)
 TOP_KEYS = ("name", "description", "engine", "inputs", "stages", "outputs", "work_dir", "state", "version")
 # `engine: ray` or `engine: {name: ray, address: auto, num_cpus: 8, block_rows: 20000, actors: 4}`
-ENGINE_KEYS = ("name", "address", "num_cpus", "block_rows", "actors")
+ENGINE_KEYS = ("name", "address", "num_cpus", "block_rows", "actors", "ray_address", "ray_cpus")
+# the command line's spellings (--ray-address, --ray-cpus) are recipe keys too: one name per setting
+ENGINE_ALIASES = {"ray_address": "address", "ray_cpus": "num_cpus"}
 OUTPUT_KEYS = ("data", "dropped", "rejects", "report", "manifest")
 INPUT_KEYS = ("path", "format", "map", "sheet", "encoding")
 INGEST_KEYS = stage_registry.Ingest.options
@@ -136,6 +139,12 @@ def parse_engine(value: Any, ctx: Any = None):
         if k not in ENGINE_KEYS:
             msg = f"unknown engine key{_suggest(k, ENGINE_KEYS)}; allowed: {', '.join(ENGINE_KEYS)}"
             raise ctx.error(("engine", k), msg) if ctx else RecipeError(msg)
+    for alias, key in ENGINE_ALIASES.items():
+        if alias in value:
+            if key in value:
+                msg = f"{alias} and {key} are the same setting; give one"
+                raise ctx.error(("engine", alias), msg) if ctx else RecipeError(msg)
+            value = {**{k: v for k, v in value.items() if k != alias}, key: value[alias]}
     for k in ("num_cpus", "block_rows", "actors"):
         v = value.get(k)
         if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
@@ -289,7 +298,35 @@ def parse_recipe(
     if not name or any(c in name for c in "/\\\0"):
         raise ctx.error(("name",), f"{name!r} cannot be used as a directory name")
 
-    # inputs
+    inputs = _parse_inputs(ctx, data, resolve)
+    steps = _parse_steps(ctx, data, inputs)
+    outputs = _parse_outputs(ctx, data, resolve, inputs, path)
+
+    work_dir = resolve(data["work_dir"], ("work_dir",)) if data.get("work_dir") else base / ".tamis" / name
+    state_dir = resolve(data["state"], ("state",)) if data.get("state") else work_dir / "state"
+    desc = data.get("description")
+    engine = parse_engine(data.get("engine"), ctx)
+    recipe = Recipe(
+        path=path,
+        name=name,
+        inputs=inputs,
+        steps=steps,
+        outputs=outputs,
+        work_dir=work_dir,
+        state_dir=state_dir,
+        description=str(desc) if desc is not None else None,
+        raw=data,
+        text_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        engine=engine,
+    )
+    if overrides:
+        apply_overrides(recipe, overrides)
+    recipe.lines = ctx  # type: ignore[attr-defined]  # kept for stage-option errors
+    return recipe
+
+
+def _parse_inputs(ctx: _Ctx, data: dict[str, Any], resolve: Callable[[Any, tuple], Path]) -> list[InputSpec]:
+    """``inputs:``: paths, or mappings with ``path:`` and per-input format, map, sheet, encoding."""
     raw_inputs = data.get("inputs")
     if raw_inputs is None:
         raise ctx.error((), "no `inputs:` (a list of files to read)")
@@ -319,8 +356,12 @@ def parse_recipe(
                 _encoding(ctx, item, where),
             )
         )
+    return inputs
 
-    # stages
+
+def _parse_steps(ctx: _Ctx, data: dict[str, Any], inputs: list[InputSpec]) -> list[Step]:
+    """``stages:``: names from the stage registry, each with its options; ingest first (added when
+    the recipe does not name it; its options are the inputs' defaults), exports last."""
     raw_stages = data.get("stages") or []
     if not isinstance(raw_stages, list):
         raise ctx.error(
@@ -379,8 +420,17 @@ def parse_recipe(
                     ("stages", j - (1 if steps[0].line is None else 0)),
                     "export writes the final dataset, so only other exports may follow it",
                 )
+    return steps
 
-    # outputs
+
+def _parse_outputs(
+    ctx: _Ctx,
+    data: dict[str, Any],
+    resolve: Callable[[Any, tuple], Path],
+    inputs: list[InputSpec],
+    path: Path | None,
+) -> dict[str, Path]:
+    """``outputs:``: each its own file, never an input or the recipe itself."""
     raw_out = data.get("outputs") or {}
     if isinstance(raw_out, str):
         raw_out = {"data": raw_out}
@@ -408,28 +458,7 @@ def parse_recipe(
                 f"{p} is also outputs.{other}; every output needs its own file",
             )
         seen_out[p.resolve()] = k
-
-    work_dir = resolve(data["work_dir"], ("work_dir",)) if data.get("work_dir") else base / ".tamis" / name
-    state_dir = resolve(data["state"], ("state",)) if data.get("state") else work_dir / "state"
-    desc = data.get("description")
-    engine = parse_engine(data.get("engine"), ctx)
-    recipe = Recipe(
-        path=path,
-        name=name,
-        inputs=inputs,
-        steps=steps,
-        outputs=outputs,
-        work_dir=work_dir,
-        state_dir=state_dir,
-        description=str(desc) if desc is not None else None,
-        raw=data,
-        text_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
-        engine=engine,
-    )
-    if overrides:
-        apply_overrides(recipe, overrides)
-    recipe.lines = ctx  # type: ignore[attr-defined]  # kept for stage-option errors
-    return recipe
+    return outputs
 
 
 def _apply_ingest_options(inputs: list[InputSpec], opts: dict[str, Any], ctx: _Ctx | None) -> None:

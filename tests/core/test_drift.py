@@ -101,3 +101,15 @@ def test_dedup_state_commits_only_after_the_outputs_without_systemexit(tmp_path,
     assert len(DedupIndex(state).manifest()["batches"]) == 1
     source = Path(__file__).parent.parent.parent / "curate" / "commands" / "dedup.py"
     assert "SystemExit" not in source.read_text(encoding="utf-8")
+
+
+def test_ray_settings_have_the_command_line_names_in_recipes():
+    """`--ray-address` / `--ray-cpus` on the command line; `ray_address:` / `ray_cpus:` in a recipe."""
+    from curate.pipeline.recipe import RecipeError, parse_engine
+
+    spec = parse_engine({"name": "ray", "ray_address": "auto", "ray_cpus": 2, "block_rows": 10})
+    assert (spec.name, spec.ray_address, spec.num_cpus, spec.block_rows) == ("ray", "auto", 2, 10)
+    old = parse_engine({"name": "ray", "address": "auto", "num_cpus": 2, "block_rows": 10})
+    assert old == spec
+    with pytest.raises(RecipeError, match="same setting"):
+        parse_engine({"name": "ray", "ray_cpus": 2, "num_cpus": 2})

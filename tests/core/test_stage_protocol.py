@@ -157,3 +157,21 @@ def test_frame_helper():
     frame = to_frame(Record(kind="sft", question="q", answer=a).as_row() for a in ANSWERS)
     res = drop_short(frame, ShortConfig(min_chars=4))
     assert res.kept.height == 2 and set(res.dropped["drop_reason"]) == {"too_short"}
+
+
+def test_help_lists_the_registry_without_importing_stage_libraries():
+    """`curate --help` reads every stage declaration but imports no stage library (polars, numpy,
+    torch): it stays instant."""
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from curate.cli import main\n"
+        "r = CliRunner().invoke(main, ['--help'])\n"
+        "assert r.exit_code == 0 and 'dedup' in r.output, r.output\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('polars', 'numpy', 'torch', 'transformers'))\n"
+        "print(heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
