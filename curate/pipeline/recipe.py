@@ -40,7 +40,6 @@ from curate import stages as stage_registry
 from curate import yamlsafe
 from curate.core.errors import UsageError
 
-STAGE_ORDER = stage_registry.names()  # the registry's order (curate.stages)
 TOP_KEYS = ("name", "description", "engine", "inputs", "stages", "outputs", "work_dir", "state", "version")
 # `engine: ray` or `engine: {name: ray, address: auto, num_cpus: 8, block_rows: 20000, actors: 4}`
 ENGINE_KEYS = ("name", "address", "num_cpus", "block_rows", "actors", "ray_address", "ray_cpus")
