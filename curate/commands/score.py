@@ -237,7 +237,8 @@ def _human(stats: dict, models_file: str):
             (
                 name,
                 f"{desc['model']}  (fingerprint {desc['fingerprint']})"
-                + (f"  {where}/{dtype}" if dtype else ""),
+                + (f"  {where}/{dtype}" if dtype else "")
+                + ("  DEMO model: not evidence on this data" if desc.get("demo") else ""),
             )
         )
     return flat, {"scores": scores, "models": models}
