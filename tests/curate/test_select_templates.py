@@ -66,9 +66,18 @@ class FixedVectors:
 def test_default_keeps_template_rows_below_the_measured_cosine():
     template = "首先，{a}。其次，{b}。最后，建议您保留证据，必要时咨询律师。"
     rows = [
-        ("离婚需要户口本吗？", template.format(a="离婚登记需要双方户口本和身份证", b="协议离婚须双方亲自到场")),
-        ("工伤怎么认定？", template.format(a="工伤认定向社会保险行政部门申请", b="申请期限为事故发生之日起三十日内")),
-        ("离婚需要户口本吗?", template.format(a="离婚登记需要双方户口簿和身份证", b="协议离婚须双方亲自到场")),
+        (
+            "离婚需要户口本吗？",
+            template.format(a="离婚登记需要双方户口本和身份证", b="协议离婚须双方亲自到场"),
+        ),
+        (
+            "工伤怎么认定？",
+            template.format(a="工伤认定向社会保险行政部门申请", b="申请期限为事故发生之日起三十日内"),
+        ),
+        (
+            "离婚需要户口本吗?",
+            template.format(a="离婚登记需要双方户口簿和身份证", b="协议离婚须双方亲自到场"),
+        ),
     ]
     fr = to_frame(Record("sft", question=q, answer=a).as_row() for q, a in rows)
     fr = fr.with_columns(pl.Series("quality", [0.9, 0.5, 0.4]))
