@@ -615,14 +615,26 @@ def _read_xlsx(path: Path, only_sheet: str | None) -> Iterator[RawRow | RawRejec
             yield RawRow(row, r_idx, name)
 
 
+# OOXML strings hold control characters as _xHHHH_ escapes (and Excel writes a literal "_xHHHH_" as
+# "_x005F_xHHHH_"); openpyxl hands them over undecoded. Only these two forms are decoded: writers that
+# do not escape a literal "_x0041_" (xlsxwriter) must not see it turned into "A".
+_OOXML_ESCAPE = re.compile(r"_x005[Ff](_x[0-9A-Fa-f]{4}_)|_x(00[01][0-9A-Fa-f])_")
+
+
+def _ooxml_unescape(m: re.Match) -> str:
+    return m.group(1) if m.group(1) is not None else chr(int(m.group(2), 16))
+
+
 def _cell_text(v: Any) -> Any:
     if v is None:
         return None
+    if isinstance(v, str):
+        return _OOXML_ESCAPE.sub(_ooxml_unescape, v) if "_x" in v else v
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
     if isinstance(v, (int, float, bool)):
         return str(v)
-    return v if isinstance(v, str) else str(v)
+    return str(v)
 
 
 def _image_anchors(ws) -> set[tuple[int, int]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
@@ -123,6 +124,26 @@ def write_ndjson_meta_object(frame: pl.DataFrame, path: Path) -> None:
     out.write_csv(path, include_header=False, quote_style="never")
 
 
+XLSX_CELL_LIMIT = 32_767  # characters in one Excel cell
+
+
+def _warn_cut_cells(frame: pl.DataFrame, path: Path) -> None:
+    """Excel holds at most 32,767 characters per cell and the writer cuts longer text: say so (with
+    the way to keep it) rather than let a spreadsheet output lose text silently."""
+    long = [
+        (name, int(frame[name].str.len_chars().gt(XLSX_CELL_LIMIT).sum()))
+        for name, dtype in frame.schema.items()
+        if dtype == pl.Utf8
+    ]
+    long = [(name, n) for name, n in long if n]
+    if long:
+        where = ", ".join(f"{n} in {name}" for name, n in long)
+        sys.stderr.write(
+            f"warning: {path}: {sum(n for _, n in long)} cells are longer than Excel's {XLSX_CELL_LIMIT:,} "
+            f"characters and are cut in the workbook ({where}); write .jsonl or .parquet to keep them whole\n"
+        )
+
+
 def write_frame(frame: pl.DataFrame, path: Path | str) -> Path:
     path = Path(path)
     ext = path.suffix.lower()
@@ -146,7 +167,9 @@ def write_frame(frame: pl.DataFrame, path: Path | str) -> Path:
                 flat = guard_formulas(flat)
             flat.write_csv(tmp, separator="\t" if ext == ".tsv" else ",")
         elif ext == ".xlsx":
-            _flat(frame).write_excel(tmp, worksheet="data")
+            flat = _flat(frame)
+            _warn_cut_cells(flat, path)
+            flat.write_excel(tmp, worksheet="data")
     return path
 
 

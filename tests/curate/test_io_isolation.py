@@ -299,3 +299,15 @@ def test_meta_is_a_json_object_in_jsonl_and_json_outputs_and_old_files_still_rea
     res.frame.write_ndjson(old)  # what earlier versions wrote: meta as a JSON string
     assert isinstance(json.loads(old.read_text().splitlines()[0])["meta"], str)
     assert load([old]).frame.equals(res.frame)
+
+
+def test_xlsx_output_keeps_control_characters_and_says_when_excel_cuts_a_cell(tmp_path, capsys):
+    rows = [
+        {"question": "q\x01\x00 ctrl _x0041_ literal", "answer": "a" * 40_000},
+        {"question": "q2", "answer": "a2"},
+    ]
+    res = load([_jsonl(tmp_path / "x.jsonl", [json.dumps(r) for r in rows])])
+    out = write_frame(res.frame, tmp_path / "x.xlsx")
+    assert "1 cells are longer than Excel's 32,767 characters" in capsys.readouterr().err
+    back = load([out]).frame
+    assert back["question"].to_list() == ["q\x01\x00 ctrl _x0041_ literal", "q2"]
