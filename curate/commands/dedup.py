@@ -143,6 +143,12 @@ def _explain(clusters: list[dict], limit: int = 5) -> None:
     help="MinHash: confirm candidates by exact Jaccard of the shingle sets, or trust the signature estimate.",
 )
 @click.option(
+    "--spill-dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="MinHash: where stored shingles spill past a quarter of --memory-budget (default: the temp dir).",
+)
+@click.option(
     "--memory-budget",
     default="1GB",
     show_default=True,
@@ -206,6 +212,7 @@ def dedup(
     ngram,
     bands,
     verify,
+    spill_dir,
     memory_budget,
     embed_model,
     semantic_threshold,
@@ -236,6 +243,7 @@ def dedup(
             ngram=ngram,
             bands=bands,
             verify=verify,
+            spill_dir=spill_dir,
             memory_budget=memory_budget,
             semantic_threshold=semantic_threshold,
             embed_model=embed_model,

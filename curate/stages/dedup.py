@@ -17,7 +17,7 @@ class Dedup(Stage):
     code = ("curate.dedup", "curate.embed")
     aliases = {"method": "methods", "field": "fields"}
     path_options = ("embed_model",)
-    key_exclude = ("chunk",)
+    key_exclude = ("chunk", "memory_budget", "spill_dir")  # how, not what: same results
     incremental = True  # ctx.prior: the index of earlier batches (refresh, --state)
     distributed_set = True  # the Ray engine's signatures + banding shuffle + connected components
 
