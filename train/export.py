@@ -81,6 +81,25 @@ def set_pad_token(model, tokenizer) -> None:
         base.config.pad_token_id = pad
 
 
+def keep_4bit_compute_dtype(model, dtype) -> None:
+    """Make the 4-bit layers of ``model`` compute in ``dtype`` at inference too.
+
+    bitsandbytes (0.48+) sends a 4-bit layer's CPU inference (eval mode, no grad, a CPU with
+    AVX512-BF16 such as AMD Zen 4 or Intel Sapphire Rapids) through a fused kernel that casts the input
+    and the block scales to bfloat16 whatever ``bnb_4bit_compute_dtype`` says; training took the
+    dequantise + matmul path in the compute dtype. On such a CPU an fp32 adapter's logits were ~4e-3
+    off the fp32 merged export's (the tiny test model), on other machines identical. The flag is read
+    per forward call, so turning it off keeps the adapter computing what it was trained to compute
+    (and what its merged export computes)."""
+    import torch
+
+    if dtype == torch.bfloat16:
+        return  # the fused kernel's own dtype: faithful, and faster
+    for module in model.modules():
+        if getattr(module, "support_avx512bf16_for_cpu", False):
+            module.support_avx512bf16_for_cpu = False
+
+
 def load_trained(run_dir: Path, meta: dict[str, Any], *, merged: bool, dtype=None, tokenizer=None):
     """The trained model, as a PeftModel (merged=False) or a plain merged model (merged=True). With a
     ``tokenizer`` the model's missing pad token id is taken from it (see :func:`set_pad_token`)."""
@@ -121,6 +140,8 @@ def load_trained(run_dir: Path, meta: dict[str, Any], *, merged: bool, dtype=Non
             # the NF4 weights the adapter was trained against, back in floating point
             base = base.dequantize()
             base = base.to(kw["dtype"])
+        else:
+            keep_4bit_compute_dtype(base, kw["dtype"])
     else:
         base = cls.from_pretrained(base_model_path(run_dir, meta), **kw)
     set_pad_token(base, tokenizer)
