@@ -176,7 +176,12 @@ def trainer_class():
 
         def _token_logps(self, parts, inputs):
             """Per-token log-probs of the answers: the prompt run once per pair where the attention takes a
-            custom mask, else each sequence on its own."""
+            custom mask, else each sequence on its own. Under accelerate's autocast: mixed precision is
+            applied around the model's forward, which the decoder call bypasses."""
+            with self.accelerator.autocast():
+                return self._token_logps_inner(parts, inputs)
+
+        def _token_logps_inner(self, parts, inputs):
             if self.share_prompt:
                 unwrapped = self.accelerator.unwrap_model(self.model)
                 if torch.is_grad_enabled() and self.args.gradient_checkpointing:

@@ -64,7 +64,9 @@ def fast_trainer_class():
                 return None
             shifted = torch.full_like(labels, -100)
             shifted[:, 1:] = labels[:, 1:]  # position 0 is never a target (labels are shifted)
-            logps, _ = selective.target_logps(p, inputs, shifted != -100)
+            # mixed precision is applied by accelerate around the model's forward, which is bypassed here
+            with self.accelerator.autocast():
+                logps, _ = selective.target_logps(p, inputs, shifted != -100)
             if self.model_accepts_loss_kwargs and num_items_in_batch is not None:
                 return -logps.sum() / num_items_in_batch
             return -logps.mean()
