@@ -200,7 +200,7 @@ def _check_stage_configs(chain: Chain) -> None:
                 f"{label}: method {cfg.method} adds virtual tokens that cannot be merged into the weights the "
                 "next stage starts from; use lora (or full), or make it the last stage"
             )
-        if getattr(cfg, "reward_model", None) and cfg.reward_model != PENDING_RM:
+        if spec.stage in ("rloo", "grpo") and cfg.reward_model != PENDING_RM:
             from train.online import preflight
 
             try:

@@ -454,7 +454,7 @@ def plan(data, config_file, sets, as_json, stage, rows, model_name, gpu, table, 
         if gpu is not None:
             dev = Device("cuda" if gpu else "cpu", bool(gpu))
         try:
-            ctx = prepare(cfg, device=dev)
+            ctx = prepare(cfg, device=dev, preflight=False)
         except (DataError, RunError, FileNotFoundError) as e:
             raise UsageError(str(e)) from None
         plan_d = ctx.plan
@@ -499,7 +499,7 @@ def check(data, config_file, sets, as_json, stage, preview_rows, **kwargs):
     try:
         from train.methods import Device
 
-        ctx = prepare(cfg, device=Device("cpu", False))
+        ctx = prepare(cfg, device=Device("cpu", False), preflight=False)
     except (DataError, RunError, FileNotFoundError) as e:
         raise UsageError(str(e)) from None
     rep = run_checks(

@@ -356,11 +356,6 @@ class OnlineRLConfig(CommonConfig):
             parse_rewards(self.reward)
         except RewardSpecError as e:
             raise ConfigError(str(e)) from None
-        if not self.reward and not self.reward_model:
-            raise ConfigError(
-                f"`train {self.stage}` needs a reward: --reward-model DIR (from `train rm`) and/or --reward "
-                "exact|contains|format|length:N"
-            )
 
 
 @dataclass

@@ -25,11 +25,17 @@ from train.args import common_args
 
 
 def preflight(cfg) -> None:
-    """Checks that need no model: the reward model is a one-score sequence classifier (its saved config,
-    not its weights, is read)."""
+    """Checks that need no model: there is a reward, and a reward model is a one-score sequence classifier
+    (its saved config, not its weights, is read)."""
     from train.data import DataError
     from train.rewards import RewardModelError, check_reward_model
 
+    if not cfg.reward and not cfg.reward_model:
+        # (a plan needs no reward: `train plan --stage rloo` works without one)
+        raise DataError(
+            f"`train {cfg.stage}` needs a reward: --reward-model DIR (from `train rm`) and/or --reward "
+            "exact|contains|format|length:N"
+        )
     if cfg.reward_model:
         try:
             check_reward_model(cfg.reward_model)

@@ -190,6 +190,8 @@ def test_killed_pt_sft_rloo_chain_resumes_at_the_stage(files, tiny_models, tmp_p
     sft_meta = json.loads((Path(sft["run_dir"]) / "run.json").read_text())
     assert sft_meta["resumed_from"].endswith("checkpoint-1") and sft_meta["global_step"] == 3
     assert rloo["model"] == sft["result"] and "last_reward" in rloo["metrics"]
+    # a LoRA policy saves its trained adapter only (TRL's frozen "ref" copy is not part of the result)
+    assert not (Path(rloo["run_dir"]) / "final" / "ref").exists()
     assert _manifest(path)["status"] == "done"
 
 

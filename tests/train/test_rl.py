@@ -108,38 +108,55 @@ def test_rloo_rule_reward_rises(toy, quick_cfg, tmp_path):
     assert meta["last_reward"] == rewards[-1] and (run_dir / "reward.png").is_file()
 
 
-def test_grpo_against_a_lora_reward_model(toy, quick_cfg, tmp_path):
-    """The reward model is a LoRA `train rm` run directory (merged on load); the policy trains LoRA."""
-    rm_run = train(
-        prepare(
-            quick_cfg(
-                "rm",
-                toy["policy"],
-                toy["pairs"],
-                tmp_path / "rm",
-                max_steps=8,
-                learning_rate=1e-2,
-                batch_size=8,
-                global_batch=8,
+def test_grpo_against_a_lora_reward_model(toy, tiny_models, quick_cfg, tmp_path):
+    """The reward model is a LoRA `train rm` run directory (merged on load) that prefers Restart."""
+    from train.rewards import load_reward_model
+
+    rm_cfg = quick_cfg(
+        "rm",
+        tiny_models["reward"],
+        toy["pairs"],
+        tmp_path / "rm",
+        max_steps=8,
+        learning_rate=1e-2,
+        batch_size=8,
+        global_batch=8,
+    )
+    rm_run = train(prepare(rm_cfg))
+    rm, rm_tok = load_reward_model(str(rm_run), None)
+    scores = [
+        rm(
+            **rm_tok(
+                rm_tok.apply_chat_template(
+                    [
+                        {"role": "user", "content": "Restart or check pod 1?"},
+                        {"role": "assistant", "content": a},
+                    ],
+                    tokenize=False,
+                ),
+                return_tensors="pt",
             )
         )
-    )
+        .logits[0, 0]
+        .item()
+        for a in ("Restart", "Check")
+    ]
+    assert scores[0] > scores[1]  # the toy's reward model prefers the one answer
     cfg = quick_cfg(
         "grpo",
         toy["policy"],
         toy["prompts"],
         tmp_path / "grpo",
         reward_model=str(rm_run),
-        max_steps=8,
-        learning_rate=2e-2,
+        method="full",
+        max_steps=6,
+        learning_rate=3e-3,
         **RL,
     )
     run_dir = train(prepare(cfg))
     rewards = _rewards(run_dir, "rewards/reward_model/mean")
-    first, last = sum(rewards[:2]) / 2, sum(rewards[-3:]) / 3
-    assert last > first + 0.1, rewards
-    # the saved adapter is the trained one only (TRL's frozen "ref" copy is not part of the result)
-    assert (run_dir / "final" / "adapter_config.json").is_file() and not (run_dir / "final" / "ref").exists()
+    first, last = sum(rewards[:2]) / 2, sum(rewards[-2:]) / 2
+    assert last > first + 0.05, rewards
 
 
 def test_orpo_trains_on_pairs(toy, quick_cfg, tmp_path):
@@ -221,3 +238,32 @@ def test_mix_ratio_is_exact_and_deterministic(train_data, tiny_models, quick_cfg
         quick_cfg("sft", tiny_models["lm"], train_data["sft"], tmp_path / "m", mix=cfg.mix, seed=7)
     )
     assert other.prep.ids[24:] != ctx.prep.ids[24:] and len(other.prep.ids) == 30
+
+
+def test_tasks_go_to_lm_evaluation_harness(tiny_models, monkeypatch):
+    """--tasks hands each model directory to lm_eval.simple_evaluate and keeps the numeric metrics (a
+    stand-in module: the harness itself is optional and its task data is not offline)."""
+    import importlib.machinery
+    import sys
+    import types
+
+    from train.multieval import run_tasks
+
+    calls = []
+    fake = types.ModuleType("lm_eval")
+    fake.__spec__ = importlib.machinery.ModuleSpec("lm_eval", None)
+
+    def simple_evaluate(**kw):
+        calls.append(kw)
+        return {"results": {"cmmlu": {"acc,none": 0.25 * len(calls), "alias": "cmmlu"}}}
+
+    fake.simple_evaluate = simple_evaluate
+    monkeypatch.setitem(sys.modules, "lm_eval", fake)
+    models = [("base", str(tiny_models["lm"])), ("1:sft", str(tiny_models["lm"]))]
+    res = run_tasks(models, ["cmmlu"], limit=5)
+    assert res == {"base": {"cmmlu": {"acc,none": 0.25}}, "1:sft": {"cmmlu": {"acc,none": 0.5}}}
+    assert calls[0]["model"] == "hf" and calls[0]["tasks"] == ["cmmlu"] and calls[0]["limit"] == 5
+    assert f"pretrained={tiny_models['lm']}" in calls[0]["model_args"]
+    monkeypatch.delitem(sys.modules, "lm_eval")
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)
+    assert "not installed" in run_tasks(models, ["cmmlu"])["skipped"]
