@@ -156,7 +156,7 @@ def test_grpo_against_a_lora_reward_model(toy, tiny_models, quick_cfg, tmp_path)
     run_dir = train(prepare(cfg))
     rewards = _rewards(run_dir, "rewards/reward_model/mean")
     first, last = sum(rewards[:2]) / 2, sum(rewards[-2:]) / 2
-    assert last > first + 0.05, rewards
+    assert last > first + 0.3, rewards
 
 
 def test_orpo_trains_on_pairs(toy, quick_cfg, tmp_path):
