@@ -79,13 +79,19 @@ class Chain:
     eval_sets: dict[str, str] = field(default_factory=dict)
 
 
-def _abs(base: Path, value: str) -> str:
+def _abs(base: Path, value: str, keep_unknown: bool = False) -> str:
+    """A path of the chain file: relative to the file's directory, else to the current directory.
+    ``keep_unknown``: a value that is no existing path stays as written (the hub id of a model in the
+    local cache, ``template: chatml``); otherwise it is taken relative to the chain file (and the stage's
+    check reports it missing)."""
     p = Path(value).expanduser()
     if p.is_absolute():
         return str(p)
-    cand = base / p
-    # a template may be a name (chatml), a model may be a hub id in the local cache: keep those as given
-    return str(cand.resolve()) if cand.exists() or not p.exists() else str(p.resolve())
+    if (base / p).exists():
+        return str((base / p).resolve())
+    if p.exists():
+        return str(p.resolve())
+    return value if keep_unknown else str(base / p)
 
 
 def _as_list(value) -> list[str]:
@@ -113,7 +119,7 @@ def load_chain(path: str | Path) -> Chain:
         )
     if not doc.get("model"):
         raise ChainError(f"{where}: no `model:` (the model the first stage starts from)")
-    model = _abs(base, str(doc["model"]))
+    model = _abs(base, str(doc["model"]), keep_unknown=True)
     shared = doc.get("settings") or {}
     if not isinstance(shared, dict):
         raise ChainError(f"{where}: `settings:` must be a mapping of train settings")
@@ -150,10 +156,11 @@ def load_chain(path: str | Path) -> Chain:
                 )
         for key in PATH_SETTINGS:
             if key in settings and settings[key]:
+                keep = key == "template"  # (a template may be a name: chatml)
                 if isinstance(settings[key], list):
-                    settings[key] = [_abs(base, v) for v in settings[key]]
+                    settings[key] = [_abs(base, v, keep) for v in settings[key]]
                 else:
-                    settings[key] = _abs(base, str(settings[key]))
+                    settings[key] = _abs(base, str(settings[key]), keep)
         if settings.get("mix"):
             from train.mix import MixError, parse_mix
 

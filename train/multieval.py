@@ -69,20 +69,38 @@ def models_of_target(target: Path) -> list[tuple[str, str]]:
     return [("base", base_model_path(target, meta)), (meta["stage"], str(target))]
 
 
+def _tokenizer(path: str):
+    from train import data as D
+    from train.export import load_run_tokenizer
+
+    return load_run_tokenizer(Path(path)) if (Path(path) / "run.json").is_file() else D.load_tokenizer(path)
+
+
+def _chat_template(models: list[tuple[str, str]]) -> str | None:
+    """The first chat template among the models' tokenizers: a base model without one is scored with the
+    template its tuned stages were trained with (`--template`)."""
+    for _, path in models:
+        try:
+            tok = _tokenizer(path)
+        except Exception:  # (the model's own load reports it)
+            continue
+        if tok.chat_template:
+            return tok.chat_template
+    return None
+
+
 def _load(path: str):
     """(model, tokenizer) of a model directory or a run directory (an adapter is merged), in fp32."""
     from transformers import AutoModelForCausalLM
 
-    from train import data as D
     from train.evaluate import eval_dtype
-    from train.export import load_run_tokenizer, load_trained, read_run, set_pad_token
+    from train.export import load_trained, read_run, set_pad_token
 
     p = Path(path)
+    tok = _tokenizer(path)
     if (p / "run.json").is_file():
-        tok = load_run_tokenizer(p)
         model = load_trained(p, read_run(p), merged=True, dtype=eval_dtype(), tokenizer=tok)
     else:
-        tok = D.load_tokenizer(path)
         model = AutoModelForCausalLM.from_pretrained(
             path, dtype=eval_dtype(), use_safetensors=True, local_files_only=True
         )
@@ -138,12 +156,11 @@ def evaluate_models(
 
     loaded_sets = {name: _rows(path, limit) for name, path in sets.items()}
     results: dict[str, dict[str, Any]] = {}
-    template = None
+    template = _chat_template(models)
     for label, path in models:
         model, tok = _load(path)
         if not tok.chat_template and template:
-            tok.chat_template = template  # a base model without one is scored with the chain's template
-        template = template or tok.chat_template
+            tok.chat_template = template
         results[label] = {}
         for name, (rows, stage, _) in loaded_sets.items():
             seqs = _tokenized(tok, rows, stage, max_length)

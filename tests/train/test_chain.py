@@ -219,3 +219,18 @@ def test_bad_chain_is_one_line_before_any_model(files, tiny_models, tmp_path, mo
     errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and message in errors[0], r.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_chain_paths_are_relative_to_the_file_and_names_stay_names(files, tmp_path):
+    from train.chain import load_chain
+
+    stages = [
+        {**PT, "template": "chatml"},
+        {"stage": "sft", "data": "sft.jsonl", "mix": "general.jsonl:0.25"},
+    ]
+    path = _chain(tmp_path, files, "some-org/some-model", stages, output="out")
+    chain = load_chain(path)  # loads no model: a hub id of the local cache stays a name
+    assert chain.model == "some-org/some-model" and chain.output == tmp_path / "out"
+    assert chain.stages[0].settings["template"] == "chatml"
+    assert chain.stages[1].data == [str(tmp_path / "sft.jsonl")]
+    assert chain.stages[1].settings["mix"] == [f"{tmp_path / 'general.jsonl'}:0.25"]
