@@ -341,18 +341,19 @@ def train(ctx: Context, console=None, callbacks=(), progress: bool | None = None
         "device": ctx.device.kind,
         "resumed_from": str(resume_from) if resume_from else None,
     }
-    if is_main_process():
-        from curate.io import atomic_write_text
-
-        # run.json first: another rank checking the directory meanwhile sees a run, not a foreign directory
-        write_json(meta_path, meta)
-        atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg))
     from train.callbacks import StopRequest, TrainInterrupted, graceful_stop, progress_lines_wanted
 
     request = StopRequest()
     t0 = time.time()
     try:
+        # (inside the try: a signal right after run.json is written still marks the run interrupted)
         with graceful_stop(request):
+            if is_main_process():
+                from curate.io import atomic_write_text
+
+                # run.json first: another rank checking the directory meanwhile sees a run, not a foreign one
+                write_json(meta_path, meta)
+                atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg))
             result, trainer, elapsed = _fit(
                 ctx,
                 run_dir,
