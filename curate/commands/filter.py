@@ -120,8 +120,12 @@ def filter_cmd(inputs, fmt, maps, sheet, output, json_out, rules, sets, disable,
         "flagged": result.stats["flagged"],
         "pii": result.stats["pii"],
     }
-    if result.stats.get("top_drop"):
-        stats["top_drop"] = result.stats["top_drop"]  # the rule that dropped most, and how to disable it
+    from curate.rules.engine import top_drop
+
+    # the rule that dropped most, and how to disable it (from the per-rule counts: any engine)
+    top = top_drop(result.stats["rules"], loaded.frame.height)
+    if top is not None:
+        stats["top_drop"] = top
     if json_out:
         stats["rules"] = result.stats["rules"]
     else:

@@ -860,9 +860,6 @@ def apply(frame: pl.DataFrame, ruleset: RuleSet, *, stage: str = STAGE, progress
         "flagged": int((~drop.gather(list(flags))).sum()) if flags else 0,
         "rule_files": ruleset.files,
     }
-    top = top_drop(run.stats, n)
-    if top is not None:
-        stats["top_drop"] = top
     return StageResult(kept, dropped, stats)
 
 
