@@ -88,7 +88,10 @@ class CommonConfig:
     # methods
     lora_r: int = _f(8, "LoRA rank (lora, qlora, dora, rslora, pissa).")
     lora_alpha: int = _f(16, "LoRA alpha.")
-    lora_dropout: float = _f(0.05, "LoRA dropout.")
+    lora_dropout: float = _f(
+        0.0,
+        "LoRA dropout (0 like PEFT and LLaMA-Factory: 0.05 costs about a quarter more CPU per step on the tiny model).",
+    )
     lora_target: str = _f("all-linear", "LoRA target modules: all-linear or a comma list (q_proj,v_proj).")
     freeze_layers: int = _f(2, "freeze: number of last decoder layers to train.")
     virtual_tokens: int = _f(16, "prefix/prompt/ptuning: number of virtual tokens.")
