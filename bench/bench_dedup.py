@@ -7,8 +7,9 @@
 Sections
 - throughput: MinHash signatures of ~200-character documents (45 % English, 45 % Chinese, 10 % mixed),
   shingling included, num_perm=128: ours (numpy shingles + rensa) vs datasketch per-shingle ``update``
-  (on a subset) and ``MinHash.bulk``, and character shingles for Latin text (default) vs word shingles
-  (before index format 3). Target >= 20,000 docs/s, and within 20 % of word shingles.
+  (on a subset) and ``MinHash.bulk``, and character shingles for Latin text with number shingles
+  (default) vs without them (index format 3) and vs word shingles (before format 3); about one English
+  word in 12 is a number. Target >= 20,000 docs/s, and within 20 % of the other two.
 - lsh: index build + query of all documents: our numpy banding vs datasketch ``MinHashLSH``.
 - quality: planted near-duplicates (edit rates 0-12 %); truth = brute-force exact Jaccard over all pairs
   (sparse matrix product); recall and precision of the pairs we put in one cluster, for Chinese, English
@@ -132,23 +133,32 @@ def section_throughput(n: int) -> dict:
     import polars as pl
     from datasketch import MinHash
 
+    from curate.dedup import text
     from curate.dedup.minhash import signatures
     from curate.dedup.text import char_classes, normalise
 
     docs, _ = make_docs(n)
+    # about one word in 12 a number (1-4 digits), so the number shingles (index format 4) are exercised
+    rnd = random.Random(1)
+    docs = [
+        " ".join(str(rnd.randint(0, 9999)) if rnd.random() < 0.08 else w for w in d.split(" ")) for d in docs
+    ]
     char_classes()
     signatures(normalise(pl.Series(docs[:2000])).to_list(), 5, 128, 42)  # warm-up
-    # character shingles for Latin text (the default since index format 3) against word shingles (the
-    # shingles before it), interleaved three times: the best of each, so other jobs on the machine
-    # weigh on both alike
-    rates: dict[str, list[float]] = {"chars": [], "words": []}
+    # character shingles for Latin text with number shingles (the default since index format 4)
+    # against the same without number shingles (format 3) and word shingles (before format 3),
+    # interleaved three times: the best of each, so other jobs on the machine weigh on all alike
+    rates: dict[str, list[float]] = {"chars": [], "chars_no_numbers": [], "words": []}
+    weight = text.NUMBER_WEIGHT
     for _ in range(3):
-        for latin in ("words", "chars"):
+        for variant in ("words", "chars_no_numbers", "chars"):
+            text.NUMBER_WEIGHT = 0.0 if variant == "chars_no_numbers" else weight
             t = time.perf_counter()
             norm = normalise(pl.Series(docs)).to_list()
-            signatures(norm, 5, 128, 42, latin=latin)
-            rates[latin].append(n / (time.perf_counter() - t))
-    ours, words = max(rates["chars"]), max(rates["words"])
+            signatures(norm, 5, 128, 42, latin="words" if variant == "words" else "chars")
+            rates[variant].append(n / (time.perf_counter() - t))
+    text.NUMBER_WEIGHT = weight
+    ours, words, no_numbers = max(rates["chars"]), max(rates["words"]), max(rates["chars_no_numbers"])
 
     sub = docs[:1000]
     t = time.perf_counter()
@@ -167,6 +177,9 @@ def section_throughput(n: int) -> dict:
         "word_shingles_docs_per_s": round(words),
         "ratio_chars_vs_words": round(ours / words, 3),
         "within_20pct_of_word_shingles": ours >= 0.8 * words,
+        "chars_without_number_shingles_docs_per_s": round(no_numbers),
+        "ratio_vs_without_number_shingles": round(ours / no_numbers, 3),
+        "within_20pct_of_without_number_shingles": ours >= 0.8 * no_numbers,
         "datasketch_update_docs_per_s": round(per_update),
         "datasketch_bulk_docs_per_s": round(bulk),
         "ratio_vs_update": round(ours / per_update, 1),

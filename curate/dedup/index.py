@@ -36,13 +36,16 @@ from curate.dedup.minhash import SignatureSet, minhash_backend, signatures
 from curate.dedup.text import KEY_VERSION, display_series
 
 # 2: field separators in keys/shingles, survivors, signatures of every kept row; 3: Latin-script text
-# shingled by characters (signatures and shingle sets differ from format 2; exact keys do not)
-FORMAT_VERSION = 3
+# shingled by characters (signatures and shingle sets differ from format 2; exact keys do not); 4: numbers
+# add shingles of their own (curate.dedup.text.NUMBER_WEIGHT)
+FORMAT_VERSION = 4
 NORMALISATION = KEY_VERSION
 # what changed in each format, for the message that refuses an index of an earlier one
 FORMAT_CHANGES = {
     1: "field boundaries now count, so exact keys and MinHash signatures differ",
     2: "Latin-script text is now shingled by characters, not words, so MinHash signatures differ",
+    3: "numbers now add shingles of their own (rows that differ in a number are kept apart), so MinHash "
+    "signatures differ",
 }
 ROW_COLUMNS = ("id", "file", "line", "sheet", "batch", "kept", "preview")
 

@@ -42,6 +42,7 @@ _Q = np.uint64(0x9E3779B97F4A7C15)
 _TAG_SHORT = np.uint64(0x5BD1E9955BD1E995)
 _TAG_RAW = np.uint64(0x27D4EB2F165667C5)
 _TAG_SPACE = np.uint64(0x2545F4914F6CDD1D)  # the boundary unit between two Latin words (chars mode)
+_TAG_NUMBER = np.uint64(0xD6E8FEB86659FD93)  # number shingles (chars mode)
 
 CJK_RANGES = vocab.CJK_RANGES  # Han, kana, bopomofo: one definition for every stage
 # inside the kana block but punctuation: combining/stand-alone (han)dakuten as NFKC leaves them after
@@ -58,11 +59,20 @@ _SEP_CLASS = 3
 KEY_VERSION = "nfkc-lower-units-fieldsep-v2"
 # Version of the near-duplicate shingles: Latin-script text shingled by characters (word boundaries as
 # units of their own) since format 3; format 2 used word n-grams, so its signatures are incompatible.
-SHINGLE_VERSION = "latin-chars-v3"
+SHINGLE_VERSION = "latin-chars-numbers-v4"
 # How the letters/digits of non-CJK scripts become shingle units: "chars" (every character one unit,
 # a boundary unit between two words; the default, so a typo changes ~n shingles of ~n per character)
 # or "words" (every word one unit, as before: a typo changes n shingles of about one per word).
 LATIN_UNITS = ("chars", "words")
+# Numbers carry meaning that a few characters cannot show ("case 3" and "case 11", "#512" and "#733"
+# are different rows; a typo never touches them), so in chars mode every distinct number (a word of
+# decimal digits only) of a document adds this many shingles per shingle of its text, at least
+# NUMBER_MIN_SHINGLES, all the numbers of a document together at most NUMBER_MAX_SHARE of its text
+# shingles. Chosen with bench/bench_dedup_shingles.py (templated rows differing only in numbers kept
+# apart, typo recall and MRPC/LCQMC precision unchanged or better).
+NUMBER_WEIGHT = 0.2
+NUMBER_MIN_SHINGLES = 4
+NUMBER_MAX_SHARE = 0.5
 
 
 def fmix64(h: np.ndarray) -> np.ndarray:
@@ -72,6 +82,15 @@ def fmix64(h: np.ndarray) -> np.ndarray:
     h = h ^ (h >> _S33)
     h = h * _M2
     return h ^ (h >> _S33)
+
+
+@lru_cache(maxsize=1)
+def digit_chars() -> np.ndarray:
+    """bool per code point: a decimal digit of any script (Unicode category Nd; NFKC has already
+    folded full-width digits to ASCII)."""
+    table = np.zeros(0x110000, dtype=bool)
+    table[[c for c in range(0x110000) if unicodedata.category(chr(c)) == "Nd"]] = True
+    return table
 
 
 @lru_cache(maxsize=1)
@@ -213,6 +232,8 @@ class Tokens:
     # ``latin="chars"`` mode: True for the units of Latin-script words (characters and boundaries);
     # a shingle that starts on one spans ``latin_n`` units (see :func:`shingles`)
     latin: np.ndarray | None = None
+    # ``latin="chars"`` mode: True for the digits of numbers (words of decimal digits only)
+    digit: np.ndarray | None = None
 
 
 def _codepoints(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -296,6 +317,15 @@ def _char_units(
     udoc = np.empty(n + nb, dtype=np.int64)
     uh[at] = ch
     udoc[at] = kdoc
+    # digits of numbers: words made of digits only ("3", "#512", "2023年"), not of identifiers ("t0",
+    # "python3", "u5x3"), which stay plain text
+    is_digit = digit_chars()[kcp]
+    if n:
+        word_of = np.cumsum(word_start) - 1
+        all_digits = np.minimum.reduceat(is_digit, np.flatnonzero(word_start))
+        is_digit &= all_digits[word_of] & (kcls == 1)
+    digit = np.zeros(n + nb, dtype=bool)
+    digit[at] = is_digit
     b_at = at[boundary] - 1
     uh[b_at] = fmix64(np.full(nb, _TAG_SPACE, dtype=np.uint64))
     udoc[b_at] = kdoc[boundary]
@@ -305,9 +335,10 @@ def _char_units(
     if sep.any():
         real = np.bincount(udoc[~sep], minlength=n_docs)
         keep_unit = ~sep | (real[udoc] > 0)
-        uh, udoc, cls = uh[keep_unit], udoc[keep_unit], cls[keep_unit]
+        uh, udoc, cls, digit = uh[keep_unit], udoc[keep_unit], cls[keep_unit], digit[keep_unit]
     counts = np.bincount(udoc, minlength=n_docs).astype(np.int64)
-    return Tokens(uh, udoc, counts, _raw_hashes(texts, counts, lengths), lengths, latin=cls == 1)
+    raw = _raw_hashes(texts, counts, lengths)
+    return Tokens(uh, udoc, counts, raw, lengths, latin=cls == 1, digit=digit)
 
 
 def _raw_hashes(texts: list[str], counts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -399,6 +430,44 @@ def mixed_ngram_hashes(tok: Tokens, n: int, latin_n: int) -> tuple[np.ndarray, n
     return np.concatenate(out_h), np.concatenate(out_doc)
 
 
+def number_shingles(tok: Tokens, text_counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Extra shingles for the numbers of ``latin="chars"`` units (see :data:`NUMBER_WEIGHT`): each
+    distinct number (a run of digit units: a word of digits only) of a document becomes ``k`` hashes (the run's hash salted
+    ``0..k-1``), where ``k`` follows from the document's ``text_counts`` (its text shingles) and its
+    number of distinct numbers. Two documents that differ in one number then differ in ``2k`` shingles
+    more than their text shows, whatever their length; identical numbers add shared shingles."""
+    dig = tok.digit
+    if dig is None or NUMBER_WEIGHT <= 0 or not dig.any():
+        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
+    udoc = tok.doc
+    idx = np.flatnonzero(dig)
+    run_start = np.ones(len(idx), dtype=bool)
+    run_start[1:] = (idx[1:] != idx[:-1] + 1) | (udoc[idx[1:]] != udoc[idx[:-1]])
+    starts = np.flatnonzero(run_start)
+    run_of = np.cumsum(run_start) - 1
+    pos = np.arange(len(idx), dtype=np.int64) - starts[run_of]
+    vals = tok.hashes[idx] * _powers(_Q, int(pos.max()) + 1)[pos]
+    run_len = np.diff(np.append(starts, len(idx))).astype(np.uint64)
+    run_h = fmix64(np.add.reduceat(vals, starts) ^ (run_len * _P) ^ _TAG_NUMBER)
+    run_doc = udoc[idx[starts]]
+    # distinct numbers per document (a repeated number counts once, as in a set of shingles)
+    order = np.lexsort((run_h, run_doc))  # sorting, not np.unique(axis=0) (slow: see minhash.sorted_unique)
+    run_doc, run_h = run_doc[order], run_h[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (run_doc[1:] != run_doc[:-1]) | (run_h[1:] != run_h[:-1])
+    num_doc, num_h = run_doc[first], run_h[first]
+    n_docs = len(tok.counts)
+    per_doc = np.bincount(num_doc, minlength=n_docs)
+    k_doc = np.maximum(np.ceil(NUMBER_WEIGHT * text_counts), NUMBER_MIN_SHINGLES)
+    cap = np.floor(NUMBER_MAX_SHARE * text_counts / np.maximum(per_doc, 1))
+    k_doc = np.maximum(np.minimum(k_doc, cap), 1).astype(np.int64)
+    k = k_doc[num_doc]
+    rep = np.repeat(np.arange(len(num_h)), k)
+    salt = np.arange(len(rep), dtype=np.int64) - np.repeat(np.cumsum(k) - k, k)
+    out = fmix64(num_h[rep] ^ ((salt.astype(np.uint64) + np.uint64(1)) * _Q))
+    return out, num_doc[rep]
+
+
 def shingles(tok: Tokens, n: int, latin_n: int | None = None) -> Shingles:
     """Shingles of ``n`` units (``latin_n`` for those starting on a Latin unit in ``latin="chars"``
     mode, see :func:`mixed_ngram_hashes`). A document with units but no full shingle is one shingle
@@ -407,7 +476,12 @@ def shingles(tok: Tokens, n: int, latin_n: int | None = None) -> Shingles:
     counts = tok.counts
     if tok.latin is not None:
         full, full_doc = mixed_ngram_hashes(tok, n, latin_n or n)
-        short = (counts > 0) & (np.bincount(full_doc, minlength=n_docs) == 0)
+        text_counts = np.bincount(full_doc, minlength=n_docs)
+        short = (counts > 0) & (text_counts == 0)
+        num, num_doc = number_shingles(tok, np.where(short, 0, text_counts))
+        keep_num = ~short[num_doc]  # a short document is matched by its whole unit sequence already
+        full = np.concatenate([full, num[keep_num]])
+        full_doc = np.concatenate([full_doc, num_doc[keep_num]])
     else:
         full, full_doc = ngram_hashes(tok, n)
         short = (counts > 0) & (counts < n)
