@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,16 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _no_demo_warning_printed_yet():
+    """The demo-model warning prints once per process (``curate.score.demo._WARNED``), so a test that
+    expects it failed whenever an earlier test in the same run had scored with a demo model: every
+    test starts with none printed (the module is not imported for tests that never load it)."""
+    demo = sys.modules.get("curate.score.demo")
+    if demo is not None:
+        demo._WARNED.clear()
 
 
 @pytest.fixture(scope="session")
