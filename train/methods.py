@@ -185,6 +185,9 @@ def load_model(cfg, stage: str, device: Device):
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
+        from train.export import keep_4bit_compute_dtype
+
+        keep_4bit_compute_dtype(model, dtype)  # evaluation computes what training and the export compute
 
     pc = peft_config(cfg, task)
     if pc is not None:
