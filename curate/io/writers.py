@@ -111,6 +111,17 @@ def write_ndjson_meta_object(frame: pl.DataFrame, path: Path) -> None:
     if "meta" not in frame.columns or frame["meta"].dtype != pl.Utf8 or frame.width < 2 or frame.height == 0:
         frame.write_ndjson(path)
         return
+    # in slices: the encoded lines are a second copy of the data, so the whole frame at once doubled
+    # the peak memory of every command that writes JSONL (0.2 GB per 100k rows)
+    with open(path, "wb") as fh:
+        for part in frame.iter_slices(n_rows=_SPLICE_ROWS):
+            _meta_object_lines(part).write_csv(fh, include_header=False, quote_style="never")
+
+
+_SPLICE_ROWS = 20_000
+
+
+def _meta_object_lines(frame: pl.DataFrame) -> pl.DataFrame:
     lines = frame.drop("meta").select(pl.struct(pl.all()).struct.json_encode()).to_series()
     meta = frame["meta"]
     as_object = meta.str.starts_with("{") & meta.str.ends_with("}")
@@ -120,8 +131,7 @@ def write_ndjson_meta_object(frame: pl.DataFrame, path: Path) -> None:
     value = pl.select(
         pl.when(meta.is_null()).then(pl.lit("null")).when(as_object).then(meta).otherwise(as_string)
     ).to_series()
-    out = pl.DataFrame({"line": lines.str.head(-1) + ',"meta":' + value + "}"})
-    out.write_csv(path, include_header=False, quote_style="never")
+    return pl.DataFrame({"line": lines.str.head(-1) + ',"meta":' + value + "}"})
 
 
 XLSX_CELL_LIMIT = 32_767  # characters in one Excel cell

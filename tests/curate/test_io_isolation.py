@@ -311,3 +311,16 @@ def test_xlsx_output_keeps_control_characters_and_says_when_excel_cuts_a_cell(tm
     assert "1 cells are longer than Excel's 32,767 characters" in capsys.readouterr().err
     back = load([out]).frame
     assert back["question"].to_list() == ["q\x01\x00 ctrl _x0041_ literal", "q2"]
+
+
+def test_jsonl_meta_splice_is_written_in_slices_with_the_same_bytes(tmp_path, monkeypatch):
+    """Encoding every line at once doubled the peak memory of JSONL writes; slices must not change a byte."""
+    from curate.io import writers
+
+    rows = [{"question": f"q{i}", "answer": f"a{i}", "dept": "网络" if i % 2 else "ops"} for i in range(10)]
+    res = load([_jsonl(tmp_path / "in.jsonl", [json.dumps(r, ensure_ascii=False) for r in rows])])
+    whole = write_frame(res.frame, tmp_path / "whole.jsonl").read_bytes()
+    monkeypatch.setattr(writers, "_SPLICE_ROWS", 3)
+    sliced = write_frame(res.frame, tmp_path / "sliced.jsonl").read_bytes()
+    assert sliced == whole and whole.count(b"\n") == 10
+    assert load([tmp_path / "sliced.jsonl"]).frame.equals(res.frame)
