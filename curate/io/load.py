@@ -232,8 +232,23 @@ def _load_one(source: Source, fmt, mapping, sheet, repair, encoding) -> LoadResu
             guarded=info.kind in ("csv", "tsv"),
         )
 
+    # the frame is built in blocks: each block's converted rows (and the parsed input rows behind
+    # them) are released once they are columns, so a big file never holds every row as Python
+    # dicts twice over (input and converted) next to its frame
     out_rows: list[dict[str, Any]] = []
     out_raw: list[RawRow] = []
+    blocks: list[pl.DataFrame] = []
+    unheld: list[dict[str, Any]] = []  # rows no output can hold: listed after the other rejects
+
+    def flush() -> None:
+        block, unwritable = _frame_of(out_rows)
+        for i, reason in unwritable:
+            r = out_raw[i]
+            unheld.append(_reject(path, r.line, r.sheet, reason[0], reason[1], _raw_row(r, info)))
+        blocks.append(block)
+        out_rows.clear()
+        out_raw.clear()
+
     n_repaired = 0
     formats_used: dict[str, int] = {}
     by_keys: dict[frozenset, tuple[str, dict] | None] = {}  # per-row detection, once per key set
@@ -246,7 +261,8 @@ def _load_one(source: Source, fmt, mapping, sheet, repair, encoding) -> LoadResu
             continue
         explanations.append(plan.explanation)
         retry = fmt is None and not mapping
-        for r in rows:
+        for k, r in enumerate(rows):
+            rows[k] = None  # type: ignore[call-overload]  # released with its block (see flush)
             used = plan.fmt
             try:
                 try:
@@ -273,10 +289,12 @@ def _load_one(source: Source, fmt, mapping, sheet, repair, encoding) -> LoadResu
             formats_used[used] = formats_used.get(used, 0) + 1
             out_rows.append(row)
             out_raw.append(r)
-    frame, unwritable = _frame_of(out_rows)
-    for i, reason in unwritable:
-        r = out_raw[i]
-        rejects.append(_reject(path, r.line, r.sheet, reason[0], reason[1], _raw_row(r, info)))
+            if len(out_rows) >= _FRAME_BLOCK:
+                flush()
+    flush()
+    frame = blocks[0] if len(blocks) == 1 else pl.concat(blocks, rechunk=True)
+    blocks.clear()
+    rejects += unheld
     main_fmt = plans[0][2].fmt if not isinstance(plans[0][2], InputError) else None
     extra = {f: n for f, n in formats_used.items() if f != main_fmt}
     if extra and fmt is None and len(plans) == 1:
@@ -304,6 +322,11 @@ def _load_one(source: Source, fmt, mapping, sheet, repair, encoding) -> LoadResu
     if len(formats_used) > 1:
         files[0]["formats"] = formats_used
     return LoadResult(frame, _rejects_frame(rejects), explanations, n_input, n_repaired, files)
+
+
+# rows converted per block of the frame (see _load_one): small enough that a block's Python dicts
+# are a fraction of the frame, big enough that building a block costs no more than building it whole
+_FRAME_BLOCK = 20_000
 
 
 @dataclass

@@ -93,9 +93,10 @@ def read_rows(
     dec = decode_file(path, encoding)
     info = ReadInfo(kind, dec.encoding, dec.compression, dec.truncated, [m for _, m in dec.warnings])
     info.encoding_guess = dec.guess
+    ends_with_newline = dec.text.endswith("\n")
     info, rows = _read_text_kind(dec, path, kind, info, header)
     if dec.truncated:
-        rows = _account_truncation(rows, dec.text.endswith("\n"))
+        rows = _account_truncation(rows, ends_with_newline)
     return info, rows
 
 
@@ -141,6 +142,9 @@ def _read_text_kind(
 ) -> tuple[ReadInfo, Iterator[RawRow | RawReject]]:
     if kind == "jsonl":
         info.lines = dec.text.split("\n")
+        # the lines are the text from here on: holding both costs a second copy of the file while
+        # the rows are parsed
+        dec.text = ""
         return info, _read_jsonl(dec, info.lines)
     if kind == "json":
         return info, _read_json(dec, path, info)
