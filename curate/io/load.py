@@ -292,7 +292,9 @@ def _load_one(source: Source, fmt, mapping, sheet, repair, encoding) -> LoadResu
             if len(out_rows) >= _FRAME_BLOCK:
                 flush()
     flush()
-    frame = blocks[0] if len(blocks) == 1 else pl.concat(blocks, rechunk=True)
+    info.lines = None  # the raw lines were kept for the rejects above only
+    # the blocks stay separate chunks: copying them into one would hold the frame twice at the peak
+    frame = blocks[0] if len(blocks) == 1 else pl.concat(blocks, rechunk=False)
     blocks.clear()
     rejects += unheld
     main_fmt = plans[0][2].fmt if not isinstance(plans[0][2], InputError) else None
@@ -657,7 +659,13 @@ def _raw(values: dict) -> str:
 def _raw_row(row: RawRow, info: ReadInfo) -> str:
     """A JSONL row's own line, exactly as it was read; other rows as JSON."""
     if info.lines is not None and row.line and 0 < row.line <= len(info.lines):
-        return info.lines[row.line - 1]
+        line = info.lines[row.line - 1]
+        if line is None and info.reread is not None:  # released once parsed: read the file again
+            info.lines = info.reread()
+            info.reread = None
+            line = info.lines[row.line - 1]
+        if line is not None:
+            return line
     return _raw(row.values)
 
 

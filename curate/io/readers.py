@@ -12,7 +12,7 @@ import io
 import json
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,8 +47,10 @@ class ReadInfo:
     compression: str | None = None
     truncated: bool = False
     notes: list[str] | None = None
-    # JSONL: the file's lines, so a row rejected after parsing keeps its exact source text as ``raw``
-    lines: list[str] | None = None
+    # JSONL: the file's lines, so a row rejected after parsing keeps its exact source text as ``raw``;
+    # a line that parsed is None there when ``reread`` can give the lines again (see _read_jsonl)
+    lines: list[str | None] | None = None
+    reread: Callable[[], list[str]] | None = None
     # JSON: the parse error of a damaged document whose complete items were salvaged
     parse_error: str | None = None
     # the encoding was a statistical guess: {encoding, confidence, alternatives}
@@ -93,6 +95,8 @@ def read_rows(
     dec = decode_file(path, encoding)
     info = ReadInfo(kind, dec.encoding, dec.compression, dec.truncated, [m for _, m in dec.warnings])
     info.encoding_guess = dec.guess
+    if kind == "jsonl" and path.is_file():  # a regular file reads the same again (see ReadInfo.lines)
+        info.reread = lambda: decode_file(path, encoding).text.split("\n")
     ends_with_newline = dec.text.endswith("\n")
     info, rows = _read_text_kind(dec, path, kind, info, header)
     if dec.truncated:
@@ -145,7 +149,7 @@ def _read_text_kind(
         # the lines are the text from here on: holding both costs a second copy of the file while
         # the rows are parsed
         dec.text = ""
-        return info, _read_jsonl(dec, info.lines)
+        return info, _read_jsonl(dec, info.lines, release=info.reread is not None)
     if kind == "json":
         return info, _read_json(dec, path, info)
     if kind == "txt":
@@ -157,12 +161,17 @@ def _read_text_kind(
     return info, _read_delimited(dec, path, kind, header)
 
 
-def _read_jsonl(dec: Decoded, lines: list[str] | None = None) -> Iterator[RawRow | RawReject]:
+def _read_jsonl(
+    dec: Decoded, lines: list[str | None] | None = None, release: bool = False
+) -> Iterator[RawRow | RawReject]:
+    """``release``: a line that parses is dropped from ``lines`` (its row holds the same text parsed),
+    so a big file is not held twice, as lines and as rows, at once."""
     lines = dec.text.split("\n") if lines is None else lines
     last = len(lines)
-    while last > 0 and not lines[last - 1].strip():
+    while last > 0 and not lines[last - 1].strip():  # type: ignore[union-attr]
         last -= 1
-    for i, line in enumerate(lines[:last], start=1):
+    for i in range(1, last + 1):
+        line: str = lines[i - 1]  # type: ignore[assignment]
         if i in dec.bad_lines:
             yield RawReject(i, dec.bad_lines[i], line)
             continue
@@ -183,6 +192,8 @@ def _read_jsonl(dec: Decoded, lines: list[str] | None = None) -> Iterator[RawRow
         if not isinstance(obj, dict):
             yield RawReject(i, f"expected a JSON object per line, got {type(obj).__name__}", line)
             continue
+        if release:
+            lines[i - 1] = None
         yield RawRow(obj, i)
 
 

@@ -68,3 +68,20 @@ def test_jsonl_reader_keeps_the_lines_not_a_second_copy_of_the_text(tmp_path):
     frame = rows.gi_frame
     assert frame.f_locals["dec"].text == ""
     assert sum(1 for _ in rows) == 23 + 5 + 3 + 4
+    # the lines that parsed were released (their rows hold them); a reject's raw line comes back
+    kept = [line for line in info.lines if line is not None]
+    assert all(not line.startswith('{"instruction": "question') for line in kept)
+    assert '{"instruction": "cut' in kept
+    assert info.reread()[0] == json.dumps({"instruction": "question 0", "output": "answer 0"})
+
+
+def test_rejected_rows_keep_their_exact_line_from_a_compressed_crlf_file(tmp_path):
+    import gzip
+
+    text = '{"instruction": "a",  "output": "b"}\r\n{"instruction": "x", "output": "\\ud800"}\r\n'
+    src = tmp_path / "c.jsonl.gz"
+    src.write_bytes(gzip.compress(text.encode()))
+    res = load([src])
+    assert res.frame.height == 1
+    assert res.rejects["raw"].to_list() == ['{"instruction": "x", "output": "\\ud800"}']
+    assert res.rejects["line"].to_list() == [2]
