@@ -103,3 +103,17 @@ def is_cjk(char: str) -> bool:
 def is_han(char: str) -> bool:
     cp = ord(char)
     return any(lo <= cp <= hi for lo, hi in HAN_RANGES)
+
+
+# Settings of the teacher client (augment --cot, pairs generated) that change how requests are made,
+# never what a row becomes: stage cache keys leave them out.
+TEACHER_CLIENT_SETTINGS = (
+    "cache",
+    "no_cache",
+    "concurrency",
+    "rpm",
+    "max_retries",
+    "api_key_env",
+    "timeout",
+    "max_response_bytes",
+)

@@ -29,7 +29,7 @@ from curate.dedup.minhash import (
     SignatureSet,
     bands_for,
     gather_rows,
-    minhash_backend,
+    minhash_stats,
     signatures,
     stream_clusters,
 )
@@ -493,24 +493,19 @@ def run(
 
         c, d = settle("minhash", nodes, labels, mh_sim)
         store.close()
-        stats["minhash"] = {
-            "backend": minhash_backend(),
-            "threshold": config.threshold,
-            "num_perm": config.num_perm,
-            "ngram": config.ngram,
-            "latin_units": config.latin,
-            "latin_ngram": config.latin_ngram if config.latin == "chars" else None,
-            "bands": bands,
-            "rows_per_band": rows,
-            "short_texts": int(mh_new.short.sum()),
-            "candidate_pairs": int(counts["candidate_pairs"]),
-            "verified_pairs": int(counts["verified_pairs"]),
-            "clusters": c,
-            "dropped": d,
-            "signature_seconds": round(t_sig, 3),
-            "docs_per_second": round(n / t_sig) if t_sig > 0 else None,
-            "seconds": round(time.perf_counter() - tm, 3),
-        }
+        stats["minhash"] = minhash_stats(
+            config,
+            bands,
+            rows,
+            mh_new.short.sum(),
+            counts["candidate_pairs"],
+            counts["verified_pairs"],
+            c,
+            d,
+            t_sig,
+            n,
+            tm,
+        )
         if not counts["candidates_exact"]:
             # more unique candidates than the budget remembers: repeats were verified again (same
             # decisions), so the count includes them

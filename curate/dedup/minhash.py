@@ -225,6 +225,42 @@ class ShingleStore:
             self.file = None
 
 
+def minhash_stats(
+    config,
+    bands: int,
+    rows_per_band: int,
+    short_texts: int,
+    candidates: int,
+    verified: int,
+    clusters: int,
+    dropped: int,
+    t_sig: float,
+    n: int,
+    t_start: float,
+) -> dict:
+    """The MinHash step's stats, one shape for the local and the Ray engine."""
+    import time
+
+    return {
+        "backend": minhash_backend(),
+        "threshold": config.threshold,
+        "num_perm": config.num_perm,
+        "ngram": config.ngram,
+        "latin_units": config.latin,
+        "latin_ngram": config.latin_ngram if config.latin == "chars" else None,
+        "bands": bands,
+        "rows_per_band": rows_per_band,
+        "short_texts": int(short_texts),
+        "candidate_pairs": int(candidates),
+        "verified_pairs": int(verified),
+        "clusters": int(clusters),
+        "dropped": int(dropped),
+        "signature_seconds": round(t_sig, 3),
+        "docs_per_second": round(n / t_sig) if t_sig > 0 else None,
+        "seconds": round(time.perf_counter() - t_start, 3),
+    }
+
+
 def minhash_backend() -> str:
     """``rensa`` when importable, else ``datasketch``; ``TAMIS_MINHASH`` picks one explicitly."""
     want = os.environ.get("TAMIS_MINHASH", "").strip().lower()

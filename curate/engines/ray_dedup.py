@@ -606,7 +606,7 @@ def _exact_step(ray, plan: _Plan, P: int):
 
 def _minhash_step(ray, plan: _Plan, config, exact_dropped: np.ndarray, n: int, t_sig: float):
     """Near duplicates: LSH banding as a shuffle, large buckets, verified pairs, connected components."""
-    from curate.dedup.minhash import minhash_backend
+    from curate.dedup.minhash import minhash_stats
 
     P, B = plan.n_parts, plan.B
     tm = time.perf_counter()
@@ -641,24 +641,10 @@ def _minhash_step(ray, plan: _Plan, config, exact_dropped: np.ndarray, n: int, t
         sim = np.zeros(0, dtype=np.float32)
     lost = rows != surv
     decision = ("minhash", rows, surv, sim)
-    stats = {
-        "backend": minhash_backend(),
-        "threshold": config.threshold,
-        "num_perm": config.num_perm,
-        "ngram": config.ngram,
-        "latin_units": config.latin,
-        "latin_ngram": config.latin_ngram if config.latin == "chars" else None,
-        "bands": bands,
-        "rows_per_band": rpb,
-        "short_texts": int(short_texts),
-        "candidate_pairs": int(n_cand),
-        "verified_pairs": int(n_edges),
-        "clusters": int(len(np.unique(surv))) if lost.any() else 0,
-        "dropped": int(lost.sum()),
-        "signature_seconds": round(t_sig, 3),
-        "docs_per_second": round(n / t_sig) if t_sig > 0 else None,
-        "seconds": round(time.perf_counter() - tm, 3),
-    }
+    clusters = len(np.unique(surv)) if lost.any() else 0
+    stats = minhash_stats(
+        config, bands, rpb, short_texts, n_cand, n_edges, clusters, lost.sum(), t_sig, n, tm
+    )
     return decision, stats, rounds
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from curate.core.stage import Scope, Stage
+from curate.core.vocab import TEACHER_CLIENT_SETTINGS
 
 
 class Augment(Stage):
@@ -17,17 +18,7 @@ class Augment(Stage):
     path_options = ("teacher", "embed_model", "templates")
     output_options = ("cache",)
     model_options = ("teacher", "embed_model")
-    key_exclude = (
-        "cache",
-        "no_cache",
-        "concurrency",
-        "rpm",
-        "max_retries",
-        "batch_size",
-        "api_key_env",
-        "timeout",
-        "max_response_bytes",
-    )
+    key_exclude = (*TEACHER_CLIENT_SETTINGS, "batch_size")
 
     def models(self) -> list[str]:
         config = self.config_value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from curate.core.stage import Scope, Stage
+from curate.core.vocab import TEACHER_CLIENT_SETTINGS
 
 
 class Pairs(Stage):
@@ -17,16 +18,7 @@ class Pairs(Stage):
     path_options = ("model",)
     output_options = ("cache",)
     model_options = ("model",)
-    key_exclude = (
-        "cache",
-        "no_cache",
-        "concurrency",
-        "rpm",
-        "max_retries",
-        "api_key_env",
-        "timeout",
-        "max_response_bytes",
-    )
+    key_exclude = TEACHER_CLIENT_SETTINGS
 
     def models(self) -> list[str]:
         config = self.config_value
