@@ -28,6 +28,7 @@ every model used (path, fingerprint, device, dtype, limits).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,7 +37,14 @@ from typing import Any
 
 import polars as pl
 
-from curate.score.common import ScoreError
+from curate.progress import Progress, reporter
+from curate.score import demo
+from curate.score.cache import ScoreCache
+from curate.score.common import ScoreError, embedded_model, row_key
+from curate.score.perplexity import PerplexityScorer, PplConfig
+from curate.score.quality import QualityScorer
+from curate.score.reward import RewardConfig, RewardScorer
+from curate.stage import StageResult, empty_dropped
 
 SCORERS = ("ppl", "ifd", "reward", "quality")
 VALUE_COLUMNS = {
@@ -92,13 +100,9 @@ _LOADED: dict[tuple, Any] = {}
 
 def build_scorers(config: ScoreConfig) -> list[Any]:
     """Load the models the config asks for (once per process; a second run reuses them)."""
-    from curate.score.common import embedded_model
-
     out: list[Any] = []
     wanted = set(config.scorers)
     if wanted & {"ppl", "ifd"}:
-        from curate.score.perplexity import PerplexityScorer, PplConfig
-
         lm = config.lm or str(embedded_model("lm"))
         key = (
             "ppl",
@@ -128,8 +132,6 @@ def build_scorers(config: ScoreConfig) -> list[Any]:
             )
         out.append(_LOADED[key])
     if "reward" in wanted:
-        from curate.score.reward import RewardConfig, RewardScorer
-
         rm = config.reward_model or str(embedded_model("reward"))
         key = (
             "reward",
@@ -157,8 +159,6 @@ def build_scorers(config: ScoreConfig) -> list[Any]:
             )
         out.append(_LOADED[key])
     if "quality" in wanted:
-        from curate.score.quality import QualityScorer
-
         qm = config.quality_model or str(embedded_model("quality"))
         out.append(QualityScorer(qm))
     return out
@@ -178,8 +178,6 @@ def score_frame(
     ``chunk_rows=None`` sizes the chunks by time: the first holds :data:`FIRST_CHUNK` rows, each next
     one what the measured rate scores in about :data:`COMMIT_SECONDS` (at most :data:`MAX_CHUNK`), so
     Ctrl-C loses at most a few seconds of work however slow the model is; an int fixes the size."""
-    from curate.score.common import row_key
-
     name = scorer.name
     rows = frame.select(
         [
@@ -198,8 +196,6 @@ def score_frame(
     values: dict[str, dict[str, Any]] = dict(cached)
     started = time.perf_counter()
     todo_items = list(todo.items())
-    from curate.progress import Progress
-
     bar = progress(name, len(todo_items)) if progress else Progress(False)(name, 0)
     with bar as advance:
         start, size = 0, chunk_rows or FIRST_CHUNK
@@ -286,8 +282,6 @@ def add_flag(frame: pl.DataFrame, mask: list[bool], flag: str) -> pl.DataFrame:
     if "flags" in frame.columns and frame["flags"].dtype == pl.List(pl.Utf8):
         old = frame["flags"].to_list()
     elif "flags" in frame.columns:  # flags written as JSON text by a CSV round trip
-        import json
-
         old = []
         for v in frame["flags"].to_list():
             try:
@@ -311,10 +305,6 @@ def run(frame: pl.DataFrame, config: ScoreConfig, scorers: list[Any] | None = No
 
     ``progress``: a :class:`curate.progress.Progress` factory; by default one is made when
     ``config.progress`` is set (a bar on a terminal, plain periodic lines in a log)."""
-    from curate.score import demo
-    from curate.score.cache import ScoreCache
-    from curate.stage import StageResult, empty_dropped
-
     scorers = scorers if scorers is not None else build_scorers(config)
     stats: dict[str, Any] = {"score_models": {s.name: s.describe() for s in scorers}}
     # demo models on data that is not a shipped sample: said on stderr, in the models file, per row
@@ -324,8 +314,6 @@ def run(frame: pl.DataFrame, config: ScoreConfig, scorers: list[Any] | None = No
             stats["score_models"][s.name]["demo"] = True
             demo.warn(s.name, str(demo.model_path(s)))
     if progress is None and config.progress:
-        from curate.progress import reporter
-
         progress = reporter()
     factory = None
     if progress is not None:

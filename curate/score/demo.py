@@ -23,6 +23,7 @@ counts too). The ids are read once per process from the sample data files.
 
 from __future__ import annotations
 
+import json
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -30,6 +31,7 @@ from typing import Any
 
 import polars as pl
 
+from curate.io import load
 from curate.score.common import REPO_ROOT, embedded_models_dir
 
 DEMO_COLUMN = "demo_scores"
@@ -81,8 +83,6 @@ def is_demo_model(path: str | Path | None) -> bool:
 @lru_cache(maxsize=1)
 def sample_ids() -> frozenset[str]:
     """Row ids of the shipped sample data (empty when the samples are not there, e.g. a wheel install)."""
-    from curate.io import load
-
     ids: set[str] = set()
     for name in SAMPLE_FILES:
         path = samples_dir() / name
@@ -168,8 +168,6 @@ def demo_columns(frame: pl.DataFrame) -> set[str]:
         for v in col.explode().drop_nulls().unique().to_list():
             names.add(v)
     else:  # a CSV round trip writes the list as JSON text
-        import json
-
         for v in col.drop_nulls().unique().to_list():
             try:
                 x = json.loads(v)

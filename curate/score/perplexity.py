@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from curate.records import messages_of
 from curate.score.common import (
     ScoreError,
     budget_batches,
@@ -210,8 +211,6 @@ class PerplexityScorer:
         """Exactly what this scorer reads from a row (the cache key hashes it)."""
         if row.get("kind") == "text":
             return ["text", row.get("text")]
-        from curate.records import messages_of
-
         field_ = "chosen" if row.get("kind") == "preference" else "answer"
         return [messages_of(row, answer_field=None), row.get(field_)]
 

@@ -28,7 +28,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from curate.core import vocab
+from curate.io import atomic_write_text
 from curate.score.common import ScoreError
 
 GOOD, BAD = "__label__good", "__label__bad"
@@ -170,8 +173,6 @@ class TrainParams:
 
 def roc_auc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
     """Area under the ROC curve (Mann-Whitney U with average ranks for ties); None without both classes."""
-    import numpy as np
-
     s = np.asarray(scores, dtype=float)
     y = np.asarray(labels, dtype=bool)
     n_pos, n_neg = int(y.sum()), int((~y).sum())
@@ -312,8 +313,6 @@ def train_classifier(
         "heldout": metrics_held,
         "seconds": seconds,
     }
-    from curate.io import atomic_write_text
-
     atomic_write_text(
         out.with_name(out.name + ".json"), json.dumps(info, indent=1, ensure_ascii=False) + "\n"
     )

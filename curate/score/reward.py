@@ -24,11 +24,13 @@ each row's own last token anyway.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from curate.records import messages_of
 from curate.score.common import (
     ScoreError,
     budget_batches,
@@ -144,8 +146,6 @@ class RewardScorer:
         )
 
     def payload(self, row: Mapping[str, Any]) -> Any:
-        from curate.records import messages_of
-
         if row.get("kind") == "preference":
             return [messages_of(row, answer_field=None), row.get("chosen"), row.get("rejected")]
         return [messages_of(row, answer_field=None), row.get("answer")]
@@ -205,8 +205,6 @@ class RewardScorer:
     def score_rows(
         self, rows: list[Mapping[str, Any]], advance: Callable[[float], None] = lambda n: None
     ) -> list[dict[str, Any]]:
-        import math
-
         results: list[dict[str, Any]] = [{} for _ in rows]
         encoded: dict[int, tuple[list[list[int]], bool]] = {}
         for i, row in enumerate(rows):
