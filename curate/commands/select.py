@@ -18,28 +18,8 @@ from curate.commands.common import (
     resolve_output,
     warn,
 )
+from curate.commands.generated import NUMBER
 from curate.engines import engine_options, run_stage
-
-
-class _Number(click.ParamType):
-    """An integer when written as one (``1`` is one row), else a float (``0.05``, ``1.0``)."""
-
-    name = "NUMBER"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, int | float):
-            return value
-        try:
-            return int(value)
-        except ValueError:
-            pass
-        try:
-            return float(value)
-        except ValueError:
-            self.fail(f"{value!r} is not a number", param, ctx)
-
-
-NUMBER = _Number()
 
 
 @click.command()
