@@ -39,6 +39,7 @@ import functools
 import time
 import typing
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,15 +151,21 @@ def field_options(stage: type[Stage], skip: tuple[str, ...] = ()) -> list[click.
     """One option per settable Config field of ``stage`` (and a hidden one per deprecated spelling).
     The default shown in ``--help`` is the dataclass default; a value only reaches the Config when the
     command line gives it (:func:`given_options`)."""
-    cfg = stage.config_class()
+    return dataclass_field_options(stage.config_class(), stage.fields(), stage.name, skip)
+
+
+def dataclass_field_options(
+    cfg: type | None, fields: list[dataclasses.Field], owner: str, skip: tuple[str, ...] = ()
+) -> list[click.Option]:
+    """One option per field of ``fields`` (of the dataclass ``cfg``), shaped by its metadata."""
     hints = typing.get_type_hints(cfg) if cfg is not None else {}
     params: list[click.Option] = []
-    for fld in stage.fields():
+    for fld in fields:
         if fld.name in skip:
             continue
         md = fld.metadata
         tp, _optional, is_list = base_type(hints.get(fld.name, str))
-        help_text = md.get("help") or f"{stage.name}: the {fld.name} setting."
+        help_text = md.get("help") or f"{owner}: the {fld.name} setting."
         show = md.get("show_default", True)
         if is_list and md.get("multiple", True) and "Repeatable" not in help_text:
             help_text += " Repeatable."
@@ -170,16 +177,27 @@ def field_options(stage: type[Stage], skip: tuple[str, ...] = ()) -> list[click.
     return params
 
 
-def config_options(stage: type[Stage], skip: tuple[str, ...] = ()) -> Callable:
-    """Decorator: the options of :func:`field_options`, in field order."""
-
+def _params_decorator(params: Callable[[], list[click.Option]]) -> Callable:
     def deco(f: Callable) -> Callable:
         # what click.option does: parameters collect on the function, innermost first
         memo = f.__dict__.setdefault("__click_params__", [])
-        memo.extend(reversed(field_options(stage, skip)))
+        memo.extend(reversed(params()))
         return f
 
     return deco
+
+
+def config_options(stage: type[Stage], skip: tuple[str, ...] = ()) -> Callable:
+    """Decorator: the options of :func:`field_options`, in field order."""
+    return _params_decorator(lambda: field_options(stage, skip))
+
+
+def dataclass_options(cfg: type, skip: tuple[str, ...] = ()) -> Callable:
+    """Decorator: one option per init field of the dataclass ``cfg``, shaped by the same field metadata,
+    for a command that is not a stage (`curate quality train`); the command gets every value (the
+    dataclass default when not given) under the field's name."""
+    fields = [f for f in dataclasses.fields(cfg) if f.init]
+    return _params_decorator(lambda: dataclass_field_options(cfg, fields, cfg.__name__, skip))
 
 
 def deprecated_name(fld: dataclasses.Field, i: int) -> str:
@@ -257,6 +275,10 @@ class Invocation:
     out: Path | None = None
     loaded: Any = None
     context: StageContext = field(default_factory=StageContext)
+    # what lasts until the command ends (a lock, an open state): a hook enters it here, it is closed
+    # however the command ends
+    resources: ExitStack = field(default_factory=ExitStack)
+    extra: dict[str, Any] = field(default_factory=dict)  # what a command's hooks hand each other
 
     @property
     def inputs(self) -> tuple:
@@ -340,10 +362,15 @@ class StageCommand:
     # ------------------------------------------------------------------ the skeleton
 
     def invoke(self, params: dict[str, Any]) -> None:
-        stage = self.declaration()
-        run = Invocation(stage, params, click.get_current_context())
+        run = Invocation(self.declaration(), params, click.get_current_context())
+        with run.resources:  # closed however the command ends (an error, an exit)
+            self.steps(run)
+
+    def steps(self, run: Invocation) -> None:
+        """The skeleton: build the Config, resolve the output, load, run, finish (with the hooks)."""
+        stage = run.stage
         run.context = StageContext(base=Path.cwd(), engine=run.engine)
-        run.options = given_options(stage, params, run.click_ctx)
+        run.options = given_options(stage, run.params, run.click_ctx)
         self.prepare(run)
         run.config = stage.build_config(run.options, run.context)
         run.out = self.resolve_output(run)
