@@ -23,9 +23,11 @@ wrap-around uint64 arithmetic), so no Python code runs per character or per shin
 
 from __future__ import annotations
 
+import dataclasses
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -128,6 +130,13 @@ def _powers(base: np.uint64, n: int) -> np.ndarray:
         have = np.cumprod(arr, dtype=np.uint64)  # wraps modulo 2**64
         _POW_CACHE[key] = have
     return have[:n]
+
+
+def fields_setting(help_text: str) -> Any:
+    """A Config field naming the compared fields: question, answer or both (the default; normalised
+    by :func:`fields_for`), one value on the command line."""
+    metadata = {"multiple": False, "choices": ("question", "answer", "both"), "help": help_text}
+    return dataclasses.field(default=("both",), metadata=metadata)
 
 
 def fields_for(fields: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
