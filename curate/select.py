@@ -40,7 +40,7 @@ import random
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -195,28 +195,120 @@ def _as_items(v: Any) -> tuple[str, ...]:
 
 @dataclass
 class SelectConfig:
-    where: tuple[str, ...] = ()
-    min: tuple[str, ...] = ()
-    max: tuple[str, ...] = ()
-    min_quantile: tuple[str, ...] = ()
-    max_quantile: tuple[str, ...] = ()
-    defaults: bool = True
-    missing: str = "drop"
-    target: int | None = None
-    by: str | None = None
-    diversity: float | str | None = "auto"
+    # field metadata: the `curate select` options (curate.commands.generated)
+    where: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "split": False,
+            "metavar": "EXPR",
+            "help": 'Keep rows where EXPR holds, e.g. "ifd < 1", "reward >= 0.2 and ppl < 80", '
+            '"meta.lang == zh", "quality is not null". Repeatable (all must hold).',
+        },
+    )
+    min: tuple[str, ...] = field(
+        default=(), metadata={"split": False, "metavar": "COL=VALUE", "help": "Keep rows with COL >= VALUE."}
+    )
+    max: tuple[str, ...] = field(
+        default=(), metadata={"split": False, "metavar": "COL=VALUE", "help": "Keep rows with COL <= VALUE."}
+    )
+    min_quantile: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "split": False,
+            "metavar": "COL=Q",
+            "help": "Drop rows below the Q quantile of COL (reward=0.25 drops the bottom quarter).",
+        },
+    )
+    max_quantile: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "split": False,
+            "metavar": "COL=Q",
+            "help": "Drop rows above the Q quantile of COL (e.g. ppl=0.95).",
+        },
+    )
+    defaults: bool = field(
+        default=True,
+        metadata={
+            "show_default": False,
+            "help": "Apply the paper defaults (IFD >= 1 is dropped when an ifd column exists); "
+            "--no-defaults: do not.",
+        },
+    )
+    missing: str = field(
+        default="drop",
+        metadata={
+            "choices": ("drop", "keep"),
+            "help": "A row without a value in a column a threshold needs: drop it (SQL semantics) or keep it.",
+        },
+    )
+    target: int | None = field(default=None, metadata={"help": "Select at most N training rows."})
+    by: str | None = field(
+        default=None,
+        metadata={
+            "metavar": "COL",
+            "help": "Quality order for selection, best first (default: quality, else reward; -COL sorts "
+            "ascending, e.g. -ppl).",
+        },
+    )
+    diversity: float | str | None = field(
+        default="auto",
+        metadata={
+            "type": "text",
+            "help": "Skip a row whose embedding cosine to an already selected row is at least this (DEITA); "
+            "auto = 0.9 when --target is given, off otherwise; 'off' disables.",
+        },
+    )
     # rows that only share a template (text overlap < NEAR_DUP_OVERLAP) are dropped from this cosine on;
     # auto: TEMPLATE_COSINE with the default --diversity, the same as an explicit --diversity; off: kept
-    template_diversity: float | str | None = "auto"
-    stratify: str | None = None
-    eval_size: float | None = None
-    split_threshold: float = 0.7
-    split_semantic: float | None = 0.9
-    embed_model: str = "use"
-    seed: int = 0
+    template_diversity: float | str | None = field(
+        default="auto",
+        metadata={
+            "type": "text",
+            "help": "Rows that only share a template with a selected row (text overlap < 0.5) are dropped "
+            "from this cosine on: auto (0.95 with the default --diversity, else --diversity), off (kept), "
+            "or a number.",
+        },
+    )
+    stratify: str | None = field(
+        default=None,
+        metadata={
+            "metavar": "COL",
+            "help": "Give each stratum a proportional share of --target: source (file), a column, or meta.KEY.",
+        },
+    )
+    eval_size: float | None = field(
+        default=None,
+        metadata={
+            "type": "number",
+            "help": "Hold out this fraction (0 < F < 1) or this number of rows (an integer >= 1, fewer than "
+            "the rows) as eval, by whole near-duplicate clusters.",
+        },
+    )
+    split_threshold: float = field(
+        default=0.7,
+        metadata={"help": "Eval split: questions with MinHash Jaccard at least this are one cluster."},
+    )
+    split_semantic: float | None = field(
+        default=0.9,
+        metadata={
+            "type": "text",  # 'off' on the command line: curate.commands.select maps it to None
+            "help": "Eval split: questions with embedding cosine at least this are one cluster ('off' to skip).",
+        },
+    )
+    embed_model: str = field(default="use", metadata={"help": "use, minilm or a local model dir."})
+    seed: int = field(default=0, metadata={"help": "Random seed of the eval split's cluster draw."})
     # use scores from the shipped demo models (``demo_scores`` column, see curate.score.demo) for the
     # paper-default IFD cut and the default quality ranking; off: those defaults skip demo scores
-    allow_demo_scores: bool = False
+    allow_demo_scores: bool = field(
+        default=False,
+        metadata={
+            "flag": True,
+            "help": "Let scores from the shipped demo models (demo_scores column) drive the default IFD cut "
+            "and the default ranking; without it those defaults skip demo scores on data that is not a "
+            "shipped sample.",
+        },
+    )
 
     def __post_init__(self) -> None:
         for name in ("where", "min", "max", "min_quantile", "max_quantile"):

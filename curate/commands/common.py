@@ -516,5 +516,5 @@ class StepProgress:
     def __exit__(self, *exc):
         self._p.close()
 
-    def __call__(self, description: str, total: int):
-        return self._p(description, total)
+    def __call__(self, description: str, total: int, unit: str = "rows"):
+        return self._p(description, total, unit)

@@ -2,33 +2,26 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import sys
-import time
 
 import click
+import yaml
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
-from curate.commands.common import (
-    EXIT_OK,
-    EXIT_USAGE,
-    Job,
-    fail,
-    input_options,
-    load_inputs,
-    output_options,
-    resolve_output,
-)
-from curate.engines import engine_options
-
-RULES_HELP = (
-    "Rule set: a shipped name (default, zh, en, pii, strict) or a YAML file. Repeatable; later sets add "
-    "rules. Default: default."
-)
+from curate.commands.common import EXIT_OK, EXIT_USAGE, StepProgress, fail
+from curate.commands.generated import Invocation, StageCommand
+from curate.engines import run_stage
+from curate.rules import RuleError, load_rules, shipped_sets
+from curate.rules import run as run_rules
+from curate.rules.checks import REGISTRY
+from curate.rules.engine import lint, rule_dirs, top_drop
 
 
 def _load(rules, sets, disable):
-    from curate.rules import RuleError, load_rules
-
     try:
         return load_rules(list(rules) or ["default"], sets=list(sets), disable=list(disable))
     except RuleError as exc:
@@ -37,58 +30,40 @@ def _load(rules, sets, disable):
         fail(str(exc))
 
 
-def _console(stderr: bool = False):
+def _console(stderr: bool = False) -> Console:
     """A rich console that does not squeeze tables to 80 columns when output is not a terminal."""
-    from rich.console import Console
-
     con = Console(stderr=stderr)
     if not con.is_terminal:
         con.width = 160
     return con
 
 
-def _rule_table(stats: dict, title: str):
-    from rich.table import Table
+def _table(title: str, columns, **column_style) -> Table:
+    """A left-titled table; ``columns``: names, or (name, justify) pairs."""
+    t = Table(title=escape(title), title_justify="left")
+    for col in columns:
+        name, justify = (col, "left") if isinstance(col, str) else col
+        t.add_column(name, justify=justify, **column_style)
+    return t
 
-    t = Table(title=title, title_justify="left")
-    for col, just in (
-        ("rule", "left"),
-        ("check", "left"),
-        ("action", "left"),
-        ("fired", "right"),
-        ("dropped", "right"),
-        ("flagged", "right"),
-        ("redacted", "right"),
-        ("fixed", "right"),
-        ("s", "right"),
-    ):
-        t.add_column(col, justify=just)
+
+RULE_COLUMNS = ("fired", "dropped", "flagged", "redacted", "fixed")
+
+
+def _rule_table(stats: dict, title: str) -> Table:
+    t = _table(title, ("rule", "check", "action", *((c, "right") for c in (*RULE_COLUMNS, "s"))))
     for rid, st in stats.items():
         t.add_row(
             rid,
             st["check"],
             st["action"],
-            *(f"{st[k]:,}" if st[k] else "·" for k in ("fired", "dropped", "flagged", "redacted", "fixed")),
+            *(f"{st[k]:,}" if st[k] else "·" for k in RULE_COLUMNS),
             f"{st['seconds']:.2f}",
         )
     return t
 
 
-@click.command("filter")
-@input_options
-@output_options("filter")
-@click.option("-r", "--rules", "rules", multiple=True, metavar="SET|FILE", help=RULES_HELP)
-@click.option(
-    "--set",
-    "sets",
-    multiple=True,
-    metavar="RULE.KEY=VALUE",
-    help="Override a rule parameter (value parsed as YAML), or its action/fields/lang/enabled, "
-    "e.g. --set too-long.max_chars=8000 --set identity-leak.action=flag. Repeatable.",
-)
-@click.option("--disable", multiple=True, metavar="RULE", help="Switch a rule off. Repeatable.")
-@engine_options
-def filter_cmd(inputs, fmt, maps, sheet, output, json_out, rules, sets, disable, engine):
+class FilterCommand(StageCommand):
     """Apply YAML rule sets to INPUT rows: drop, flag, redact, fix.
 
     Kept rows go to the output (with a `flags` column listing the flag rules that fired); dropped rows
@@ -97,40 +72,46 @@ def filter_cmd(inputs, fmt, maps, sheet, output, json_out, rules, sets, disable,
     text. A per-rule table (fired, dropped, flagged, redacted, fixed) is printed on stderr, or with
     --json as part of the JSON summary on stdout. PII counts are per type; values are never printed.
     """
-    from curate.rules.engine import run as run_rules
 
-    started = time.perf_counter()
-    ruleset = _load(rules, sets, disable)
-    out = resolve_output(inputs, output, "filter")
-    loaded = load_inputs(inputs, fmt, maps, sheet, quiet=json_out, engine=engine)
-    if engine.name == "ray":
-        from curate.engines import run_stage
+    stage = "filter"
 
-        try:
-            result = run_stage(run_rules, loaded.frame, ruleset, engine)
-        except ValueError as exc:
-            fail(str(exc))
-    else:
-        from curate.progress import reporter
+    def prepare(self, run: Invocation) -> None:
+        """The rule set is loaded first: a broken rule file lists every problem before anything is read."""
+        o = run.options
+        run.ruleset = _load(o.get("rules", ()), o.get("set", ()), o.get("disable", ()))
 
-        with reporter(json_out) as progress:
-            result = run_rules(loaded.frame, ruleset, progress=progress)
-    stats = {
-        "rule_sets": [str(f) for f in ruleset.files],
-        "flagged": result.stats["flagged"],
-        "pii": result.stats["pii"],
-    }
-    from curate.rules.engine import top_drop
+    def execute(self, run: Invocation):
+        frame = run.loaded.frame
+        if run.engine.name == "ray":
+            try:
+                return run_stage(run_rules, frame, run.ruleset, run.engine)
+            except ValueError as exc:
+                fail(str(exc))
+        with StepProgress(not run.json_out) as progress:
+            return run_rules(frame, run.ruleset, progress=progress)
 
-    # the rule that dropped most, and how to disable it (from the per-rule counts: any engine)
-    top = top_drop(result.stats["rules"], loaded.frame.height)
-    if top is not None:
-        stats["top_drop"] = top
-    if json_out:
-        stats["rules"] = result.stats["rules"]
-    else:
-        _console(stderr=True).print(_rule_table(result.stats["rules"], f"rules ({ruleset.name})"))
-    Job("filter", inputs, out, loaded, json_out, started).finish(result, stats=stats)
+    def report(self, run: Invocation, result) -> dict:
+        stats = {
+            "rule_sets": [str(f) for f in run.ruleset.files],
+            "flagged": result.stats["flagged"],
+            "pii": result.stats["pii"],
+        }
+        # the rule that dropped most, and how to disable it (from the per-rule counts: any engine)
+        top = top_drop(result.stats["rules"], run.loaded.frame.height)
+        if top is not None:
+            stats["top_drop"] = top
+        if run.json_out:
+            stats["rules"] = result.stats["rules"]
+        else:
+            _console(stderr=True).print(_rule_table(result.stats["rules"], f"rules ({run.ruleset.name})"))
+        return {"stats": stats}
+
+
+filter_cmd = FilterCommand().command()
+
+
+def json_option(help_text: str):
+    return click.option("--json", "json_out", is_flag=True, help=help_text)
 
 
 @click.group("rules")
@@ -139,12 +120,9 @@ def rules() -> None:
 
 
 @rules.command("list")
-@click.option("--json", "json_out", is_flag=True, help="Print as JSON.")
+@json_option("Print as JSON.")
 def rules_list(json_out):
     """The shipped rule sets (name, rules, description, file)."""
-    from curate.rules import load_rules, shipped_sets
-    from curate.rules.engine import rule_dirs
-
     rows = []
     for name, path in shipped_sets().items():
         try:
@@ -157,12 +135,7 @@ def rules_list(json_out):
     if json_out:
         click.echo(json.dumps(rows, ensure_ascii=False))
         return
-    from rich.markup import escape
-    from rich.table import Table
-
-    t = Table(title="rule sets", title_justify="left")
-    for c in ("name", "rules", "description", "file"):
-        t.add_column(c, overflow="fold")
+    t = _table("rule sets", ("name", "rules", "description", "file"), overflow="fold")
     for r in rows:
         t.add_row(r["name"], str(r["rules"]), escape(r["description"]), r["file"])
     _console().print(t)
@@ -176,7 +149,7 @@ def rules_list(json_out):
 @click.argument("refs", nargs=-1)
 @click.option("--set", "sets", multiple=True, metavar="RULE.KEY=VALUE", help="Apply an override first.")
 @click.option("--disable", multiple=True, metavar="RULE", help="Switch a rule off first.")
-@click.option("--json", "json_out", is_flag=True, help="Print the resolved rules as JSON.")
+@json_option("Print the resolved rules as JSON.")
 @click.option(
     "--yaml", "yaml_out", is_flag=True, help="Print the resolved rules as one self-contained YAML set."
 )
@@ -194,20 +167,14 @@ def rules_show(refs, sets, disable, json_out, yaml_out):
         )
         return
     if yaml_out:
-        import yaml
-
         data = json.loads(json.dumps(data, ensure_ascii=False))  # plain dicts/lists for the YAML dumper
         doc = {"name": rs.name, "description": rs.description, "settings": rs.settings or None, "rules": data}
         for d in data:
             d.pop("defined_in", None)
         click.echo(yaml.safe_dump({k: v for k, v in doc.items() if v}, allow_unicode=True, sort_keys=False))
         return
-    from rich.markup import escape
-    from rich.table import Table
-
-    t = Table(title=escape(f"{rs.name}: {rs.description}"), title_justify="left")
-    for c in ("id", "check", "action", "fields", "lang", "params", "defined in"):
-        t.add_column(c, overflow="fold")
+    columns = ("id", "check", "action", "fields", "lang", "params", "defined in")
+    t = _table(f"{rs.name}: {rs.description}", columns, overflow="fold")
     for r in rs.rules:
         params = json.dumps(r.params, ensure_ascii=False)
         t.add_row(
@@ -224,12 +191,10 @@ def rules_show(refs, sets, disable, json_out, yaml_out):
 
 @rules.command("lint")
 @click.argument("files", nargs=-1, required=True)
-@click.option("--json", "json_out", is_flag=True, help="Print problems as JSON.")
+@json_option("Print problems as JSON.")
 def rules_lint(files, json_out):
     """Validate rule set FILES: YAML syntax, keys, checks, parameters, includes, overrides, regexes.
     Every problem is reported with file, line and key. Exit 0 when all files are valid, 2 otherwise."""
-    from curate.rules.engine import lint
-
     result = lint(list(files))
     bad = {f: ps for f, ps in result.items() if ps}
     if json_out:
@@ -255,16 +220,9 @@ def rules_lint(files, json_out):
 @click.argument("name", required=False)
 def rules_checks(name):
     """The checks a rule can use (with NAME: its parameters, defaults and actions)."""
-    from rich.markup import escape
-    from rich.table import Table
-
-    from curate.rules.checks import REGISTRY
-
     con = _console()
     if name is None:
-        t = Table(title="checks", title_justify="left")
-        for c in ("check", "what it finds", "actions", "default fields"):
-            t.add_column(c, overflow="fold")
+        t = _table("checks", ("check", "what it finds", "actions", "default fields"), overflow="fold")
         for n, cls in sorted(REGISTRY.items()):
             acts = (
                 ["drop", "flag"] + (["fix"] if cls.can_fix else []) + (["redact"] if cls.can_redact else [])
@@ -273,14 +231,10 @@ def rules_checks(name):
         con.print(t)
         return
     if name not in REGISTRY:
-        import difflib
-
         hint = difflib.get_close_matches(name, list(REGISTRY), n=1)
         fail(f"no check {name!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""))
     cls = REGISTRY[name]
-    t = Table(title=escape(f"{name}: {cls.help}"), title_justify="left")
-    for c in ("parameter", "type", "default", "meaning"):
-        t.add_column(c, overflow="fold")
+    t = _table(f"{name}: {cls.help}", ("parameter", "type", "default", "meaning"), overflow="fold")
     for p, spec in cls.params.items():
         t.add_row(
             p, spec.type_name(), escape(json.dumps(spec.default, ensure_ascii=False)), escape(spec.help)

@@ -216,7 +216,7 @@ def _typed(stage: type[Stage], fld: dataclasses.Field, tp: Any, is_list: bool, v
 
 
 def given_options(
-    stage: type[Stage], params: dict[str, Any], ctx: click.Context | None = None
+    stage: type[Stage], params: dict[str, Any], ctx: click.Context | None = None, skip: tuple[str, ...] = ()
 ) -> dict[str, Any]:
     """The Config options the command line gave (popped from ``params``; the others keep the Config's
     defaults), typed: the same mapping a recipe's ``<stage>: {...}`` gives. A deprecated spelling
@@ -226,6 +226,8 @@ def given_options(
     ctx = ctx or click.get_current_context()
     out: dict[str, Any] = {}
     for fld in stage.fields():
+        if fld.name in skip:  # given by a shared option (export's -o): the command maps it
+            continue
         tp, _optional, is_list = base_type(hints.get(fld.name, str))
         value = params.pop(fld.name, None)
         if ctx.get_parameter_source(fld.name) in GIVEN:
@@ -370,7 +372,7 @@ class StageCommand:
         """The skeleton: build the Config, resolve the output, load, run, finish (with the hooks)."""
         stage = run.stage
         run.context = StageContext(base=Path.cwd(), engine=run.engine)
-        run.options = given_options(stage, run.params, run.click_ctx)
+        run.options = given_options(stage, run.params, run.click_ctx, self.skip)
         self.prepare(run)
         run.config = stage.build_config(run.options, run.context)
         run.out = self.resolve_output(run)

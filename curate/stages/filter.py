@@ -2,15 +2,59 @@
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
+from dataclasses import dataclass, field
 from typing import Any
 
-from curate.core.coerce import OptionError
+from curate.core.coerce import OptionError, dataclass_config
 from curate.core.stage import Scope, Stage, StageContext
 
 KEYS = ("rules", "set", "disable")
+
+
+@dataclass
+class FilterConfig:
+    """The rule sets to apply and the overrides on top of them (the recipe's ``filter:`` keys)."""
+
+    rules: tuple[str, ...] = field(
+        default=("default",),
+        metadata={
+            "flags": ("-r", "--rules"),
+            "split": False,
+            "metavar": "SET|FILE",
+            "help": "Rule set: a shipped name (default, zh, en, pii, strict) or a YAML file. Repeatable; "
+            "later sets add rules.",
+        },
+    )
+    set: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "split": False,
+            "metavar": "RULE.KEY=VALUE",
+            "help": "Override a rule parameter (value parsed as YAML), or its action/fields/lang/enabled, "
+            "e.g. --set too-long.max_chars=8000 --set identity-leak.action=flag. Repeatable.",
+        },
+    )
+    disable: tuple[str, ...] = field(
+        default=(), metadata={"split": False, "metavar": "RULE", "help": "Switch a rule off. Repeatable."}
+    )
+    # the content of the loaded rules (not just their names): set when the config is built, so that
+    # editing a rule file changes the cache key and re-runs the filter
+    rules_sha256: str = field(default="", init=False)
+
+    def __post_init__(self) -> None:
+        for k in KEYS:  # one name is a list of one (`rules: zh`), never split on commas
+            value = getattr(self, k)
+            setattr(self, k, (value,) if isinstance(value, str) else tuple(value or ()))
+
+    def rule_options(self) -> dict[str, list[str]]:
+        """What the rules engine's ``run`` takes (no rule set named: the default one)."""
+        return {
+            "rules": list(self.rules) or ["default"],
+            "set": list(self.set),
+            "disable": list(self.disable),
+        }
 
 
 class Filter(Stage):
@@ -19,44 +63,31 @@ class Filter(Stage):
     scope = Scope.ROW
     help = "Apply YAML rules: drop, flag, redact, fix."
     module = "curate.rules.engine"
+    config = "curate.stages.filter:FilterConfig"
     command = "curate.commands.filter:filter_cmd"
     code = ("curate.rules",)
     path_options = ("rules",)
-    options = KEYS  # no Config dataclass: the rule set is the config (loaded and hashed at build time)
 
     @classmethod
-    def build_config(cls, options: dict[str, Any], ctx: StageContext) -> dict[str, Any]:
+    def build_config(cls, options: dict[str, Any], ctx: StageContext) -> FilterConfig:
         """``rules`` (names of shipped sets or YAML paths), ``set`` (``rule.param=value`` overrides),
         ``disable`` (rule ids). The rule set is loaded now, so a broken rule file fails before any
         stage runs, and its content (not just its name) goes into the cache key: editing a rule file
         re-runs the filter."""
-        for k in options:
-            if k not in KEYS:
-                close = difflib.get_close_matches(k, KEYS, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise OptionError(k, f"unknown option{hint}; options: {', '.join(KEYS)}")
-        cfg = {k: options[k] for k in KEYS if k in options}
-        for k in KEYS:
-            if k in cfg and isinstance(cfg[k], str):
-                cfg[k] = [cfg[k]]
+        cfg = dataclass_config(FilterConfig, options)
+        opts = cfg.rule_options()
         try:
-            rs = cls.load().load_rules(
-                cfg.get("rules") or ["default"], sets=cfg.get("set", ()), disable=cfg.get("disable", ())
-            )
+            rs = cls.load().load_rules(opts["rules"], sets=opts["set"], disable=opts["disable"])
         except Exception as exc:  # RuleError lists every problem with file and line
             raise OptionError("rules", str(exc)) from None
         rules = [{k: v for k, v in r.as_dict().items() if k != "defined_in"} for r in rs.rules]
-        cfg["rules_sha256"] = hashlib.sha256(
+        cfg.rules_sha256 = hashlib.sha256(
             json.dumps([rules, rs.settings], sort_keys=True, default=str, ensure_ascii=False).encode()
         ).hexdigest()[:16]
         return cfg
 
-    @property
-    def rule_options(self) -> dict[str, Any]:
-        return {k: v for k, v in self.config_value.items() if k in KEYS}
-
     def run(self, frame):
-        return self.stage_function()(frame, self.rule_options, progress=self.ctx.progress)
+        return self.stage_function()(frame, self.config_value.rule_options(), progress=self.ctx.progress)
 
     def distributed(self, frame, run_on):
-        return run_on(self.stage_function(), frame, self.rule_options)
+        return run_on(self.stage_function(), frame, self.config_value.rule_options())
