@@ -78,21 +78,22 @@ class FilterCommand(StageCommand):
     def prepare(self, run: Invocation) -> None:
         """The rule set is loaded first: a broken rule file lists every problem before anything is read."""
         o = run.options
-        run.ruleset = _load(o.get("rules", ()), o.get("set", ()), o.get("disable", ()))
+        run.extra["ruleset"] = _load(o.get("rules", ()), o.get("set", ()), o.get("disable", ()))
 
     def execute(self, run: Invocation):
         frame = run.loaded.frame
         if run.engine.name == "ray":
             try:
-                return run_stage(run_rules, frame, run.ruleset, run.engine)
+                return run_stage(run_rules, frame, run.extra["ruleset"], run.engine)
             except ValueError as exc:
                 fail(str(exc))
         with StepProgress(not run.json_out) as progress:
-            return run_rules(frame, run.ruleset, progress=progress)
+            return run_rules(frame, run.extra["ruleset"], progress=progress)
 
     def report(self, run: Invocation, result) -> dict:
+        ruleset = run.extra["ruleset"]
         stats = {
-            "rule_sets": [str(f) for f in run.ruleset.files],
+            "rule_sets": [str(f) for f in ruleset.files],
             "flagged": result.stats["flagged"],
             "pii": result.stats["pii"],
         }
@@ -103,7 +104,7 @@ class FilterCommand(StageCommand):
         if run.json_out:
             stats["rules"] = result.stats["rules"]
         else:
-            _console(stderr=True).print(_rule_table(result.stats["rules"], f"rules ({run.ruleset.name})"))
+            _console(stderr=True).print(_rule_table(result.stats["rules"], f"rules ({ruleset.name})"))
         return {"stats": stats}
 
 
