@@ -35,7 +35,7 @@ the train file and the eval file (split ``validation``), so the folder loads as-
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -118,12 +118,38 @@ def epochs_hint(rows: int, kind: str = "sft") -> dict[str, Any]:
 
 @dataclass
 class ExportConfig:
-    format: str = "trl"
+    # field metadata: the `curate export` options (curate.commands.generated); output is its -o
+    format: str = field(default="trl", metadata={"choices": FORMATS, "help": "Trainer layout to write."})
     output: str | None = None
-    kind: str = "auto"
-    keep_meta: bool = False
-    name: str | None = None
-    dataset_info: str | None = None
+    kind: str = field(
+        default="auto",
+        metadata={
+            "choices": ("auto", *KINDS),
+            "help": "Which records to export (auto: the most common kind); a file holds one kind.",
+        },
+    )
+    keep_meta: bool = field(
+        default=False,
+        metadata={
+            "flag": True,
+            "help": "Write meta keys back as fields and restore each row's original shape (round trip). "
+            "Default: a uniform, trainer-ready schema.",
+        },
+    )
+    name: str | None = field(
+        default=None,
+        metadata={
+            "help": "LLaMA-Factory: dataset name in dataset_info.json (default: the file name without its "
+            "extension, e.g. ops.sft for ops.sft.json). An entry of that name for another file is an error."
+        },
+    )
+    dataset_info: str | None = field(
+        default=None,
+        metadata={
+            "path": "file",
+            "help": "LLaMA-Factory: the dataset_info.json to update (default: beside the output).",
+        },
+    )
 
     def __post_init__(self) -> None:
         self.format = (self.format or "").lower()

@@ -7,8 +7,8 @@ Unlike the other commands, ``--format`` names the *output* layout here (``curate
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -19,63 +19,60 @@ from curate.commands.common import (
     fail,
     finish,
     inputs_argument,
-    load_inputs,
     protect,
 )
+from curate.commands.generated import Invocation, StageCommand
+from curate.export import check_pairing, output_paths, pairing_table
+from curate.io import default_output
+
+# what the summary takes from the files the export wrote (besides the output itself)
+WRITTEN_KEYS = (
+    "eval",
+    "dataset_info",
+    "dataset_name",
+    "removed_stale_eval",
+    "dataset_card",
+    "dataset_card_skipped",
+)
+WRITTEN_FILES = ("eval", "dataset_info", "dataset_card")
 
 
-@click.command()
-@inputs_argument
-@click.option(
-    "-o",
-    "--output",
-    default=None,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Output file (.jsonl or .json). Default: next to the first input, as <name>.exported.jsonl "
-    "(data.selected.jsonl -> data.exported.jsonl, which `train` picks up without arguments). Held-out "
-    "rows (split or meta.split = eval/test/validation/dev) go to <name>.eval.<ext>.",
-)
-@click.option(
-    "--format",
-    "target",
-    default="trl",
-    show_default=True,
-    type=click.Choice(["trl", "alpaca", "sharegpt", "openai", "llamafactory"]),
-    help="Trainer layout to write.",
-)
-@click.option(
-    "--kind",
-    default="auto",
-    show_default=True,
-    type=click.Choice(["auto", "sft", "preference", "kto", "text"]),
-    help="Which records to export (auto: the most common kind); a file holds one kind.",
-)
-@click.option(
-    "--keep-meta",
-    is_flag=True,
-    help="Write meta keys back as fields and restore each row's original shape (round trip). Default: "
-    "a uniform, trainer-ready schema.",
-)
-@click.option(
-    "--name",
-    default=None,
-    help="LLaMA-Factory: dataset name in dataset_info.json (default: the file name without its extension, "
-    "e.g. ops.sft for ops.sft.json). An entry of that name for another file is an error.",
-)
-@click.option(
-    "--dataset-info",
-    default=None,
-    type=click.Path(dir_okay=False),
-    help="LLaMA-Factory: the dataset_info.json to update (default: beside the output).",
-)
-@click.option(
-    "--input-format", "fmt", default=None, metavar="FORMAT", help="Override input format detection."
-)
-@click.option("--map", "maps", multiple=True, metavar="FIELD=COLUMN[,COLUMN]", help="Map an input column.")
-@click.option("--sheet", default=None, help="XLSX: read only this sheet.")
-@encoding_option
-@click.option("--json", "json_out", is_flag=True, help="Print a one-line JSON summary on stdout.")
-def export(inputs, output, target, kind, keep_meta, name, dataset_info, fmt, maps, sheet, json_out) -> None:
+def _export_inputs(f):
+    """INPUT... and the input overrides; ``--format`` is the output layout here, so the input format
+    override is ``--input-format``; -o takes the trainer file."""
+    for deco in reversed(
+        [
+            inputs_argument,
+            click.option(
+                "-o",
+                "--output",
+                default=None,
+                type=click.Path(dir_okay=False, path_type=Path),
+                help="Output file (.jsonl or .json). Default: next to the first input, as "
+                "<name>.exported.jsonl (data.selected.jsonl -> data.exported.jsonl, which `train` picks up "
+                "without arguments). Held-out rows (split or meta.split = eval/test/validation/dev) go to "
+                "<name>.eval.<ext>.",
+            ),
+            click.option(
+                "--input-format",
+                "fmt",
+                default=None,
+                metavar="FORMAT",
+                help="Override input format detection.",
+            ),
+            click.option(
+                "--map", "maps", multiple=True, metavar="FIELD=COLUMN[,COLUMN]", help="Map an input column."
+            ),
+            click.option("--sheet", default=None, help="XLSX: read only this sheet."),
+            encoding_option,
+            click.option("--json", "json_out", is_flag=True, help="Print a one-line JSON summary on stdout."),
+        ]
+    ):
+        f = deco(f)
+    return f
+
+
+class ExportCommand(StageCommand):
     """Write DATA for a trainer: --format trl | alpaca | sharegpt | openai | llamafactory.
 
     \b
@@ -87,73 +84,80 @@ def export(inputs, output, target, kind, keep_meta, name, dataset_info, fmt, map
 
     \b
     Which formats hold which kinds (any other pairing is refused before anything is written, exit 2):
-      sft         trl, alpaca, sharegpt, openai, llamafactory
-      preference  trl, alpaca, sharegpt, openai, llamafactory
-      kto         trl, alpaca, sharegpt, llamafactory
-      text        trl, alpaca, llamafactory
+      {pairings}
     """
-    from curate.export import ExportConfig, check_pairing, convert, epochs_hint, output_paths, write
 
-    started = time.perf_counter()
-    if output is None:
-        from curate.io import default_output
+    stage = "export"
+    skip = ("output",)  # the trainer file is -o
+    engine = False
 
-        output = default_output(Path(inputs[0]), "export")  # like every command: <name>.exported.jsonl
-    if output.suffix.lower() not in (".jsonl", ".json"):
-        fail(f"{output}: exports are .jsonl or .json files")
-    check_writable(output, "-o", (".jsonl", ".json"))
-    try:
-        config = ExportConfig(
-            format=target, kind=kind, keep_meta=keep_meta, name=name, dataset_info=dataset_info
+    def description(self) -> str:
+        return super().description().replace("{pairings}", pairing_table().replace("\n", "\n      "))
+
+    def shared_options(self) -> list:
+        return [_export_inputs]
+
+    def prepare(self, run: Invocation) -> None:
+        """The trainer file (-o, or <name>.exported.jsonl like every command), checked first."""
+        output = run.params["output"]
+        if output is None:
+            output = default_output(Path(run.inputs[0]), "export")
+        if output.suffix.lower() not in (".jsonl", ".json"):
+            fail(f"{output}: exports are .jsonl or .json files")
+        check_writable(output, "-o", (".jsonl", ".json"))
+        run.options["output"] = str(output)
+        run.extra["output"] = output
+
+    def resolve_output(self, run: Invocation) -> Path:
+        return run.extra["output"]
+
+    def check_outputs(self, run: Invocation) -> None:
+        try:
+            check_pairing(run.config.format, run.config.kind)  # an explicit --kind: refused before reading
+        except ValueError as exc:
+            fail(str(exc))
+        # every file the export writes (or removes: a stale eval file) and the side files, checked
+        # before anything is written
+        for what, p in output_paths(run.config, run.out).items():
+            fix = "--dataset-info" if what == "dataset_info" else "-o"
+            protect(run.inputs, None, p, f"the {what} file of {run.out}", fix)
+        check_side_files(run.inputs, run.out)
+
+    def execute(self, run: Invocation):
+        """The export stage itself converts the rows and writes the trainer files (one writer)."""
+        try:
+            return run.stage(run.config, run.context).run(run.loaded.frame)
+        except (ValueError, OSError) as exc:
+            fail(str(exc))
+
+    def finish(self, run: Invocation, result) -> None:
+        done, written = result.stats, result.stats["outputs"]
+        stats: dict[str, Any] = {
+            "format": run.config.format,
+            "kind": done["kind"],
+            # kept: every row written (train + eval), like the other commands; exported/eval_rows split it
+            "kept": done["rows"] + done["eval_rows"],
+            "exported": done["rows"],
+            "eval_rows": done["eval_rows"],
+            "epochs_hint": done["hint"].get("epochs_rounded"),
+            "output": str(run.out),
+            **{k: v for k, v in written.items() if k in WRITTEN_KEYS},
+            "hint": done["hint"]["text"],
+        }
+        files = {"output": run.out, **{k: written.get(k) for k in WRITTEN_FILES}}
+        # the export file is written by the stage; finish() writes the dropped rows and rejects beside it
+        finish(
+            "export",
+            inputs=run.inputs,
+            out=run.out,
+            loaded=run.loaded,
+            kept=None,
+            dropped=result.dropped,
+            stats=stats,
+            json_out=run.json_out,
+            started=run.started,
+            extra_outputs=files,
         )
-        check_pairing(target, kind)  # an explicit --kind: refused before anything is read
-    except ValueError as exc:
-        fail(str(exc))
-    # every file the export writes (or removes: a stale eval file) and the side files, checked before
-    # anything is written
-    for what, p in output_paths(config, output).items():
-        fix = "--dataset-info" if what == "dataset_info" else "-o"
-        protect(inputs, None, p, f"the {what} file of {output}", fix)
-    check_side_files(inputs, output)
-    loaded = load_inputs(inputs, fmt, maps, sheet, quiet=json_out)
-    records, splits, kind_used, kept, dropped = convert(loaded.frame, config)
-    try:
-        written = write(records, splits, kind_used, config, output)
-    except (ValueError, OSError) as exc:
-        fail(str(exc))
-    n_eval = sum(1 for s in splits if s == "eval")
-    hint = epochs_hint(len(records) - n_eval, kind_used)
-    stats = {
-        "format": target,
-        "kind": kind_used,
-        # kept: every row written (train + eval), like the other commands; exported/eval_rows split it
-        "kept": len(records),
-        "exported": len(records) - n_eval,
-        "eval_rows": n_eval,
-        "epochs_hint": hint.get("epochs_rounded"),
-        "output": str(output),
-    }
-    keys = (
-        "eval",
-        "dataset_info",
-        "dataset_name",
-        "removed_stale_eval",
-        "dataset_card",
-        "dataset_card_skipped",
-    )
-    stats.update({k: v for k, v in written.items() if k in keys})
-    stats["hint"] = hint["text"]
-    files = {"output": output, **{k: written.get(k) for k in ("eval", "dataset_info", "dataset_card")}}
-    # the export file is written above; finish() writes the dropped rows and rejects beside it
-    finish(
-        "export",
-        inputs=inputs,
-        out=output,
-        loaded=loaded,
-        kept=None,
-        dropped=dropped,
-        stats=stats,
-        json_out=json_out,
-        started=started,
-        extra_outputs=files,
-    )
+
+
+export = ExportCommand().command()

@@ -86,7 +86,7 @@ def test_a_generated_command_has_exactly_the_config_fields_shared_options_and_ex
     extras = _decorated_names(spec.extras)
     assert _options(command) == fields | shared | engine_extra | extras
     assert not fields & extras, "an extra restates a Config field"
-    assert command.help == (type(spec).__doc__ or stage.help)
+    assert command.help == spec.description() and command.help.strip()
 
 
 def test_field_metadata_shapes_the_options(trim_stage):
