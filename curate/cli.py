@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
-from curate import __version__, offline
+from curate import __version__, offline, stages
+from curate.commands.jsonline import json_error
+from curate.core.errors import handle
 from curate.lazycli import LazyGroup
 
 offline.enforce()  # before any command imports a hub library (TAMIS_ALLOW_NETWORK=1 opts out)
@@ -26,8 +30,6 @@ OTHER_COMMANDS: dict[str, tuple[str, str]] = {
 def commands() -> dict[str, tuple[str, str]]:
     """Every `curate` command: one per registered stage (its hand-written command, or one generated
     from its Config), then the others."""
-    from curate import stages
-
     table = {s.name: (s.command or f"curate.commands.generated:{s.name}", s.help) for s in stages.STAGES}
     return {**table, **OTHER_COMMANDS}
 
@@ -55,9 +57,6 @@ class CurateGroup(StageGroup):
     (EX_SOFTWARE, with the traceback) for a bug. Never 1, which means "finished, some rows rejected"."""
 
     def invoke(self, ctx: click.Context):
-        from curate.commands.common import json_error
-        from curate.core.errors import handle
-
         args = [*getattr(ctx, "_protected_args", []), *ctx.args]
         if "--" in args:
             args = args[: args.index("--")]
@@ -98,6 +97,4 @@ def main(no_csv_formula_guard: bool = False) -> None:
     line on stdout, also on failure ({"status": "error", "error": ...}).
     """
     if no_csv_formula_guard:
-        import os
-
         os.environ["TAMIS_CSV_FORMULA_GUARD"] = "0"  # read by the writers (and by workers they start)

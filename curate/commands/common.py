@@ -10,8 +10,9 @@ unreadable input or no readable rows at all; 3 (refresh) the state is locked; 70
 
 from __future__ import annotations
 
+import codecs
+import difflib
 import functools
-import json
 import os
 import sys
 import time
@@ -22,8 +23,15 @@ from typing import Any
 
 import click
 
+from curate import io as dataio  # by module: tests replace curate.io.load / write_frame
 from curate import rejects
+from curate.commands.jsonline import emit_json, json_error, json_mode  # noqa: F401  (re-exported)
 from curate.core.vocab import side_path  # noqa: F401  (re-exported: the commands' name for it)
+from curate.io import InputError, default_output
+from curate.io.sources import check_path
+from curate.io.writers import WRITABLE
+from curate.progress import reporter
+from curate.stage import check_accounting, drop_counts
 from curate.stages import STAGE_SUFFIX  # the registry's suffix table (filled on import)
 
 EXIT_OK, EXIT_REJECTS, EXIT_USAGE = 0, 1, 2
@@ -66,9 +74,6 @@ def inputs_argument(f: Callable) -> Callable:
 
 
 def _checked_inputs(ctx: click.Context, param: click.Parameter, value):
-    from curate.io.decode import InputError
-    from curate.io.sources import check_path
-
     for p in value or ():
         if os.path.islink(p):
             try:
@@ -93,8 +98,6 @@ def encoding_option(f: Callable) -> Callable:
 
 def _remember_encoding(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value:
-        import codecs
-
         try:
             codecs.lookup(value)
         except LookupError:
@@ -136,8 +139,6 @@ def parse_maps(maps: tuple[str, ...]) -> dict[str, list[str]]:
         key, cols = item.split("=", 1)
         key = key.strip()
         if key not in MAP_FIELDS:
-            import difflib
-
             close = difflib.get_close_matches(key, MAP_FIELDS, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
             raise click.UsageError(
@@ -148,38 +149,6 @@ def parse_maps(maps: tuple[str, ...]) -> dict[str, list[str]]:
             raise click.UsageError(f"--map {item!r}: no column after '='")
         mapping[key] = columns
     return mapping
-
-
-def json_mode() -> bool:
-    """Whether this invocation asked for ``--json`` (the command's own flag, or seen by the group)."""
-    ctx = click.get_current_context(silent=True)
-    if ctx is None:
-        return False
-    if ctx.meta.get("curate.json"):
-        return True
-    while ctx is not None:
-        if ctx.params.get("json_out"):
-            return True
-        ctx = ctx.parent
-    return False
-
-
-def emit_json(obj: dict[str, Any]) -> None:
-    """Print the one JSON line of this invocation on stdout (a later failure prints no second one)."""
-    click.echo(json.dumps(obj, ensure_ascii=False, default=str))
-    ctx = click.get_current_context(silent=True)
-    if ctx is not None:
-        ctx.meta["curate.json_emitted"] = True
-
-
-def json_error(message: str, code: int, **extra: Any) -> None:
-    """With ``--json``: the error as the one JSON line on stdout (unless a summary was printed)."""
-    if not json_mode():
-        return
-    ctx = click.get_current_context(silent=True)
-    if ctx is not None and ctx.meta.get("curate.json_emitted"):
-        return
-    emit_json({"status": "error", "error": message, **extra, "exit_code": code})
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> None:
@@ -198,12 +167,11 @@ def load_inputs(inputs, fmt=None, maps=(), sheet=None, *, quiet: bool = False, e
     and so do inputs with no readable row at all (a one-shot command would otherwise write an empty
     output and exit 0). With a Ray ``engine`` (an EngineSpec) the files are read in parallel, one task
     per file."""
-    from curate.io import InputError, load
-
+    load = dataio.load
     if engine is not None and engine.name == "ray":
-        from curate.engines.ray import load
+        from curate.engines.ray import load as ray_load  # Ray is optional
 
-        load = functools.partial(load, spec=engine)
+        load = functools.partial(ray_load, spec=engine)
     ctx = click.get_current_context(silent=True)
     encoding = ctx.meta.get("curate.encoding") if ctx is not None else None
     kwargs = {"encoding": encoding} if encoding else {}
@@ -241,8 +209,6 @@ def resolve_output(inputs, output: Path | None, stage: str) -> Path:
     """The output of a command (``-o`` or the default beside the first input), checked before anything
     is read: a writable extension, a directory that exists (or can be created) and is writable, not an
     input, and side files that are not inputs either."""
-    from curate.io import default_output
-
     out = output if output is not None else default_output(Path(inputs[0]), stage)
     check_writable(out, "-o" if output is not None else "the output")
     resolved = out.resolve()
@@ -260,7 +226,7 @@ def check_writable(
     formats curate writes), not a directory, and a parent that is (or can be created as) a writable
     directory. Checked before a command loads anything."""
     if extensions is None:
-        from curate.io.writers import WRITABLE as extensions
+        extensions = WRITABLE
     path = Path(path)
     ext = path.suffix.lower()
     if not any_extension and ext not in extensions:
@@ -366,31 +332,27 @@ def finish(
     under ``outputs``); ``min_code`` raises the exit code (1: part of the work could not be done).
     ``on_written`` runs once every output is written, before the summary: an incremental stage commits
     its state there (``dedup --state``), so state never runs ahead of the files it describes."""
-    from curate.io import write_frame, write_rejects
-
     check_side_files(inputs, out, has_rejects=bool(loaded.rejects.height))
     sides = side_files(inputs, out)
     stats = dict(stats or {})
     n_in = loaded.input_rows
     n_rejected = loaded.rejects.height
     if kept is not None and dropped is not None:  # checked before anything is written
-        from curate.stage import check_accounting
-
         check_accounting(
             f"curate {stage}", n_in, kept.height, dropped.height, stats.get("added", 0), n_rejected
         )
     outputs: dict[str, str] = {}
     stale: list[str] = []
     if out is not None and kept is not None:
-        write_frame(kept, out)
+        dataio.write_frame(kept, out)
         outputs["output"] = str(out)
     if out is not None and dropped is not None and dropped.height:
-        write_frame(dropped, sides["dropped"])
+        dataio.write_frame(dropped, sides["dropped"])
         outputs["dropped"] = str(sides["dropped"])
     elif out is not None and _remove_stale(sides["dropped"]):
         stale.append(str(sides["dropped"]))
     if n_rejected:
-        write_rejects(loaded.rejects, sides["rejects"])
+        dataio.write_rejects(loaded.rejects, sides["rejects"])
         outputs["rejects"] = str(sides["rejects"])
     elif out is not None and _remove_stale(sides["rejects"]):
         stale.append(str(sides["rejects"]))
@@ -407,8 +369,6 @@ def finish(
     if dropped is not None:
         summary["dropped"] = dropped.height
         if dropped.height and "drop_reason" in dropped.columns:
-            from curate.stage import drop_counts
-
             summary["dropped_by_reason"] = drop_counts(dropped)
     if loaded.repaired:
         summary["repaired"] = loaded.repaired
@@ -506,8 +466,6 @@ class StepProgress:
     ``progress(description, total)`` returns a ``tick(k)`` callable, the contract the stages take."""
 
     def __init__(self, enabled: bool):
-        from curate.progress import reporter
-
         self._p = reporter(json_out=not enabled)
 
     def __enter__(self):

@@ -38,6 +38,6 @@ class Export(Stage):
         file, the eval split, dataset_info.json (the pipeline checks them against its inputs)."""
         if not getattr(config, "output", None):
             return {}
-        from curate.export import output_paths
+        from curate.export import output_paths  # polars: `curate --help` imports every declaration
 
         return output_paths(config, Path(config.output))
