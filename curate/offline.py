@@ -4,7 +4,7 @@ tamis never downloads a model or a data set, but ``huggingface_hub`` may still o
 resolving an id that is not in the local cache (it builds request headers and asks the hub even with
 ``local_files_only``) unless ``HF_HUB_OFFLINE`` is set. So both console scripts set the offline switches
 of every hub library in their own process, before any of them is imported, unless the user explicitly
-opts in with ``TAMIS_ALLOW_NETWORK=1``. Teacher endpoints (``--teacher-url``, ``pairs --model-url``) are
+opts in with ``TAMIS_ALLOW_NETWORK=1``. Model endpoints (``augment``/``pairs --model-url``) are
 URLs the user names and are not affected.
 """
 

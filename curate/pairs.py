@@ -27,7 +27,10 @@ from typing import Any
 import polars as pl
 
 from curate.augment.common import char_ngrams, jaccard, meta_dict, norm_key, rows_to_frame
-from curate.records import Record, Turn, normalise_text
+from curate.augment.generator import GeneratorConfig, setting
+from curate.augment.teachers import GenerationError
+from curate.records import Record, Turn, messages_of, normalise_text
+from curate.select import SelectError, column_values
 from curate.stage import StageResult, empty_dropped, mark_dropped
 
 STAGE = "pairs"
@@ -35,46 +38,40 @@ MODES = ("ranked", "generated", "existing")
 
 
 @dataclass
-class PairsConfig:
+class PairsConfig(GeneratorConfig):
+    """pairs' settings; mode ``generated`` asks the generating model of :class:`GeneratorConfig`
+    (``model``, ``model_url``, ``model_name`` and its client settings) for the rejected answers."""
+
     # None: ranked and existing, plus generated when a model (model or model_url) is given, the same
     # for `curate pairs --model X` and a recipe's `pairs: {model: X}`
-    modes: tuple[str, ...] | None = None
-    score: str = "reward"
-    min_margin: float = 0.0
-    max_similarity: float = 0.9
-    model: str | None = None
-    model_url: str | None = None
-    model_name: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
-    max_new_tokens: int = 512
-    temperature: float = 0.0
-    concurrency: int = 4
-    rpm: float | None = None
-    timeout: float = 120.0
-    max_response_bytes: int = 8 << 20
-    max_retries: int = 5
-    cache: str | None = None
-    no_cache: bool = False
-    trust_remote_code: bool = False
-    keep_sft: bool = False
+    modes: tuple[str, ...] | None = setting(
+        None,
+        "Comma-separated: ranked (several answers to one question, best vs worst by --score), generated "
+        "(curated answer vs --model's answer), existing (preference rows in the input). Default: "
+        "ranked,existing, plus generated when --model or --model-url is given.",
+    )
+    score: str = setting("reward", "Ranked: the score column to rank answers by.")
+    min_margin: float = setting(0.0, "Ranked: best - worst score must be at least this.")
+    max_similarity: float = setting(
+        0.9, "Drop a pair whose sides share at least this Jaccard of character 3-grams (near-identical)."
+    )
+    keep_sft: bool = setting(False, "Also keep SFT rows that did not become pairs.")
 
     def __post_init__(self) -> None:
         if self.modes is None:
-            self.modes = ("ranked", "existing") + (("generated",) if self.model or self.model_url else ())
+            self.modes = ("ranked", "existing") + (("generated",) if self.has_model else ())
         if isinstance(self.modes, str):
             self.modes = tuple(m.strip() for m in self.modes.split(",") if m.strip())
         bad = [m for m in self.modes if m not in MODES]
         if bad or not self.modes:
             raise ValueError(f"unknown pair mode(s) {bad}: choose from {', '.join(MODES)}")
-        if "generated" in self.modes and not (self.model or self.model_url):
+        if "generated" in self.modes and not self.has_model:
             raise ValueError("mode 'generated' needs --model MODEL_DIR or --model-url URL")
         if not 0 < self.max_similarity <= 1:
             raise ValueError("--max-similarity must be in (0, 1]")
         if self.min_margin < 0:
             raise ValueError("--min-margin must be >= 0")
-        from curate.augment import check_teacher_limits
-
-        check_teacher_limits(self)
+        self.check_generator()
 
 
 def sides_problem(chosen: str | None, rejected: str | None, max_similarity: float) -> tuple[str, dict] | None:
@@ -131,155 +128,130 @@ def _num(v: Any) -> float | None:
     return None if math.isnan(f) else f
 
 
-def run(
-    frame: pl.DataFrame,
-    config: PairsConfig | None = None,
-    *,
-    generator=None,
-    progress: Callable[[str, int], Callable[[int], None]] | None = None,
-) -> StageResult:
-    config = config or PairsConfig()
-    rows = frame.to_dicts()
-    n = len(rows)
-    pairs: list[dict[str, Any]] = []
-    bad_pairs: list[tuple[dict[str, Any], str, dict]] = []
-    fate: list[tuple[str, dict] | None] = [None] * n  # why an input row is not in kept
-    kept_idx: list[int] = []
-    stats: dict[str, Any] = {"modes": ",".join(config.modes)}
+class _Pairing:
+    """One run's bookkeeping: the pairs made, the pairs refused, and each input row's fate (why it is
+    not in ``kept``; None: not decided yet)."""
 
-    def add_pair(row, chosen, rejected, meta) -> bool:
+    def __init__(self, frame: pl.DataFrame, config: PairsConfig):
+        self.frame = frame
+        self.config = config
+        self.rows = frame.to_dicts()
+        self.pairs: list[dict[str, Any]] = []
+        self.bad_pairs: list[tuple[dict[str, Any], str, dict]] = []
+        self.fate: list[tuple[str, dict] | None] = [None] * len(self.rows)
+        self.kept_idx: list[int] = []
+        self.used: set[int] = set()  # input rows that went into a pair (or a refused group)
+        self.stats: dict[str, Any] = {"modes": ",".join(config.modes)}
+        self.sft = [
+            i for i, r in enumerate(self.rows) if r["kind"] == "sft" and (r.get("question") or "").strip()
+        ]
+
+    def add_pair(self, row, chosen, rejected, meta) -> bool:
         p = _pair_row(row, chosen, rejected, meta)
-        prob = sides_problem(chosen, rejected, config.max_similarity)
+        prob = sides_problem(chosen, rejected, self.config.max_similarity)
         if prob:
-            bad_pairs.append((p, prob[0], prob[1]))
+            self.bad_pairs.append((p, prob[0], prob[1]))
             return False
-        pairs.append(p)
+        self.pairs.append(p)
         return True
 
+    def settle(self, members, reason: str, detail: dict[str, Any]) -> None:
+        for i in members:
+            self.fate[i] = (reason, detail)
+            self.used.add(i)
+
     # (c) existing preference rows
-    for i, r in enumerate(rows):
-        if r["kind"] != "preference":
-            continue
-        if "existing" not in config.modes:
-            fate[i] = ("pairs: preference row (mode 'existing' is off)", {})
-            continue
-        prob = sides_problem(r.get("chosen"), r.get("rejected"), config.max_similarity)
-        if prob:
-            fate[i] = prob
-        else:
-            kept_idx.append(i)
-    stats["existing"] = len(kept_idx)
+    def existing(self) -> None:
+        for i, r in enumerate(self.rows):
+            if r["kind"] != "preference":
+                continue
+            if "existing" not in self.config.modes:
+                self.fate[i] = ("pairs: preference row (mode 'existing' is off)", {})
+                continue
+            prob = sides_problem(r.get("chosen"), r.get("rejected"), self.config.max_similarity)
+            if prob:
+                self.fate[i] = prob
+            else:
+                self.kept_idx.append(i)
+        self.stats["existing"] = len(self.kept_idx)
 
-    sft = [i for i, r in enumerate(rows) if r["kind"] == "sft" and (r.get("question") or "").strip()]
-    used: set[int] = set()
     # (a) several answers to the same prompt, ranked by a score
-    if "ranked" in config.modes and sft:
-        from curate.select import SelectError, column_values
-
+    def ranked(self) -> None:
+        config, rows = self.config, self.rows
         try:
-            score_values = column_values(frame, config.score)
+            score_values = column_values(self.frame, config.score)
         except SelectError:
-            score_values = None
-        if score_values is None:
-            stats["ranked"] = f"skipped: no {config.score!r} column (run `curate score` first)"
-        else:
-            groups: dict[str, list[int]] = {}
-            for i in sft:
-                groups.setdefault(_prompt_key(rows[i]), []).append(i)
-            made = low_margin = no_rejected = 0
-            for members in groups.values():
-                scored = [(i, _num(score_values[i])) for i in members]
-                # an empty answer is no answer: it can be neither side
-                scored = [
-                    (i, s) for i, s in scored if s is not None and (rows[i].get("answer") or "").strip()
-                ]
-                distinct = {norm_key(rows[i]["answer"]) for i, _ in scored}
-                if len(scored) < 2 or len(distinct) < 2:
-                    continue
-                scored.sort(key=lambda x: -x[1])
-                bi, bs = scored[0]
-                # rejected: the lowest-scored answer that makes a usable pair with the chosen one
-                pick = None
-                problems: dict[str, int] = {}
-                for wi, ws in reversed(scored[1:]):
-                    prob = sides_problem(rows[bi]["answer"], rows[wi]["answer"], config.max_similarity)
-                    if prob is None:
-                        pick = (wi, ws)
-                        break
-                    problems[prob[0]] = problems.get(prob[0], 0) + 1
-                if pick is None:
-                    no_rejected += 1
-                    for i, _ in scored:
-                        fate[i] = (
-                            "pairs: no answer usable as rejected",
-                            {"chosen_id": rows[bi]["id"], "answers": len(scored), "problems": problems},
-                        )
-                        used.add(i)
-                    continue
-                wi, ws = pick
-                margin = bs - ws
-                if margin < config.min_margin:
-                    low_margin += 1
-                    for i, _ in scored:
-                        fate[i] = (
-                            "pairs: margin below --min-margin",
-                            {"margin": round(margin, 6), "min_margin": config.min_margin},
-                        )
-                        used.add(i)
-                    continue
-                ok = add_pair(
-                    rows[bi],
-                    rows[bi]["answer"],
-                    rows[wi]["answer"],
-                    {
-                        "pair_source": "ranked",
-                        "score": config.score,
-                        "chosen_id": rows[bi]["id"],
-                        "rejected_id": rows[wi]["id"],
-                        "chosen_score": bs,
-                        "rejected_score": ws,
-                        "margin": margin,
-                        "answers": len(scored),
-                    },
-                )
-                made += ok
-                for i, _ in scored:
-                    role = "chosen" if i == bi else "rejected" if i == wi else "a middle answer"
-                    fate[i] = (f"pairs: used as {role} of a ranked pair", {"chosen_id": rows[bi]["id"]})
-                    used.add(i)
-            stats["ranked"] = {
-                "groups_with_several_answers": made + low_margin + no_rejected,
-                "pairs": made,
-                "below_margin": low_margin,
-                "no_usable_rejected": no_rejected,
-            }
+            self.stats["ranked"] = f"skipped: no {config.score!r} column (run `curate score` first)"
+            return
+        groups: dict[str, list[int]] = {}
+        for i in self.sft:
+            groups.setdefault(_prompt_key(rows[i]), []).append(i)
+        counts = {"pairs": 0, "below_margin": 0, "no_usable_rejected": 0}
+        for members in groups.values():
+            scored = [(i, _num(score_values[i])) for i in members]
+            # an empty answer is no answer: it can be neither side
+            scored = [(i, s) for i, s in scored if s is not None and (rows[i].get("answer") or "").strip()]
+            if len(scored) >= 2 and len({norm_key(rows[i]["answer"]) for i, _ in scored}) >= 2:
+                outcome = self._rank_group(sorted(scored, key=lambda x: -x[1]))
+                if outcome is not None:
+                    counts[outcome] += 1
+        self.stats["ranked"] = {
+            "groups_with_several_answers": sum(counts.values()),
+            "pairs": counts["pairs"],
+            "below_margin": counts["below_margin"],
+            "no_usable_rejected": counts["no_usable_rejected"],
+        }
+
+    def _rank_group(self, scored: list[tuple[int, float]]) -> str | None:
+        """One prompt's answers, best first: its pair, or why it has none (the ``ranked`` counter)."""
+        config, rows = self.config, self.rows
+        members = [i for i, _ in scored]
+        bi, bs = scored[0]
+        # rejected: the lowest-scored answer that makes a usable pair with the chosen one
+        pick = None
+        problems: dict[str, int] = {}
+        for wi, ws in reversed(scored[1:]):
+            prob = sides_problem(rows[bi]["answer"], rows[wi]["answer"], config.max_similarity)
+            if prob is None:
+                pick = (wi, ws)
+                break
+            problems[prob[0]] = problems.get(prob[0], 0) + 1
+        if pick is None:
+            detail = {"chosen_id": rows[bi]["id"], "answers": len(scored), "problems": problems}
+            self.settle(members, "pairs: no answer usable as rejected", detail)
+            return "no_usable_rejected"
+        wi, ws = pick
+        margin = bs - ws
+        if margin < config.min_margin:
+            detail = {"margin": round(margin, 6), "min_margin": config.min_margin}
+            self.settle(members, "pairs: margin below --min-margin", detail)
+            return "below_margin"
+        made = self.add_pair(
+            rows[bi],
+            rows[bi]["answer"],
+            rows[wi]["answer"],
+            {
+                "pair_source": "ranked",
+                "score": config.score,
+                "chosen_id": rows[bi]["id"],
+                "rejected_id": rows[wi]["id"],
+                "chosen_score": bs,
+                "rejected_score": ws,
+                "margin": margin,
+                "answers": len(scored),
+            },
+        )
+        for i in members:
+            role = "chosen" if i == bi else "rejected" if i == wi else "a middle answer"
+            self.settle([i], f"pairs: used as {role} of a ranked pair", {"chosen_id": rows[bi]["id"]})
+        return "pairs" if made else None  # (a pair refused for its sides is not counted)
 
     # (b) curated answer vs a model's answer
-    if "generated" in config.modes:
-        todo = [i for i in sft if i not in used and (rows[i].get("answer") or "").strip()]
+    def generated(self, generator, progress) -> None:
+        rows = self.rows
+        todo = [i for i in self.sft if i not in self.used and (rows[i].get("answer") or "").strip()]
         own = generator is None
-        if own:
-            from curate.augment.teachers import make_teacher
-
-            generator = make_teacher(
-                config.model,
-                url=config.model_url,
-                model=config.model_name,
-                cache_path=config.cache,
-                no_cache=config.no_cache,
-                max_new_tokens=config.max_new_tokens,
-                temperature=config.temperature,
-                api_key_env=config.api_key_env,
-                concurrency=config.concurrency,
-                rpm=config.rpm,
-                max_retries=config.max_retries,
-                trust_remote_code=config.trust_remote_code,
-                timeout=config.timeout,
-                max_response_bytes=config.max_response_bytes,
-            )
-        from curate.augment.teachers import GenerationError
-        from curate.records import messages_of
-
+        generator = generator or self.config.make_generator()
         try:
             prompts = [messages_of(rows[i], answer_field="") for i in todo]
             tick = progress("generate rejected answers", len(prompts)) if progress else None
@@ -290,64 +262,80 @@ def run(
         failed = 0
         for i, text in zip(todo, texts, strict=True):
             if isinstance(text, GenerationError):
-                fate[i] = ("pairs: generation failed", {"error": str(text)})
+                self.fate[i] = ("pairs: generation failed", {"error": str(text)})
                 failed += 1
                 continue
-            add_pair(
-                rows[i],
-                rows[i]["answer"],
-                text,
-                {
-                    "pair_source": "generated",
-                    "rejected_model": generator.identity,
-                    "chosen_id": rows[i]["id"],
-                },
-            )
-            fate[i] = ("pairs: used as chosen of a generated pair", {})
-            used.add(i)
-        stats["generated"] = {"requested": len(todo), "failed": failed, "model": generator.identity}
+            meta = {
+                "pair_source": "generated",
+                "rejected_model": generator.identity,
+                "chosen_id": rows[i]["id"],
+            }
+            self.add_pair(rows[i], rows[i]["answer"], text, meta)
+            self.settle([i], "pairs: used as chosen of a generated pair", {})
+        self.stats["generated"] = {"requested": len(todo), "failed": failed, "model": generator.identity}
 
-    for i, r in enumerate(rows):
-        if fate[i] is None and i not in kept_idx:
-            if r["kind"] == "sft" and config.keep_sft:
-                kept_idx.append(i)
-            elif r["kind"] == "sft":
-                fate[i] = ("pairs: no pair for this row", {})
+    def result(self) -> StageResult:
+        """The kept rows (the input rows kept, then the new pairs) and the dropped ones, with reasons."""
+        frame, rows, fate = self.frame, self.rows, self.fate
+        for i, r in enumerate(rows):
+            if fate[i] is None and i not in self.kept_idx:
+                if r["kind"] == "sft" and self.config.keep_sft:
+                    self.kept_idx.append(i)
+                elif r["kind"] == "sft":
+                    fate[i] = ("pairs: no pair for this row", {})
+                else:
+                    fate[i] = (f"pairs: {r['kind']} row is not a preference pair", {})
+        # pairs identical to an existing pair are not new
+        seen = {rows[i]["id"] for i in self.kept_idx}
+        new_pairs = []
+        for p in self.pairs:
+            if p["id"] in seen:
+                self.bad_pairs.append((p, "pairs: duplicate pair", {}))
             else:
-                fate[i] = (f"pairs: {r['kind']} row is not a preference pair", {})
-
-    # pairs identical to an existing pair are not new
-    seen = {rows[i]["id"] for i in kept_idx}
-    new_pairs = []
-    for p in pairs:
-        if p["id"] in seen:
-            bad_pairs.append((p, "pairs: duplicate pair", {}))
-        else:
-            seen.add(p["id"])
-            new_pairs.append(p)
-    kept = frame[sorted(kept_idx)] if kept_idx else frame.head(0)
-    if new_pairs:
-        kept = pl.concat([kept, rows_to_frame(new_pairs, frame)], how="vertical")
-    parts = []
-    drop_i = [i for i in range(n) if fate[i] is not None]
-    if drop_i:
-        parts.append(
-            mark_dropped(frame[drop_i], STAGE, [fate[i][0] for i in drop_i], [fate[i][1] for i in drop_i])
+                seen.add(p["id"])
+                new_pairs.append(p)
+        kept = frame[sorted(self.kept_idx)] if self.kept_idx else frame.head(0)
+        if new_pairs:
+            kept = pl.concat([kept, rows_to_frame(new_pairs, frame)], how="vertical")
+        parts = []
+        drop_i = [i for i in range(len(rows)) if fate[i] is not None]
+        if drop_i:
+            parts.append(
+                mark_dropped(frame[drop_i], STAGE, [fate[i][0] for i in drop_i], [fate[i][1] for i in drop_i])
+            )
+        if self.bad_pairs:
+            bad = self.bad_pairs
+            bf = rows_to_frame([p for p, _, _ in bad], frame)
+            parts.append(mark_dropped(bf, STAGE, [w for _, w, _ in bad], [d for _, _, d in bad]))
+        dropped = pl.concat(parts, how="vertical") if parts else empty_dropped(frame)
+        self.stats.update(
+            {
+                "added": len(new_pairs) + len(self.bad_pairs),
+                "pairs": kept.filter(pl.col("kind") == "preference").height,
+                "new_pairs": len(new_pairs),
+                "rejected_pairs": len(self.bad_pairs),
+            }
         )
-    if bad_pairs:
-        bf = rows_to_frame([p for p, _, _ in bad_pairs], frame)
-        parts.append(mark_dropped(bf, STAGE, [w for _, w, _ in bad_pairs], [d for _, _, d in bad_pairs]))
-    dropped = pl.concat(parts, how="vertical") if parts else empty_dropped(frame)
-    added = len(new_pairs) + len(bad_pairs)
-    stats.update(
-        {
-            "added": added,
-            "pairs": kept.filter(pl.col("kind") == "preference").height,
-            "new_pairs": len(new_pairs),
-            "rejected_pairs": len(bad_pairs),
-        }
-    )
-    return StageResult(kept, dropped, stats)
+        return StageResult(kept, dropped, self.stats)
+
+
+def run(
+    frame: pl.DataFrame,
+    config: PairsConfig | None = None,
+    *,
+    generator=None,
+    progress: Callable[[str, int], Callable[[int], None]] | None = None,
+) -> StageResult:
+    """The pairs stage (see the module docstring); ``generator``: a teacher to use instead of the one
+    the config names (the caller closes it)."""
+    pairing = _Pairing(frame, config or PairsConfig())
+    modes = pairing.config.modes
+    pairing.existing()
+    if "ranked" in modes and pairing.sft:
+        pairing.ranked()
+    if "generated" in modes:
+        pairing.generated(generator, progress)
+    return pairing.result()
 
 
 __all__ = ["MODES", "PairsConfig", "run", "sides_problem"]

@@ -11,13 +11,18 @@ existing variants are never augmented, and never serve as demonstrations.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass
 from typing import Any
 
 import polars as pl
 
 from curate.augment.common import meta_dict, rows_to_frame
+from curate.augment.cot import STYLES, cot_variants, parse_check
+from curate.augment.fewshot import fewshot_variants
+from curate.augment.generator import TEACHER_ALIASES, GeneratorConfig, check_teacher_limits, setting
+from curate.augment.rephrase import rephrase_variants
 from curate.stage import StageResult, empty_dropped, mark_dropped
 
 STAGE = "augment"
@@ -25,49 +30,62 @@ REQUEST_FAILED = "cot: teacher request failed"
 
 
 @dataclass
-class AugmentConfig:
-    fewshot: int = 0
-    cot: bool = False
-    rephrase: int = 0
-    system_variants: int = 0
+class AugmentConfig(GeneratorConfig):
+    """augment's settings; the chain-of-thought teacher is the generating model of
+    :class:`GeneratorConfig` (``model``, ``model_url``, ``model_name`` and its client settings)."""
+
+    fewshot: int = setting(0, "Add a variant with K retrieved demonstrations.")
+    cot: bool = setting(
+        False, "Add chain-of-thought variants written by --model (checked against the answer)."
+    )
+    rephrase: int = setting(0, "Add N template rephrasings of the instruction per row.")
+    system_variants: int = setting(0, "Add N system-prompt variants per row (templates).")
     # few-shot retrieval
-    embed_model: str = "use"
-    near_dup: float = 0.9
-    answer_overlap: float = 0.5
+    embed_model: str = setting("use", "Few-shot retrieval: use, minilm or a local dir.")
+    near_dup: float = setting(
+        0.9,
+        "Few-shot: a candidate whose question or answer embedding has at least this cosine with the "
+        "row's is a near-duplicate and never a demonstration.",
+    )
+    answer_overlap: float = setting(
+        0.5,
+        "Few-shot: a candidate whose answer shares this fraction of character 5-grams with the row's "
+        "answer (containment) is never a demonstration.",
+    )
     # chain of thought
-    teacher: str | None = None
-    teacher_url: str | None = None
-    teacher_model: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
-    check: str = "contains"
-    cot_style: str = "plain"
-    max_new_tokens: int = 512
-    temperature: float = 0.0
-    concurrency: int = 4
-    rpm: float | None = None
-    max_retries: int = 5
-    timeout: float = 120.0
-    max_response_bytes: int = 8 << 20
-    batch_size: int = 8
-    cache: str | None = None
-    no_cache: bool = False
-    trust_remote_code: bool = False
+    check: str = setting(
+        "contains",
+        "How a rationale must reach the reference answer: contains, final (text after the final-answer "
+        "marker equals it) or overlap:X (share X of its character bigrams, for long answers).",
+    )
+    cot_style: str = setting(
+        "plain",
+        "plain: the teacher's text; think: <think>reasoning</think> followed by the reference answer.",
+        choices=("plain", "think"),
+    )
+    batch_size: int = setting(8, "Local teacher: prompts per generate call.")
     # templates
-    lang: str = "auto"
-    templates: str | None = None
-    replace_system: bool = False
-    seed: int = 0
-    variants_only: bool = False
+    lang: str = setting("auto", "Template language (auto: from each question).", choices=("auto", "zh", "en"))
+    templates: str | None = setting(
+        None,
+        "Directory overriding the built-in templates (cot_zh.txt, rephrase_en.txt, system_zh.txt...).",
+    )
+    replace_system: bool = setting(False, "System variants also for rows that have a system prompt.")
+    seed: int = setting(0, "Random seed for the choice of rephrasing and system-prompt templates.")
+    variants_only: bool = setting(False, "Write only the variants (originals go to the dropped file).")
+    # deprecated spellings of model, model_url and model_name (TEACHER_ALIASES), for Python callers
+    teacher: InitVar[str | None] = None
+    teacher_url: InitVar[str | None] = None
+    teacher_model: InitVar[str | None] = None
 
-    def __post_init__(self) -> None:
-        from curate.augment.cot import STYLES, parse_check
-
+    def __post_init__(self, teacher=None, teacher_url=None, teacher_model=None) -> None:
+        self._adopt_teacher_spellings(teacher=teacher, teacher_url=teacher_url, teacher_model=teacher_model)
         if self.fewshot < 0 or self.rephrase < 0 or self.system_variants < 0:
             raise ValueError("fewshot, rephrase and system_variants must be >= 0")
         if not (self.fewshot or self.cot or self.rephrase or self.system_variants):
             raise ValueError("nothing to do: ask for --fewshot K, --cot, --rephrase N or --system-variants N")
-        if self.cot and not (self.teacher or self.teacher_url):
-            raise ValueError("--cot needs a teacher: --teacher MODEL_DIR or --teacher-url URL")
+        if self.cot and not self.has_model:
+            raise ValueError("--cot needs a teacher model: --model MODEL_DIR or --model-url URL")
         if not 0 < self.near_dup <= 1 or not 0 < self.answer_overlap <= 1:
             raise ValueError("near_dup and answer_overlap must be in (0, 1]")
         parse_check(self.check)
@@ -75,45 +93,23 @@ class AugmentConfig:
             raise ValueError(f"cot_style must be one of {', '.join(STYLES)}")
         if self.lang not in ("auto", "zh", "en"):
             raise ValueError("lang must be auto, zh or en")
-        check_teacher_limits(self)
+        self.check_generator()
 
-
-def check_teacher_limits(config) -> None:
-    """The endpoint limits shared by augment and pairs (command line and recipes)."""
-    if config.concurrency < 1:
-        raise ValueError(f"concurrency must be at least 1, got {config.concurrency}")
-    if getattr(config, "max_retries", 0) < 0:
-        raise ValueError(f"max_retries must be >= 0, got {config.max_retries}")
-    if config.rpm is not None and config.rpm < 0:
-        raise ValueError(f"rpm must be >= 0 (0: no limit), got {config.rpm}")
-    if config.max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be at least 1, got {config.max_new_tokens}")
-    if getattr(config, "timeout", 1) <= 0:
-        raise ValueError(f"timeout must be > 0 seconds, got {config.timeout}")
-    if getattr(config, "max_response_bytes", 1024) < 1024:
-        raise ValueError(f"max_response_bytes must be at least 1024, got {config.max_response_bytes}")
+    def _adopt_teacher_spellings(self, **old: str | None) -> None:
+        for key, value in old.items():
+            if value is None:
+                continue
+            target = TEACHER_ALIASES[key]
+            if getattr(self, target) is not None:
+                raise ValueError(f"{key} and {target} are the same setting: give only {target}")
+            warnings.warn(
+                f"AugmentConfig({key}=...) is deprecated: use {target}", DeprecationWarning, stacklevel=4
+            )
+            setattr(self, target, value)
 
 
 def make_teacher_from(config: AugmentConfig):
-    from curate.augment.teachers import make_teacher
-
-    return make_teacher(
-        config.teacher,
-        url=config.teacher_url,
-        model=config.teacher_model,
-        cache_path=config.cache,
-        no_cache=config.no_cache,
-        max_new_tokens=config.max_new_tokens,
-        temperature=config.temperature,
-        api_key_env=config.api_key_env,
-        concurrency=config.concurrency,
-        rpm=config.rpm,
-        max_retries=config.max_retries,
-        batch_size=config.batch_size,
-        trust_remote_code=config.trust_remote_code,
-        timeout=config.timeout,
-        max_response_bytes=config.max_response_bytes,
-    )
+    return config.make_generator(batch_size=config.batch_size)
 
 
 def run(
@@ -130,8 +126,6 @@ def run(
     rejected: list[tuple[dict[str, Any], str, dict]] = []
 
     if config.rephrase or config.system_variants:
-        from curate.augment.rephrase import rephrase_variants
-
         rows, st = rephrase_variants(
             frame,
             config.rephrase,
@@ -144,8 +138,6 @@ def run(
         accepted += rows
         stats["rephrase"] = st
     if config.fewshot:
-        from curate.augment.fewshot import fewshot_variants
-
         rows, skipped, st = fewshot_variants(
             frame,
             config.fewshot,
@@ -158,8 +150,6 @@ def run(
         accepted += rows
         stats["fewshot"] = st
     if config.cot:
-        from curate.augment.cot import cot_variants
-
         own = teacher is None
         teacher = teacher or make_teacher_from(config)
         try:
@@ -230,4 +220,4 @@ def run(
     return StageResult(kept, dropped, stats)
 
 
-__all__ = ["AugmentConfig", "STAGE", "run"]
+__all__ = ["AugmentConfig", "GeneratorConfig", "STAGE", "check_teacher_limits", "run"]

@@ -15,6 +15,7 @@ from typing import Any
 import polars as pl
 
 from curate.core import vocab
+from curate.io.formats import semantic_hints
 from curate.records import CORE_COLUMNS, SCHEMA, normalise_text, record_id
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -156,8 +157,6 @@ def variant_row(row: Mapping[str, Any], variant: str, extra_meta: dict[str, Any]
     meta = meta_dict(row)
     # the origin's input shape no longer describes this row, but the roles of final turns it keeps (a tool
     # result, a function call) still do
-    from curate.io.formats import semantic_hints
-
     hints = semantic_hints(
         meta.pop("_fmt", None), question="question" not in changes, answer="answer" not in changes
     )
@@ -220,7 +219,18 @@ def jaccard(a: set[str], b: set[str]) -> float:
     return len(a & b) / len(a | b)
 
 
+def first_occurrence(rows: list[dict[str, Any]]) -> list[bool]:
+    """An exact duplicate (same id) is augmented once: its variants would be identical."""
+    seen: set[str] = set()
+    out = []
+    for r in rows:
+        out.append(r["id"] not in seen)
+        seen.add(r["id"])
+    return out
+
+
 __all__ = [
+    "first_occurrence",
     "LANGS",
     "SCHEMA",
     "TEMPLATES_DIR",

@@ -25,6 +25,7 @@ import polars as pl
 
 from curate.augment.common import (
     fill,
+    first_occurrence,
     is_eval,
     is_variant,
     lang_of,
@@ -128,12 +129,10 @@ def cot_variants(
         raise ValueError(f"--cot-style {style!r}: expected one of {', '.join(STYLES)}")
     if lang not in ("auto", "zh", "en"):
         raise ValueError(f"--lang {lang!r}: expected auto, zh or en")
-    from curate.augment.fewshot import _first_occurrence
-
     all_rows = frame.to_dicts()
     rows = [
         r
-        for r, first in zip(all_rows, _first_occurrence(all_rows), strict=True)
+        for r, first in zip(all_rows, first_occurrence(all_rows), strict=True)
         if first
         and r["kind"] == "sft"
         and (r.get("question") or "").strip()

@@ -6,6 +6,9 @@ import time
 
 import click
 
+from curate.augment import AugmentConfig, run
+from curate.augment.common import TemplateError
+from curate.augment.teachers import TeacherError
 from curate.commands.common import (
     EXIT_OK,
     EXIT_REJECTS,
@@ -20,6 +23,12 @@ from curate.commands.common import (
 from curate.commands.common import (
     StepProgress as Progress,
 )
+from curate.core.errors import TamisError
+from curate.stages.augment import Augment
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def teacher_options(prefix: str = "teacher"):
@@ -27,6 +36,17 @@ def teacher_options(prefix: str = "teacher"):
 
     def deco(f):
         opts = [
+            click.option(
+                "--model",
+                default=None,
+                help="The generating model: a local Hugging Face model directory, or an OpenAI-compatible base URL.",
+            ),
+            click.option(
+                "--model-url",
+                default=None,
+                help="OpenAI-compatible base URL (e.g. http://127.0.0.1:8000/v1).",
+            ),
+            click.option("--model-name", default=None, help="Model name sent to the endpoint."),
             click.option(
                 "--api-key-env",
                 default="OPENAI_API_KEY",
@@ -111,23 +131,17 @@ def teacher_options(prefix: str = "teacher"):
 @click.option(
     "--cot",
     is_flag=True,
-    help="Add chain-of-thought variants written by --teacher (checked against the answer).",
+    help="Add chain-of-thought variants written by --model (checked against the answer).",
 )
+@click.option("--teacher", default=None, hidden=True, help="Deprecated: --model.")
+@click.option("--teacher-url", default=None, hidden=True, help="Deprecated: --model-url.")
+@click.option("--teacher-model", default=None, hidden=True, help="Deprecated: --model-name.")
 @click.option(
     "--rephrase", default=0, type=int, help="Add N template rephrasings of the instruction per row."
 )
 @click.option(
     "--system-variants", default=0, type=int, help="Add N system-prompt variants per row (templates)."
 )
-@click.option(
-    "--teacher",
-    default=None,
-    help="Chain of thought: a local Hugging Face model directory, or an OpenAI-compatible base URL.",
-)
-@click.option(
-    "--teacher-url", default=None, help="OpenAI-compatible base URL (e.g. http://127.0.0.1:8000/v1)."
-)
-@click.option("--teacher-model", default=None, help="Model name sent to the endpoint.")
 @click.option(
     "--check",
     default="contains",
@@ -197,18 +211,15 @@ def augment(inputs, fmt, maps, sheet, output, json_out, **opts) -> None:
     \b
     Examples:
       curate augment data.jsonl --fewshot 3
-      curate augment data.jsonl --cot --teacher ./models/qwen2.5-7b-instruct
-      curate augment data.jsonl --cot --teacher-url http://127.0.0.1:8000/v1 --teacher-model qwen --rpm 120
+      curate augment data.jsonl --cot --model ./models/qwen2.5-7b-instruct
+      curate augment data.jsonl --cot --model-url http://127.0.0.1:8000/v1 --model-name qwen --rpm 120
       curate augment data.jsonl --rephrase 2 --system-variants 1
     """
-    from curate.augment import AugmentConfig, run
-    from curate.augment.common import TemplateError
-    from curate.augment.teachers import TeacherError
-
     started = time.perf_counter()
     try:
-        config = AugmentConfig(**opts)
-    except ValueError as exc:
+        given = Augment.undeprecate({k: v for k, v in opts.items() if v is not None}, spell=_flag)
+        config = AugmentConfig(**{**{k: v for k, v in opts.items() if k not in Augment.deprecated}, **given})
+    except (ValueError, TamisError) as exc:
         fail(str(exc))
     out = resolve_output(inputs, output, "augment")
     loaded = load_inputs(inputs, fmt, maps, sheet, quiet=json_out)

@@ -6,6 +6,7 @@ import time
 
 import click
 
+from curate.augment.teachers import TeacherError
 from curate.commands.augment import teacher_options
 from curate.commands.common import (
     Job,
@@ -16,6 +17,8 @@ from curate.commands.common import (
     resolve_output,
 )
 from curate.commands.common import StepProgress as Progress
+from curate.pairs import PairsConfig, run
+from curate.select import SelectError, column_values
 
 
 @click.command()
@@ -46,11 +49,6 @@ from curate.commands.common import StepProgress as Progress
     type=float,
     help="Drop a pair whose sides share at least this Jaccard of character 3-grams (near-identical).",
 )
-@click.option(
-    "--model", default=None, help="Generated: a local HF model directory (or an OpenAI-compatible URL)."
-)
-@click.option("--model-url", default=None, help="Generated: OpenAI-compatible base URL.")
-@click.option("--model-name", default=None, help="Generated: model name sent to the endpoint.")
 @teacher_options()
 @click.option("--keep-sft", is_flag=True, help="Also keep SFT rows that did not become pairs.")
 @click.pass_context
@@ -63,9 +61,6 @@ def pairs(ctx, inputs, fmt, maps, sheet, output, json_out, modes, **opts) -> Non
       curate pairs curated.jsonl --model ./models/base    # curated answer vs the base model's answer
       curate pairs dpo_zh.json                            # check existing preference data
     """
-    from curate.augment.teachers import TeacherError
-    from curate.pairs import PairsConfig, run
-
     started = time.perf_counter()
     explicit_ranked = ctx.get_parameter_source("score") is not click.core.ParameterSource.DEFAULT or (
         modes is not None and "ranked" in [m.strip() for m in modes.split(",")]
@@ -79,8 +74,6 @@ def pairs(ctx, inputs, fmt, maps, sheet, output, json_out, modes, **opts) -> Non
     if explicit_ranked and "ranked" in config.modes:
         # asked for by name (--score or --mode ranked): a missing score column is an error, as for
         # select --by, not a silent "0 pairs"
-        from curate.select import SelectError, column_values
-
         frame = loaded.frame
         if frame.height and (frame["kind"] == "sft").any():
             try:

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from curate.core.coerce import OptionError, dataclass_config
 from curate.core.errors import TamisError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -81,6 +82,16 @@ class StageContext:
     prior: Any = None  # curate.dedup.engine.Prior for refresh
     extra: dict[str, Any] = field(default_factory=dict)
     engine: Any = None  # curate.engines.EngineSpec; None or local: this process
+
+
+_WARNED: set[str] = set()
+
+
+def warn_deprecated(message: str) -> None:
+    """``warning: MESSAGE`` on stderr, once per message per process (a recipe is read more than once)."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def load_object(target: str) -> Any:
@@ -126,6 +137,7 @@ class Stage:
     # a hand-written click command ("module:attr"); None: the command is generated from the Config
     command: ClassVar[str | None] = None
     aliases: ClassVar[dict[str, str]] = {}  # accepted spellings -> field names (method -> methods)
+    deprecated: ClassVar[tuple[str, ...]] = ()  # aliases that still work, with a warning line
     path_options: ClassVar[tuple[str, ...]] = ()  # files/dirs (resolved against the recipe dir)
     output_options: ClassVar[tuple[str, ...]] = ()  # files to write (always resolved there)
     model_options: ClassVar[tuple[str, ...]] = ()  # models (fingerprinted for the cache key)
@@ -161,12 +173,29 @@ class Stage:
     def build_config(cls, options: dict[str, Any], ctx: StageContext) -> Any:
         """The Config from a mapping of options (a recipe's, or the command line's); every value is
         checked by :mod:`curate.core.coerce`. Stages with extra validation override this."""
-        from curate.core.coerce import dataclass_config
-
         cfg = cls.config_class()
         if cfg is None:
             return dict(options)
-        return dataclass_config(cfg, options, rename=cls.aliases)
+        return dataclass_config(cfg, cls.undeprecate(options), rename=cls.aliases)
+
+    @classmethod
+    def undeprecate(cls, options: dict[str, Any], spell: Callable[[str], str] = str) -> dict[str, Any]:
+        """``options`` with each deprecated spelling replaced by its setting's name, after one warning
+        line on stderr (once per spelling per process); a setting given under both names is an error.
+        ``spell`` writes a name as the user wrote it (``--teacher`` on the command line)."""
+        out: dict[str, Any] = {}
+        for key, value in options.items():
+            target = cls.aliases.get(key) if key in cls.deprecated else None
+            if target is None:
+                out[key] = value
+                continue
+            if target in options:
+                raise OptionError(
+                    key, f"{spell(key)} and {spell(target)} are the same setting: give only {spell(target)}"
+                )
+            warn_deprecated(f"{cls.name}: {spell(key)} is deprecated, use {spell(target)} (the same setting)")
+            out[target] = value
+        return out
 
     @classmethod
     def stage_function(cls) -> Callable:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from curate.core.stage import Scope, Stage
-from curate.core.vocab import TEACHER_CLIENT_SETTINGS
+from curate.core.vocab import TEACHER_ALIASES, TEACHER_CLIENT_SETTINGS
 
 
 class Augment(Stage):
@@ -15,9 +15,12 @@ class Augment(Stage):
     config = "curate.augment:AugmentConfig"
     command = "curate.commands.augment:augment"
     code = ("curate.augment", "curate.embed")
-    path_options = ("teacher", "embed_model", "templates")
+    aliases = TEACHER_ALIASES
+    deprecated = tuple(TEACHER_ALIASES)
+    # (a recipe's paths are resolved before the deprecated spellings are renamed: both are paths)
+    path_options = ("model", "teacher", "embed_model", "templates")
     output_options = ("cache",)
-    model_options = ("teacher", "embed_model")
+    model_options = ("model", "embed_model")
     key_exclude = (*TEACHER_CLIENT_SETTINGS, "batch_size")
 
     def models(self) -> list[str]:
@@ -26,12 +29,7 @@ class Augment(Stage):
         if getattr(config, "fewshot", 0):
             out.append(config.embed_model)
         if getattr(config, "cot", False):
-            if config.teacher:
-                out.append(config.teacher)
-            else:  # never a query string or user:password (an API key can ride there) in keys and manifests
-                from curate.augment.teachers import endpoint_urls
-
-                out.append(f"{endpoint_urls(config.teacher_url)[1]}#{config.teacher_model}")
+            out += config.generator_models()
         return out
 
     def run(self, frame):

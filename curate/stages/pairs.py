@@ -23,7 +23,7 @@ class Pairs(Stage):
     def models(self) -> list[str]:
         config = self.config_value
         if "generated" in getattr(config, "modes", ()):
-            return [config.model or f"{config.model_url}#{config.model_name}"]
+            return config.generator_models()
         return []
 
     def run(self, frame):
