@@ -49,13 +49,15 @@ class PairsConfig(GeneratorConfig):
         "Comma-separated: ranked (several answers to one question, best vs worst by --score), generated "
         "(curated answer vs --model's answer), existing (preference rows in the input). Default: "
         "ranked,existing, plus generated when --model or --model-url is given.",
+        flags=("--mode",),
+        multiple=False,
     )
     score: str = setting("reward", "Ranked: the score column to rank answers by.")
     min_margin: float = setting(0.0, "Ranked: best - worst score must be at least this.")
     max_similarity: float = setting(
         0.9, "Drop a pair whose sides share at least this Jaccard of character 3-grams (near-identical)."
     )
-    keep_sft: bool = setting(False, "Also keep SFT rows that did not become pairs.")
+    keep_sft: bool = setting(False, "Also keep SFT rows that did not become pairs.", flag=True)
 
     def __post_init__(self) -> None:
         if self.modes is None:

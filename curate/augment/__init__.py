@@ -21,8 +21,9 @@ import polars as pl
 from curate.augment.common import meta_dict, rows_to_frame
 from curate.augment.cot import STYLES, cot_variants, parse_check
 from curate.augment.fewshot import fewshot_variants
-from curate.augment.generator import TEACHER_ALIASES, GeneratorConfig, check_teacher_limits, setting
+from curate.augment.generator import GeneratorConfig, check_teacher_limits, generator_field, setting
 from curate.augment.rephrase import rephrase_variants
+from curate.core.stage import deprecated_keys
 from curate.stage import StageResult, empty_dropped, mark_dropped
 
 STAGE = "augment"
@@ -34,9 +35,13 @@ class AugmentConfig(GeneratorConfig):
     """augment's settings; the chain-of-thought teacher is the generating model of
     :class:`GeneratorConfig` (``model``, ``model_url``, ``model_name`` and its client settings)."""
 
+    # the teacher, spelled as pairs spells its model; augment's older spellings are deprecated
+    model: str | None = generator_field("model", deprecated=("--teacher",))
+    model_url: str | None = generator_field("model_url", deprecated=("--teacher-url",))
+    model_name: str | None = generator_field("model_name", deprecated=("--teacher-model",))
     fewshot: int = setting(0, "Add a variant with K retrieved demonstrations.")
     cot: bool = setting(
-        False, "Add chain-of-thought variants written by --model (checked against the answer)."
+        False, "Add chain-of-thought variants written by --model (checked against the answer).", flag=True
     )
     rephrase: int = setting(0, "Add N template rephrasings of the instruction per row.")
     system_variants: int = setting(0, "Add N system-prompt variants per row (templates).")
@@ -69,11 +74,17 @@ class AugmentConfig(GeneratorConfig):
     templates: str | None = setting(
         None,
         "Directory overriding the built-in templates (cot_zh.txt, rephrase_en.txt, system_zh.txt...).",
+        path="dir",
+        exists=True,
     )
-    replace_system: bool = setting(False, "System variants also for rows that have a system prompt.")
+    replace_system: bool = setting(
+        False, "System variants also for rows that have a system prompt.", flag=True
+    )
     seed: int = setting(0, "Random seed for the choice of rephrasing and system-prompt templates.")
-    variants_only: bool = setting(False, "Write only the variants (originals go to the dropped file).")
-    # deprecated spellings of model, model_url and model_name (TEACHER_ALIASES), for Python callers
+    variants_only: bool = setting(
+        False, "Write only the variants (originals go to the dropped file).", flag=True
+    )
+    # the deprecated spellings as keyword arguments, for Python callers
     teacher: InitVar[str | None] = None
     teacher_url: InitVar[str | None] = None
     teacher_model: InitVar[str | None] = None
@@ -96,10 +107,11 @@ class AugmentConfig(GeneratorConfig):
         self.check_generator()
 
     def _adopt_teacher_spellings(self, **old: str | None) -> None:
+        renamed = deprecated_keys(type(self))
         for key, value in old.items():
             if value is None:
                 continue
-            target = TEACHER_ALIASES[key]
+            target = renamed[key]
             if getattr(self, target) is not None:
                 raise ValueError(f"{key} and {target} are the same setting: give only {target}")
             warnings.warn(

@@ -5,7 +5,7 @@ Both stages' Configs inherit :class:`GeneratorConfig`, so the command line, reci
 spell each setting the same way in both (``--model`` / ``model:``, ``--model-url``, ``--model-name``
 and the client's limits), with one help text and one range check. augment's older spellings
 (``--teacher``, ``--teacher-url``, ``--teacher-model``; recipe keys ``teacher``...) are deprecated
-aliases of these (see :data:`TEACHER_ALIASES`).
+aliases of these (the ``deprecated`` metadata of AugmentConfig's fields: :func:`generator_field`).
 
 The generation cache is keyed by the model's identity (its directory's content or its endpoint and
 served name), the generation parameters and the messages (:class:`curate.augment.teachers.TeacherCache`),
@@ -19,12 +19,19 @@ from dataclasses import dataclass, field
 
 from curate.augment import teachers
 from curate.augment.teachers import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, endpoint_urls
-from curate.core.vocab import TEACHER_ALIASES  # noqa: F401  (re-exported)
 
 
 def setting(default, help: str, **meta):
-    """A field with its command-line help and (``min``, ``max``, ``min_open``) its range."""
+    """A field with its command-line help and the rest of its option (curate.commands.generated: a
+    range ``min``/``max``/``min_open``, ``choices``, ``path``, ``flag``...)."""
     return field(default=default, metadata={"help": help, **meta})
+
+
+def generator_field(name: str, **meta):
+    """:class:`GeneratorConfig`'s field ``name`` again, with more metadata (a stage's deprecated
+    spellings of it): the default and help stay declared once."""
+    base = GeneratorConfig.__dataclass_fields__[name]
+    return field(default=base.default, metadata={**base.metadata, **meta})
 
 
 @dataclass
@@ -72,10 +79,11 @@ class GeneratorConfig:
         None,
         "SQLite cache of generations keyed by (model, parameters, prompt); default "
         "~/.cache/tamis/teacher.sqlite (or $TAMIS_CACHE/teacher.sqlite). A re-run pays nothing twice.",
+        path="file",
     )
-    no_cache: bool = setting(False, "Neither read nor write the generation cache.")
+    no_cache: bool = setting(False, "Neither read nor write the generation cache.", flag=True)
     trust_remote_code: bool = setting(
-        False, "Local model: allow code shipped with the model (off by default)."
+        False, "Local model: allow code shipped with the model (off by default).", flag=True
     )
 
     @property

@@ -94,6 +94,18 @@ def warn_deprecated(message: str) -> None:
         print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
+def deprecated_keys(cfg: type | None) -> dict[str, str]:
+    """Old spellings of a Config's fields as recipe keys -> field names, from each field's
+    ``deprecated`` metadata (the hidden command-line flags: ``--teacher-url`` -> ``teacher_url``)."""
+    if cfg is None:
+        return {}
+    return {
+        old.lstrip("-").replace("-", "_"): f.name
+        for f in dataclasses.fields(cfg)
+        for old in f.metadata.get("deprecated", ())
+    }
+
+
 def load_object(target: str) -> Any:
     """``"package.module:Attr"`` -> the object."""
     module, _, attr = target.partition(":")
@@ -137,7 +149,6 @@ class Stage:
     # a hand-written click command ("module:attr"); None: the command is generated from the Config
     command: ClassVar[str | None] = None
     aliases: ClassVar[dict[str, str]] = {}  # accepted spellings -> field names (method -> methods)
-    deprecated: ClassVar[tuple[str, ...]] = ()  # aliases that still work, with a warning line
     path_options: ClassVar[tuple[str, ...]] = ()  # files/dirs (resolved against the recipe dir)
     output_options: ClassVar[tuple[str, ...]] = ()  # files to write (always resolved there)
     model_options: ClassVar[tuple[str, ...]] = ()  # models (fingerprinted for the cache key)
@@ -179,21 +190,20 @@ class Stage:
         return dataclass_config(cfg, cls.undeprecate(options), rename=cls.aliases)
 
     @classmethod
-    def undeprecate(cls, options: dict[str, Any], spell: Callable[[str], str] = str) -> dict[str, Any]:
-        """``options`` with each deprecated spelling replaced by its setting's name, after one warning
-        line on stderr (once per spelling per process); a setting given under both names is an error.
-        ``spell`` writes a name as the user wrote it (``--teacher`` on the command line)."""
+    def undeprecate(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """A recipe's ``options`` with each deprecated key (a Config field's ``deprecated`` metadata:
+        ``--teacher-url`` is the key ``teacher_url``) renamed to its field, after one warning line on
+        stderr (once per key per process); a setting given under both names is an error."""
+        old_keys = deprecated_keys(cls.config_class())
         out: dict[str, Any] = {}
         for key, value in options.items():
-            target = cls.aliases.get(key) if key in cls.deprecated else None
+            target = old_keys.get(key)
             if target is None:
                 out[key] = value
                 continue
             if target in options:
-                raise OptionError(
-                    key, f"{spell(key)} and {spell(target)} are the same setting: give only {spell(target)}"
-                )
-            warn_deprecated(f"{cls.name}: {spell(key)} is deprecated, use {spell(target)} (the same setting)")
+                raise OptionError(key, f"{key} is the old spelling of {target}; give only {target}")
+            warn_deprecated(f"{cls.name}: {key} is deprecated; use {target}")
             out[target] = value
         return out
 

@@ -117,7 +117,3 @@ TEACHER_CLIENT_SETTINGS = (
     "timeout",
     "max_response_bytes",
 )
-
-# augment's spellings of the generating model's settings before pairs shared them
-# (curate.augment.generator.GeneratorConfig): deprecated aliases, on the command line and in recipes
-TEACHER_ALIASES = {"teacher": "model", "teacher_url": "model_url", "teacher_model": "model_name"}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from curate.core.stage import Scope, Stage
-from curate.core.vocab import TEACHER_ALIASES, TEACHER_CLIENT_SETTINGS
+from curate.core.vocab import TEACHER_CLIENT_SETTINGS
 
 
 class Augment(Stage):
@@ -15,9 +15,7 @@ class Augment(Stage):
     config = "curate.augment:AugmentConfig"
     command = "curate.commands.augment:augment"
     code = ("curate.augment", "curate.embed")
-    aliases = TEACHER_ALIASES
-    deprecated = tuple(TEACHER_ALIASES)
-    # (a recipe's paths are resolved before the deprecated spellings are renamed: both are paths)
+    # (a recipe's paths are resolved before its deprecated keys are renamed: teacher is model)
     path_options = ("model", "teacher", "embed_model", "templates")
     output_options = ("cache",)
     model_options = ("model", "embed_model")

@@ -57,15 +57,15 @@ def test_augment_model_flags_mean_what_the_teacher_flags_meant(calls, data):
     assert calls[0] == calls[1] and calls[0]["url"] == URL and calls[0]["model"] == "m"
     warnings = [line for line in res.stderr.splitlines() if "deprecated" in line]
     assert warnings == [
-        "warning: augment: --teacher-url is deprecated, use --model-url (the same setting)",
-        "warning: augment: --teacher-model is deprecated, use --model-name (the same setting)",
+        "warning: --teacher-url is deprecated; use --model-url",
+        "warning: --teacher-model is deprecated; use --model-name",
     ]
 
 
 def test_augment_model_flag_and_its_old_spelling_together_are_refused(calls, data):
     res = CliRunner().invoke(main, ["augment", data, "--cot", "--model", "a", "--teacher", "b"])
     assert res.exit_code == 2
-    assert "--teacher and --model are the same setting: give only --model" in res.stderr
+    assert "--teacher is the old spelling of --model; give only --model" in res.stderr
     assert calls == []
 
 
@@ -75,12 +75,14 @@ def test_recipe_model_keys_mean_what_the_teacher_keys_meant(calls, tmp_path, cap
     assert "deprecated" not in capsys.readouterr().err
     old = Augment.build_config({"cot": True, "teacher_url": URL, "teacher_model": "m"}, ctx)
     assert old == new and (old.model_url, old.model_name) == (URL, "m")
-    assert "augment: teacher_url is deprecated, use model_url" in capsys.readouterr().err
+    assert "warning: augment: teacher_url is deprecated; use model_url" in capsys.readouterr().err
     Augment.build_config({"cot": True, "teacher_url": URL}, ctx)
     assert capsys.readouterr().err == ""  # one warning per spelling per process
     with pytest.raises(OptionError) as err:
         Augment.build_config({"cot": True, "teacher": "a", "model": "b"}, ctx)
-    assert err.value.key == "teacher" and "give only model" in str(err.value)
+    assert err.value.key == "teacher" and "teacher is the old spelling of model; give only model" in str(
+        err.value
+    )
     # the pairs stage reads the same keys
     assert Pairs.build_config({"model_url": URL, "model_name": "m"}, ctx).model_url == URL
 
