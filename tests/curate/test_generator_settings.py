@@ -146,3 +146,13 @@ def test_pairs_manifests_name_the_endpoint_without_its_secret(tmp_path):
         {"model_url": URL + "?api-key=SECRET", "model_name": "m"}, StageContext(tmp_path)
     )
     assert Pairs(config).models() == [f"{URL}/chat/completions#m"]
+
+
+@pytest.mark.parametrize("key", ["model", "teacher"])
+def test_a_recipe_model_directory_is_resolved_beside_the_recipe_under_either_key(key, tmp_path, calls):
+    """A recipe's paths are resolved before its deprecated keys are renamed: both keys are paths."""
+    from curate.pipeline import stages as registry
+
+    (tmp_path / "models" / "tiny").mkdir(parents=True)
+    config = registry.get("augment").config({"cot": True, key: "models/tiny"}, StageContext(tmp_path))
+    assert config.model == str(tmp_path / "models" / "tiny")
