@@ -204,7 +204,8 @@ def deprecated_name(fld: dataclasses.Field, i: int) -> str:
     return f"_deprecated_{i}_{fld.name}"
 
 
-def _typed(stage: type[Stage], fld: dataclasses.Field, tp: Any, is_list: bool, value: Any) -> Any:
+def _typed(fld: dataclasses.Field, tp: Any, is_list: bool, value: Any) -> Any:
+    """A value as click gave it -> the recipe's form: paths as text, lists split and typed."""
     if isinstance(value, Path):
         value = str(value)
     if not is_list:
@@ -231,7 +232,7 @@ def given_options(
         tp, _optional, is_list = base_type(hints.get(fld.name, str))
         value = params.pop(fld.name, None)
         if ctx.get_parameter_source(fld.name) in GIVEN:
-            out[fld.name] = _typed(stage, fld, tp, is_list, value)
+            out[fld.name] = _typed(fld, tp, is_list, value)
         for i, old in enumerate(fld.metadata.get("deprecated", ())):
             name = deprecated_name(fld, i)
             old_value = params.pop(name, None)
@@ -242,7 +243,7 @@ def given_options(
                     f"{old} is the old spelling of {long_flag(fld)}; give only {long_flag(fld)}"
                 )
             warn(f"{old} is deprecated; use {long_flag(fld)}")
-            out[fld.name] = _typed(stage, fld, tp, is_list, old_value)
+            out[fld.name] = _typed(fld, tp, is_list, old_value)
     return out
 
 
