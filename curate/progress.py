@@ -22,6 +22,17 @@ import sys
 import time
 from typing import Any
 
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.progress import Progress as RichProgress
+
 INTERVAL = 15.0  # seconds between two plain lines of one step: a 44-minute run writes ~180 lines
 
 
@@ -157,17 +168,6 @@ class Progress:
     # -- rich (terminal) ----------------------------------------------------------------------------
     def _rich_task(self, description: str, total: int):
         if self._rich is None:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                TaskProgressColumn,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-            from rich.progress import Progress as RichProgress
-
             self._rich = RichProgress(
                 TextColumn("{task.description}"),
                 BarColumn(),

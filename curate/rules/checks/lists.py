@@ -4,6 +4,7 @@ leakage, leftover template placeholders. All vectorised (polars regex / Aho-Cora
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 import polars as pl
 
@@ -91,8 +92,6 @@ class Regex(Check):
         return s.str.replace_all(self.pattern, self.p["replacement"])
 
     def redact(self, s: pl.Series, placeholder: str):
-        from collections import Counter
-
         n = int(s.str.count_matches(self.pattern).fill_null(0).sum())
         return s.str.replace_all(
             self.pattern, self.p["replacement"] or placeholder.format(type="match", TYPE="MATCH")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+import numpy as np
 import polars as pl
 
 from curate.core import vocab
@@ -130,8 +131,6 @@ def repeated_window_share(texts: list[str], window: int, budget: int = 4_000_000
     each ``dup_{n}gram_char_frac`` from above: a text whose share is under a limit cannot exceed it.
     Vectorised with numpy (a random linear hash of every window, sorted once per chunk); hash
     collisions can only raise the share, never hide a repeat."""
-    import numpy as np
-
     global _HASH_COEFFS
     if _HASH_COEFFS is None or len(_HASH_COEFFS) < window:
         rng = np.random.default_rng(20240613)
@@ -269,8 +268,6 @@ def periodic_runs(texts: list[str], max_unit: int, repeats: int, chunk: int = 20
     back. Vectorised with numpy over code points: for each period L, a run of at least
     (repeats-1)*L positions where text[i] == text[i+L]. A unique negative sentinel between texts
     keeps runs from crossing rows. Exact candidates; the Python check then applies the thresholds."""
-    import numpy as np
-
     out: list[int] = []
     for c0 in range(0, len(texts), chunk):
         part = texts[c0 : c0 + chunk]
