@@ -1,12 +1,13 @@
-"""`curate score` (perplexity/IFD, reward, fastText quality columns) and `curate quality` (train and
-evaluate the fastText quality classifier)."""
+"""`curate score` (perplexity/IFD, reward, fastText quality columns), generated from ScoreConfig
+(curate.commands.generated; here only ``--no-cache``, the score cache beside the output and the models
+file and tables), and `curate quality` (train and evaluate the fastText quality classifier; its
+training options come from TrainParams)."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 import sys
-import time
 from pathlib import Path
 
 import click
@@ -14,199 +15,72 @@ import click
 from curate.commands.common import (
     EXIT_OK,
     EXIT_REJECTS,
-    Job,
     check_writable,
     emit_json,
     encoding_option,
     fail,
-    input_options,
     load_inputs,
-    output_options,
     protect,
-    resolve_output,
+    same_file,
     side_path,
 )
-from curate.engines import engine_options
+from curate.commands.generated import Invocation, StageCommand, dataclass_options
+from curate.io import atomic_write_text
+from curate.score import default_cache_path, models_file_path
+from curate.score.common import ScoreError
+from curate.score.quality import TrainParams, evaluate, fasttext_text, train_classifier
 
-SCORER_HELP = (
-    "Comma-separated: ppl (perplexity of the answer given the question), ifd (also the answer alone, "
-    "and their ratio), reward (reward model), quality (fastText P(good)). Default: all four."
-)
 
-
-@click.command()
-@input_options
-@output_options("score")
-@click.option("--scorers", default="ppl,ifd,reward,quality", show_default=True, help=SCORER_HELP)
-@click.option(
-    "--lm",
-    default=None,
-    help="Causal LM for ppl/ifd: a local directory or a hub id already in the local cache (never "
-    "downloaded). Default: the embedded demo model samples/models/lm.",
-)
-@click.option(
-    "--reward-model",
-    default=None,
-    help="Sequence-classification reward model. Default: samples/models/reward.",
-)
-@click.option(
-    "--quality-model",
-    default=None,
-    help="fastText quality model (.ftz/.bin). Default: samples/models/quality.ftz.",
-)
-@click.option(
-    "--lm-chat-template",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Jinja chat template for an LM without one.",
-)
-@click.option(
-    "--reward-chat-template",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Jinja chat template for the reward model.",
-)
-@click.option(
-    "--device", default="auto", show_default=True, help="auto (CUDA when available), cpu or cuda[:N]."
-)
-@click.option(
-    "--dtype",
-    type=click.Choice(["auto", "float32", "bfloat16", "float16"]),
-    default="auto",
-    show_default=True,
-    help="auto: bfloat16 on a GPU that supports it, float32 on CPU.",
-)
-@click.option(
-    "--max-tokens",
-    type=click.IntRange(min=8),
-    default=2048,
-    show_default=True,
-    help="Longest sequence scored; longer rows are truncated (rule in docs/score.md) and flagged.",
-)
-@click.option(
-    "--token-budget",
-    type=click.IntRange(min=64),
-    default=16384,
-    show_default=True,
-    help="Padded tokens per forward pass (rows x longest row in a batch).",
-)
-@click.option(
-    "--batch-size",
-    "--max-batch",
-    "batch_size",
-    type=click.IntRange(min=1),
-    default=64,
-    show_default=True,
-    help="Most sequences per forward pass.",
-)
-@click.option(
-    "--cache",
-    "cache_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Score cache (SQLite). Default: <output>.cache.sqlite beside the output.",
-)
-@click.option("--no-cache", is_flag=True, help="Neither read nor write the score cache.")
-@click.option(
-    "--trust-remote-code", is_flag=True, help="Allow model code from the model directory (off by default)."
-)
-@engine_options
-def score(
-    inputs,
-    fmt,
-    maps,
-    sheet,
-    output,
-    json_out,
-    scorers,
-    lm,
-    reward_model,
-    quality_model,
-    lm_chat_template,
-    reward_chat_template,
-    device,
-    dtype,
-    max_tokens,
-    token_budget,
-    batch_size,
-    cache_path,
-    no_cache,
-    trust_remote_code,
-    engine,
-):
+class ScoreCommand(StageCommand):
     """Add score columns to every row: ppl, ppl_answer, ifd (with --lm), reward / reward_margin (with
     --reward-model; pairwise for preference rows), quality (with --quality-model). Nothing is dropped:
     filter on the scores with `curate select`. Rows that cannot be scored get a null score and the
     reason in <scorer>_error. The models used are recorded in the summary and in <output>.models.json.
     Works offline with the embedded demo models in samples/models."""
-    from curate.score import ScoreConfig, ScoreError, default_cache_path, run
 
-    started = time.perf_counter()
-    out = resolve_output(inputs, output, "score")
-    models_path = out.with_name(_stem(out) + ".models.json")
-    protect(inputs, out, models_path, "the models file", "-o")
-    if not no_cache and cache_path is not None:
-        # the score cache is a SQLite file: never an input, the output, its side or models file
-        protect(inputs, out, cache_path, "--cache")
-        if cache_path.resolve() == models_path.resolve():
-            fail(f"--cache {cache_path} is the models file of {out}; choose another --cache")
-        if not cache_path.is_file():  # an existing cache may be read-only: it still serves cached rows
-            check_writable(cache_path, "--cache", any_extension=True)
-    try:
-        config = ScoreConfig(
-            scorers=scorers,
-            lm=lm,
-            reward_model=reward_model,
-            quality_model=quality_model,
-            device=device,
-            dtype=dtype,
-            max_tokens=max_tokens,
-            token_budget=token_budget,
-            max_batch=batch_size,
-            lm_chat_template=lm_chat_template,
-            reward_chat_template=reward_chat_template,
-            trust_remote_code=trust_remote_code,
-            cache=None if no_cache else str(cache_path or default_cache_path(out)),
-            progress=True,
-        )
-    except ValueError as exc:
-        fail(str(exc))
-    loaded = load_inputs(inputs, fmt, maps, sheet, quiet=json_out, engine=engine)
-    try:
-        if engine.name == "ray":
-            from curate.engines import run_stage
+    stage = "score"
+    extras = (click.option("--no-cache", is_flag=True, help="Neither read nor write the score cache."),)
+    errors = ("curate.score.common:ScoreError", "builtins:ValueError")
 
-            # an actor pool: each actor loads the models once and scores block after block
-            result = run_stage(run, loaded.frame, config, engine)
+    def prepare(self, run: Invocation) -> None:
+        # progress lines from every scorer (the local run gets the command's display; Ray actors their own)
+        run.options["progress"] = True
+
+    def check_outputs(self, run: Invocation) -> None:
+        """The models file and the score cache (SQLite): never an input, the output or a side file."""
+        out = run.out
+        models_path = models_file_path(out)
+        protect(run.inputs, out, models_path, "the models file", "-o")
+        run.extra["models_file"] = models_path
+        if run.params["no_cache"]:
+            run.config.cache = None
+        elif run.given("cache"):
+            cache = Path(run.config.cache)
+            protect(run.inputs, out, cache, "--cache")
+            if same_file(cache, models_path):
+                fail(f"--cache {cache} is the models file of {out}; choose another --cache")
+            if not cache.is_file():  # an existing cache may be read-only: it still serves cached rows
+                check_writable(cache, "--cache", any_extension=True)
         else:
-            from curate.progress import reporter
-            from curate.score import build_scorers
+            run.config.cache = str(default_cache_path(out))
 
-            scorer_objs = build_scorers(config)
-            result = run(loaded.frame, config, scorer_objs, progress=reporter(json_out))
-    except (ScoreError, ValueError) as exc:
-        fail(str(exc))
-    except sqlite3.DatabaseError as exc:  # a --cache that is not (or no longer) an SQLite database
-        fail(f"score cache {config.cache}: {exc}")
-    stats = result.stats
-    from curate.io import atomic_write_text
+    def execute(self, run: Invocation):
+        try:
+            return super().execute(run)
+        except sqlite3.DatabaseError as exc:  # a --cache that is not (or no longer) an SQLite database
+            fail(f"score cache {run.config.cache}: {exc}")
 
-    atomic_write_text(models_path, json.dumps(stats["score_models"], indent=1, ensure_ascii=False) + "\n")
-    if json_out:
-        shown = dict(stats)
-        shown["models_file"] = str(models_path)
-        extra = None
-    else:
-        shown, extra = _human(stats, str(models_path))
-    Job("score", inputs, out, loaded, json_out, started).finish(result, stats=shown, extra_tables=extra)
+    def report(self, run: Invocation, result) -> dict:
+        """The models file beside the output; the scores' distributions and the models as tables."""
+        stats, models_path = result.stats, run.extra["models_file"]
+        atomic_write_text(models_path, json.dumps(stats["score_models"], indent=1, ensure_ascii=False) + "\n")
+        if run.json_out:
+            return {"stats": {**stats, "models_file": str(models_path)}}
+        shown, tables = _human(stats, str(models_path))
+        return {"stats": shown, "extra_tables": tables}
 
 
-def _stem(out: Path) -> str:
-    name = out.name
-    for ext in (".jsonl", ".json", ".parquet", ".csv", ".tsv", ".xlsx"):
-        if name.endswith(ext):
-            return name[: -len(ext)]
-    return name
+score = ScoreCommand().command()
 
 
 def _fmt(x) -> str:
@@ -253,8 +127,6 @@ def quality():
 def _texts(paths, fmt, maps, sheet, quiet) -> tuple[list[str], int]:
     """(texts, rows that could not be read): unreadable rows are skipped, said on stderr, counted in
     the summary (``rejected``) and make the exit code 1."""
-    from curate.score.quality import fasttext_text
-
     if not paths:
         return [], 0
     loaded = load_inputs(paths, fmt, maps, sheet, quiet=True)
@@ -297,24 +169,18 @@ def _labelled_options(f):
         "--map", "maps", multiple=True, metavar="FIELD=COLUMN", help="Column mapping, as for every command."
     )(f)
     f = click.option("--format", "fmt", default=None, help="Override format detection of the inputs.")(f)
-    f = click.option(
-        "--from-filter",
-        multiple=True,
-        type=click.Path(dir_okay=False, path_type=Path),
-        help="The kept output of `curate filter`: its rows are good, the rows in its .dropped.jsonl bad.",
-    )(f)
-    f = click.option(
-        "--neg",
-        multiple=True,
-        type=click.Path(dir_okay=False, path_type=Path),
-        help="File(s) of bad rows, any format.",
-    )(f)
-    f = click.option(
-        "--pos",
-        multiple=True,
-        type=click.Path(dir_okay=False, path_type=Path),
-        help="File(s) of good rows, any format.",
-    )(f)
+    labelled = (  # outermost last: --pos, --neg, --from-filter in --help
+        (
+            "--from-filter",
+            "The kept output of `curate filter`: its rows are good, the rows in its .dropped.jsonl bad.",
+        ),
+        ("--neg", "File(s) of bad rows, any format."),
+        ("--pos", "File(s) of good rows, any format."),
+    )
+    for flag, help_text in labelled:
+        f = click.option(
+            flag, multiple=True, type=click.Path(dir_okay=False, path_type=Path), help=help_text
+        )(f)
     return f
 
 
@@ -327,80 +193,13 @@ def _labelled_options(f):
     required=True,
     help="Model file (.ftz quantised, or .bin with --no-quantize).",
 )
-@click.option("--epoch", type=click.IntRange(min=1), default=25, show_default=True, help="Training epochs.")
-@click.option(
-    "--lr", type=click.FloatRange(min=0, min_open=True), default=0.5, show_default=True, help="Learning rate."
-)
-@click.option("--dim", type=click.IntRange(min=2), default=32, show_default=True, help="Vector size.")
-@click.option(
-    "--word-ngrams",
-    type=click.IntRange(min=1),
-    default=2,
-    show_default=True,
-    help="2: word (and CJK character) bigrams.",
-)
-@click.option(
-    "--bucket",
-    type=click.IntRange(min=0),
-    default=200_000,
-    show_default=True,
-    help="Hash buckets for n-grams (model size ~ bucket x dim).",
-)
-@click.option(
-    "--cutoff",
-    type=click.IntRange(min=0),
-    default=20_000,
-    show_default=True,
-    help="Rows kept when quantising (0: all).",
-)
-@click.option(
-    "--no-quantize", is_flag=True, help="Save the full .bin model (larger; quantising takes seconds)."
-)
-@click.option(
-    "--holdout",
-    type=click.FloatRange(0, 0.9),
-    default=0.2,
-    show_default=True,
-    help="Share of rows held out for precision/recall/AUC.",
-)
-@click.option(
-    "--threshold",
-    type=click.FloatRange(0, 1),
-    default=0.5,
-    show_default=True,
-    help="P(good) at or above which a row counts as good for precision/recall.",
-)
-@click.option(
-    "--seed", type=int, default=0, show_default=True, help="Random seed of the held-out split and training."
-)
+@dataclass_options(TrainParams, skip=("min_count",))
 @click.option("--json", "json_out", is_flag=True, help="Print the metrics as one JSON line on stdout.")
-def quality_train(
-    pos,
-    neg,
-    from_filter,
-    fmt,
-    maps,
-    sheet,
-    output,
-    epoch,
-    lr,
-    dim,
-    word_ngrams,
-    bucket,
-    cutoff,
-    no_quantize,
-    holdout,
-    threshold,
-    seed,
-    json_out,
-):
+def quality_train(pos, neg, from_filter, fmt, maps, sheet, output, json_out, **settings):
     """Train a fastText good/bad classifier from good rows (--pos) and bad rows (--neg), or from the kept
     and dropped output of `curate filter` (--from-filter), and report held-out precision, recall and AUC.
     The model (quantised .ftz by default) and a <model>.json with parameters and metrics are written
     atomically."""
-    from curate.score.common import ScoreError
-    from curate.score.quality import TrainParams, train_classifier
-
     sources = list(pos) + list(neg) + list(from_filter)
     sources += [side_path(Path(k), "dropped") for k in from_filter]
     for p in sources:
@@ -410,18 +209,7 @@ def quality_train(
         fail(f"-o {output}: use a .ftz (quantised) or .bin file name")
     check_writable(output, "-o", (".ftz", ".bin"))
     good, bad, rejected = _labelled(pos, neg, from_filter, fmt, maps, sheet, json_out)
-    params = TrainParams(
-        epoch=epoch,
-        lr=lr,
-        word_ngrams=word_ngrams,
-        dim=dim,
-        bucket=bucket,
-        cutoff=cutoff,
-        quantize=not no_quantize,
-        holdout=holdout,
-        seed=seed,
-        threshold=threshold,
-    )
+    params = TrainParams(**settings)
     try:
         info = train_classifier(good, bad, output, params)
     except ScoreError as exc:
@@ -451,9 +239,6 @@ def quality_train(
 @click.option("--json", "json_out", is_flag=True, help="Print the metrics as one JSON line on stdout.")
 def quality_eval(pos, neg, from_filter, fmt, maps, sheet, model_path, threshold, json_out):
     """Precision, recall, accuracy and AUC of a quality model on labelled rows."""
-    from curate.score.common import ScoreError
-    from curate.score.quality import evaluate
-
     good, bad, rejected = _labelled(pos, neg, from_filter, fmt, maps, sheet, json_out)
     try:
         metrics = evaluate(model_path, good, bad, threshold)
@@ -469,7 +254,7 @@ def _print_metrics(title: str, info: dict, json_out: bool) -> None:
     if json_out:
         emit_json(info)
         return
-    from rich.console import Console
+    from rich.console import Console  # not loaded for --help
     from rich.table import Table
 
     t = Table(title=title, title_justify="left")

@@ -31,12 +31,16 @@ TRAINER_EXTENSIONS = (".jsonl", ".json")  # what `curate export` writes for a tr
 def side_path(out: Path, suffix: str) -> Path:
     """`data.filtered.jsonl` -> `data.filtered.dropped.jsonl`: the file beside an output holding its
     dropped / rejects / clusters rows (side files are always JSONL)."""
+    return out.with_name(f"{output_stem(out)}.{suffix}.jsonl")
+
+
+def output_stem(out: Path) -> str:
+    """`data.filtered.jsonl` -> `data.filtered`: an output's name without its data extension."""
     name = out.name
     for ext in WRITABLE_EXTENSIONS:
         if name.endswith(ext):
-            name = name[: -len(ext)]
-            break
-    return out.with_name(f"{name}.{suffix}.jsonl")
+            return name[: -len(ext)]
+    return name
 
 
 def sha256_file(path: str | Path, block: int = 1 << 20) -> str:

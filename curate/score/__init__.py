@@ -37,6 +37,7 @@ from typing import Any
 
 import polars as pl
 
+from curate.core.vocab import output_stem
 from curate.progress import Progress, reporter
 from curate.score import demo
 from curate.score.cache import ScoreCache
@@ -385,11 +386,16 @@ def run(frame: pl.DataFrame, config: ScoreConfig, scorers: list[Any] | None = No
     return StageResult(frame, empty_dropped(frame), stats)
 
 
+def beside_output(output: Path, suffix: str) -> Path:
+    """``data.scored.jsonl`` -> ``data.scored.<suffix>`` beside it (the score cache, the models file)."""
+    return output.with_name(f"{output_stem(output)}.{suffix}")
+
+
 def default_cache_path(output: Path) -> Path:
     """``data.scored.jsonl`` -> ``data.scored.cache.sqlite`` beside it."""
-    name = output.name
-    for ext in (".jsonl", ".json", ".parquet", ".csv", ".tsv", ".xlsx"):
-        if name.endswith(ext):
-            name = name[: -len(ext)]
-            break
-    return output.with_name(f"{name}.cache.sqlite")
+    return beside_output(output, "cache.sqlite")
+
+
+def models_file_path(output: Path) -> Path:
+    """``data.scored.jsonl`` -> ``data.scored.models.json``: the models that wrote the scores."""
+    return beside_output(output, "models.json")

@@ -24,7 +24,7 @@ import tempfile
 import time
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -158,17 +158,37 @@ class QualityScorer:
 # ---------------------------------------------------------------------------------------------- training
 @dataclass
 class TrainParams:
-    epoch: int = 25
-    lr: float = 0.5
-    word_ngrams: int = 2
-    dim: int = 32
-    bucket: int = 200_000
+    """fastText training settings (field metadata: the `curate quality train` options)."""
+
+    epoch: int = field(default=25, metadata={"min": 1, "help": "Training epochs."})
+    lr: float = field(default=0.5, metadata={"min": 0, "min_open": True, "help": "Learning rate."})
+    word_ngrams: int = field(default=2, metadata={"min": 1, "help": "2: word (and CJK character) bigrams."})
+    dim: int = field(default=32, metadata={"min": 2, "help": "Vector size."})
+    bucket: int = field(
+        default=200_000, metadata={"min": 0, "help": "Hash buckets for n-grams (model size ~ bucket x dim)."}
+    )
     min_count: int = 1
-    quantize: bool = True
-    cutoff: int = 20_000
-    holdout: float = 0.2
-    seed: int = 0
-    threshold: float = 0.5
+    quantize: bool = field(
+        default=True,
+        metadata={
+            "help": "Quantise the model (.ftz); --no-quantize saves the full .bin model (larger; "
+            "quantising takes seconds)."
+        },
+    )
+    cutoff: int = field(default=20_000, metadata={"min": 0, "help": "Rows kept when quantising (0: all)."})
+    holdout: float = field(
+        default=0.2,
+        metadata={"min": 0, "max": 0.9, "help": "Share of rows held out for precision/recall/AUC."},
+    )
+    seed: int = field(default=0, metadata={"help": "Random seed of the held-out split and training."})
+    threshold: float = field(
+        default=0.5,
+        metadata={
+            "min": 0,
+            "max": 1,
+            "help": "P(good) at or above which a row counts as good for precision/recall.",
+        },
+    )
 
 
 def roc_auc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
