@@ -31,9 +31,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from curate.dedup.engine import PREVIEW, BatchData, DedupConfig, Prior
-from curate.dedup.minhash import SignatureSet, minhash_backend, signatures
+from curate.dedup.engine import DedupConfig
+from curate.dedup.signatures import SignatureSet, minhash_backend, shingle_arrays, signatures
 from curate.dedup.text import KEY_VERSION, display_series
+from curate.dedup.types import PREVIEW, BatchData, Prior
 
 # 2: field separators in keys/shingles, survivors, signatures of every kept row; 3: Latin-script text
 # shingled by characters (signatures and shingle sets differ from format 2; exact keys do not); 4: numbers
@@ -293,8 +294,6 @@ class DedupIndex:
         if mh is not None:
             has[data.mh_rows] = True
             if mh.shingles is None:  # computed on demand during the run: store them now
-                from curate.dedup.minhash import shingle_arrays
-
                 sh, off = shingle_arrays(
                     data.raw.gather(data.mh_rows),
                     data.ngram,

@@ -24,12 +24,16 @@ Nothing here imports ray at module level: ``curate --help`` and the local engine
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import click
+
+from curate.stages import for_function
 
 ENGINES = ("local", "ray")
 KINDS = ("row", "model", "dedup", "global")
@@ -62,8 +66,6 @@ def stage_kind(stage_fn: Callable, kind: str | None = None) -> str:
     if kind is None:
         kind = getattr(stage_fn, "engine_kind", None)
     if kind is None:
-        from curate.stages import for_function
-
         stage = for_function(stage_fn)
         kind = stage.engine_kind() if stage is not None else None
     if kind is None:
@@ -150,7 +152,6 @@ def engine_options(f: Callable) -> Callable:
 
 def _collect(f: Callable) -> Callable:
     """Fold the five engine options into one ``engine`` keyword (an EngineSpec)."""
-    import functools
 
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -171,8 +172,6 @@ def _collect(f: Callable) -> Callable:
 
 
 def ray_available() -> bool:
-    import importlib.util
-
     return importlib.util.find_spec("ray") is not None
 
 

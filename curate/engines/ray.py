@@ -15,116 +15,55 @@ order the local engine gives them.
 
 from __future__ import annotations
 
-import atexit
 import json
-import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from typing import Any
 
 import polars as pl
 
-from curate.core.errors import TamisError
-from curate.engines import EngineSpec, default_cpus
-from curate.stage import StageResult
+from curate.engines import EngineSpec
+from curate.engines.ray_cluster import (
+    BLOCKS_PER_CPU,
+    MAX_BLOCK_ROWS,
+    MIN_BLOCK_ROWS,
+    RayEngineError,
+    block_rows_for,
+    cluster_cpus,
+    configure_data,
+    ensure_ray,
+    shutdown,
+    split_frame,
+    to_arrow,
+)
+from curate.engines.ray_dedup import run_dedup
+from curate.io import InputError, LoadResult
+from curate.io import load as io_load
+from curate.stage import DROP_COLUMNS, StageResult, empty_dropped
+from curate.stages import for_function
 
 KEPT_COL = "__tamis_kept"
 INFO_COL = "__tamis_info"
-MIN_BLOCK_ROWS = 1_000
-MAX_BLOCK_ROWS = 50_000
-BLOCKS_PER_CPU = 4
 
-_started_here = False
-
-
-class RayEngineError(TamisError, RuntimeError, ValueError):
-    """Ray is missing or the cluster cannot be reached (a problem the user can fix; a ValueError so
-    that commands report it as a usage error, exit 2)."""
-
-
-def ensure_ray(spec: EngineSpec | None = None):
-    """Connect to ``spec.ray_address`` (or $RAY_ADDRESS), or start a local cluster; reuse a session
-    that is already up. Returns the ``ray`` module."""
-    global _started_here
-    spec = spec or EngineSpec("ray")
-    try:
-        import ray
-        import ray.data  # noqa: F401
-    except ImportError as exc:
-        raise RayEngineError(
-            "the ray engine needs Ray: pip install 'tamis[ray]' (or pip install 'ray>=2.40')"
-        ) from exc
-    if ray.is_initialized():
-        return ray
-    kwargs: dict[str, Any] = dict(
-        include_dashboard=False,
-        log_to_driver=False,
-        logging_level=logging.WARNING,
-        ignore_reinit_error=True,
-    )
-    address = spec.ray_address or os.environ.get("RAY_ADDRESS") or None
-    try:
-        if address:
-            ray.init(address=address, **kwargs)
-        else:
-            ray.init(num_cpus=spec.num_cpus or default_cpus(), **kwargs)
-    except Exception as exc:  # noqa: BLE001 - ray raises ConnectionError, RuntimeError, ValueError...
-        where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
-        raise RayEngineError(f"could not start or join {where}: {exc}") from exc
-    _started_here = True
-    atexit.register(shutdown)
-    configure_data()
-    return ray
-
-
-def configure_data() -> None:
-    import ray.data
-
-    ctx = ray.data.DataContext.get_current()
-    ctx.execution_options.preserve_order = True
-    ctx.enable_progress_bars = False
-    for name in ("ray", "ray.data", "ray._private"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    # "Progress bars disabled" on every first dataset: tamis reports progress itself
-    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
-
-
-def shutdown() -> None:
-    """Stop the local cluster this process started (a joined cluster keeps running)."""
-    global _started_here
-    try:
-        import ray
-    except ImportError:
-        return
-    if _started_here and ray.is_initialized():
-        ray.shutdown()
-    _started_here = False
-
-
-def cluster_cpus() -> int:
-    import ray
-
-    return max(1, int(ray.cluster_resources().get("CPU", 1)))
-
-
-def block_rows_for(n: int, spec: EngineSpec) -> int:
-    if spec.block_rows:
-        return int(spec.block_rows)
-    per = math.ceil(n / (cluster_cpus() * BLOCKS_PER_CPU)) if n else 1
-    return max(MIN_BLOCK_ROWS, min(MAX_BLOCK_ROWS, per))
-
-
-def to_arrow(frame: pl.DataFrame):
-    return frame.to_arrow(compat_level=pl.CompatLevel.oldest())
-
-
-def split_frame(frame: pl.DataFrame, block_rows: int) -> list:
-    """Arrow tables of at most ``block_rows`` consecutive rows (at least one table)."""
-    if frame.height == 0:
-        return [to_arrow(frame)]
-    return [to_arrow(frame.slice(s, block_rows)) for s in range(0, frame.height, block_rows)]
+# the Ray session's names, imported from here by commands and tests (defined in ray_cluster)
+__all__ = [
+    "BLOCKS_PER_CPU",
+    "MAX_BLOCK_ROWS",
+    "MIN_BLOCK_ROWS",
+    "RayEngineError",
+    "block_rows_for",
+    "cluster_cpus",
+    "configure_data",
+    "ensure_ray",
+    "load",
+    "merge_stats",
+    "run_rows",
+    "run_stage",
+    "shutdown",
+    "split_frame",
+    "to_arrow",
+]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -175,8 +114,6 @@ class _ModelActor:
 def _unpack(
     tables: list, template: pl.DataFrame, baseline: dict[str, Any] | None = None, merge=None
 ) -> StageResult:
-    from curate.stage import DROP_COLUMNS
-
     kept_parts, dropped_parts, stats_parts = [], [], []
     kept_cols: list[str] = []
     dropped_cols: list[str] = []
@@ -201,8 +138,6 @@ def _unpack(
         dropped_cols = kept_cols + [c for c in DROP_COLUMNS if c not in kept_cols]
     dropped = _concat(dropped_parts, dropped_cols, None)
     if dropped.height == 0 and not dropped_parts:
-        from curate.stage import empty_dropped
-
         dropped = empty_dropped(kept.head(0))
     result = StageResult(kept, dropped, {})
     result.stats = merge(stats_parts, result) if merge else merge_stats(stats_parts, baseline)
@@ -273,8 +208,6 @@ def _merge_values(vals: list[tuple[Any, int]], base: Any = _MISSING) -> Any:
 
 def _declared(stage_fn: Callable, capability: str) -> Any:
     """A capability of the stage ``stage_fn`` belongs to (its declaration in curate.stages), if any."""
-    from curate.stages import for_function
-
     stage = for_function(stage_fn)
     return getattr(stage, capability, None) if stage is not None else None
 
@@ -354,8 +287,6 @@ def run_stage(
         factory = factory or _declared(stage_fn, "actor_factory")
         return run_rows(stage_fn, frame, config, spec, model=True, factory=factory, **stage_kwargs)
     if kind == "dedup":
-        from curate.engines.ray_dedup import run_dedup
-
         return run_dedup(frame, config, spec, **stage_kwargs)
     # global: the whole set at once, on the driver (Ray is not needed for it)
     t0 = time.perf_counter()
@@ -375,9 +306,6 @@ def run_stage(
 
 
 def _load_one(path: str, fmt, mapping, sheet, load_kwargs):
-    from curate.io import InputError
-    from curate.io import load as io_load
-
     try:
         return io_load([path], fmt=fmt, mapping=mapping, sheet=sheet, **load_kwargs)
     except InputError as exc:  # travels back as a value: the driver re-raises it unchanged
@@ -389,14 +317,10 @@ def load(paths, fmt=None, mapping=None, sheet=None, spec: EngineSpec | None = No
 
     Unreadable input raises :class:`curate.io.InputError` as locally (the first failing file, in
     input order)."""
-    from curate.io import InputError, LoadResult
-
     paths = [str(p) for p in paths]
     if not paths:
         raise InputError("no input files given")
     if len(paths) == 1:  # nothing to spread: read here, skip the cluster start
-        from curate.io import load as io_load
-
         return io_load(paths, fmt=fmt, mapping=mapping, sheet=sheet, **load_kwargs)
     ray = ensure_ray(spec)
     task = ray.remote(_load_one)
