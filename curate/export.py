@@ -41,8 +41,13 @@ from typing import Any
 
 import polars as pl
 
+from curate import staging
 from curate.augment.common import eval_mask
 from curate.core import vocab
+from curate.core.epochs import EPOCH_REASONS, planned_epochs
+from curate.export_card import card_path, update_card
+from curate.io import atomic_path, atomic_write_text
+from curate.io.formats import semantic_hints, to_format
 from curate.records import RecordError, messages_of
 from curate.stage import StageResult, empty_dropped, mark_dropped
 
@@ -99,8 +104,6 @@ def epochs_hint(rows: int, kind: str = "sft") -> dict[str, Any]:
     """Epochs `train` will plan for ``rows`` rows of this kind (curate.core.epochs, the tables train plans with, log-interpolated):
     the source article's SFT table (100 rows ~15, 1,000 ~10, 10,000 ~2), 1-3 epochs for preference
     data, 1-2 passes for continued-pretraining text."""
-    from curate.core.epochs import EPOCH_REASONS, planned_epochs
-
     stage = _KIND_STAGE.get(kind, "sft")
     if rows <= 0:
         return {
@@ -189,8 +192,6 @@ def _uniform_meta(row: dict[str, Any], fmt: str, keep_extra: bool) -> str:
     """The meta a uniform row is written with: no input shape (``_fmt`` reduced to the conversation's
     own hints: tool roles and keys), ``tools`` in the layout's form, and with ``keep_extra`` the other
     meta keys (written back as fields)."""
-    from curate.io.formats import semantic_hints
-
     meta = _meta_dict(row)
     new: dict[str, Any] = {}
     hints = semantic_hints(meta.get("_fmt"))
@@ -217,8 +218,6 @@ def _openai_preference(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def convert_row(row: dict[str, Any], fmt: str, keep_meta: bool = False) -> dict[str, Any]:
-    from curate.io.formats import to_format
-
     kind = row["kind"]
     if (fmt, kind) not in CONVERTER:
         raise RecordError(f"--format {fmt} has no layout for {kind} rows", "kind")
@@ -277,8 +276,6 @@ def dataset_info_path(config: ExportConfig, out: Path) -> Path:
 def output_paths(config: ExportConfig, out: Path) -> dict[str, Path]:
     """Every file an export to ``out`` may write or remove (the eval file is removed when there are no
     eval rows): a caller checks them against its inputs before anything is written."""
-    from curate.export_card import card_path
-
     paths = {"output": out, "eval": eval_path(out), "dataset_card": card_path(out)}
     if config.format == "llamafactory":
         paths["dataset_info"] = dataset_info_path(config, out)
@@ -329,8 +326,6 @@ class DatasetInfo:
                 )
 
     def update(self, out: Path, has_eval: bool, tools: bool) -> None:
-        from curate.io import atomic_write_text
-
         self.info[self.name] = dataset_info_entry(self.kind, self._rel(out), self.fmt, tools)
         ev_key = f"{self.name}_eval"
         if has_eval:
@@ -348,7 +343,6 @@ def read_dataset_info(
     if config.format != "llamafactory" or kind is None:
         return None
     path = dataset_info_path(config, out)
-    from curate import staging
 
     info: Any = {}
     current = staging.read_path(path)  # a refresh's earlier export of this run may have staged it
@@ -372,8 +366,6 @@ def remove_stale_eval(out: Path) -> str | None:
     """Remove the eval file an earlier export left beside ``out`` (this one has no eval rows)."""
     p = eval_path(out)
     if p.is_file() or p.is_symlink():
-        from curate import staging
-
         staging.unlink(p)  # after the commit when a refresh is staging its outputs
         return str(p)
     return None
@@ -458,8 +450,6 @@ def describe(info: DatasetInfo | None, config: ExportConfig, out: Path, has_eval
     """After the data files are written: the LLaMA-Factory ``dataset_info.json`` entry (``info``) and the
     dataset card (README.md with ``configs:``, so the folder loads with ``load_dataset(dir)`` and
     ``trl sft --dataset_name dir``). Returns the files written, for the summary."""
-    from curate.export_card import update_card
-
     written: dict[str, str] = {}
     if info is not None:
         info.update(out, has_eval, tools)
@@ -470,8 +460,6 @@ def describe(info: DatasetInfo | None, config: ExportConfig, out: Path, has_eval
 
 
 def _write_lines(lines: list[str], out: Path) -> str:
-    from curate.io import atomic_path
-
     with atomic_path(out) as tmp:
         with open(tmp, "w", encoding="utf-8") as fh:
             if out.suffix.lower() == ".json":

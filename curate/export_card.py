@@ -35,6 +35,9 @@ from typing import Any
 
 import yaml
 
+from curate import staging, yamlsafe
+from curate.io import atomic_write_text
+
 CARD_NAME = "README.md"
 VALIDATION = "validation"
 
@@ -45,8 +48,6 @@ def card_path(out: Path) -> Path:
 
 def _split_card(text: str) -> tuple[dict[str, Any], str] | None:
     """(YAML header, body) of a dataset card; None when the text has no YAML header."""
-    from curate import yamlsafe
-
     if not text.startswith("---"):
         return None
     lines = text.splitlines(keepends=True)
@@ -78,14 +79,11 @@ def update_card(out: Path, name: str, eval_file: Path | None) -> dict[str, str]:
 
     Returns ``{"dataset_card": path}`` when the card holds the entry, or ``{"dataset_card_skipped":
     reason}`` when a README.md that is not a dataset card is in the way."""
-    from curate.io import atomic_write_text
-
     path = card_path(out)
     files = [{"split": "train", "path": out.name}]
     if eval_file is not None:
         files.append({"split": VALIDATION, "path": eval_file.name})
     entry: dict[str, Any] = {"config_name": name, "data_files": files}
-    from curate import staging
 
     old_text = None
     current = staging.read_path(path)  # a refresh's earlier export of this run may have staged it

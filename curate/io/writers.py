@@ -16,8 +16,10 @@ from pathlib import Path
 
 import polars as pl
 
+from curate import staging
 from curate.core import vocab
 from curate.io.decode import InputError
+from curate.ioerrors import named
 from curate.names import STAGE_SUFFIX
 
 WRITABLE = vocab.WRITABLE_EXTENSIONS
@@ -41,8 +43,6 @@ def _file_mode() -> int:
 def atomic_path(path: Path):
     """Yield a temporary path next to ``path``; on success it replaces ``path`` (or, for an output a
     refresh is staging, stays pending until its commit: see :mod:`curate.staging`)."""
-    from curate import staging
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -62,7 +62,6 @@ def atomic_path(path: Path):
             os.unlink(tmp)
         except FileNotFoundError:
             pass
-        from curate.ioerrors import named
 
         better = named(exc, path)  # a full disk: the error names the file being written
         if better is not None:
