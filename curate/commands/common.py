@@ -42,6 +42,15 @@ SIDE_FILES = ("dropped", "rejects")
 
 def input_options(f: Callable) -> Callable:
     """INPUT... plus the format/mapping overrides accepted by every command."""
+    f = read_options(f)
+    f = rejects.option(f)
+    f = inputs_argument(f)
+    return f
+
+
+def read_options(f: Callable) -> Callable:
+    """How input files are read: ``--format``, ``--encoding``, ``--map``, ``--sheet`` (every command
+    that reads data files, also `curate quality`'s labelled files)."""
     f = click.option("--sheet", default=None, help="XLSX: read only this sheet (default: every sheet).")(f)
     f = click.option(
         "--map",
@@ -60,8 +69,6 @@ def input_options(f: Callable) -> Callable:
         "llamafactory-preference, trl-prompt-completion, trl-preference, kto, hh-rlhf, text, canonical.",
     )(f)
     f = encoding_option(f)
-    f = rejects.option(f)
-    f = inputs_argument(f)
     return f
 
 

@@ -17,10 +17,10 @@ from curate.commands.common import (
     EXIT_REJECTS,
     check_writable,
     emit_json,
-    encoding_option,
     fail,
     load_inputs,
     protect,
+    read_options,
     same_file,
     side_path,
 )
@@ -163,12 +163,7 @@ def _labelled(pos, neg, from_filter, fmt, maps, sheet, quiet):
 
 
 def _labelled_options(f):
-    f = encoding_option(f)
-    f = click.option("--sheet", default=None, help="XLSX: read only this sheet.")(f)
-    f = click.option(
-        "--map", "maps", multiple=True, metavar="FIELD=COLUMN", help="Column mapping, as for every command."
-    )(f)
-    f = click.option("--format", "fmt", default=None, help="Override format detection of the inputs.")(f)
+    f = read_options(f)
     labelled = (  # outermost last: --pos, --neg, --from-filter in --help
         (
             "--from-filter",
@@ -232,7 +227,7 @@ def quality_train(pos, neg, from_filter, fmt, maps, sheet, output, json_out, **s
 @click.option(
     "--threshold",
     type=click.FloatRange(0, 1),
-    default=0.5,
+    default=TrainParams.threshold,  # the threshold training reports its metrics at
     show_default=True,
     help="P(good) at or above which a row counts as good for precision/recall/accuracy.",
 )
