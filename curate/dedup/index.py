@@ -32,7 +32,7 @@ import numpy as np
 import polars as pl
 
 from curate.dedup.engine import DedupConfig
-from curate.dedup.signatures import SignatureSet, minhash_backend, shingle_arrays, signatures
+from curate.dedup.signatures import SignatureSet, minhash_backend, shingle_arrays, signatures_for
 from curate.dedup.text import KEY_VERSION, display_series
 from curate.dedup.types import PREVIEW, BatchData, Prior
 
@@ -304,17 +304,7 @@ class DedupIndex:
         extra = np.flatnonzero(data.kept & (data.keys != 0) & ~has)
         if len(extra) == 0:
             return (data.mh_rows, mh) if mh is not None and mh.n else (np.zeros(0, np.int64), None)
-        ss, _ = signatures(
-            data.raw.gather(extra),
-            config.ngram,
-            config.num_perm,
-            config.seed,
-            chunk=config.chunk,
-            keep_shingles=True,
-            normalised=False,
-            latin=config.latin,
-            latin_ngram=config.latin_ngram,
-        )
+        ss, _ = signatures_for(data.raw.gather(extra), config, keep_shingles=True)
         if mh is None or not mh.n:
             return extra.astype(np.int64), ss
         rows = np.concatenate([data.mh_rows, extra]).astype(np.int64)

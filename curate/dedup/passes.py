@@ -16,7 +16,7 @@ from curate.dedup import cluster as cl
 from curate.dedup.decisions import Decisions, Nodes
 from curate.dedup.neighbours import is_cjk, neighbour_pairs, thresholds_for
 from curate.dedup.shingle_store import ShingleStore, gather_rows
-from curate.dedup.signatures import SignatureSet, minhash_stats, signatures
+from curate.dedup.signatures import SignatureSet, minhash_stats, signatures_for
 from curate.dedup.stream import stream_clusters
 from curate.dedup.text import display_series, doc_keys, normalise, tokenize
 from curate.dedup.types import ProgressFactory
@@ -55,19 +55,7 @@ def keys_pass(raw: pl.Series, config: Any, progress: ProgressFactory | None) -> 
         # every row's shingles, kept for verification (in memory up to a quarter of the budget, then
         # in a temporary file) instead of being recomputed for each candidate
         store = ShingleStore(config.memory_budget // 4, config.spill_dir)
-        ss_all, keys = signatures(
-            raw,
-            config.ngram,
-            config.num_perm,
-            config.seed,
-            chunk=config.chunk,
-            progress=tick,
-            keep_shingles=False,
-            normalised=False,
-            latin=config.latin,
-            latin_ngram=config.latin_ngram,
-            store=store,
-        )
+        ss_all, keys = signatures_for(raw, config, progress=tick, keep_shingles=False, store=store)
     else:
         parts = [
             doc_keys(tokenize(normalise(raw[s : s + config.chunk]).to_list(), config.latin))

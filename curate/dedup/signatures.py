@@ -263,3 +263,19 @@ def signatures(
         shingles_all = np.concatenate(sh_parts) if sh_parts else np.zeros(0, dtype=np.uint32)
         return SignatureSet(sigs, shingles_all, np.concatenate(off_parts), short, empty), keys
     return SignatureSet(sigs, None, None, short, empty), keys
+
+
+def signatures_for(raw_texts, config, **kwargs) -> tuple[SignatureSet, np.ndarray]:
+    """:func:`signatures` of raw texts (a polars Series, normalised chunk by chunk) with the shingle
+    and MinHash settings of a :class:`~curate.dedup.engine.DedupConfig`."""
+    return signatures(
+        raw_texts,
+        config.ngram,
+        config.num_perm,
+        config.seed,
+        chunk=config.chunk,
+        normalised=False,
+        latin=config.latin,
+        latin_ngram=config.latin_ngram,
+        **kwargs,
+    )
