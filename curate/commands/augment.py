@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from curate.commands.common import EXIT_REJECTS, fail, warn
 from curate.commands.generated import Invocation, StageCommand
-from curate.stage import StageResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    from curate.stage import StageResult
 
 
 class AugmentCommand(StageCommand):

@@ -23,15 +23,11 @@ from typing import Any
 
 import click
 
-from curate import io as dataio  # by module: tests replace curate.io.load / write_frame
 from curate import rejects
 from curate.commands.jsonline import emit_json, json_error, json_mode  # noqa: F401  (re-exported)
+from curate.core.errors import InputUnusable
+from curate.core.vocab import WRITABLE_EXTENSIONS as WRITABLE
 from curate.core.vocab import side_path  # noqa: F401  (re-exported: the commands' name for it)
-from curate.io import InputError, default_output
-from curate.io.sources import check_path
-from curate.io.writers import WRITABLE
-from curate.progress import reporter
-from curate.stage import check_accounting, drop_counts
 from curate.stages import STAGE_SUFFIX  # the registry's suffix table (filled on import)
 
 EXIT_OK, EXIT_REJECTS, EXIT_USAGE = 0, 1, 2
@@ -83,9 +79,11 @@ def inputs_argument(f: Callable) -> Callable:
 def _checked_inputs(ctx: click.Context, param: click.Parameter, value):
     for p in value or ():
         if os.path.islink(p):
+            from curate.io.sources import check_path  # curate.io pulls in polars: not for --help
+
             try:
                 check_path(p)
-            except InputError as exc:
+            except InputUnusable as exc:
                 raise click.BadParameter(str(exc)) from None
     return value
 
@@ -174,6 +172,8 @@ def load_inputs(inputs, fmt=None, maps=(), sheet=None, *, quiet: bool = False, e
     and so do inputs with no readable row at all (a one-shot command would otherwise write an empty
     output and exit 0). With a Ray ``engine`` (an EngineSpec) the files are read in parallel, one task
     per file."""
+    from curate import io as dataio  # polars: not for --help; by module: tests replace curate.io.load
+
     load = dataio.load
     if engine is not None and engine.name == "ray":
         from curate.engines.ray import load as ray_load  # Ray is optional
@@ -184,7 +184,7 @@ def load_inputs(inputs, fmt=None, maps=(), sheet=None, *, quiet: bool = False, e
     kwargs = {"encoding": encoding} if encoding else {}
     try:
         result = load(list(inputs), fmt=fmt, mapping=parse_maps(tuple(maps)), sheet=sheet, **kwargs)
-    except InputError as exc:
+    except InputUnusable as exc:
         fail(str(exc))
     except RuntimeError as exc:  # Ray missing or the cluster unreachable
         fail(str(exc))
@@ -216,6 +216,8 @@ def resolve_output(inputs, output: Path | None, stage: str) -> Path:
     """The output of a command (``-o`` or the default beside the first input), checked before anything
     is read: a writable extension, a directory that exists (or can be created) and is writable, not an
     input, and side files that are not inputs either."""
+    from curate.io import default_output  # polars: not for --help
+
     out = output if output is not None else default_output(Path(inputs[0]), stage)
     check_writable(out, "-o" if output is not None else "the output")
     resolved = out.resolve()
@@ -339,6 +341,9 @@ def finish(
     under ``outputs``); ``min_code`` raises the exit code (1: part of the work could not be done).
     ``on_written`` runs once every output is written, before the summary: an incremental stage commits
     its state there (``dedup --state``), so state never runs ahead of the files it describes."""
+    from curate import io as dataio  # polars: not for --help; by module: tests replace write_frame
+    from curate.stage import check_accounting, drop_counts
+
     check_side_files(inputs, out, has_rejects=bool(loaded.rejects.height))
     sides = side_files(inputs, out)
     stats = dict(stats or {})
@@ -473,6 +478,8 @@ class StepProgress:
     ``progress(description, total)`` returns a ``tick(k)`` callable, the contract the stages take."""
 
     def __init__(self, enabled: bool):
+        from curate.progress import reporter  # rich's progress bar: not for --help
+
         self._p = reporter(json_out=not enabled)
 
     def __enter__(self):

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from curate.commands.generated import Invocation, StageCommand
-from curate.stage import StageResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    from curate.stage import StageResult
 
 
 class IngestCommand(StageCommand):
@@ -15,6 +19,8 @@ class IngestCommand(StageCommand):
 
     def execute(self, run: Invocation) -> StageResult:
         """Reading the inputs is the stage: every readable row is kept."""
+        from curate.stage import StageResult  # polars: not for --help
+
         frame = run.loaded.frame
         kinds = frame["kind"].value_counts().sort("kind").rows() if frame.height else []
         files = {f["file"]: f.get("format") for f in run.loaded.files}

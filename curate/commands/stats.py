@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from curate import rejects
 from curate.commands.common import emit_json, fail, input_options, load_inputs
 
 
@@ -40,8 +41,6 @@ def stats(inputs, fmt, maps, sheet, tokenizer, json_out):
         result["rejects_by_reason"] = dict(
             loaded.rejects["reason"].value_counts().sort("count", descending=True).head(10).rows()
         )
-    from curate import rejects
-
     code = rejects.exit_code(loaded.rejects.height, loaded.input_rows)  # --max-rejected
     result["exit_code"] = code
     if json_out:

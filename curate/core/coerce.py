@@ -53,7 +53,6 @@ def dataclass_config(cls: type, options: dict[str, Any], *, rename: dict[str, st
 
 
 def _field_type(cls: type, fdef: dataclasses.Field) -> Any:
-    import typing
 
     try:
         return typing.get_type_hints(cls).get(fdef.name, fdef.type)
@@ -63,8 +62,6 @@ def _field_type(cls: type, fdef: dataclasses.Field) -> Any:
 
 def _accepts(tp: Any, value: Any) -> bool | None:
     """Whether ``value`` (as YAML gives it) fits the annotation ``tp``; None: cannot tell."""
-    import types
-    import typing
 
     if tp is None or tp is Any:
         return None
@@ -101,8 +98,6 @@ def _accepts(tp: Any, value: Any) -> bool | None:
 
 
 def _expected(tp: Any) -> str:
-    import types
-    import typing
 
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
         parts = [_expected(a) for a in typing.get_args(tp) if a is not type(None)]
@@ -120,8 +115,6 @@ def check_type(key: str, value: Any, tp: Any) -> Any:
     option and what it expects (``expected a number, got 'abc'``), never a Python error from deep
     inside the stage. Whole floats given for an integer field become ints, numbers given for a text
     field become text."""
-    import types
-    import typing
 
     verdict = _accepts(tp, value)
     if verdict is False:

@@ -14,7 +14,9 @@ This module is light (no polars, no click at import time): both ``--help`` paths
 
 from __future__ import annotations
 
+import json
 import sys
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -57,8 +59,8 @@ class Failed(TamisError):
 def user_error_types() -> tuple[type[BaseException], ...]:
     """The exception types that mean "this input / file / setting cannot be used", not a bug. Modules
     already imported only: checking must not import polars on a path that never used it."""
-    import json
-    import sqlite3
+    import sqlite3  # its C extension is not needed by --help
+
 
     errors: list[type[BaseException]] = [
         TamisError,
@@ -126,8 +128,6 @@ def handle(
         json_error(message, code)
         sys.exit(code)
     except Exception as exc:
-        import traceback
-
         traceback.print_exc(file=sys.stderr)
         message = f"internal error: {type(exc).__name__}: {exc}"
         echo(f"error: {message} (a bug in {prog}; the traceback is above)")
