@@ -32,7 +32,7 @@ from curate.io.formats.chat import (
     from_sharegpt,
 )
 from curate.io.formats.columns import from_qa, from_text
-from curate.io.formats.common import ROLE_ALIASES, _label
+from curate.io.formats.common import ROLE_ALIASES
 from curate.io.formats.detect import (
     ANSWER_NAMES,
     QUESTION_NAMES,
@@ -67,7 +67,6 @@ __all__ = [
     "SHAREGPT_ROLES",
     "SYSTEM_NAMES",
     "TOOL_KEYS",
-    "_label",
     "convert",
     "detect_format",
     "explain_qa",
