@@ -28,6 +28,7 @@ every model used (path, fingerprint, device, dtype, limits).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -160,64 +161,38 @@ def build_scorers(config: ScoreConfig) -> list[Any]:
     wanted = set(config.scorers)
     if wanted & {"ppl", "ifd"}:
         lm = config.lm or str(embedded_model("lm"))
-        key = (
-            "ppl",
-            lm,
-            config.device,
-            config.dtype,
-            config.max_tokens,
-            config.token_budget,
-            config.max_batch,
-            config.lm_chat_template,
-            config.trust_remote_code,
-            "ifd" in wanted,
-        )
-        if key not in _LOADED:
-            _LOADED[key] = PerplexityScorer(
-                PplConfig(
-                    lm,
-                    device=config.device,
-                    dtype=config.dtype,
-                    max_tokens=config.max_tokens,
-                    token_budget=config.token_budget,
-                    max_batch=config.max_batch,
-                    chat_template=config.lm_chat_template,
-                    trust_remote_code=config.trust_remote_code,
-                    ifd="ifd" in wanted,
-                )
-            )
-        out.append(_LOADED[key])
+        settings = PplConfig(lm, **_model_settings(config, config.lm_chat_template), ifd="ifd" in wanted)
+        out.append(_loaded(PerplexityScorer, settings))
     if "reward" in wanted:
         rm = config.reward_model or str(embedded_model("reward"))
-        key = (
-            "reward",
-            rm,
-            config.device,
-            config.dtype,
-            config.max_tokens,
-            config.token_budget,
-            config.max_batch,
-            config.reward_chat_template,
-            config.trust_remote_code,
+        out.append(
+            _loaded(RewardScorer, RewardConfig(rm, **_model_settings(config, config.reward_chat_template)))
         )
-        if key not in _LOADED:
-            _LOADED[key] = RewardScorer(
-                RewardConfig(
-                    rm,
-                    device=config.device,
-                    dtype=config.dtype,
-                    max_tokens=config.max_tokens,
-                    token_budget=config.token_budget,
-                    max_batch=config.max_batch,
-                    chat_template=config.reward_chat_template,
-                    trust_remote_code=config.trust_remote_code,
-                )
-            )
-        out.append(_LOADED[key])
     if "quality" in wanted:
         qm = config.quality_model or str(embedded_model("quality"))
         out.append(QualityScorer(qm))
     return out
+
+
+def _model_settings(config: ScoreConfig, chat_template: str | None) -> dict[str, Any]:
+    """The settings every model scorer takes from the score stage's config (ModelSettings, less the model)."""
+    return {
+        "device": config.device,
+        "dtype": config.dtype,
+        "max_tokens": config.max_tokens,
+        "token_budget": config.token_budget,
+        "max_batch": config.max_batch,
+        "chat_template": chat_template,
+        "trust_remote_code": config.trust_remote_code,
+    }
+
+
+def _loaded(scorer: type, settings: Any) -> Any:
+    """The scorer for these settings, loaded once per process."""
+    key = (scorer.__name__, *dataclasses.astuple(settings))
+    if key not in _LOADED:
+        _LOADED[key] = scorer(settings)
+    return _LOADED[key]
 
 
 def score_frame(

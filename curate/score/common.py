@@ -11,6 +11,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -186,6 +187,100 @@ def fingerprint(model_dir: Path, settings: dict[str, Any]) -> str:
         else:
             h.update(f"sha256:{file_sha256(f)}\n".encode())
     return h.hexdigest()[:16]
+
+
+def read_model_config(path: Path, trust_remote_code: bool):
+    """The model's config (``config.json``); a ScoreError naming the model when it cannot be read."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+    except Exception as exc:  # noqa: BLE001
+        raise ScoreError(f"cannot read the model config of {path}: {exc}") from None
+
+
+def load_weights(auto_class, path: Path, dtype, trust_remote_code: bool):
+    """``(model, loading info)`` from safetensors weights only (never a pickle); the loading info
+    names missing weights, which the scorers refuse (random weights give meaningless scores)."""
+    return auto_class.from_pretrained(
+        str(path),
+        dtype=dtype,
+        trust_remote_code=trust_remote_code,
+        use_safetensors=True,
+        output_loading_info=True,
+    )
+
+
+@dataclass
+class ModelSettings:
+    """What every model-based scorer takes (the perplexity and the reward scorer)."""
+
+    model: str | Path
+    device: str = "auto"
+    dtype: str = "auto"
+    max_tokens: int = 2048
+    token_budget: int = 16384  # padded tokens per forward pass
+    max_batch: int = 64
+    chat_template: str | Path | None = None
+    trust_remote_code: bool = False
+
+
+class ModelScorer:
+    """A scorer with a model and its tokenizer: :meth:`load_model` resolves the device and dtype, finds
+    the model locally (never downloaded), loads the tokenizer (which must have a chat template, or get
+    one from ``template_option``), the model, the token limit and the pad id."""
+
+    name: str  # the scorer ("ppl", "reward")
+    template_option: str  # the option that supplies a chat template ("--lm-chat-template")
+    fingerprint: str  # the model's files and the settings that change its scores
+
+    def load_model(
+        self, config: ModelSettings, model, tokenizer, loader: Callable, tokenizer_loader: Callable
+    ) -> None:
+        """``model``/``tokenizer``: already loaded ones (tests share them); ``loader(model_dir, dtype,
+        trust_remote_code)`` loads the model (its weights checked) otherwise, ``tokenizer_loader`` (the
+        scorer module's :func:`load_tokenizer`) the tokenizer."""
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.dtype = resolve_dtype(config.dtype, self.device)
+        self.model_dir = local_model_dir(config.model) if model is None else Path(str(config.model))
+        self.tok = tokenizer or tokenizer_loader(
+            self.model_dir, config.chat_template, trust_remote_code=config.trust_remote_code
+        )
+        require_chat_template(self.tok, str(config.model), self.template_option)
+        if model is None:
+            model = loader(self.model_dir, self.dtype, config.trust_remote_code)
+            model.to(self.device)
+        self.model = model
+        self.model.eval()
+        limit = getattr(self.model.config, "max_position_embeddings", None) or config.max_tokens
+        self.max_tokens = max(8, min(config.max_tokens, int(limit)))
+        pad = self.tok.pad_token_id
+        if pad is None:
+            pad = self.tok.eos_token_id if self.tok.eos_token_id is not None else 0
+        self.pad_id = int(pad)
+
+    def _free(self) -> None:
+        """After a failed batch (out of memory): release the cached GPU memory before the rows are
+        retried one by one (:func:`isolate`)."""
+        if self.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()
+
+    def describe(self) -> dict[str, Any]:
+        """The model as the summary, the models file and the score cache record it."""
+        return {
+            "scorer": self.name,
+            "model": str(self.config.model),
+            "path": str(self.model_dir),
+            "fingerprint": self.fingerprint,
+            "architecture": type(self.model).__name__,
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+            "device": self.device,
+            "dtype": str(self.dtype).replace("torch.", ""),
+            "max_tokens": self.max_tokens,
+        }
 
 
 def load_tokenizer(model_dir: Path, chat_template: str | Path | None, *, trust_remote_code: bool = False):

@@ -42,17 +42,17 @@ from typing import Any
 
 from curate.records import messages_of
 from curate.score.common import (
+    ModelScorer,
+    ModelSettings,
     ScoreError,
     budget_batches,
     common_prefix_len,
     fingerprint,
     isolate,
     load_tokenizer,
-    local_model_dir,
+    load_weights,
+    read_model_config,
     render,
-    require_chat_template,
-    resolve_device,
-    resolve_dtype,
 )
 
 
@@ -61,15 +61,7 @@ class RowError(Exception):
 
 
 @dataclass
-class PplConfig:
-    model: str | Path
-    device: str = "auto"
-    dtype: str = "auto"
-    max_tokens: int = 2048
-    token_budget: int = 16384  # padded tokens per forward pass
-    max_batch: int = 64
-    chat_template: str | Path | None = None
-    trust_remote_code: bool = False
+class PplConfig(ModelSettings):
     padding: str = "auto"  # auto (left when the model takes position_ids) | left | right
     ifd: bool = True  # also score the answer alone (ppl_answer, ifd): twice the work of ppl alone
 
@@ -97,13 +89,10 @@ def _accepts(fn: Callable, name: str) -> bool:
     return name in params
 
 
-def load_causal_lm(path: Path, device: str, dtype, trust_remote_code: bool):
-    from transformers import AutoConfig, AutoModelForCausalLM
+def load_causal_lm(path: Path, dtype, trust_remote_code: bool):
+    from transformers import AutoModelForCausalLM
 
-    try:
-        config = AutoConfig.from_pretrained(str(path), trust_remote_code=trust_remote_code)
-    except Exception as exc:  # noqa: BLE001
-        raise ScoreError(f"cannot read the model config of {path}: {exc}") from None
+    config = read_model_config(path, trust_remote_code)
     archs = list(getattr(config, "architectures", None) or [])
     if archs and all(a.endswith(("ForSequenceClassification", "ForTokenClassification")) for a in archs):
         raise ScoreError(
@@ -111,13 +100,7 @@ def load_causal_lm(path: Path, device: str, dtype, trust_remote_code: bool):
             f"head (e.g. an *ForCausalLM such as a Qwen2.5 Instruct model)"
         )
     try:
-        model, info = AutoModelForCausalLM.from_pretrained(
-            str(path),
-            dtype=dtype,
-            trust_remote_code=trust_remote_code,
-            use_safetensors=True,
-            output_loading_info=True,
-        )
+        model, info = load_weights(AutoModelForCausalLM, path, dtype, trust_remote_code)
     except ValueError as exc:
         raise ScoreError(f"{path} cannot be loaded as a causal LM: {exc}") from None
     except OSError as exc:
@@ -130,35 +113,21 @@ def load_causal_lm(path: Path, device: str, dtype, trust_remote_code: bool):
             f"{path} is not a complete causal LM: {len(missing)} weights missing (e.g. {missing[0]}); "
             f"scoring with randomly initialised weights would give meaningless numbers"
         )
-    model.to(device)
-    model.eval()
     return model
 
 
-class PerplexityScorer:
+class PerplexityScorer(ModelScorer):
     """Scores rows with ``ppl``, ``ppl_answer``, ``ifd``, ``ppl_tokens`` (and the truncation flag)."""
 
     name = "ppl"
     columns = ("ppl", "ppl_answer", "ifd", "ppl_tokens")
+    template_option = "--lm-chat-template"
 
     def __init__(self, config: PplConfig, model=None, tokenizer=None):
         import torch
 
-        self.config = config
         self.ifd = config.ifd
-        self.device = resolve_device(config.device)
-        self.dtype = resolve_dtype(config.dtype, self.device)
-        self.model_dir = local_model_dir(config.model) if model is None else Path(str(config.model))
-        self.tok = tokenizer or load_tokenizer(
-            self.model_dir, config.chat_template, trust_remote_code=config.trust_remote_code
-        )
-        require_chat_template(self.tok, str(config.model), "--lm-chat-template")
-        self.model = model or load_causal_lm(
-            self.model_dir, self.device, self.dtype, config.trust_remote_code
-        )
-        self.model.eval()
-        limit = getattr(self.model.config, "max_position_embeddings", None) or config.max_tokens
-        self.max_tokens = max(8, min(config.max_tokens, int(limit)))
+        self.load_model(config, model, tokenizer, load_causal_lm, load_tokenizer)
         fwd = self.model.forward
         self._keep_arg = next((a for a in ("logits_to_keep", "num_logits_to_keep") if _accepts(fwd, a)), None)
         takes_pos = _accepts(fwd, "position_ids")
@@ -168,10 +137,6 @@ class PerplexityScorer:
             raise ScoreError("left padding needs a model whose forward takes position_ids")
         else:
             self.padding = config.padding
-        pad = self.tok.pad_token_id
-        if pad is None:
-            pad = self.tok.eos_token_id if self.tok.eos_token_id is not None else 0
-        self.pad_id = int(pad)
         self.prefix_ids = self._answer_prefix()
         self.text_prefix = [i for i in (self.tok.bos_token_id, self.tok.eos_token_id) if i is not None][:1]
         self._torch = torch
@@ -367,24 +332,8 @@ class PerplexityScorer:
     def _nll_pairs(self, pairs: list[tuple[list[int], int]]) -> list[float]:
         return self.nll_sums([p[0] for p in pairs], [p[1] for p in pairs])
 
-    def _free(self) -> None:
-        if self.device.startswith("cuda"):
-            self._torch.cuda.empty_cache()
-
     def describe(self) -> dict[str, Any]:
-        return {
-            "scorer": "ppl",
-            "model": str(self.config.model),
-            "path": str(self.model_dir),
-            "fingerprint": self.fingerprint,
-            "architecture": type(self.model).__name__,
-            "parameters": sum(p.numel() for p in self.model.parameters()),
-            "device": self.device,
-            "dtype": str(self.dtype).replace("torch.", ""),
-            "max_tokens": self.max_tokens,
-            "padding": self.padding,
-            "ifd": self.ifd,
-        }
+        return {**super().describe(), "padding": self.padding, "ifd": self.ifd}
 
 
 def _exp(x: float) -> float | None:

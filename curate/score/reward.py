@@ -32,16 +32,16 @@ from typing import Any
 
 from curate.records import messages_of
 from curate.score.common import (
+    ModelScorer,
+    ModelSettings,
     ScoreError,
     budget_batches,
     fingerprint,
     isolate,
     load_tokenizer,
-    local_model_dir,
+    load_weights,
+    read_model_config,
     render,
-    require_chat_template,
-    resolve_device,
-    resolve_dtype,
 )
 
 
@@ -50,24 +50,14 @@ class RowError(Exception):
 
 
 @dataclass
-class RewardConfig:
-    model: str | Path
-    device: str = "auto"
-    dtype: str = "auto"
-    max_tokens: int = 2048
-    token_budget: int = 16384
-    max_batch: int = 64
-    chat_template: str | Path | None = None
-    trust_remote_code: bool = False
+class RewardConfig(ModelSettings):
+    """The reward scorer's settings: those of every model scorer."""
 
 
-def load_reward_model(path: Path, device: str, dtype, trust_remote_code: bool):
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+def load_reward_model(path: Path, dtype, trust_remote_code: bool):
+    from transformers import AutoModelForSequenceClassification
 
-    try:
-        config = AutoConfig.from_pretrained(str(path), trust_remote_code=trust_remote_code)
-    except Exception as exc:  # noqa: BLE001
-        raise ScoreError(f"cannot read the model config of {path}: {exc}") from None
+    config = read_model_config(path, trust_remote_code)
     archs = list(getattr(config, "architectures", None) or [])
     if archs and not any(a.endswith("ForSequenceClassification") for a in archs):
         raise ScoreError(
@@ -81,13 +71,7 @@ def load_reward_model(path: Path, device: str, dtype, trust_remote_code: bool):
             f"reward model with one scalar output"
         )
     try:
-        model, info = AutoModelForSequenceClassification.from_pretrained(
-            str(path),
-            dtype=dtype,
-            trust_remote_code=trust_remote_code,
-            use_safetensors=True,
-            output_loading_info=True,
-        )
+        model, info = load_weights(AutoModelForSequenceClassification, path, dtype, trust_remote_code)
     except (OSError, ValueError) as exc:
         raise ScoreError(
             f"cannot load {path} as a reward model (safetensors weights required): {exc}"
@@ -98,39 +82,22 @@ def load_reward_model(path: Path, device: str, dtype, trust_remote_code: bool):
             f"{path} is not a trained reward model: {len(missing)} weights are missing (e.g. {sorted(missing)[0]}) "
             f"and would be randomly initialised"
         )
-    model.to(device)
-    model.eval()
     return model
 
 
-class RewardScorer:
+class RewardScorer(ModelScorer):
     name = "reward"
     columns = ("reward", "reward_chosen", "reward_rejected", "reward_margin")
+    template_option = "--reward-chat-template"
 
     def __init__(self, config: RewardConfig, model=None, tokenizer=None):
         import torch
 
         self._torch = torch
-        self.config = config
-        self.device = resolve_device(config.device)
-        self.dtype = resolve_dtype(config.dtype, self.device)
-        self.model_dir = local_model_dir(config.model) if model is None else Path(str(config.model))
-        self.tok = tokenizer or load_tokenizer(
-            self.model_dir, config.chat_template, trust_remote_code=config.trust_remote_code
-        )
-        require_chat_template(self.tok, str(config.model), "--reward-chat-template")
-        self.model = model or load_reward_model(
-            self.model_dir, self.device, self.dtype, config.trust_remote_code
-        )
-        limit = getattr(self.model.config, "max_position_embeddings", None) or config.max_tokens
-        self.max_tokens = max(8, min(config.max_tokens, int(limit)))
+        self.load_model(config, model, tokenizer, load_reward_model, load_tokenizer)
         # BERT-family tokenizers need their [CLS]/[SEP]; decoder templates already hold every special token
         self.add_special = getattr(self.tok, "cls_token", None) is not None
         self.head = getattr(self.model, "score", None)
-        pad = self.tok.pad_token_id
-        if pad is None:
-            pad = self.tok.eos_token_id if self.tok.eos_token_id is not None else 0
-        self.pad_id = int(pad)
         # HF's *ForSequenceClassification refuses batches of more than one row when the config names no
         # pad token; the scorer reads each row at its own last token, so any pad id works
         if getattr(self.model.config, "pad_token_id", None) is None:
@@ -241,20 +208,3 @@ class RewardScorer:
             else:
                 results[i] = {"reward": vals[0], "truncated": truncated}
         return results
-
-    def _free(self) -> None:
-        if self.device.startswith("cuda"):
-            self._torch.cuda.empty_cache()
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "scorer": "reward",
-            "model": str(self.config.model),
-            "path": str(self.model_dir),
-            "fingerprint": self.fingerprint,
-            "architecture": type(self.model).__name__,
-            "parameters": sum(p.numel() for p in self.model.parameters()),
-            "device": self.device,
-            "dtype": str(self.dtype).replace("torch.", ""),
-            "max_tokens": self.max_tokens,
-        }
