@@ -192,11 +192,12 @@ def config_options(stage: type[Stage], skip: tuple[str, ...] = ()) -> Callable:
     return _params_decorator(lambda: field_options(stage, skip))
 
 
-def dataclass_options(cfg: type, skip: tuple[str, ...] = ()) -> Callable:
-    """Decorator: one option per init field of the dataclass ``cfg``, shaped by the same field metadata,
-    for a command that is not a stage (`curate quality train`); the command gets every value (the
-    dataclass default when not given) under the field's name."""
-    fields = [f for f in dataclasses.fields(cfg) if f.init]
+def dataclass_options(cfg: type, skip: tuple[str, ...] = (), only: tuple[str, ...] | None = None) -> Callable:
+    """Decorator: one option per init field of the dataclass ``cfg`` (or of the fields named in
+    ``only``), shaped by the same field metadata, for a command that is not a stage (`curate quality
+    train`); the command gets every value (the dataclass default when not given) under the field's
+    name."""
+    fields = [f for f in dataclasses.fields(cfg) if f.init and (only is None or f.name in only)]
     return _params_decorator(lambda: dataclass_field_options(cfg, fields, cfg.__name__, skip))
 
 

@@ -224,13 +224,7 @@ def quality_train(pos, neg, from_filter, fmt, maps, sheet, output, json_out, **s
     required=True,
     help="fastText quality model.",
 )
-@click.option(
-    "--threshold",
-    type=click.FloatRange(0, 1),
-    default=TrainParams.threshold,  # the threshold training reports its metrics at
-    show_default=True,
-    help="P(good) at or above which a row counts as good for precision/recall/accuracy.",
-)
+@dataclass_options(TrainParams, only=("threshold",))  # the one training reports its metrics at
 @click.option("--json", "json_out", is_flag=True, help="Print the metrics as one JSON line on stdout.")
 def quality_eval(pos, neg, from_filter, fmt, maps, sheet, model_path, threshold, json_out):
     """Precision, recall, accuracy and AUC of a quality model on labelled rows."""

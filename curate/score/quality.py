@@ -186,7 +186,7 @@ class TrainParams:
         metadata={
             "min": 0,
             "max": 1,
-            "help": "P(good) at or above which a row counts as good for precision/recall.",
+            "help": "P(good) at or above which a row counts as good (precision, recall, accuracy).",
         },
     )
 
