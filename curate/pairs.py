@@ -21,59 +21,18 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
 
 from curate.augment.common import char_ngrams, jaccard, meta_dict, norm_key, rows_to_frame
-from curate.augment.generator import GeneratorConfig, setting
 from curate.augment.teachers import GenerationError
+from curate.configs.pairs import MODES, PairsConfig  # noqa: F401  (re-exported)
 from curate.records import Record, Turn, messages_of, normalise_text
 from curate.select import SelectError, column_values
 from curate.stage import StageResult, empty_dropped, mark_dropped
 
 STAGE = "pairs"
-MODES = ("ranked", "generated", "existing")
-
-
-@dataclass
-class PairsConfig(GeneratorConfig):
-    """pairs' settings; mode ``generated`` asks the generating model of :class:`GeneratorConfig`
-    (``model``, ``model_url``, ``model_name`` and its client settings) for the rejected answers."""
-
-    # None: ranked and existing, plus generated when a model (model or model_url) is given, the same
-    # for `curate pairs --model X` and a recipe's `pairs: {model: X}`
-    modes: tuple[str, ...] | None = setting(
-        None,
-        "Comma-separated: ranked (several answers to one question, best vs worst by --score), generated "
-        "(curated answer vs --model's answer), existing (preference rows in the input). Default: "
-        "ranked,existing, plus generated when --model or --model-url is given.",
-        flags=("--mode",),
-        multiple=False,
-    )
-    score: str = setting("reward", "Ranked: the score column to rank answers by.")
-    min_margin: float = setting(0.0, "Ranked: best - worst score must be at least this.")
-    max_similarity: float = setting(
-        0.9, "Drop a pair whose sides share at least this Jaccard of character 3-grams (near-identical)."
-    )
-    keep_sft: bool = setting(False, "Also keep SFT rows that did not become pairs.", flag=True)
-
-    def __post_init__(self) -> None:
-        if self.modes is None:
-            self.modes = ("ranked", "existing") + (("generated",) if self.has_model else ())
-        if isinstance(self.modes, str):
-            self.modes = tuple(m.strip() for m in self.modes.split(",") if m.strip())
-        bad = [m for m in self.modes if m not in MODES]
-        if bad or not self.modes:
-            raise ValueError(f"unknown pair mode(s) {bad}: choose from {', '.join(MODES)}")
-        if "generated" in self.modes and not self.has_model:
-            raise ValueError("mode 'generated' needs --model MODEL_DIR or --model-url URL")
-        if not 0 < self.max_similarity <= 1:
-            raise ValueError("--max-similarity must be in (0, 1]")
-        if self.min_margin < 0:
-            raise ValueError("--min-margin must be >= 0")
-        self.check_generator()
 
 
 def sides_problem(chosen: str | None, rejected: str | None, max_similarity: float) -> tuple[str, dict] | None:

@@ -11,113 +11,20 @@ existing variants are never augmented, and never serve as demonstrations.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
-from dataclasses import InitVar, dataclass
 from typing import Any
 
 import polars as pl
 
 from curate.augment.common import meta_dict, rows_to_frame
-from curate.augment.cot import STYLES, cot_variants, parse_check
+from curate.augment.cot import cot_variants
 from curate.augment.fewshot import fewshot_variants
-from curate.augment.generator import GeneratorConfig, check_teacher_limits, generator_field, setting
 from curate.augment.rephrase import rephrase_variants
-from curate.core.stage import deprecated_keys
+from curate.configs.augment import AugmentConfig, GeneratorConfig, check_teacher_limits
 from curate.stage import StageResult, empty_dropped, mark_dropped
 
 STAGE = "augment"
 REQUEST_FAILED = "cot: teacher request failed"
-
-
-@dataclass
-class AugmentConfig(GeneratorConfig):
-    """augment's settings; the chain-of-thought teacher is the generating model of
-    :class:`GeneratorConfig` (``model``, ``model_url``, ``model_name`` and its client settings)."""
-
-    # the teacher, spelled as pairs spells its model; augment's older spellings are deprecated
-    model: str | None = generator_field("model", deprecated=("--teacher",))
-    model_url: str | None = generator_field("model_url", deprecated=("--teacher-url",))
-    model_name: str | None = generator_field("model_name", deprecated=("--teacher-model",))
-    fewshot: int = setting(0, "Add a variant with K retrieved demonstrations.")
-    cot: bool = setting(
-        False, "Add chain-of-thought variants written by --model (checked against the answer).", flag=True
-    )
-    rephrase: int = setting(0, "Add N template rephrasings of the instruction per row.")
-    system_variants: int = setting(0, "Add N system-prompt variants per row (templates).")
-    # few-shot retrieval
-    embed_model: str = setting("use", "Few-shot retrieval: use, minilm or a local dir.")
-    near_dup: float = setting(
-        0.9,
-        "Few-shot: a candidate whose question or answer embedding has at least this cosine with the "
-        "row's is a near-duplicate and never a demonstration.",
-    )
-    answer_overlap: float = setting(
-        0.5,
-        "Few-shot: a candidate whose answer shares this fraction of character 5-grams with the row's "
-        "answer (containment) is never a demonstration.",
-    )
-    # chain of thought
-    check: str = setting(
-        "contains",
-        "How a rationale must reach the reference answer: contains, final (text after the final-answer "
-        "marker equals it) or overlap:X (share X of its character bigrams, for long answers).",
-    )
-    cot_style: str = setting(
-        "plain",
-        "plain: the teacher's text; think: <think>reasoning</think> followed by the reference answer.",
-        choices=("plain", "think"),
-    )
-    batch_size: int = setting(8, "Local teacher: prompts per generate call.")
-    # templates
-    lang: str = setting("auto", "Template language (auto: from each question).", choices=("auto", "zh", "en"))
-    templates: str | None = setting(
-        None,
-        "Directory overriding the built-in templates (cot_zh.txt, rephrase_en.txt, system_zh.txt...).",
-        path="dir",
-        exists=True,
-    )
-    replace_system: bool = setting(
-        False, "System variants also for rows that have a system prompt.", flag=True
-    )
-    seed: int = setting(0, "Random seed for the choice of rephrasing and system-prompt templates.")
-    variants_only: bool = setting(
-        False, "Write only the variants (originals go to the dropped file).", flag=True
-    )
-    # the deprecated spellings as keyword arguments, for Python callers
-    teacher: InitVar[str | None] = None
-    teacher_url: InitVar[str | None] = None
-    teacher_model: InitVar[str | None] = None
-
-    def __post_init__(self, teacher=None, teacher_url=None, teacher_model=None) -> None:
-        self._adopt_teacher_spellings(teacher=teacher, teacher_url=teacher_url, teacher_model=teacher_model)
-        if self.fewshot < 0 or self.rephrase < 0 or self.system_variants < 0:
-            raise ValueError("fewshot, rephrase and system_variants must be >= 0")
-        if not (self.fewshot or self.cot or self.rephrase or self.system_variants):
-            raise ValueError("nothing to do: ask for --fewshot K, --cot, --rephrase N or --system-variants N")
-        if self.cot and not self.has_model:
-            raise ValueError("--cot needs a teacher model: --model MODEL_DIR or --model-url URL")
-        if not 0 < self.near_dup <= 1 or not 0 < self.answer_overlap <= 1:
-            raise ValueError("near_dup and answer_overlap must be in (0, 1]")
-        parse_check(self.check)
-        if self.cot_style not in STYLES:
-            raise ValueError(f"cot_style must be one of {', '.join(STYLES)}")
-        if self.lang not in ("auto", "zh", "en"):
-            raise ValueError("lang must be auto, zh or en")
-        self.check_generator()
-
-    def _adopt_teacher_spellings(self, **old: str | None) -> None:
-        renamed = deprecated_keys(type(self))
-        for key, value in old.items():
-            if value is None:
-                continue
-            target = renamed[key]
-            if getattr(self, target) is not None:
-                raise ValueError(f"{key} and {target} are the same setting: give only {target}")
-            warnings.warn(
-                f"AugmentConfig({key}=...) is deprecated: use {target}", DeprecationWarning, stacklevel=4
-            )
-            setattr(self, target, value)
 
 
 def make_teacher_from(config: AugmentConfig):

@@ -34,10 +34,10 @@ from curate.augment.common import (
     variant_row,
 )
 from curate.augment.teachers import GenerationError, Teacher
+from curate.configs.augment import STYLES
 
 MARKERS = {"en": "Final answer:", "zh": "最终答案："}
 _MARKER_RE = re.compile(r"(final answer|answer|最终答案|最终回答|答案|结论)\s*[:：]|####", re.IGNORECASE)
-STYLES = ("plain", "think")
 MIN_REASONING_CHARS = 10  # normalised characters besides the answer: an echo is not a rationale
 
 

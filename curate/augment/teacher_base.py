@@ -16,9 +16,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from curate.configs.augment import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT  # noqa: F401  (re-exported)
+
 Messages = list[dict[str, str]]
-DEFAULT_TIMEOUT = 120.0
-DEFAULT_MAX_RESPONSE_BYTES = 8 << 20  # a chat completion of a few thousand tokens is a few tens of KB
 
 
 class TeacherError(RuntimeError):

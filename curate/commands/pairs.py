@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from curate.commands.common import fail
 from curate.commands.generated import Invocation, StageCommand
-from curate.select import SelectError, column_values
 
 
 class PairsCommand(StageCommand):
@@ -27,6 +26,8 @@ class PairsCommand(StageCommand):
         frame = run.loaded.frame
         if not (named and "ranked" in run.config.modes and frame.height and (frame["kind"] == "sft").any()):
             return
+        from curate.select import SelectError, column_values  # polars: not for --help
+
         try:
             column_values(frame, run.config.score)
         except SelectError as exc:

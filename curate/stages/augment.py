@@ -12,7 +12,7 @@ class Augment(Stage):
     scope = Scope.GLOBAL
     help = "Few-shot, chain-of-thought and rephrased variants."
     module = "curate.augment"
-    config = "curate.augment:AugmentConfig"
+    config = "curate.configs.augment:AugmentConfig"
     command = "curate.commands.augment:augment"
     code = ("curate.augment", "curate.embed")
     # (a recipe's paths are resolved before its deprecated keys are renamed: teacher is model)

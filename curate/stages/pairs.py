@@ -12,7 +12,7 @@ class Pairs(Stage):
     scope = Scope.GLOBAL
     help = "Build DPO preference pairs."
     module = "curate.pairs"
-    config = "curate.pairs:PairsConfig"
+    config = "curate.configs.pairs:PairsConfig"
     command = "curate.commands.pairs:pairs"
     aliases = {"mode": "modes"}  # `--mode` on the command line
     path_options = ("model",)
