@@ -20,11 +20,12 @@ from curate.commands.common import (
     warn,
 )
 from curate.commands.generated import Invocation, StageCommand
-from curate.io import InputError, atomic_write_text, load
 from curate.stages.dedup import DedupState
 
 
 def _write_clusters(path: Path, clusters: list[dict]) -> None:
+    from curate.io import atomic_write_text  # polars: not for --help
+
     atomic_write_text(path, "".join(json.dumps(c, ensure_ascii=False) + "\n" for c in clusters))
 
 
@@ -188,6 +189,8 @@ class DecontaminateCommand(StageCommand):
                     )
 
     def execute(self, run: Invocation):
+        from curate.io import InputError, load  # polars: not for --help
+
         evals = run.params["evals"]
         try:
             ev = load([Path(e) for e in evals])

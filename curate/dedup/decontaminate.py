@@ -12,17 +12,16 @@ most (file, line, id, text) and how many of its n-grams matched.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import polars as pl
 
+from curate.configs.dedup import DecontamConfig
 from curate.dedup.text import (
     compare_text,
     doc_keys,
-    fields_for,
-    fields_setting,
     ngram_hashes,
     normalise,
     tokenize,
@@ -31,45 +30,6 @@ from curate.stage import StageResult, empty_dropped, mark_dropped
 
 STAGE = "decontaminate"
 REASON = "overlaps evaluation set"
-
-
-@dataclass
-class DecontamConfig:
-    """Options of the decontaminate stage: the recipe keys, and (field metadata) the `curate
-    decontaminate` options (the evaluation files, ``against``, are the stage's input, not a field)."""
-
-    ngram: int = field(default=13, metadata={"help": "N-gram size in units (CJK characters or words)."})
-    fields: tuple[str, ...] = fields_setting("Training-row fields scanned.")
-    eval_fields: tuple[str, ...] = fields_setting("Eval-item fields indexed.")
-    min_units: int = field(
-        default=8,
-        metadata={"help": "Eval items shorter than --ngram but at least this long are matched whole."},
-    )
-    min_hits: int = field(
-        default=1, metadata={"help": "Drop a row once this many of its n-grams hit an eval item."}
-    )
-    min_overlap: float = field(
-        default=0.0, metadata={"help": "...and at least this fraction of its n-grams."}
-    )
-    common: int = field(
-        default=10,
-        metadata={"help": "Ignore n-grams found in more than this many distinct eval texts (boilerplate)."},
-    )
-    chunk: int = field(
-        default=5_000,
-        metadata={
-            "min": 1,
-            "help": "Rows tokenised per step (memory vs overhead; results do not depend on it).",
-        },
-    )
-
-    def __post_init__(self) -> None:
-        self.fields = fields_for(self.fields)
-        self.eval_fields = fields_for(self.eval_fields)
-        if self.ngram < 1 or self.min_units < 1 or self.min_hits < 1:
-            raise ValueError("--ngram, --min-units and --min-hits must be at least 1")
-        if not 0 <= self.min_overlap <= 1:
-            raise ValueError("--min-overlap must be in [0, 1]")
 
 
 @dataclass

@@ -16,11 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from curate.configs.dedup import DEFAULT_LATIN, DEFAULT_LATIN_NGRAM  # noqa: F401  (re-exported)
 from curate.dedup.shingle_store import ShingleStore
 from curate.dedup.text import doc_keys, normalise, shingles, tokenize
-
-DEFAULT_LATIN = "chars"  # Latin-script shingle units (see curate.dedup.text.tokenize; bench_dedup_shingles)
-DEFAULT_LATIN_NGRAM = 7  # characters per shingle starting in Latin-script text (bench_dedup_shingles)
 
 MINHASH_BACKENDS = ("rensa", "datasketch")
 

@@ -23,15 +23,14 @@ wrap-around uint64 arithmetic), so no Python code runs per character or per shin
 
 from __future__ import annotations
 
-import dataclasses
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
 import polars as pl
 
+from curate.configs.dedup import LATIN_UNITS, fields_setting  # noqa: F401  (re-exported)
 from curate.core import vocab
 
 FIELD_CHOICES = ("question", "answer", "both")
@@ -62,10 +61,6 @@ KEY_VERSION = "nfkc-lower-units-fieldsep-v2"
 # Version of the near-duplicate shingles: Latin-script text shingled by characters (word boundaries as
 # units of their own) since format 3; format 2 used word n-grams, so its signatures are incompatible.
 SHINGLE_VERSION = "latin-chars-numbers-v4"
-# How the letters/digits of non-CJK scripts become shingle units: "chars" (every character one unit,
-# a boundary unit between two words; the default, so a typo changes ~n shingles of ~n per character)
-# or "words" (every word one unit, as before: a typo changes n shingles of about one per word).
-LATIN_UNITS = ("chars", "words")
 # Numbers carry meaning that a few characters cannot show ("case 3" and "case 11", "#512" and "#733"
 # are different rows; a typo never touches them), so in chars mode every distinct number (a word of
 # decimal digits only) of a document adds this many shingles per shingle of its text, at least
@@ -130,13 +125,6 @@ def _powers(base: np.uint64, n: int) -> np.ndarray:
         have = np.cumprod(arr, dtype=np.uint64)  # wraps modulo 2**64
         _POW_CACHE[key] = have
     return have[:n]
-
-
-def fields_setting(help_text: str) -> Any:
-    """A Config field naming the compared fields: question, answer or both (the default; normalised
-    by :func:`fields_for`), one value on the command line."""
-    metadata = {"multiple": False, "choices": ("question", "answer", "both"), "help": help_text}
-    return dataclasses.field(default=("both",), metadata=metadata)
 
 
 def fields_for(fields: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:

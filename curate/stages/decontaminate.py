@@ -16,7 +16,7 @@ class Decontaminate(Stage):
     scope = Scope.ROW
     help = "Drop rows that overlap evaluation sets (n-gram overlap)."
     module = "curate.dedup.decontaminate"
-    config = "curate.dedup.decontaminate:DecontamConfig"
+    config = "curate.configs.dedup:DecontamConfig"
     command = "curate.commands.dedup:decontaminate"
     code = ("curate.dedup", "curate.io")
     path_options = ("against",)

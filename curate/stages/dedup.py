@@ -12,7 +12,7 @@ class Dedup(Stage):
     scope = Scope.SET
     help = "Remove exact, near (MinHash LSH) and semantic duplicates."
     module = "curate.dedup.engine"
-    config = "curate.dedup.engine:DedupConfig"
+    config = "curate.configs.dedup:DedupConfig"
     command = "curate.commands.dedup:dedup"
     code = ("curate.dedup", "curate.embed")
     aliases = {"method": "methods", "field": "fields"}
