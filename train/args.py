@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,4 @@ def common_args(cfg, plan: dict[str, Any], run_dir: Path, device) -> dict[str, A
 
 
 def _tty() -> bool:
-    import sys
-
     return sys.stderr.isatty()

@@ -20,6 +20,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -209,8 +210,6 @@ def graceful_stop(request: StopRequest, stream=None):
     checkpoint and a stop (:func:`stop_callback`); before training starts, or on a second signal, the
     run stops at once (:class:`TrainInterrupted`). Only in the main thread (signals cannot be set
     elsewhere); the previous handlers are restored afterwards."""
-    import threading
-
     if threading.current_thread() is not threading.main_thread():
         yield request
         return
@@ -241,8 +240,6 @@ def stop_on_signals():
     evaluating) end it at once as :class:`TrainInterrupted`, a user error with exit 130/143 that the
     group reports like any other (one ``error:`` line, the JSON line with --json) instead of a
     traceback or a silent kill. :func:`graceful_stop` takes over during a run."""
-    import threading
-
     if threading.current_thread() is not threading.main_thread():
         yield
         return

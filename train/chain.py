@@ -42,7 +42,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import train.data as D
 from curate.core.errors import Failed, TamisError
+from curate.io import atomic_write_text
+from train.callbacks import TrainInterrupted
+from train.check import render_report
+from train.config import STAGES, ConfigError, load_yaml, resolve
+from train.data import DataError, sha256_file
+from train.export import export_run
+from train.methods import detect_device
+from train.mix import MixError, parse_mix
+from train.multieval import evaluate_models, models_of_chain, write_report
+from train.online import preflight
+from train.plan import render_plan
+from train.run import RunError, prepare, run_key, train
 
 POLICY_STAGES = ("pt", "sft", "dpo", "kto", "orpo", "rloo", "grpo")
 WHOLE_WEIGHT_METHODS = ("full", "freeze", "bitfit")
@@ -103,8 +116,6 @@ def _as_list(value) -> list[str]:
 def load_chain(path: str | Path) -> Chain:
     """Parse and check a chain file: stage names, data files, settings (typed like `train` flags), mix
     files, reward models, methods that the next stage cannot start from. Loads no model."""
-    from train.config import STAGES, ConfigError, load_yaml
-
     path = Path(path)
     try:
         doc = load_yaml(path)
@@ -162,8 +173,6 @@ def load_chain(path: str | Path) -> Chain:
                 else:
                     settings[key] = _abs(base, str(settings[key]), keep)
         if settings.get("mix"):
-            from train.mix import MixError, parse_mix
-
             try:
                 specs = parse_mix(_as_list(settings["mix"]))
             except MixError as e:
@@ -189,9 +198,6 @@ def load_chain(path: str | Path) -> Chain:
 def _check_stage_configs(chain: Chain) -> None:
     """Every stage's settings resolve (types, ranges, choices), reward models are classifiers, and no
     policy stage that another one follows uses a method whose adapter cannot be merged."""
-    from train.config import ConfigError
-    from train.data import DataError
-
     has_rm = False
     policy_positions = [s.index for s in chain.stages if s.stage in POLICY_STAGES]
     for spec in chain.stages:
@@ -208,8 +214,6 @@ def _check_stage_configs(chain: Chain) -> None:
                 "next stage starts from; use lora (or full), or make it the last stage"
             )
         if spec.stage in ("rloo", "grpo") and cfg.reward_model != PENDING_RM:
-            from train.online import preflight
-
             try:
                 preflight(cfg)
             except DataError as e:
@@ -218,8 +222,6 @@ def _check_stage_configs(chain: Chain) -> None:
 
 def stage_config(spec: StageSpec, model: str, rm_run: str | None = None, output: str | None = None):
     """The stage's typed config (the same resolution as `train <stage>` flags)."""
-    from train.config import resolve
-
     flags = dict(spec.settings)
     if spec.stage in ("rloo", "grpo") and not flags.get("reward_model") and rm_run:
         flags["reward_model"] = rm_run
@@ -239,8 +241,6 @@ def result_model(run_dir: Path, cfg, console=None) -> Path:
     out = run_dir / "export"
     if (out / "export.json").is_file():
         return out
-    from train.export import export_run
-    from train.methods import detect_device
 
     dtype = "bf16" if detect_device().bf16 and cfg.bf16 is not False else "fp32"
     if console:
@@ -260,9 +260,6 @@ def _metrics(meta: dict[str, Any]) -> dict[str, Any]:
 def _write_manifest(
     chain: Chain, stages: list[dict[str, Any]], status: str, extra: dict | None = None
 ) -> Path:
-    from curate.io import atomic_write_text
-    from train.data import sha256_file
-
     doc = {
         "chain": str(chain.path),
         "chain_sha256": sha256_file(chain.path),
@@ -282,13 +279,6 @@ def _write_manifest(
 def run_chain(chain: Chain, console, *, dry_run: bool = False, callbacks_for=None) -> dict[str, Any]:
     """Run (or plan, with ``dry_run``) every stage in order. ``callbacks_for(index)`` may add Trainer
     callbacks to a stage (tests interrupt a stage with one)."""
-    import train.data as D
-    from train.callbacks import TrainInterrupted
-    from train.check import render_report
-    from train.data import DataError
-    from train.plan import render_plan
-    from train.run import RunError, prepare, run_key, train
-
     earlier_eval = _earlier_eval(chain)  # (the manifest is rewritten stage by stage below)
     policy = chain.model
     rm_run: str | None = None
@@ -378,9 +368,6 @@ def _earlier_eval(chain: Chain) -> dict[str, Any]:
 def _chain_eval(chain: Chain, done: list[dict[str, Any]], console, earlier: dict[str, Any]) -> dict[str, Any]:
     """The per-set losses of the base and every stage; an unchanged chain (same models, same held-out
     files) reuses the numbers of its last run instead of scoring again."""
-    from train.data import sha256_file
-    from train.multieval import evaluate_models, models_of_chain, write_report
-
     models = models_of_chain(chain.model, done)
     key = {
         "models": [[label, path] for label, path in models],

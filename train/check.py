@@ -15,6 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from rich.table import Table
+from rich.text import Text
+
 from train.data import IGNORE, Prepared, Tokenized, count_spans, end_of_turn_ids
 
 
@@ -50,15 +53,7 @@ def run_checks(tok, prep: Prepared, tk: Tokenized, max_length: int, preview_rows
     n_in = len(prep.rows)
     # 1. template applies to every row
     if prep.stage != "pt":
-        failed = sum(tk.failures.values())
-        if failed:
-            reasons = "; ".join(
-                f"{n} x {r} (e.g. id {tk.failure_examples[r][0]})" for r, n in tk.failures.items()
-            )
-            status = "fail" if failed == n_in else "warn"
-            rep.checks.append(Check("chat template", status, f"{failed} of {n_in} rows failed: {reasons}"))
-        else:
-            rep.checks.append(Check("chat template", "ok", f"renders all {n_in} rows"))
+        rep.checks.append(_template_check(tk, n_in))
     # rows left to train at all (after rows too long for max_length were dropped)
     if not tk.rows:
         dropped_now = dict(prep.dropped)
@@ -68,102 +63,116 @@ def run_checks(tok, prep: Prepared, tk: Tokenized, max_length: int, preview_rows
     long_rows = sum(1 for n in tk.lengths if n > max_length)
     trunc = 0 if prep.stage == "pt" else long_rows  # continued pretraining splits long documents instead
     if prep.stage in ("sft", "pt") and tk.rows:
-        eot = end_of_turn_ids(tok)
-        empty, eot_missing, trained_tokens, total_tokens = 0, 0, 0, 0
-        empty_after_trunc = 0
-        for r in tk.rows:
-            labels = r["labels"]
-            trained = [x for x in labels[1:] if x != IGNORE]
-            trained_tokens += len(trained)
-            total_tokens += len(labels)
-            if not trained:
-                empty += 1
-            elif not any(x != IGNORE for x in labels[1:max_length]):
-                empty_after_trunc += 1
-            if prep.stage == "sft" and trained and not (eot & set(trained)):
-                eot_missing += 1
-        if empty:
-            rep.checks.append(
-                Check(
-                    "loss mask",
-                    "fail" if empty == len(tk.rows) else "warn",
-                    f"{empty} rows have no trained token",
-                )
-            )
-        else:
-            share = trained_tokens / max(1, total_tokens)
-            rep.checks.append(
-                Check(
-                    "loss mask",
-                    "ok",
-                    f"every row trains tokens ({trained_tokens} of {total_tokens}, {share:.0%})",
-                )
-            )
-        if empty_after_trunc:
-            rep.checks.append(
-                Check(
-                    "truncation",
-                    "warn",
-                    f"{empty_after_trunc} rows lose every trained token at max_length {max_length}",
-                )
-            )
-        if prep.stage == "sft" and tk.expected_spans:
-            # every assistant turn must be trained: a template that renders turns differently depending on
-            # what follows (Qwen3's <think> on the last turn) must not leave earlier turns untrained
-            short = [
-                (rid, got, want)
-                for r, rid, want in zip(tk.rows, tk.ids, tk.expected_spans, strict=False)
-                if want and 0 < (got := count_spans(r["labels"])) < want
-            ]
-            turns = sum(tk.expected_spans)
-            if short:
-                rid, got, want = short[0]
-                rep.checks.append(
-                    Check(
-                        "assistant turns trained",
-                        "fail",
-                        f"{len(short)} rows train fewer assistant turns than they have (e.g. id {rid}: "
-                        f"{got} of {want}); the chat template hides turns from the loss mask",
-                    )
-                )
-            elif turns > len(tk.rows):
-                rep.checks.append(Check("assistant turns trained", "ok", f"all {turns} assistant turns"))
-        if prep.stage == "sft":
-            names = ", ".join(sorted(tok.convert_ids_to_tokens(list(eot)) or []))
-            if eot_missing:
-                rep.checks.append(
-                    Check(
-                        "end of turn trained",
-                        "fail",
-                        f"{eot_missing} rows never train an end-of-turn token ({names}): the model would not learn to stop",
-                    )
-                )
-            else:
-                rep.checks.append(Check("end of turn trained", "ok", f"every row trains {names}"))
+        rep.checks.extend(_label_checks(tok, prep.stage, tk, max_length))
     # 4. pad vs eos
-    if tok.pad_token_id is None:
-        rep.checks.append(Check("pad token", "warn", "no pad token"))
-    elif tok.pad_token_id == tok.eos_token_id:
-        rep.checks.append(
+    rep.checks.append(_pad_check(tok))
+    # 5. accounting
+    _account(rep, prep, tk, max_length, trunc, long_rows)
+    # 6. preview
+    if prep.stage in ("sft", "pt"):
+        for r in tk.rows[:preview_rows]:
+            rep.previews.append(token_pieces(tok, r["input_ids"][:max_length], r["labels"][:max_length]))
+    return rep
+
+
+def _template_check(tk: Tokenized, n_in: int) -> Check:
+    failed = sum(tk.failures.values())
+    if not failed:
+        return Check("chat template", "ok", f"renders all {n_in} rows")
+    reasons = "; ".join(f"{n} x {r} (e.g. id {tk.failure_examples[r][0]})" for r, n in tk.failures.items())
+    status = "fail" if failed == n_in else "warn"
+    return Check("chat template", status, f"{failed} of {n_in} rows failed: {reasons}")
+
+
+def _label_checks(tok, stage: str, tk: Tokenized, max_length: int) -> list[Check]:
+    """Loss mask, truncation of every trained token, assistant turns and end of turn trained (SFT/PT)."""
+    out = []
+    eot = end_of_turn_ids(tok)
+    empty, eot_missing, trained_tokens, total_tokens = 0, 0, 0, 0
+    empty_after_trunc = 0
+    for r in tk.rows:
+        labels = r["labels"]
+        trained = [x for x in labels[1:] if x != IGNORE]
+        trained_tokens += len(trained)
+        total_tokens += len(labels)
+        if not trained:
+            empty += 1
+        elif not any(x != IGNORE for x in labels[1:max_length]):
+            empty_after_trunc += 1
+        if stage == "sft" and trained and not (eot & set(trained)):
+            eot_missing += 1
+    if empty:
+        out.append(
             Check(
-                "pad token",
-                "warn",
-                f"pad == eos ({tok.eos_token!r}); tamis builds labels explicitly so eos is still trained, but tools "
-                "that mask pad ids would mask eos too",
+                "loss mask",
+                "fail" if empty == len(tk.rows) else "warn",
+                f"{empty} rows have no trained token",
             )
         )
     else:
-        rep.checks.append(
-            Check("pad token", "ok", f"pad {tok.pad_token!r} differs from eos {tok.eos_token!r}")
+        share = trained_tokens / max(1, total_tokens)
+        detail = f"every row trains tokens ({trained_tokens} of {total_tokens}, {share:.0%})"
+        out.append(Check("loss mask", "ok", detail))
+    if empty_after_trunc:
+        detail = f"{empty_after_trunc} rows lose every trained token at max_length {max_length}"
+        out.append(Check("truncation", "warn", detail))
+    if stage == "sft" and tk.expected_spans:
+        out.extend(_turns_check(tk))
+    if stage == "sft":
+        out.append(_end_of_turn_check(tok, eot, eot_missing))
+    return out
+
+
+def _turns_check(tk: Tokenized) -> list[Check]:
+    """Every assistant turn must be trained: a template that renders turns differently depending on what
+    follows (Qwen3's <think> on the last turn) must not leave earlier turns untrained."""
+    short = [
+        (rid, got, want)
+        for r, rid, want in zip(tk.rows, tk.ids, tk.expected_spans, strict=False)
+        if want and 0 < (got := count_spans(r["labels"])) < want
+    ]
+    turns = sum(tk.expected_spans)
+    if short:
+        rid, got, want = short[0]
+        detail = (
+            f"{len(short)} rows train fewer assistant turns than they have (e.g. id {rid}: "
+            f"{got} of {want}); the chat template hides turns from the loss mask"
         )
-    # 5. accounting
+        return [Check("assistant turns trained", "fail", detail)]
+    if turns > len(tk.rows):
+        return [Check("assistant turns trained", "ok", f"all {turns} assistant turns")]
+    return []
+
+
+def _end_of_turn_check(tok, eot: set[int], eot_missing: int) -> Check:
+    names = ", ".join(sorted(tok.convert_ids_to_tokens(list(eot)) or []))
+    if eot_missing:
+        detail = f"{eot_missing} rows never train an end-of-turn token ({names}): the model would not learn to stop"
+        return Check("end of turn trained", "fail", detail)
+    return Check("end of turn trained", "ok", f"every row trains {names}")
+
+
+def _pad_check(tok) -> Check:
+    if tok.pad_token_id is None:
+        return Check("pad token", "warn", "no pad token")
+    if tok.pad_token_id == tok.eos_token_id:
+        detail = (
+            f"pad == eos ({tok.eos_token!r}); tamis builds labels explicitly so eos is still trained, but tools "
+            "that mask pad ids would mask eos too"
+        )
+        return Check("pad token", "warn", detail)
+    return Check("pad token", "ok", f"pad {tok.pad_token!r} differs from eos {tok.eos_token!r}")
+
+
+def _account(rep: CheckReport, prep: Prepared, tk: Tokenized, max_length: int, trunc: int, long_rows: int):
+    """The counts of the report, and the checks on long, truncated and dropped rows."""
     dropped = dict(prep.dropped)
     for r, n in tk.failures.items():
         dropped[r] = dropped.get(r, 0) + n
     rep.counts = {
         "input_rows": prep.input_rows,
         "rejected_unreadable": prep.rejected,
-        "records": n_in,
+        "records": len(prep.rows),
         "usable": len(tk.rows),
         "dropped": dropped,
         "truncated": trunc,
@@ -172,36 +181,18 @@ def run_checks(tok, prep: Prepared, tk: Tokenized, max_length: int, preview_rows
     if prep.stage == "pt":
         rep.counts["split_documents"] = long_rows
         if long_rows:
-            rep.checks.append(
-                Check(
-                    "long documents",
-                    "ok",
-                    f"{long_rows} documents are longer than max_length {max_length}: split into "
-                    f"max_length pieces (no token is cut)",
-                )
+            detail = (
+                f"{long_rows} documents are longer than max_length {max_length}: split into "
+                f"max_length pieces (no token is cut)"
             )
+            rep.checks.append(Check("long documents", "ok", detail))
     if trunc:
         share = trunc / max(1, len(tk.rows))
-        rep.checks.append(
-            Check(
-                "truncation",
-                "warn" if share > 0.05 else "ok",
-                f"{trunc} rows ({share:.1%}) exceed max_length {max_length}",
-            )
-        )
+        detail = f"{trunc} rows ({share:.1%}) exceed max_length {max_length}"
+        rep.checks.append(Check("truncation", "warn" if share > 0.05 else "ok", detail))
     if dropped:
-        rep.checks.append(
-            Check(
-                "dropped rows",
-                "warn",
-                "; ".join(f"{n} x {r}" for r, n in sorted(dropped.items(), key=lambda x: -x[1])),
-            )
-        )
-    # 6. preview
-    if prep.stage in ("sft", "pt"):
-        for r in tk.rows[:preview_rows]:
-            rep.previews.append(token_pieces(tok, r["input_ids"][:max_length], r["labels"][:max_length]))
-    return rep
+        detail = "; ".join(f"{n} x {r}" for r, n in sorted(dropped.items(), key=lambda x: -x[1]))
+        rep.checks.append(Check("dropped rows", "warn", detail))
 
 
 def token_pieces(tok, ids: list[int], labels: list[int], max_span: int = 8) -> list[tuple[str, int, bool]]:
@@ -221,9 +212,6 @@ def token_pieces(tok, ids: list[int], labels: list[int], max_span: int = 8) -> l
 
 
 def render_report(rep: CheckReport, console, preview: bool = True) -> None:
-    from rich.table import Table
-    from rich.text import Text
-
     t = Table(title=f"train {rep.stage} check")
     t.add_column("check")
     t.add_column("status")

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import time
+
 import click
 
 from curate import offline
+from curate.core.errors import handle
 from curate.lazycli import LazyGroup
+from train.callbacks import stop_on_signals
+from train.quiet import quiet_libraries
 
 offline.enforce()  # before any command imports a hub library (TAMIS_ALLOW_NETWORK=1 opts out)
 
@@ -45,12 +51,6 @@ class TrainGroup(LazyGroup):
     Exit 1 stays "checks failed or the run could not complete"."""
 
     def invoke(self, ctx: click.Context):
-        import json
-        import time
-
-        from curate.core.errors import handle
-        from train.quiet import quiet_libraries
-
         quiet_libraries()  # transformers' v6-rename FutureWarnings, the "> 512 tokens" line (train.quiet)
 
         args = [*getattr(ctx, "_protected_args", []), *ctx.args]
@@ -64,8 +64,6 @@ class TrainGroup(LazyGroup):
                 click.echo(
                     json.dumps({"status": status, "error": message, "exit_code": code, "seconds": seconds})
                 )
-
-        from train.callbacks import stop_on_signals
 
         with stop_on_signals():  # Ctrl-C / SIGTERM: exit 130 / 143 with the JSON line, never silent
             return handle(

@@ -3,199 +3,22 @@
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from curate import stages as curate_stages
-from curate.core.errors import UsageError
-from train.config import STAGES, ConfigError, cli_fields, field_type, parse_set, resolve
-
-# ------------------------------------------------------------------ option generation
-
-_SKIP_FLAGS = {"data"}  # positional DATA... (and --data)
-
-
-def _fmt_default(v: Any) -> str:
-    if isinstance(v, list):
-        return ",".join(map(str, v)) or "none"
-    return str(v)
-
-
-def config_options(stage: str):
-    """Decorator adding one option per config field of ``stage`` (all default None = 'not given')."""
-
-    def deco(f):
-        for fld in reversed(cli_fields(stage)):
-            name = fld.name
-            opt = "--" + name.replace("_", "-")
-            tp, optional, is_list = field_type(stage, name)
-            if fld.default is not dataclasses.MISSING:
-                default = fld.default
-            elif fld.default_factory is not dataclasses.MISSING:
-                default = fld.default_factory()
-            else:
-                default = None
-            help_text = fld.metadata.get("help", "")
-            if "default" in help_text:
-                pass
-            elif default is None and name not in ("model", "output", "template", "bf16"):
-                help_text += " [default: planned]"
-            elif default not in (None, [], ""):
-                help_text += f" [default: {_fmt_default(default)}]"
-            if name == "data":
-                f = click.option("--data", "data_opt", multiple=True, help=help_text)(f)
-                continue
-            if name == "trainer":  # a mapping: YAML `trainer:` or --set trainer.KEY=VALUE
-                continue
-            if name == "output":  # --output-dir: the Hugging Face / LLaMA-Factory / TRL name
-                f = click.option(opt, "--output-dir", name, type=str, default=None, help=help_text)(f)
-                continue
-            if is_list:
-                f = click.option(opt, name, multiple=True, help=help_text)(f)
-            elif tp is bool:
-                f = click.option(f"{opt}/--no-{name.replace('_', '-')}", name, default=None, help=help_text)(
-                    f
-                )
-            elif "choices" in fld.metadata:
-                f = click.option(
-                    opt, name, type=click.Choice(fld.metadata["choices"]), default=None, help=help_text
-                )(f)
-            else:
-                ctype = {int: int, float: float}.get(tp, str)
-                f = click.option(opt, name, type=ctype, default=None, help=help_text)(f)
-        return f
-
-    return deco
-
-
-def common_options(f):
-    f = click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout.")(f)
-    f = click.option(
-        "--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any setting (repeatable)."
-    )(f)
-    f = click.option(
-        "--config",
-        "config_file",
-        type=click.Path(dir_okay=False),
-        help="YAML config (a `sft:` section etc. overrides the top level).",
-    )(f)
-    f = click.argument("data", nargs=-1, type=click.Path())(f)
-    return f
-
-
-def _console():
-    import sys
-
-    from rich.console import Console
-
-    # in logs (not a terminal) lines are not wrapped at 80 columns: errors stay greppable
-    return Console(stderr=True, soft_wrap=not sys.stderr.isatty())
-
-
-def _flags(stage: str, kwargs: dict[str, Any], data: tuple[str, ...]) -> dict[str, Any]:
-    flags = {}
-    names = {f.name for f in cli_fields(stage)}
-    for k, v in kwargs.items():
-        if k in names and v is not None and v != ():
-            flags[k] = list(v) if isinstance(v, tuple) else v
-    all_data = list(data) + list(kwargs.get("data_opt") or ())
-    if all_data:
-        flags["data"] = all_data
-    return flags
-
-
-def _resolve(stage: str, config_file, kwargs, data, sets, console=None, flag_stage: str | None = None):
-    """The stage's config from the YAML, the generated flags (``flag_stage``'s, for plan/check, which
-    take the sft flags) and --set; peer keys that were ignored or passed through are printed."""
-    flags = _flags(flag_stage or stage, kwargs, data)
-    if flag_stage:
-        names = {f.name for f in cli_fields(stage)}
-        flags = {k: v for k, v in flags.items() if k in names}
-    try:
-        cfg = resolve(stage, config_file, flags, parse_set(sets))
-    except ConfigError as e:
-        raise click.UsageError(str(e)) from None
-    if console is not None:
-        for warning in getattr(cfg, "warnings", ()):
-            console.print(f"[yellow]note:[/yellow] {warning}", soft_wrap=True, markup=True, highlight=False)
-    return cfg
-
-
-# ------------------------------------------------------------------ "no arguments does the obvious thing"
-
-# later curate stages first: an export is what a trainer is meant to take
-_STAGE_ORDER = tuple(reversed(curate_stages.names()))
-
-
-def _stage_rank(name: str, stem: str) -> int:
-    """Where a file named by a curate stage (data.scored.jsonl, or the stage name itself) sits in
-    _STAGE_ORDER; 99 for anything else."""
-    from curate.stages import STAGE_SUFFIX
-
-    for i, s in enumerate(_STAGE_ORDER):
-        for tag in (STAGE_SUFFIX.get(s, s), s):
-            if f".{tag}." in name or stem.endswith(tag):
-                return i
-    return 99
-
-
-_KIND_FOR = {
-    "sft": {"sft"},
-    "dpo": {"preference"},
-    "rm": {"preference"},
-    "kto": {"kto", "preference"},
-    "pt": {"text", "sft"},
-    "orpo": {"preference"},
-    "rloo": {"sft", "preference"},
-    "grpo": {"sft", "preference"},
-}
-
-
-def _first_kind(path: Path) -> str | None:
-    try:
-        if path.suffix == ".jsonl":
-            with open(path, encoding="utf-8") as fh:
-                line = fh.readline()
-            return json.loads(line).get("kind")
-        if path.suffix == ".parquet":
-            import polars as pl
-
-            return pl.read_parquet(path, n_rows=1)["kind"][0]
-    except Exception:
-        return None
-    return None
-
-
-def find_curated(stage: str, where: Path) -> Path | None:
-    """The newest curated file in ``where`` (or one level below) whose rows suit ``stage``."""
-    cands = []
-    for pat in ("*.jsonl", "*.parquet", "*/*.jsonl", "*/*.parquet"):
-        for p in where.glob(pat):
-            if p.name.endswith((".dropped.jsonl", ".rejects.jsonl")) or "runs" in p.parts:
-                continue
-            kind = _first_kind(p)
-            if kind in _KIND_FOR[stage]:
-                rank = _stage_rank(p.name, p.stem)
-                cands.append((rank, -p.stat().st_mtime, p))
-    return sorted(cands)[0][2] if cands else None
-
-
-def _auto_config(stage: str, config_file: str | None, console) -> str | None:
-    if config_file:
-        return config_file
-    for name in ("train.yaml", "tamis.yaml"):
-        if Path(name).is_file():
-            console.print(f"using config [bold]{name}[/bold] found in the current directory")
-            return name
-    return None
-
+from curate.core.errors import Failed, UsageError
+from train.callbacks import progress_lines_wanted
+from train.config import STAGES
+from train.discover import auto_config, find_curated
+from train.options import common_options, config_options, resolve_config, stderr_console
 
 # ------------------------------------------------------------------ launch
 
@@ -223,9 +46,9 @@ def _stage_command(stage: str):
     @config_options(stage)
     @click.option("--dry-run", is_flag=True, help="Print the plan and the checks, then exit.")
     def cmd(data, config_file, sets, as_json, dry_run, **kwargs):
-        console = _console()
-        config_file = _auto_config(stage, config_file, console)
-        cfg = _resolve(stage, config_file, kwargs, data, sets, console)
+        console = stderr_console()
+        config_file = auto_config(stage, config_file, console)
+        cfg = resolve_config(stage, config_file, kwargs, data, sets, console)
         if not cfg.data:
             found = find_curated(stage, Path.cwd())
             if found is None:
@@ -265,8 +88,6 @@ def _stage_command(stage: str):
 
 def _seconds() -> float:
     """Seconds since the `train` command started (the group records it; 0 outside the CLI)."""
-    import time
-
     ctx = click.get_current_context(silent=True)
     started = ctx.meta.get("train.started") if ctx else None
     return round(time.time() - started, 2) if started else 0.0
@@ -275,7 +96,7 @@ def _seconds() -> float:
 def _plan_time(ctx, console, measure: bool):
     """The plan's wall-time estimate (None when neither measured nor timed); a timing that fails is a
     note, never an error of the plan."""
-    from train.estimate import plan_time
+    from train.timing import plan_time
 
     try:
         return plan_time(ctx, measure=measure)
@@ -302,7 +123,6 @@ def run_stage(
     ``error:`` line and, with --json, one JSON line with ``exit_code`` and ``seconds``): unusable data or
     settings exit 2, a run that cannot start or complete 1, SIGINT/SIGTERM 130/143 (after a checkpoint).
     ``progress``: step lines on stderr (default: with --json or without a terminal)."""
-    from curate.core.errors import Failed
     from train.check import render_report
     from train.data import DataError
     from train.methods import MethodError
@@ -329,10 +149,6 @@ def run_stage(
         if as_json:
             json_line({**summary, "status": "dry run"})
         return summary
-    import contextlib
-
-    from train.callbacks import progress_lines_wanted
-
     try:
         # the Trainer prints its log lines on stdout: keep stdout for --json only
         with contextlib.redirect_stdout(sys.stderr):
@@ -407,7 +223,7 @@ def plan(data, config_file, sets, as_json, stage, rows, model_name, gpu, table, 
 
     from train import plan as P
 
-    console = _console()
+    console = stderr_console()
     out: dict[str, Any] = {}
     if table:
         t = Table(title=f"train {stage}: epochs by dataset size ({P.EPOCH_REASONS[stage]})")
@@ -435,8 +251,8 @@ def plan(data, config_file, sets, as_json, stage, rows, model_name, gpu, table, 
                 json_line(out)
             return
     # the stage's config class, with the sft-generated flags that apply
-    config_file = _auto_config(stage, config_file, console)
-    cfg = _resolve(stage, config_file, kwargs, data, sets, console, flag_stage="sft")
+    config_file = auto_config(stage, config_file, console)
+    cfg = resolve_config(stage, config_file, kwargs, data, sets, console, flag_stage="sft")
     if rows is not None:
         plan_d = P.make_plan(cfg, rows=rows, lengths=None, gpu=bool(gpu))
     else:
@@ -487,9 +303,9 @@ def check(data, config_file, sets, as_json, stage, preview_rows, **kwargs):
     from train.data import DataError
     from train.run import RunError, prepare
 
-    console = _console()
-    config_file = _auto_config(stage, config_file, console)
-    cfg = _resolve(stage, config_file, kwargs, data, sets, console, flag_stage="sft")
+    console = stderr_console()
+    config_file = auto_config(stage, config_file, console)
+    cfg = resolve_config(stage, config_file, kwargs, data, sets, console, flag_stage="sft")
     if not cfg.data:
         found = find_curated(stage, Path.cwd())
         if not found:
@@ -533,7 +349,7 @@ def export(run_dir, output, merge, dtype, as_json):
     with its chat template, and an Ollama Modelfile."""
     from train.export import ExportError, export_run
 
-    console = _console()
+    console = stderr_console()
     try:
         res = export_run(Path(run_dir), Path(output) if output else None, merge=merge, dtype=dtype)
     except ExportError as e:
@@ -587,7 +403,7 @@ def evaluate(run_dir, data, heldout, tasks, reward_model, limit, max_new_tokens,
     from train.data import DataError
     from train.evaluate import EvalError, evaluate_run, render
 
-    console = _console()
+    console = stderr_console()
     if not (data or heldout or tasks):
         raise click.UsageError("nothing to evaluate: give --data FILE, --heldout NAME=FILE or --tasks T1,T2")
     res: dict[str, Any] = {}
@@ -625,11 +441,9 @@ def chain(chain_file, dry_run, as_json):
 
     Writes chain.json (every stage's run directory, data hashes, metrics) in the chain directory; with an
     `eval:` section, the loss per held-out set for the base and every stage. Format: docs/train.md."""
-    import contextlib
-
     from train.chain import load_chain, run_chain
 
-    console = _console()
+    console = stderr_console()
     spec = load_chain(chain_file)  # every check before any model loads
     with contextlib.redirect_stdout(sys.stderr):  # the Trainer logs on stdout: keep it for --json
         res = run_chain(spec, console, dry_run=dry_run)

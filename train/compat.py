@@ -18,6 +18,9 @@ No heavy imports at module level (``train --help`` imports :mod:`train.config`).
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import importlib.util
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -199,8 +202,6 @@ RUNTIME_TRAINER_FIELDS = (
 def trainer_fields(stage: str) -> set[str]:
     """Field names of the TRL config class ``stage`` trains with (a TrainingArguments subclass); imports
     transformers and TRL, so only called when a pass-through or an unknown key needs it."""
-    import dataclasses
-
     from transformers import TrainingArguments
 
     names = {f.name for f in dataclasses.fields(TrainingArguments)}
@@ -246,8 +247,6 @@ def check_trainer(stage: str, section: Any, where: str = "trainer") -> dict[str,
         if key == "report_to":
             raise CompatError(f"{where}.report_to: use `report_to:` at the top level (or --report-to)")
         if key not in known:
-            import difflib
-
             close = difflib.get_close_matches(key, sorted(known), n=3)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
             raise CompatError(
@@ -269,7 +268,6 @@ def check_report_to(values: list[str]) -> list[str]:
             out.append(part)
     if "none" in out and len(out) > 1:
         raise CompatError("report_to: none cannot be combined with other loggers")
-    import importlib.util
 
     for logger in out:
         if logger != "none" and importlib.util.find_spec(logger) is None:

@@ -38,6 +38,18 @@ METHODS = (
 # policy optimisation against rewards (sampled completions scored by a reward model and/or rules)
 ONLINE_STAGES = ("rloo", "grpo")
 STAGES = ("sft", "dpo", "rm", "kto", "pt", "orpo", *ONLINE_STAGES)
+# the record kinds each stage trains on (`train X` with no DATA picks a curated file of these kinds)
+STAGE_KINDS = {
+    "sft": ("sft",),
+    "dpo": ("preference",),
+    "rm": ("preference",),
+    "kto": ("kto", "preference"),
+    "pt": ("text", "sft"),
+    "orpo": ("preference",),
+    # online RL trains on prompts; the answer (or chosen) is the reference of the exact/contains rewards
+    "rloo": ("sft", "preference"),
+    "grpo": ("sft", "preference"),
+}
 GRPO_LOSSES = ("dapo", "grpo", "dr_grpo", "bnpo")
 GRPO_SCALING = ("group", "batch", "none")
 DPO_LOSSES = ("sigmoid", "ipo", "simpo", "hinge", "robust")

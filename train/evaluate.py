@@ -10,12 +10,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from typing import Any
 
+from rich.table import Table
+
 from train import data as D
+from train.callbacks import LineProgress
 from train.data import IGNORE
+from train.export import (
+    base_model_path,
+    load_run_tokenizer,
+    load_trained,
+    read_run,
+    set_pad_token,
+    trust_remote_code,
+)
 
 
 class EvalError(RuntimeError):
@@ -25,8 +37,6 @@ class EvalError(RuntimeError):
 def _batches(items: list, n: int, label: str = "eval"):
     """Batches of ``n``, with ``eval: 120/400 rows (30%), 4.1 rows/s, ETA 1 min`` lines on stderr every
     few seconds (:class:`train.callbacks.LineProgress`): evaluation can run for many minutes."""
-    from train.callbacks import LineProgress
-
     progress = LineProgress(label, len(items))
     for i in range(0, len(items), n):
         yield items[i : i + n]
@@ -81,8 +91,6 @@ def load_base(meta: dict[str, Any], run_dir: Path | None = None, tokenizer=None)
     checkpoint's dtype (often bf16) while the tuned model is fp32."""
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
-    from train.export import base_model_path, set_pad_token, trust_remote_code
-
     cls = AutoModelForSequenceClassification if meta["stage"] == "rm" else AutoModelForCausalLM
     kw = {"num_labels": 1} if meta["stage"] == "rm" else {}
     model = cls.from_pretrained(
@@ -105,8 +113,6 @@ def _loss(lps) -> dict[str, float]:
 
 
 def _disabled(model):
-    import contextlib
-
     return model.disable_adapter() if hasattr(model, "disable_adapter") else contextlib.nullcontext()
 
 
@@ -119,8 +125,6 @@ def evaluate_run(
     max_new_tokens: int = 64,
     batch_size: int = 8,
 ) -> dict[str, Any]:
-    from train.export import load_run_tokenizer, load_trained, read_run
-
     meta = read_run(run_dir)
     stage = meta["stage"]
     if reward_model and not Path(reward_model).is_dir():  # before any model is loaded or answer generated
@@ -309,8 +313,6 @@ def _win_rate(model, base, tok, rows, reward_model: str, max_new_tokens: int, ba
 
 
 def render(res: dict[str, Any], console) -> None:
-    from rich.table import Table
-
     t = Table(
         title=f"train eval: {res['run']} ({res['stage']}, {res.get('method')}, {res.get('rows')} held-out rows)"
     )

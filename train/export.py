@@ -15,6 +15,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from curate import yamlsafe
+from curate.io import atomic_write_text
+from train.callbacks import umask_modes
+from train.data import template_stop_ids
+from train.methods import keep_4bit_compute_dtype, record_adapter_base
+
 DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 UNMERGEABLE = ("prefix", "prompt", "ptuning")
 
@@ -37,10 +45,6 @@ def read_run(run_dir: Path) -> dict[str, Any]:
 
 def run_settings(run_dir: Path) -> dict[str, Any]:
     """The run's resolved config (``config.yaml``); {} when it is missing or unreadable."""
-    import yaml
-
-    from curate import yamlsafe
-
     try:
         data = yamlsafe.load((run_dir / "config.yaml").read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
@@ -79,25 +83,6 @@ def set_pad_token(model, tokenizer) -> None:
     base = model.get_base_model() if hasattr(model, "get_base_model") else None
     if base is not None and getattr(base.config, "pad_token_id", None) is None:
         base.config.pad_token_id = pad
-
-
-def keep_4bit_compute_dtype(model, dtype) -> None:
-    """Make the 4-bit layers of ``model`` compute in ``dtype`` at inference too.
-
-    bitsandbytes (0.48+) sends a 4-bit layer's CPU inference (eval mode, no grad, a CPU with
-    AVX512-BF16 such as AMD Zen 4 or Intel Sapphire Rapids) through a fused kernel that casts the input
-    and the block scales to bfloat16 whatever ``bnb_4bit_compute_dtype`` says; training took the
-    dequantise + matmul path in the compute dtype. On such a CPU an fp32 adapter's logits were ~4e-3
-    off the fp32 merged export's (the tiny test model), on other machines identical. The flag is read
-    per forward call, so turning it off keeps the adapter computing what it was trained to compute
-    (and what its merged export computes)."""
-    import torch
-
-    if dtype == torch.bfloat16:
-        return  # the fused kernel's own dtype: faithful, and faster
-    for module in model.modules():
-        if getattr(module, "support_avx512bf16_for_cpu", False):
-            module.support_avx512bf16_for_cpu = False
 
 
 def load_trained(run_dir: Path, meta: dict[str, Any], *, merged: bool, dtype=None, tokenizer=None):
@@ -169,8 +154,6 @@ def set_stop_tokens(model, tokenizer) -> list[int]:
     """Make generation stop at the chat template's end-of-turn token(s) as well as at eos: a base model
     trained with ``--template chatml`` keeps eos ``<|endoftext|>`` while its turns end with ``<|im_end|>``.
     Sets ``generation_config.eos_token_id`` (a list when there are several) and returns the ids."""
-    from train.data import template_stop_ids
-
     stops = template_stop_ids(tokenizer)
     gc = getattr(model, "generation_config", None)
     if gc is None:
@@ -244,8 +227,6 @@ def export_run(
 ) -> dict[str, Any]:
     import torch
 
-    from curate.io import atomic_write_text
-
     meta = read_run(run_dir)
     out = out or run_dir / "export"
     check_export_dir(out, run_dir, meta.get("model"))
@@ -263,7 +244,6 @@ def export_run(
         for p in final.iterdir():
             if p.is_file():
                 shutil.copy2(p, tmp / p.name)
-        from train.methods import record_adapter_base
 
         record_adapter_base(tmp, base_model_path(run_dir, meta))
         modelfile = ollama_modelfile(tok, meta["model"], adapter=".")
@@ -291,7 +271,6 @@ def export_run(
         "data_fingerprint": meta.get("data_fingerprint"),
     }
     atomic_write_text(tmp / "export.json", json.dumps(info, ensure_ascii=False, indent=1))
-    from train.callbacks import umask_modes
 
     umask_modes(tmp)  # model.safetensors is written 0600 by safetensors: readable like the other files
     if out.exists():

@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 
 def preset(name: str, num_processes: int, gpu: bool, bf16: bool) -> dict[str, Any]:
     base: dict[str, Any] = {
@@ -69,8 +71,6 @@ def has_deepspeed() -> bool:
 
 
 def accelerate_command(cfg, argv: list[str]) -> tuple[list[str], dict[str, str]]:
-    import yaml
-
     gpu = _gpu_count() > 0
     if cfg.distributed != "ddp" and not gpu:
         raise LaunchError(f"--distributed {cfg.distributed} needs GPUs; on CPU use the ddp preset")
@@ -126,7 +126,5 @@ def _gpu_count() -> int:
 
 def preset_file(name: str, num_processes: int, out: Path, gpu: bool = True, bf16: bool = True) -> Path:
     """Write a preset for users who prefer `accelerate launch --config_file` themselves."""
-    import yaml
-
     out.write_text(yaml.safe_dump(preset(name, num_processes, gpu, bf16)), encoding="utf-8")
     return out

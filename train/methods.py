@@ -22,9 +22,14 @@ bitfit     bias terms only (models without biases are refused with a clear error
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from curate.io import atomic_write_text
 
 ADAPTER_METHODS = ("lora", "qlora", "dora", "rslora", "pissa", "ia3", "prefix", "prompt", "ptuning")
 
@@ -134,11 +139,28 @@ def upcast_trainable(model):
 def quantized_device_map(device: Device) -> dict[str, Any]:
     """Where a 4-bit base goes: the process's own GPU (``LOCAL_RANK``, set by torchrun/accelerate for
     each process), so that every rank of a multi-GPU run loads its copy on its own device."""
-    import os
-
     if device.kind == "cuda":
         return {"": int(os.environ.get("LOCAL_RANK", "0"))}
     return {"": device.kind}
+
+
+def keep_4bit_compute_dtype(model, dtype) -> None:
+    """Make the 4-bit layers of ``model`` compute in ``dtype`` at inference too.
+
+    bitsandbytes (0.48+) sends a 4-bit layer's CPU inference (eval mode, no grad, a CPU with
+    AVX512-BF16 such as AMD Zen 4 or Intel Sapphire Rapids) through a fused kernel that casts the input
+    and the block scales to bfloat16 whatever ``bnb_4bit_compute_dtype`` says; training took the
+    dequantise + matmul path in the compute dtype. On such a CPU an fp32 adapter's logits were ~4e-3
+    off the fp32 merged export's (the tiny test model), on other machines identical. The flag is read
+    per forward call, so turning it off keeps the adapter computing what it was trained to compute
+    (and what its merged export computes)."""
+    import torch
+
+    if dtype == torch.bfloat16:
+        return  # the fused kernel's own dtype: faithful, and faster
+    for module in model.modules():
+        if getattr(module, "support_avx512bf16_for_cpu", False):
+            module.support_avx512bf16_for_cpu = False
 
 
 def load_model(cfg, stage: str, device: Device):
@@ -185,8 +207,6 @@ def load_model(cfg, stage: str, device: Device):
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
-        from train.export import keep_4bit_compute_dtype
-
         keep_4bit_compute_dtype(model, dtype)  # evaluation computes what training and the export compute
 
     pc = peft_config(cfg, task)
@@ -260,8 +280,6 @@ def save_trained(
     collective). Unsharded runs (one process, DDP, ZeRO-2) hold the whole model on every rank and save from
     the main process, where PiSSA's adapter is also converted to a plain LoRA of the original base.
     The tokenizer and the metadata are written by the main process only."""
-    from pathlib import Path
-
     out_dir = Path(out_dir)
     main = trainer.is_world_process_zero()
     sharded = bool(
@@ -280,14 +298,9 @@ def save_trained(
 def record_adapter_base(out_dir, base_model: str) -> None:
     """Write the base model's absolute path into ``adapter_config.json`` (PEFT records the path as given,
     often relative to the directory training ran in, which breaks loading the adapter from elsewhere)."""
-    import json
-    from pathlib import Path
-
     cfg_path = Path(out_dir) / "adapter_config.json"
     if not cfg_path.is_file() or not Path(base_model).exists():
         return
     conf = json.loads(cfg_path.read_text(encoding="utf-8"))
     conf["base_model_name_or_path"] = str(Path(base_model).resolve())
-    from curate.io import atomic_write_text
-
     atomic_write_text(cfg_path, json.dumps(conf, indent=2, sort_keys=True))

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from train import data as D
+
 
 class MixError(ValueError):
     """A malformed --mix spec (the message names it)."""
@@ -80,8 +82,6 @@ def apply_mix(prep, specs: list[MixSpec], stage: str, loss_on: str, seed: int) -
     """Append the sampled general rows to ``prep`` (a :class:`train.data.Prepared` of the domain data), and
     record the files in ``prep.files`` (so the run's data fingerprint covers them). Returns one summary
     per file for the plan."""
-    from train import data as D
-
     domain = len(prep.rows)
     counts = planned_counts(domain, specs)
     summary = []

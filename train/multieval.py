@@ -16,11 +16,17 @@ Written to ``TARGET/eval/``: ``forgetting.json`` (every number), ``forgetting.md
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any
 
-from train.evaluate import EvalError
+from rich.table import Table
+
+from curate.io import atomic_write_text
+from train import data as D
+from train.evaluate import EvalError, _loss, eval_dtype, sequence_logprobs
+from train.export import base_model_path, load_run_tokenizer, load_trained, read_run, set_pad_token
 
 
 def parse_sets(items: list[str]) -> dict[str, str]:
@@ -58,7 +64,6 @@ def models_of_target(target: Path) -> list[tuple[str, str]]:
     if (target / "chain.json").is_file():
         doc = json.loads((target / "chain.json").read_text(encoding="utf-8"))
         return models_of_chain(doc["base_model"], doc.get("stages", []))
-    from train.export import base_model_path, read_run
 
     try:
         meta = read_run(target)
@@ -70,9 +75,6 @@ def models_of_target(target: Path) -> list[tuple[str, str]]:
 
 
 def _tokenizer(path: str):
-    from train import data as D
-    from train.export import load_run_tokenizer
-
     return load_run_tokenizer(Path(path)) if (Path(path) / "run.json").is_file() else D.load_tokenizer(path)
 
 
@@ -93,9 +95,6 @@ def _load(path: str):
     """(model, tokenizer) of a model directory or a run directory (an adapter is merged), in fp32."""
     from transformers import AutoModelForCausalLM
 
-    from train.evaluate import eval_dtype
-    from train.export import load_trained, read_run, set_pad_token
-
     p = Path(path)
     tok = _tokenizer(path)
     if (p / "run.json").is_file():
@@ -115,8 +114,6 @@ def _load(path: str):
 
 def _rows(path: str, limit: int):
     """(records, how they are scored) of one held-out file."""
-    from train import data as D
-
     kinds = set(D.load_frame([path]).frame["kind"].to_list())
     stage = (
         "pt" if kinds <= {"text"} else "sft" if "sft" in kinds else "dpo" if "preference" in kinds else "pt"
@@ -127,8 +124,6 @@ def _rows(path: str, limit: int):
 
 
 def _tokenized(tok, rows, stage: str, max_len: int):
-    from train import data as D
-
     out = []
     for r in rows:
         if stage == "pt":
@@ -152,8 +147,6 @@ def evaluate_models(
     max_length: int = 1024,
 ) -> dict[str, Any]:
     """Loss and perplexity of every model on every held-out set (one model in memory at a time)."""
-    from train.evaluate import _loss, sequence_logprobs
-
     loaded_sets = {name: _rows(path, limit) for name, path in sets.items()}
     results: dict[str, dict[str, Any]] = {}
     template = _chat_template(models)
@@ -183,8 +176,6 @@ def run_tasks(
 ):
     """lm-evaluation-harness tasks (e.g. ``ceval-valid``, ``cmmlu``; datasets from the local HF cache) on
     every model; ``{"skipped": why}`` when lm_eval is not installed (it is optional)."""
-    import importlib.util
-
     if importlib.util.find_spec("lm_eval") is None:
         return {"skipped": "lm-evaluation-harness is not installed (pip install lm-eval); --tasks skipped"}
     import lm_eval
@@ -256,8 +247,6 @@ def plot(res: dict[str, Any], out: Path) -> Path:
 
 
 def write_report(res: dict[str, Any], out_dir: Path, console=None) -> dict[str, Any]:
-    from curate.io import atomic_write_text
-
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "forgetting.json", json.dumps(res, ensure_ascii=False, indent=1))
     atomic_write_text(out_dir / "forgetting.md", table_markdown(res))
@@ -271,8 +260,6 @@ def write_report(res: dict[str, Any], out_dir: Path, console=None) -> dict[str, 
 
 
 def render(res: dict[str, Any], console) -> None:
-    from rich.table import Table
-
     t = Table(title="held-out loss / perplexity per set (change against the base)")
     t.add_column("model")
     for s in res["sets"]:
@@ -310,8 +297,6 @@ def run_forgetting(
             if console is not None:
                 console.print(f"[yellow]note:[/yellow] {task_res['skipped']}")
         else:
-            from curate.io import atomic_write_text
-
             (target / "eval").mkdir(parents=True, exist_ok=True)
             atomic_write_text(target / "eval" / "tasks.json", json.dumps(task_res, indent=1))
             if console is not None:

@@ -18,18 +18,26 @@ total), ``rewards/<name>/mean|std`` per reward, ``kl`` (to the reference), ``com
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 from typing import Any
 
 from train.args import common_args
+from train.data import DataError
+from train.memory import ModelShape, human_bytes, read_model_config
+from train.rewards import (
+    NEEDS_REFERENCE,
+    RewardModelError,
+    check_reward_model,
+    parse_rewards,
+    reward_setup,
+)
 
 
 def preflight(cfg) -> None:
     """Checks that need no model: there is a reward, and a reward model is a one-score sequence classifier
     (its saved config, not its weights, is read)."""
-    from train.data import DataError
-    from train.rewards import RewardModelError, check_reward_model
-
     if not cfg.reward and not cfg.reward_model:
         # (a plan needs no reward: `train plan --stage rloo` works without one)
         raise DataError(
@@ -101,10 +109,6 @@ def generation_memory(plan: dict[str, Any], cfg, shape, gpu: bool) -> dict[str, 
 
 
 def _reward_model_bytes(cfg, dtype: int) -> int:
-    from pathlib import Path
-
-    from train.plan import ModelShape, read_model_config
-
     if not cfg.reward_model:
         return 0
     p = Path(cfg.reward_model)
@@ -113,8 +117,6 @@ def _reward_model_bytes(cfg, dtype: int) -> int:
             break
     else:
         try:
-            import json
-
             meta = json.loads((p / "run.json").read_text(encoding="utf-8"))
             cand = Path(meta["model"])
         except (OSError, ValueError, KeyError):
@@ -126,8 +128,6 @@ def _reward_model_bytes(cfg, dtype: int) -> int:
 
 
 def render_generation(plan: dict[str, Any], console) -> None:
-    from train.plan import _bytes
-
     gen = plan.get("generation")
     if not gen:
         return
@@ -139,10 +139,10 @@ def render_generation(plan: dict[str, Any], console) -> None:
     console.print(line)
     if "total" in gen:
         console.print(
-            f"  adds {_bytes(gen['total'])}: KV cache {_bytes(gen['kv_cache'])}, completion logits "
-            f"{_bytes(gen['logits'])}, reference copy {_bytes(gen['reference'])}"
+            f"  adds {human_bytes(gen['total'])}: KV cache {human_bytes(gen['kv_cache'])}, completion logits "
+            f"{human_bytes(gen['logits'])}, reference copy {human_bytes(gen['reference'])}"
             f"{' (adapter disabled instead)' if not gen['reference'] else ''}, reward model "
-            f"{_bytes(gen['reward_model'])}; lower --num-generations or --max-completion-length to fit"
+            f"{human_bytes(gen['reward_model'])}; lower --num-generations or --max-completion-length to fit"
         )
 
 
@@ -183,8 +183,6 @@ def build_trainer(cfg, plan, model, tokenizer, train_ds, eval_ds, run_dir, devic
     """TRL's RLOOTrainer or GRPOTrainer (by ``cfg.stage``) with the rewards of the config."""
     import torch
     import trl
-
-    from train.rewards import reward_setup
 
     name = {"rloo": "RLOO", "grpo": "GRPO"}[cfg.stage]
     extra = {}
@@ -249,8 +247,6 @@ def _plot(logs, out) -> None:
 
 def filter_rows(prep, cfg) -> None:
     """Rows without a reference answer cannot be scored by exact/contains: dropped with a reason."""
-    from train.rewards import NEEDS_REFERENCE, parse_rewards
-
     needs = [r.name for r in parse_rewards(cfg.reward) if r.name in NEEDS_REFERENCE]
     if not needs:
         return

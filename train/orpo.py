@@ -8,12 +8,12 @@ TRL keeps ORPO under ``trl.experimental`` (no API-stability promise): tamis pins
 
 from __future__ import annotations
 
+import os
+
 from train.args import common_args
 
 
 def build_trainer(cfg, plan, model, tokenizer, train_ds, eval_ds, run_dir, device, callbacks=()):
-    import os
-
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # the warning is said once, here, in words
     from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 

@@ -21,14 +21,17 @@ saved config is not a one-score sequence classifier, or a run of another stage, 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from curate.augment.common import norm_key
+from train import data as D
+from train.answers import THINK, final_answer, reference_of  # noqa: F401  (reference_of: re-exported)
+from train.export import base_model_path, load_run_tokenizer, load_trained, read_run
+
 RULES = ("exact", "contains", "format", "length")
 NEEDS_REFERENCE = ("exact", "contains")
-_THINK = re.compile(r"^\s*<think>(.*?)</think>\s*(.*)$", re.S)
 
 
 class RewardSpecError(ValueError):
@@ -81,31 +84,7 @@ def parse_rewards(specs: list[str]) -> list[RuleSpec]:
 
 
 def _norm(text: str) -> str:
-    from curate.augment.common import norm_key
-
     return norm_key(text or "")
-
-
-def final_answer(text: str) -> str:
-    """The answer part of a CoT text: after ``</think>``, after the last final-answer marker, or all of it."""
-    from curate.augment.cot import split_final
-
-    m = _THINK.match(text or "")
-    if m:
-        return m.group(2).strip()
-    _, final = split_final(text or "")
-    return (final if final is not None else text or "").strip()
-
-
-def reference_of(row: dict[str, Any]) -> str | None:
-    """The reference answer of a canonical row (None when it has none)."""
-    if row.get("kind") == "preference":
-        ans = row.get("chosen")
-    else:
-        ans = row.get("answer")
-    if ans is None or not str(ans).strip():
-        return None
-    return final_answer(str(ans)) or None
 
 
 def _text(completion: Any) -> str:
@@ -118,7 +97,7 @@ def _text(completion: Any) -> str:
 def has_format(text: str) -> bool:
     from curate.augment.cot import split_final
 
-    m = _THINK.match(text)
+    m = THINK.match(text)
     if m:
         return bool(m.group(1).strip()) and bool(m.group(2).strip())
     reasoning, final = split_final(text)
@@ -212,8 +191,6 @@ def check_reward_model(spec: str) -> dict[str, Any]:
                 f"{what}: the run has no final/ model (status {meta.get('status')}); finish it first"
             )
         if (final / "adapter_config.json").is_file():
-            from train.export import base_model_path
-
             # (its base may be a causal LM: `train rm` gave it a one-score head, saved with the adapter)
             _check_adapter(final, what, base_model_path(p, meta))
         else:
@@ -234,13 +211,9 @@ def load_reward_model(spec: str, dtype, policy_tokenizer=None):
     policy's (the completions are scored as conversations)."""
     from transformers import AutoModelForSequenceClassification
 
-    from train import data as D
-
     where = check_reward_model(spec)
     p = Path(where["path"])
     if where["kind"] == "run":
-        from train.export import load_run_tokenizer, load_trained, read_run
-
         meta = read_run(p)
         tok = load_run_tokenizer(p)
         model = load_trained(p, meta, merged=True, dtype=dtype, tokenizer=tok)

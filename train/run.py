@@ -22,19 +22,39 @@ Run directory layout::
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import os
 import platform
 import re
+import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from curate.io import atomic_write_text
 from train import data as D
+from train import methods
+from train.callbacks import (
+    StopRequest,
+    TrainInterrupted,
+    graceful_stop,
+    metrics_callback,
+    modes_callback,
+    progress_callback,
+    progress_lines_wanted,
+    speed_callback,
+    stop_callback,
+    umask_modes,
+)
 from train.check import CheckReport, run_checks
+from train.compat import RUNTIME_TRAINER_FIELDS
 from train.config import CommonConfig, dump_yaml
+from train.dpo import pair_datasets
+from train.estimate import speed_key
+from train.mix import apply_mix, parse_mix
 from train.plan import make_plan
 
 STAGE_MODULES = {
@@ -81,8 +101,6 @@ def prepare(cfg: CommonConfig, device=None, preflight: bool = True) -> Context:
     """Everything up to (not including) loading the model: data, tokenizer, plan, checks (``preflight``:
     the stage's checks of other inputs, e.g. the reward model; `train chain --dry-run` plans stages whose
     reward model an earlier stage has not trained yet)."""
-    from train.methods import detect_device
-
     if not cfg.model:
         raise RunError("no model: pass --model DIR (a local model directory; nothing is downloaded)")
     stage = cfg.stage
@@ -92,8 +110,6 @@ def prepare(cfg: CommonConfig, device=None, preflight: bool = True) -> Context:
     prep = D.prepare(cfg.data, stage, loss_on)
     mix = None
     if getattr(cfg, "mix", None):
-        from train.mix import apply_mix, parse_mix
-
         mix = apply_mix(prep, parse_mix(cfg.mix), stage, loss_on, cfg.seed)
     if (filter_rows := stage_hook(stage, "filter_rows")) is not None:
         filter_rows(prep, cfg)
@@ -110,7 +126,7 @@ def prepare(cfg: CommonConfig, device=None, preflight: bool = True) -> Context:
         tr_idx, _, ev_idx, _ = D.split_eval(list(range(len(tk.rows))), tk.ids, cfg.val_split, cfg.seed)
         ev = tk.subset(ev_idx, keep_failures=False)
         tk = tk.subset(tr_idx)
-    device = device or detect_device()
+    device = device or methods.detect_device()
     plan = make_plan(cfg, rows=len(tk.rows), lengths=tk.lengths, gpu=device.gpu)
     # rows TRL would drop silently at this max_length (reward pairs too long, DPO/KTO prompts that fill
     # it) are dropped here with a counted reason, and the plan is made for the rows that are left
@@ -134,8 +150,6 @@ def run_key(cfg: CommonConfig, fp: str) -> str:
     """8 hex digits naming a run: the stage, the model (resolved path), the data fingerprint and every
     setting that changes the result (:func:`key_settings`). Everything a resume checks is in it, so the same command always maps to the same
     directory and a changed one never lands in (and is refused by) an old run."""
-    import hashlib
-
     model = str(cfg.model)
     if Path(model).exists():
         model = str(Path(model).resolve())
@@ -153,10 +167,6 @@ def default_run_dir(cfg: CommonConfig, fp: str) -> Path:
 
 def key_settings(cfg: CommonConfig) -> dict[str, Any]:
     """Every setting that changes what is trained (all but :attr:`CommonConfig.RUNTIME_SETTINGS`)."""
-    from dataclasses import fields
-
-    from train.compat import RUNTIME_TRAINER_FIELDS
-
     out = {f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name not in cfg.RUNTIME_SETTINGS}
     out["trainer"] = {k: v for k, v in out.get("trainer", {}).items() if k not in RUNTIME_TRAINER_FIELDS}
     # settings added later are left out at their defaults, so earlier runs keep their key and resume
@@ -217,8 +227,6 @@ def versions() -> dict[str, str]:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    from curate.io import atomic_write_text
-
     atomic_write_text(path, json.dumps(obj, ensure_ascii=False, indent=1, default=str))
 
 
@@ -249,8 +257,6 @@ def build_datasets(ctx: Context):
         ctx.extra["trained_rows"] = len(rows)
         return D.to_dataset(rows), ev
     if stage == "dpo" and tk.pairs:
-        from train.dpo import pair_datasets
-
         return pair_datasets(ctx)
     if stage == "kto":
         # KTOTrainer reads its dataset in order (its KL term pairs each row with a neighbour's prompt):
@@ -341,7 +347,6 @@ def train(ctx: Context, console=None, callbacks=(), progress: bool | None = None
         "device": ctx.device.kind,
         "resumed_from": str(resume_from) if resume_from else None,
     }
-    from train.callbacks import StopRequest, TrainInterrupted, graceful_stop, progress_lines_wanted
 
     request = StopRequest()
     t0 = time.time()
@@ -349,8 +354,6 @@ def train(ctx: Context, console=None, callbacks=(), progress: bool | None = None
         # (inside the try: a signal right after run.json is written still marks the run interrupted)
         with graceful_stop(request):
             if is_main_process():
-                from curate.io import atomic_write_text
-
                 # run.json first: another rank checking the directory meanwhile sees a run, not a foreign one
                 write_json(meta_path, meta)
                 atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg))
@@ -405,14 +408,10 @@ def train(ctx: Context, console=None, callbacks=(), progress: bool | None = None
 
 
 def signal_number(name: str) -> int:
-    import signal
-
     return int(getattr(signal, name))
 
 
 def signal_name(signum: int) -> str:
-    import signal
-
     return signal.Signals(signum).name
 
 
@@ -440,27 +439,16 @@ def _fit(ctx: Context, run_dir: Path, resume_from, meta, callbacks, train_ds, ev
     import torch
     from transformers import set_seed
 
-    from train.methods import load_model, save_pissa_init, save_trained
-
     set_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-    model, minfo = load_model(cfg, cfg.stage, ctx.device)
+    model, minfo = methods.load_model(cfg, cfg.stage, ctx.device)
     meta["method_info"] = minfo
     pissa_init = None
     if cfg.method == "pissa":
         pissa_init = run_dir / "pissa_init"
         if is_main_process() and not (pissa_init / "adapter_config.json").is_file():
-            save_pissa_init(model, pissa_init)
+            methods.save_pissa_init(model, pissa_init)
     stage_mod = importlib.import_module(STAGE_MODULES[cfg.stage])
-    from train.callbacks import (
-        metrics_callback,
-        modes_callback,
-        progress_callback,
-        speed_callback,
-        stop_callback,
-        umask_modes,
-    )
-    from train.estimate import speed_key
 
     trainer = stage_mod.build_trainer(
         cfg,
@@ -495,7 +483,9 @@ def _fit(ctx: Context, run_dir: Path, resume_from, meta, callbacks, train_ds, ev
     elapsed = time.time() - t0
     if request.signum is not None:
         return result, trainer, elapsed
-    save_trained(trainer, ctx.tokenizer, run_dir / "final", cfg.method, pissa_init, base_model=meta["model"])
+    methods.save_trained(
+        trainer, ctx.tokenizer, run_dir / "final", cfg.method, pissa_init, base_model=meta["model"]
+    )
     if is_main_process():
         umask_modes(run_dir / "final")
     return result, trainer, elapsed

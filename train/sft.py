@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from train import batching, selective
 from train.args import common_args
 
 
@@ -45,8 +46,6 @@ def fast_trainer_class():
     import torch
     from transformers import Trainer
     from trl import SFTTrainer
-
-    from train import batching, selective
 
     class FastLossSFTTrainer(SFTTrainer):
         group_by_length = False
