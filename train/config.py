@@ -438,6 +438,7 @@ def coerce(cls, key: str, value: Any) -> Any:
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
+    # (yaml and curate.yamlsafe here, not at the top: `train --help` imports this module, never YAML)
     import yaml
 
     from curate import yamlsafe
@@ -464,7 +465,7 @@ def parse_set(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
         k, v = item.split("=", 1)
         k = k.strip().replace("-", "_")
         if k.startswith("trainer."):
-            import yaml
+            import yaml  # (not at the top: see load_yaml)
 
             from curate import yamlsafe
 
