@@ -16,7 +16,8 @@ import click
 import yaml
 
 from curate import rejects, yamlsafe
-from curate.commands.common import EXIT_USAGE, check_writable, emit_json, fail, warn
+from curate.commands.common import EXIT_USAGE, check_writable, emit_json, fail, no_rows_message, warn
+from curate.engines import EngineSpec
 
 EXIT_LOCKED = 3
 
@@ -68,8 +69,6 @@ def _engine_override(f):
 def _override_engine(recipe, engine: str | None, ray_address: str | None) -> None:
     if engine is None and ray_address is None:
         return
-    from curate.engines import EngineSpec
-
     base = recipe.engine
     name = engine or "ray"
     try:
@@ -135,7 +134,6 @@ def run(recipe, force, rerun, sets, report_path, engine, ray_address, json_out):
     readable = (res.manifest.get("stages") or [{}])[0].get("kept")
     if readable == 0:
         # a one-shot run over inputs with no readable row is an error, not an empty dataset
-        from curate.commands.common import no_rows_message
         from curate.pipeline.run import input_label
 
         msg = no_rows_message([input_label(r, s.path) for s in r.inputs], None)

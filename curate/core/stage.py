@@ -22,7 +22,12 @@ Optional capabilities are found by capability, never by name:
 - ``merge_stats(parts, result)`` (staticmethod): merge per-block stats that need the merged frame;
 - ``distributed_set``: the engine's distributed set algorithm (signatures, banding shuffle, connected
   components) computes this set-scoped stage;
-- ``incremental``: the stage keeps state across refresh batches (``ctx.prior``: stage, commit, discard).
+- ``incremental``: the stage keeps state across batches (`curate refresh`, ``dedup --state``):
+  ``state(path, config)`` (classmethod) opens it as a context manager that locks and checks it and
+  loads the earlier rows (``.prior``, handed to the stage as ``ctx.prior``), then ``stage(frame,
+  batch, inputs, label)`` writes the new batch aside, ``commit()`` adds it once the outputs it
+  describes are written, ``batches()`` counts the committed ones; a batch not committed on exit is
+  discarded.
 
 This module is light (standard library only): `curate --help` imports it.
 """

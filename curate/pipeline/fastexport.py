@@ -18,7 +18,10 @@ from typing import Any
 
 import polars as pl
 
-from curate.records import SCHEMA
+from curate.augment.common import eval_mask
+from curate.io import atomic_path
+from curate.pipeline.fingerprint import code_fingerprint
+from curate.records import SCHEMA, RecordError
 from curate.stage import StageResult, empty_dropped, mark_dropped
 
 MEMO_SCHEMA = {"h": pl.UInt64, "line": pl.Utf8, "err_field": pl.Utf8, "err_reason": pl.Utf8}
@@ -35,8 +38,6 @@ CONVERTER_CODE = ("curate.export", "curate.io.formats", "curate.records")
 
 
 def memo_dir_for(memo_dir: Path, config: Any) -> Path:
-    from curate.pipeline.stages import code_fingerprint
-
     key = json.dumps(
         {
             "format": config.format,
@@ -66,8 +67,6 @@ def _read_memo(d: Path) -> tuple[pl.DataFrame, list[Path]]:
 
 def _write_chunk(d: Path, frame: pl.DataFrame) -> Path:
     """Content-addressed, written atomically: a crash leaves either the whole chunk or none."""
-    from curate.io import atomic_path
-
     d.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256(frame["h"].sort().to_numpy().tobytes()).hexdigest()[:20]
     path = d / f"chunk-{digest}.parquet"
@@ -78,8 +77,6 @@ def _write_chunk(d: Path, frame: pl.DataFrame) -> Path:
 
 
 def run(mod, frame: pl.DataFrame, config: Any, memo_dir: Path) -> StageResult:
-    from curate.records import RecordError
-
     kind = mod.choose_kind(frame, config.kind)
     n = frame.height
     hashes = _row_hash(frame, config.keep_meta) if n else pl.Series("h", [], dtype=pl.UInt64)
@@ -130,8 +127,6 @@ def run(mod, frame: pl.DataFrame, config: Any, memo_dir: Path) -> StageResult:
         dropped = mark_dropped(bad, mod.STAGE, reasons, details)
     else:
         dropped = empty_dropped(frame)
-    from curate.augment.common import eval_mask
-
     held_out = eval_mask(kept).to_list()  # the rows `augment` leaves alone: export.convert's split
     train = [ln for ln, e in zip(lines, held_out, strict=True) if not e]
     ev = [ln for ln, e in zip(lines, held_out, strict=True) if e]

@@ -3,10 +3,16 @@ entries no kept run refers to."""
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import shutil
 from pathlib import Path
 from typing import Any
+
+
+def now_iso() -> str:
+    """Now, UTC, to the second: how manifests, versions and locks record a time."""
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def list_runs(work_dir: Path) -> list[dict[str, Any]]:

@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from curate.core.vocab import WRITABLE_EXTENSIONS
-from curate.pipeline.recipe import RecipeError
+from curate.io import atomic_write_text
+from curate.pipeline import stages as registry
+from curate.pipeline.recipe import RecipeError, default_outputs
 
 RECORD = "written.json"
 REPORT_RECORD = "outputs.json"  # written by run.write_run_report: {report path: {key, stamp}}
@@ -37,9 +39,6 @@ class OutputRefused(RecipeError):
 
 def recipe_writes(recipe: Any, planned: list[Any], extra: dict[str, Path] | None = None) -> dict[str, Path]:
     """Every file a run of ``recipe`` writes, by role (``outputs.report``, ``<step>.output``, ...)."""
-    from curate.pipeline import stages as registry
-    from curate.pipeline.run import default_outputs
-
     writes: dict[str, Path] = {f"outputs.{k}": Path(v) for k, v in default_outputs(recipe).items()}
     extra = {k: Path(v) for k, v in (extra or {}).items() if v is not None}
     if "--report" in extra:
@@ -52,11 +51,8 @@ def recipe_writes(recipe: Any, planned: list[Any], extra: dict[str, Path] | None
         cfg = registry.config_to_dict(p.config)
         if not isinstance(cfg, dict):
             continue
-        if spec.name == "export" and cfg.get("output"):
-            from curate.export import output_paths
-
-            for kind, target in output_paths(p.config, Path(cfg["output"])).items():
-                writes[f"{p.step.id}.{kind}"] = Path(target)
+        for kind, target in registry.side_outputs(spec, p.config).items():  # an export's files
+            writes[f"{p.step.id}.{kind}"] = Path(target)
         for k in spec.output_options:
             v = cfg.get(k)
             if k != "cache" and isinstance(v, str) and v:
@@ -151,8 +147,6 @@ def check(recipe: Any, writes: dict[str, Path]) -> None:
 def record(recipe: Any, paths: list[Path] | dict[str, Path], *, existing_only: bool = True) -> None:
     """Remember the outputs this recipe has written (those that exist now; all of them with
     ``existing_only=False``: a refresh records what it publishes before its commit)."""
-    from curate.io import atomic_write_text
-
     items = paths.items() if isinstance(paths, dict) else [("", p) for p in paths]
     files = read_record(Path(recipe.work_dir))
     changed = False

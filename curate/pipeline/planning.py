@@ -11,8 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from curate.pipeline import outputguard
 from curate.pipeline import stages as registry
-from curate.pipeline.recipe import Recipe, RecipeError, Step, canonical_json, option_error
+from curate.pipeline.recipe import (  # noqa: F401  (default_outputs re-exported)
+    Recipe,
+    RecipeError,
+    Step,
+    canonical_json,
+    default_outputs,
+    option_error,
+)
 
 
 @dataclass
@@ -34,17 +42,6 @@ def input_label(recipe: Recipe, path: Path) -> str:
         return os.path.relpath(path, recipe.base) if recipe.path else str(path)
     except ValueError:
         return str(path)
-
-
-def default_outputs(recipe: Recipe) -> dict[str, Path]:
-    from curate.core.vocab import side_path
-
-    outs = dict(recipe.outputs)
-    data = outs.get("data") or (recipe.work_dir / "output" / f"{recipe.name}.curated.jsonl")
-    outs["data"] = data
-    outs.setdefault("dropped", side_path(data, "dropped"))
-    outs.setdefault("rejects", side_path(data, "rejects"))
-    return outs
 
 
 def plan(
@@ -157,8 +154,6 @@ def check_outputs(recipe: Recipe, planned: list[Planned], extra: dict[str, Path]
                 f"{where}: {name} and {seen[r]} are the same file ({target}); every output needs its own path"
             )
         seen[r] = name
-    from curate.pipeline import outputguard
-
     outputguard.check(recipe, outputguard.recipe_writes(recipe, planned, extra))
 
 

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from curate.io import atomic_write_text
+from curate.pipeline.outputguard import recipe_writes
 from curate.staging import Staging
 
 JOURNAL = "publish.json"
@@ -30,8 +32,6 @@ PUBLISHED = "PUBLISHED"
 
 def published_paths(recipe: Any, planned: list[Any]) -> list[Path]:
     """Every file a refresh of ``recipe`` publishes (stage caches are not published outputs)."""
-    from curate.pipeline.outputguard import recipe_writes
-
     out: list[Path] = []
     for role, p in recipe_writes(recipe, planned).items():
         a = Path(os.path.abspath(p))
@@ -42,8 +42,6 @@ def published_paths(recipe: Any, planned: list[Any]) -> list[Path]:
 
 def write_journal(version_dir: Path, staging: Staging) -> Path:
     """Record the pending moves in the (not yet committed) version folder."""
-    from curate.io import atomic_write_text
-
     journal = {
         "moves": [[str(tmp), str(final)] for final, tmp in sorted(staging.moves.items())],
         "removes": sorted(str(p) for p in staging.removes),
@@ -71,8 +69,6 @@ class Publication:
 def complete(state: Path, version: int, version_dir: Path) -> Publication:
     """Perform the moves and removals the committed ``version`` recorded, then name it in PUBLISHED.
     Idempotent: a move whose temporary file is gone was done before (or its file was lost: said)."""
-    from curate.io import atomic_write_text
-
     pub = Publication(version)
     jpath = version_dir / JOURNAL
     if jpath.is_file():

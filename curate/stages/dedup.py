@@ -29,6 +29,11 @@ class Dedup(Stage):
             frame, self.config_value, prior=self.ctx.prior, progress=self.ctx.progress
         )
 
+    @classmethod
+    def state(cls, path, config) -> DedupState:
+        """The ``incremental`` capability: the state kept in ``path`` across batches (the index)."""
+        return DedupState(path, config)
+
     def distributed(self, frame, run_on):
         # incremental state (refresh) and semantic dedup run on the driver: ray_dedup says so in its stats
         return run_on(
@@ -81,6 +86,10 @@ class DedupState:
             raise StateError(
                 f"the outputs are written but the batch could not be added to {self.index.path}: {exc}"
             ) from None
+
+    def batches(self) -> int:
+        """How many batches the state holds (committed)."""
+        return self.index.next_batch() - 1
 
     def __exit__(self, *exc) -> None:
         if self.staged is not None:

@@ -10,6 +10,10 @@ from typing import Any
 
 import polars as pl
 
+from curate.augment.common import eval_mask
+from curate.score.demo import demo_columns
+from curate.select import PAPER_DEFAULTS
+
 # the option that turns off a drop reason, by stage: (command line, recipe); duplicates have none
 _DISABLE = {
     "filter": ("curate filter --disable {rule}", "disable: [{rule}] under the filter stage"),
@@ -69,8 +73,6 @@ def split_counts(kept: pl.DataFrame) -> dict[str, int] | None:
     """Train and eval rows of the kept set (``split`` column / held-out meta), None when no split."""
     if kept.height == 0:
         return None
-    from curate.augment.common import eval_mask
-
     ev = int(eval_mask(kept).sum())
     if ev == 0 and "split" not in kept.columns:
         return None
@@ -93,8 +95,6 @@ def cutoffs(stages: list[dict[str, Any]] | None) -> dict[str, list[dict[str, Any
 
         ignored = set(stats.get("demo_scores_ignored") or [])
         if cfg.get("defaults", True) and "ifd" not in ignored:
-            from curate.select import PAPER_DEFAULTS
-
             for col, op, val, _ in PAPER_DEFAULTS:
                 add(col, val, f"select default: keep {col} {op} {val}")
         for expr in cfg.get("where") or ():
@@ -156,8 +156,6 @@ def top_drop_line(manifest: dict[str, Any]) -> str | None:
 
 def demo_scores(kept: pl.DataFrame, dropped: pl.DataFrame | None) -> list[str]:
     """Score columns whose values came from the shipped demo models (curate.score.demo)."""
-    from curate.score.demo import demo_columns
-
     cols = demo_columns(kept)
     if dropped is not None:
         cols |= demo_columns(dropped)
