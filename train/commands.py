@@ -1,5 +1,7 @@
-"""The `train` sub-commands. Options are generated from the typed configs in :mod:`train.config`, so
-`--help` lists every setting with its default. Heavy libraries are imported inside the commands."""
+"""The `train` sub-commands. Options are generated from the typed configs in :mod:`train.config`
+(:mod:`train.options`), so `--help` lists every setting with its default; with no DATA a command takes
+the newest curated file that suits it (:mod:`train.discover`). Everything not on the ``--help`` path
+(the ML libraries, the data and run modules) is imported inside the commands."""
 
 from __future__ import annotations
 
