@@ -25,10 +25,7 @@ from curate.commands.common import (
     side_path,
 )
 from curate.commands.generated import Invocation, StageCommand, dataclass_options
-from curate.io import atomic_write_text
-from curate.score import default_cache_path, models_file_path
-from curate.score.common import ScoreError
-from curate.score.quality import TrainParams, evaluate, fasttext_text, train_classifier
+from curate.configs.score import TrainParams
 
 
 class ScoreCommand(StageCommand):
@@ -48,6 +45,8 @@ class ScoreCommand(StageCommand):
 
     def check_outputs(self, run: Invocation) -> None:
         """The models file and the score cache (SQLite): never an input, the output or a side file."""
+        from curate.score import default_cache_path, models_file_path  # polars: not for --help
+
         out = run.out
         models_path = models_file_path(out)
         protect(run.inputs, out, models_path, "the models file", "-o")
@@ -72,6 +71,8 @@ class ScoreCommand(StageCommand):
 
     def report(self, run: Invocation, result) -> dict:
         """The models file beside the output; the scores' distributions and the models as tables."""
+        from curate.io import atomic_write_text  # polars: not for --help
+
         stats, models_path = result.stats, run.extra["models_file"]
         atomic_write_text(models_path, json.dumps(stats["score_models"], indent=1, ensure_ascii=False) + "\n")
         if run.json_out:
@@ -127,6 +128,8 @@ def quality():
 def _texts(paths, fmt, maps, sheet, quiet) -> tuple[list[str], int]:
     """(texts, rows that could not be read): unreadable rows are skipped, said on stderr, counted in
     the summary (``rejected``) and make the exit code 1."""
+    from curate.score.quality import fasttext_text  # numpy: not for --help
+
     if not paths:
         return [], 0
     loaded = load_inputs(paths, fmt, maps, sheet, quiet=True)
@@ -204,6 +207,9 @@ def quality_train(pos, neg, from_filter, fmt, maps, sheet, output, json_out, **s
         fail(f"-o {output}: use a .ftz (quantised) or .bin file name")
     check_writable(output, "-o", (".ftz", ".bin"))
     good, bad, rejected = _labelled(pos, neg, from_filter, fmt, maps, sheet, json_out)
+    from curate.score.common import ScoreError  # the classifier (numpy, fastText): not for --help
+    from curate.score.quality import train_classifier
+
     params = TrainParams(**settings)
     try:
         info = train_classifier(good, bad, output, params)
@@ -228,6 +234,9 @@ def quality_train(pos, neg, from_filter, fmt, maps, sheet, output, json_out, **s
 @click.option("--json", "json_out", is_flag=True, help="Print the metrics as one JSON line on stdout.")
 def quality_eval(pos, neg, from_filter, fmt, maps, sheet, model_path, threshold, json_out):
     """Precision, recall, accuracy and AUC of a quality model on labelled rows."""
+    from curate.score.common import ScoreError  # the classifier (numpy, fastText): not for --help
+    from curate.score.quality import evaluate
+
     good, bad, rejected = _labelled(pos, neg, from_filter, fmt, maps, sheet, json_out)
     try:
         metrics = evaluate(model_path, good, bad, threshold)

@@ -32,12 +32,12 @@ import dataclasses
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from curate.configs.score import SCORERS, ScoreConfig
 from curate.core.vocab import output_stem
 from curate.progress import Progress, reporter
 from curate.score import demo
@@ -48,7 +48,6 @@ from curate.score.quality import QualityScorer
 from curate.score.reward import RewardConfig, RewardScorer
 from curate.stage import StageResult, empty_dropped
 
-SCORERS = ("ppl", "ifd", "reward", "quality")
 VALUE_COLUMNS = {
     "ppl": {"ppl": pl.Float64, "ppl_tokens": pl.Int64},
     "ifd": {"ppl_answer": pl.Float64, "ifd": pl.Float64},
@@ -62,94 +61,6 @@ VALUE_COLUMNS = {
 }
 
 __all__ = ["SCORERS", "ScoreConfig", "ScoreError", "build_scorers", "run", "score_frame"]
-
-
-@dataclass
-class ScoreConfig:
-    """Options of the score stage (the same names as the CLI options and recipe keys)."""
-
-    scorers: tuple[str, ...] = field(
-        default=SCORERS,
-        metadata={
-            "multiple": False,
-            "help": "Comma-separated: ppl (perplexity of the answer given the question), ifd (also the "
-            "answer alone, and their ratio), reward (reward model), quality (fastText P(good)). Default: "
-            "all four.",
-        },
-    )
-    lm: str | None = field(
-        default=None,
-        metadata={
-            "help": "Causal LM for ppl/ifd: a local directory or a hub id already in the local cache "
-            "(never downloaded). Default: the embedded demo model samples/models/lm."
-        },
-    )
-    reward_model: str | None = field(
-        default=None,
-        metadata={"help": "Sequence-classification reward model. Default: samples/models/reward."},
-    )
-    quality_model: str | None = field(
-        default=None,
-        metadata={"help": "fastText quality model (.ftz/.bin). Default: samples/models/quality.ftz."},
-    )
-    device: str = field(default="auto", metadata={"help": "auto (CUDA when available), cpu or cuda[:N]."})
-    dtype: str = field(
-        default="auto",
-        metadata={
-            "choices": ("auto", "float32", "bfloat16", "float16"),
-            "help": "auto: bfloat16 on a GPU that supports it, float32 on CPU.",
-        },
-    )
-    max_tokens: int = field(
-        default=2048,
-        metadata={
-            "min": 8,
-            "help": "Longest sequence scored; longer rows are truncated (rule in docs/score.md) and flagged.",
-        },
-    )
-    token_budget: int = field(
-        default=16384,
-        metadata={"min": 64, "help": "Padded tokens per forward pass (rows x longest row in a batch)."},
-    )
-    max_batch: int = field(
-        default=64,
-        metadata={
-            "flags": ("--batch-size", "--max-batch"),
-            "min": 1,
-            "help": "Most sequences per forward pass.",
-        },
-    )
-    lm_chat_template: str | None = field(
-        default=None, metadata={"path": "file", "help": "Jinja chat template for an LM without one."}
-    )
-    reward_chat_template: str | None = field(
-        default=None, metadata={"path": "file", "help": "Jinja chat template for the reward model."}
-    )
-    trust_remote_code: bool = field(
-        default=False,
-        metadata={"flag": True, "help": "Allow model code from the model directory (off by default)."},
-    )
-    cache: str | None = field(  # SQLite cache file; None: no cache
-        default=None,
-        metadata={
-            "path": "file",
-            "help": "Score cache (SQLite). Default: <output>.cache.sqlite beside the output.",
-        },
-    )
-    progress: bool = False
-
-    def __post_init__(self):
-        if isinstance(self.scorers, str):
-            self.scorers = tuple(s.strip() for s in self.scorers.split(",") if s.strip())
-        self.scorers = tuple(self.scorers)
-        unknown = [s for s in self.scorers if s not in SCORERS]
-        if unknown:
-            raise ValueError(f"unknown scorer(s) {', '.join(unknown)}; choose from {', '.join(SCORERS)}")
-        if not self.scorers:
-            raise ValueError("no scorers selected")
-        for name in ("max_tokens", "token_budget", "max_batch"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer")
 
 
 _LOADED: dict[tuple, Any] = {}

@@ -24,12 +24,13 @@ import tempfile
 import time
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from curate.configs.score import TrainParams
 from curate.core import vocab
 from curate.io import atomic_write_text
 from curate.score.common import ScoreError
@@ -156,41 +157,6 @@ class QualityScorer:
 
 
 # ---------------------------------------------------------------------------------------------- training
-@dataclass
-class TrainParams:
-    """fastText training settings (field metadata: the `curate quality train` options)."""
-
-    epoch: int = field(default=25, metadata={"min": 1, "help": "Training epochs."})
-    lr: float = field(default=0.5, metadata={"min": 0, "min_open": True, "help": "Learning rate."})
-    word_ngrams: int = field(default=2, metadata={"min": 1, "help": "2: word (and CJK character) bigrams."})
-    dim: int = field(default=32, metadata={"min": 2, "help": "Vector size."})
-    bucket: int = field(
-        default=200_000, metadata={"min": 0, "help": "Hash buckets for n-grams (model size ~ bucket x dim)."}
-    )
-    min_count: int = 1
-    quantize: bool = field(
-        default=True,
-        metadata={
-            "help": "Quantise the model (.ftz); --no-quantize saves the full .bin model (larger; "
-            "quantising takes seconds)."
-        },
-    )
-    cutoff: int = field(default=20_000, metadata={"min": 0, "help": "Rows kept when quantising (0: all)."})
-    holdout: float = field(
-        default=0.2,
-        metadata={"min": 0, "max": 0.9, "help": "Share of rows held out for precision/recall/AUC."},
-    )
-    seed: int = field(default=0, metadata={"help": "Random seed of the held-out split and training."})
-    threshold: float = field(
-        default=0.5,
-        metadata={
-            "min": 0,
-            "max": 1,
-            "help": "P(good) at or above which a row counts as good (precision, recall, accuracy).",
-        },
-    )
-
-
 def roc_auc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
     """Area under the ROC curve (Mann-Whitney U with average ranks for ties); None without both classes."""
     s = np.asarray(scores, dtype=float)

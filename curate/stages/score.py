@@ -16,7 +16,7 @@ class Score(Stage):
     scope = Scope.ROW
     help = "Score rows: perplexity/IFD, reward model, fastText quality."
     module = "curate.score"
-    config = "curate.score:ScoreConfig"
+    config = "curate.configs.score:ScoreConfig"
     command = "curate.commands.score:score"
     code = ("curate.score",)
     path_options = (
