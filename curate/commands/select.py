@@ -5,11 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import polars as pl
 
 from curate.commands.common import check_writable, fail, protect, warn
 from curate.commands.generated import Invocation, StageCommand
-from curate.io import write_frame
 
 OFF = ("off", "none", "0")
 
@@ -62,6 +60,10 @@ class SelectCommand(StageCommand):
             )
 
     def report(self, run: Invocation, result) -> dict:
+        import polars as pl  # not for --help
+
+        from curate.io import write_frame  # polars: not for --help
+
         stats = dict(result.stats)
         written = {}
         eval_output = run.params["eval_output"]

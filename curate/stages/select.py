@@ -11,7 +11,7 @@ class Select(Stage):
     scope = Scope.GLOBAL
     help = "Pick a diverse, high-quality subset and a held-out split."
     module = "curate.select"
-    config = "curate.select:SelectConfig"
+    config = "curate.configs.select:SelectConfig"
     command = "curate.commands.select:select"
     code = ("curate.embed",)
     path_options = ("embed_model",)
