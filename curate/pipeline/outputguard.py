@@ -37,8 +37,11 @@ class OutputRefused(RecipeError):
     """An output path the recipe may not write (exit 2 before any stage runs)."""
 
 
-def recipe_writes(recipe: Any, planned: list[Any], extra: dict[str, Path] | None = None) -> dict[str, Path]:
-    """Every file a run of ``recipe`` writes, by role (``outputs.report``, ``<step>.output``, ...)."""
+def recipe_writes(
+    recipe: Any, planned: list[Any], extra: dict[str, Path] | None = None, *, caches: bool = False
+) -> dict[str, Path]:
+    """Every file a run of ``recipe`` writes, by role (``outputs.report``, ``<step>.output``, ...);
+    with ``caches``, the stage caches it writes into too (not outputs, but never an input either)."""
     writes: dict[str, Path] = {f"outputs.{k}": Path(v) for k, v in default_outputs(recipe).items()}
     extra = {k: Path(v) for k, v in (extra or {}).items() if v is not None}
     if "--report" in extra:
@@ -55,7 +58,7 @@ def recipe_writes(recipe: Any, planned: list[Any], extra: dict[str, Path] | None
             writes[f"{p.step.id}.{kind}"] = Path(target)
         for k in spec.output_options:
             v = cfg.get(k)
-            if k != "cache" and isinstance(v, str) and v:
+            if (caches or k != "cache") and isinstance(v, str) and v:
                 writes.setdefault(f"{p.step.id}.{k}", Path(v))
     return writes
 

@@ -109,23 +109,7 @@ def check_outputs(recipe: Recipe, planned: list[Planned], extra: dict[str, Path]
     ``--report`` of the command line) is its own file, and none is a file the run reads: an input, the
     recipe itself, an evaluation or rule file a stage names."""
     where = str(recipe.path or "<recipe>")
-    extra = {k: Path(v) for k, v in (extra or {}).items() if v is not None}
-    writes: dict[str, Path] = {f"outputs.{k}": Path(v) for k, v in default_outputs(recipe).items()}
-    if "--report" in extra:
-        writes.pop("outputs.report", None)  # the command-line report replaces the recipe's
-    writes.update(extra)
-    for p in planned:
-        if p.spec is None:
-            continue
-        cfg = registry.config_to_dict(p.config)
-        if not isinstance(cfg, dict):
-            continue
-        for kind, target in registry.side_outputs(p.spec, p.config).items():
-            writes[f"{p.step.id}.{kind}"] = Path(target)
-        for k in p.spec.output_options:
-            v = cfg.get(k)
-            if isinstance(v, str) and v and f"{p.step.id}.{k}" not in writes:
-                writes[f"{p.step.id}.{k}"] = Path(v)
+    writes = outputguard.recipe_writes(recipe, planned, extra, caches=True)
     reads: dict[Path, str] = {}
     if recipe.path is not None:
         reads[recipe.path.resolve()] = "the recipe file"
@@ -154,7 +138,7 @@ def check_outputs(recipe: Recipe, planned: list[Planned], extra: dict[str, Path]
                 f"{where}: {name} and {seen[r]} are the same file ({target}); every output needs its own path"
             )
         seen[r] = name
-    outputguard.check(recipe, outputguard.recipe_writes(recipe, planned, extra))
+    outputguard.check(recipe, outputguard.recipe_writes(recipe, planned, extra))  # no caches: shared
 
 
 def ingest_key(recipe: Recipe, hashes: list[str]) -> str:
