@@ -51,6 +51,8 @@ def test_signal_saves_a_checkpoint_and_marks_interrupted(
 ):
     run_dir = tmp_path / "run"
     cfg = quick_cfg("sft", tiny_models["lm"], train_data["sft"], run_dir, max_steps=6)  # save_steps 1000
+    # the handler the run found (SIG_IGN, not Python's default, when pytest runs as a background job)
+    sigint_before = signal.getsignal(signal.SIGINT)
     with pytest.raises(TrainInterrupted) as info:
         train(prepare(cfg), callbacks=[_signal_at(2, signum)], progress=False)
     assert info.value.exit_code == code
@@ -58,7 +60,7 @@ def test_signal_saves_a_checkpoint_and_marks_interrupted(
     # the step running when the signal came is finished and checkpointed; no final/ (not done)
     assert meta["status"] == "interrupted" and meta["global_step"] == 3
     assert last_checkpoint(run_dir).name == "checkpoint-3" and not (run_dir / "final").exists()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    assert signal.getsignal(signal.SIGINT) is sigint_before  # handlers restored
     if signum == signal.SIGTERM:
         train(prepare(cfg), progress=False)  # the same command resumes to the end
         meta = json.loads((run_dir / "run.json").read_text())
