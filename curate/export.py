@@ -35,7 +35,7 @@ the train file and the eval file (split ``validation``), so the folder loads as-
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,15 @@ import polars as pl
 
 from curate import staging
 from curate.augment.common import eval_mask
+from curate.configs.export import (  # noqa: F401  (re-exported)
+    CONVERTER,
+    FORMATS,
+    KINDS,
+    ExportConfig,
+    check_pairing,
+    formats_for,
+    pairing_table,
+)
 from curate.core import vocab
 from curate.core.epochs import EPOCH_REASONS, planned_epochs
 from curate.export_card import card_path, update_card
@@ -52,50 +61,6 @@ from curate.records import RecordError, messages_of
 from curate.stage import StageResult, empty_dropped, mark_dropped
 
 STAGE = "export"
-FORMATS = ("trl", "alpaca", "sharegpt", "openai", "llamafactory")
-KINDS = vocab.KINDS
-# (format, kind) -> the curate.io.formats name (None: written here; missing: not supported)
-CONVERTER = {
-    ("trl", "sft"): "openai",
-    ("trl", "preference"): "trl-preference",
-    ("trl", "kto"): "trl-prompt-completion",
-    ("trl", "text"): "text",
-    ("alpaca", "sft"): "alpaca",
-    ("alpaca", "preference"): "alpaca",
-    ("alpaca", "kto"): "alpaca",
-    ("alpaca", "text"): "text",
-    ("sharegpt", "sft"): "sharegpt",
-    ("sharegpt", "preference"): "llamafactory-preference",
-    ("sharegpt", "kto"): "sharegpt",
-    ("openai", "sft"): "openai",
-    ("openai", "preference"): None,
-    ("llamafactory", "sft"): "sharegpt",
-    ("llamafactory", "preference"): "llamafactory-preference",
-    ("llamafactory", "kto"): "sharegpt",
-    ("llamafactory", "text"): "text",
-}
-
-
-def formats_for(kind: str) -> list[str]:
-    """The --format values whose layout holds rows of ``kind``."""
-    return [f for f in FORMATS if (f, kind) in CONVERTER]
-
-
-def check_pairing(fmt: str, kind: str | None) -> None:
-    """A ValueError when ``fmt`` has no layout for ``kind`` rows: said before anything is read or
-    written, instead of an export that drops every row."""
-    if kind is None or kind == "auto" or (fmt, kind) in CONVERTER:
-        return
-    raise ValueError(
-        f"--format {fmt} cannot hold {kind} rows; formats for {kind} rows: {', '.join(formats_for(kind))}"
-    )
-
-
-def pairing_table() -> str:
-    """One line per kind: the formats that hold it (the text `curate export --help` shows)."""
-    return "\n".join(f"{kind:<11} {', '.join(formats_for(kind))}" for kind in KINDS)
-
-
 # export kind -> the training stage whose epoch table applies (one table for curate and train)
 _KIND_STAGE = {"sft": "sft", "preference": "dpo", "kto": "kto", "text": "pt"}
 
@@ -117,49 +82,6 @@ def epochs_hint(rows: int, kind: str = "sft") -> dict[str, Any]:
     rounded = max(1, int(e + 0.5))
     text = f"{rows:,} rows: train about {rounded} epochs ({EPOCH_REASONS[stage]})"
     return {"rows": rows, "stage": stage, "epochs": round(e, 1), "epochs_rounded": rounded, "text": text}
-
-
-@dataclass
-class ExportConfig:
-    # field metadata: the `curate export` options (curate.commands.generated); output is its -o
-    format: str = field(default="trl", metadata={"choices": FORMATS, "help": "Trainer layout to write."})
-    output: str | None = None
-    kind: str = field(
-        default="auto",
-        metadata={
-            "choices": ("auto", *KINDS),
-            "help": "Which records to export (auto: the most common kind); a file holds one kind.",
-        },
-    )
-    keep_meta: bool = field(
-        default=False,
-        metadata={
-            "flag": True,
-            "help": "Write meta keys back as fields and restore each row's original shape (round trip). "
-            "Default: a uniform, trainer-ready schema.",
-        },
-    )
-    name: str | None = field(
-        default=None,
-        metadata={
-            "help": "LLaMA-Factory: dataset name in dataset_info.json (default: the file name without its "
-            "extension, e.g. ops.sft for ops.sft.json). An entry of that name for another file is an error."
-        },
-    )
-    dataset_info: str | None = field(
-        default=None,
-        metadata={
-            "path": "file",
-            "help": "LLaMA-Factory: the dataset_info.json to update (default: beside the output).",
-        },
-    )
-
-    def __post_init__(self) -> None:
-        self.format = (self.format or "").lower()
-        if self.format not in FORMATS:
-            raise ValueError(f"--format {self.format!r}: choose one of {', '.join(FORMATS)}")
-        if self.kind not in ("auto", *KINDS):
-            raise ValueError(f"--kind {self.kind!r}: choose auto or one of {', '.join(KINDS)}")
 
 
 # layouts that read ``tools`` as a JSON string (LLaMA-Factory); TRL and OpenAI take a list

@@ -22,8 +22,7 @@ from curate.commands.common import (
     protect,
 )
 from curate.commands.generated import Invocation, StageCommand
-from curate.export import check_pairing, output_paths, pairing_table
-from curate.io import default_output
+from curate.configs.export import check_pairing, pairing_table
 
 # what the summary takes from the files the export wrote (besides the output itself)
 WRITTEN_KEYS = (
@@ -99,6 +98,8 @@ class ExportCommand(StageCommand):
 
     def prepare(self, run: Invocation) -> None:
         """The trainer file (-o, or <name>.exported.jsonl like every command), checked first."""
+        from curate.io import default_output  # polars: not for --help
+
         output = run.params["output"]
         if output is None:
             output = default_output(Path(run.inputs[0]), "export")
@@ -112,6 +113,8 @@ class ExportCommand(StageCommand):
         return run.extra["output"]
 
     def check_outputs(self, run: Invocation) -> None:
+        from curate.export import output_paths  # the stage (polars): not for --help
+
         try:
             check_pairing(run.config.format, run.config.kind)  # an explicit --kind: refused before reading
         except ValueError as exc:

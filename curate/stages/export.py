@@ -15,7 +15,7 @@ class Export(Stage):
     scope = Scope.GLOBAL
     help = "Write a dataset for a trainer (trl, alpaca, sharegpt...)."
     module = "curate.export"
-    config = "curate.export:ExportConfig"
+    config = "curate.configs.export:ExportConfig"
     command = "curate.commands.export:export"
     output_options = ("output", "dataset_info")
     # where the files go does not change what is in them; a missing or edited export file is
