@@ -61,7 +61,6 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     already imported only: checking must not import polars on a path that never used it."""
     import sqlite3  # its C extension is not needed by --help
 
-
     errors: list[type[BaseException]] = [
         TamisError,
         OSError,

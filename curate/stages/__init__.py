@@ -8,6 +8,7 @@ imported until the stage runs), so `curate --help` can list them.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 
 from curate.core.stage import Scope, Stage
@@ -40,8 +41,6 @@ def get(name: str) -> type[Stage]:
     for s in STAGES:
         if s.name == name:
             return s
-    import difflib
-
     close = difflib.get_close_matches(name, names(), n=1)
     raise KeyError(f"unknown stage {name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
 
