@@ -5,23 +5,24 @@ from __future__ import annotations
 import difflib
 import json
 import sys
+from typing import TYPE_CHECKING
 
 import click
-import yaml
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from curate.commands.common import EXIT_OK, EXIT_USAGE, StepProgress, fail
 from curate.commands.generated import Invocation, StageCommand
 from curate.engines import run_stage
-from curate.rules import RuleError, load_rules, shipped_sets
-from curate.rules import run as run_rules
-from curate.rules.checks import REGISTRY
-from curate.rules.engine import lint, rule_dirs, top_drop
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rich.console import Console
+    from rich.table import Table
+
+# The rules library (polars, numpy, yaml) and rich are imported where a command runs: not for --help.
 
 
 def _load(rules, sets, disable):
+    from curate.rules import RuleError, load_rules
+
     try:
         return load_rules(list(rules) or ["default"], sets=list(sets), disable=list(disable))
     except RuleError as exc:
@@ -32,6 +33,8 @@ def _load(rules, sets, disable):
 
 def _console(stderr: bool = False) -> Console:
     """A rich console that does not squeeze tables to 80 columns when output is not a terminal."""
+    from rich.console import Console
+
     con = Console(stderr=stderr)
     if not con.is_terminal:
         con.width = 160
@@ -40,6 +43,9 @@ def _console(stderr: bool = False) -> Console:
 
 def _table(title: str, columns, **column_style) -> Table:
     """A left-titled table; ``columns``: names, or (name, justify) pairs."""
+    from rich.markup import escape
+    from rich.table import Table
+
     t = Table(title=escape(title), title_justify="left")
     for col in columns:
         name, justify = (col, "left") if isinstance(col, str) else col
@@ -81,6 +87,8 @@ class FilterCommand(StageCommand):
         run.extra["ruleset"] = _load(o.get("rules", ()), o.get("set", ()), o.get("disable", ()))
 
     def execute(self, run: Invocation):
+        from curate.rules import run as run_rules
+
         frame = run.loaded.frame
         if run.engine.name == "ray":
             try:
@@ -91,6 +99,8 @@ class FilterCommand(StageCommand):
             return run_rules(frame, run.extra["ruleset"], progress=progress)
 
     def report(self, run: Invocation, result) -> dict:
+        from curate.rules.engine import top_drop
+
         ruleset = run.extra["ruleset"]
         stats = {
             "rule_sets": [str(f) for f in ruleset.files],
@@ -124,6 +134,11 @@ def rules() -> None:
 @json_option("Print as JSON.")
 def rules_list(json_out):
     """The shipped rule sets (name, rules, description, file)."""
+    from rich.markup import escape
+
+    from curate.rules import load_rules, shipped_sets
+    from curate.rules.engine import rule_dirs
+
     rows = []
     for name, path in shipped_sets().items():
         try:
@@ -157,6 +172,9 @@ def rules_list(json_out):
 def rules_show(refs, sets, disable, json_out, yaml_out):
     """The resolved rules of REFS (shipped names or files; default: default), after includes and
     overrides: id, check, action, fields, language scope, parameters and where each was defined."""
+    import yaml
+    from rich.markup import escape
+
     rs = _load(refs, sets, disable)
     data = [r.as_dict() for r in rs.rules]
     if json_out:
@@ -196,6 +214,8 @@ def rules_show(refs, sets, disable, json_out, yaml_out):
 def rules_lint(files, json_out):
     """Validate rule set FILES: YAML syntax, keys, checks, parameters, includes, overrides, regexes.
     Every problem is reported with file, line and key. Exit 0 when all files are valid, 2 otherwise."""
+    from curate.rules.engine import lint
+
     result = lint(list(files))
     bad = {f: ps for f, ps in result.items() if ps}
     if json_out:
@@ -221,6 +241,10 @@ def rules_lint(files, json_out):
 @click.argument("name", required=False)
 def rules_checks(name):
     """The checks a rule can use (with NAME: its parameters, defaults and actions)."""
+    from rich.markup import escape
+
+    from curate.rules.checks import REGISTRY
+
     con = _console()
     if name is None:
         t = _table("checks", ("check", "what it finds", "actions", "default fields"), overflow="fold")
