@@ -26,17 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from curate.core.errors import TamisError
-
-
-def duration(seconds: float) -> str:
-    """``42 s``, ``11 min``, ``2 h 05 min``: coarse on purpose, an ETA is an estimate."""
-    seconds = max(0.0, seconds)
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    h, m = divmod(round(seconds / 60), 60)
-    return f"{h} h {m:02d} min"
+from train.estimate import duration, record  # (duration: re-exported)
 
 
 def _emit(line: str, stream=None) -> None:
@@ -341,8 +331,6 @@ def speed_callback(key: dict[str, Any], device_kind: str, warned: bool, source: 
                 return
             steps, elapsed, tps = self._rates(state)
             if steps >= 2:
-                from train.estimate import record
-
                 record(key, elapsed / steps, tps, steps, source)
 
     return SpeedCallback()

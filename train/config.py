@@ -20,6 +20,7 @@ from curate.core.coerce import base_type as _base_type
 from curate.core.coerce import parse_scalar as _scalar
 from curate.core.errors import ConfigError  # noqa: F401  (train's name for it)
 from train.compat import REPORT_TO, CompatError, check_report_to, check_trainer, translate
+from train.specs import MixError, RewardSpecError, parse_mix, parse_rewards
 
 METHODS = (
     "full",
@@ -317,8 +318,6 @@ class PTConfig(CommonConfig):
 
 
 def _check_mix(specs: list[str]) -> None:
-    from train.mix import MixError, parse_mix
-
     try:
         parse_mix(specs)
     except MixError as e:
@@ -357,8 +356,6 @@ class OnlineRLConfig(CommonConfig):
 
     def validate(self) -> None:
         super().validate()
-        from train.rewards import RewardSpecError, parse_rewards
-
         if self.num_generations < 2:
             raise ConfigError(
                 f"num_generations: must be >= 2 (a group needs a baseline), got {self.num_generations}"

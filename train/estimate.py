@@ -24,9 +24,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from train.callbacks import duration
-
 LONG_CPU_RUN_S = 3600.0  # warn before a CPU run longer than this
+
+
+def duration(seconds: float) -> str:
+    """``42 s``, ``11 min``, ``2 h 05 min``: coarse on purpose, an ETA is an estimate."""
+    seconds = max(0.0, seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    h, m = divmod(round(seconds / 60), 60)
+    return f"{h} h {m:02d} min"
 
 
 def table_path() -> Path:

@@ -8,53 +8,17 @@ replacement in an order fixed by ``--seed`` and the file's content (the same com
 same rows); a file with fewer rows than asked is repeated whole before the remainder is drawn, and the
 plan says so. `train eval` then shows what the mix kept (loss per held-out set, general and domain).
 
-Pure Python at import (``train.config`` validates the specs without loading anything heavy).
+The specs are parsed in :mod:`train.specs` (pure Python: ``train.config`` validates them).
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from train import data as D
-
-
-class MixError(ValueError):
-    """A malformed --mix spec (the message names it)."""
-
-
-@dataclass(frozen=True)
-class MixSpec:
-    path: str
-    ratio: float
-
-
-def parse_mix(specs: list[str]) -> list[MixSpec]:
-    """``FILE:RATIO`` strings -> specs; RATIO in (0, 1), ratios summing below 1. (The file is split at the
-    last colon, so Windows drive letters and colons in names keep working.)"""
-    out = []
-    for spec in specs or []:
-        path, sep, ratio_s = str(spec).rpartition(":")
-        if not sep or not path.strip():
-            raise MixError(f"mix {spec!r}: expected FILE:RATIO, e.g. general.jsonl:0.2")
-        try:
-            ratio = float(ratio_s)
-        except ValueError:
-            raise MixError(f"mix {spec!r}: RATIO {ratio_s!r} is not a number") from None
-        if not 0 < ratio < 1:
-            raise MixError(
-                f"mix {spec!r}: RATIO must be in (0, 1) (the share of the training rows drawn from the file), "
-                f"got {ratio}"
-            )
-        out.append(MixSpec(path.strip(), ratio))
-    total = sum(m.ratio for m in out)
-    if out and total >= 1:
-        raise MixError(
-            f"mix: the ratios sum to {total:g}; they must leave room for the domain data (sum < 1)"
-        )
-    return out
+from train.specs import MixError, MixSpec, parse_mix  # noqa: F401  (re-exported)
 
 
 def planned_counts(domain_rows: int, specs: list[MixSpec]) -> list[int]:

@@ -25,8 +25,7 @@ from curate.core.epochs import (  # noqa: F401  (re-exported: train.plan is thei
     planned_epochs,
 )
 from train.anatomy import NameAnatomy, advice, anatomy  # noqa: F401  (re-exported)
-from train.callbacks import duration
-from train.estimate import warning_text
+from train.estimate import duration, warning_text
 from train.memory import (  # noqa: F401  (re-exported: train.plan is their public home too)
     CHEAPER,
     GiB,

@@ -21,7 +21,6 @@ saved config is not a one-score sequence classifier, or a run of another stage, 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,56 +28,13 @@ from curate.augment.common import norm_key
 from train import data as D
 from train.answers import THINK, final_answer, reference_of  # noqa: F401  (reference_of: re-exported)
 from train.export import base_model_path, load_run_tokenizer, load_trained, read_run
-
-RULES = ("exact", "contains", "format", "length")
-NEEDS_REFERENCE = ("exact", "contains")
-
-
-class RewardSpecError(ValueError):
-    pass
-
-
-@dataclass(frozen=True)
-class RuleSpec:
-    name: str  # exact | contains | format | length
-    weight: float = 1.0
-    target: int | None = None  # length:N
-
-    @property
-    def label(self) -> str:
-        return f"length_{self.target}" if self.name == "length" else self.name
-
-
-def parse_rewards(specs: list[str]) -> list[RuleSpec]:
-    """``exact``, ``contains=0.5``, ``format``, ``length:64=0.2`` -> specs (errors name the spec)."""
-    out = []
-    for spec in specs or []:
-        body, _, weight_s = str(spec).partition("=")
-        name, _, arg = body.strip().partition(":")
-        name = name.strip().lower()
-        if name not in RULES:
-            raise RewardSpecError(
-                f"reward {spec!r}: unknown rule {name!r}; known: exact, contains, format, length:N"
-            )
-        try:
-            weight = float(weight_s) if weight_s.strip() else 1.0
-        except ValueError:
-            raise RewardSpecError(f"reward {spec!r}: weight {weight_s!r} is not a number") from None
-        target = None
-        if name == "length":
-            if not arg.strip().isdigit() or int(arg) < 1:
-                raise RewardSpecError(
-                    f"reward {spec!r}: expected length:N with N >= 1 tokens, e.g. length:128"
-                )
-            target = int(arg)
-        elif arg:
-            raise RewardSpecError(f"reward {spec!r}: {name} takes no argument")
-        out.append(RuleSpec(name, weight, target))
-    labels = [r.label for r in out]
-    if len(set(labels)) != len(labels):
-        raise RewardSpecError(f"reward: a rule is listed twice ({', '.join(labels)})")
-    return out
-
+from train.specs import (  # noqa: F401  (re-exported: the reward specs' home was here)
+    NEEDS_REFERENCE,
+    RULES,
+    RewardSpecError,
+    RuleSpec,
+    parse_rewards,
+)
 
 # ------------------------------------------------------------------ answers
 
