@@ -27,7 +27,7 @@ Optional capabilities are found by capability, never by name:
   loads the earlier rows (``.prior``, handed to the stage as ``ctx.prior``), then ``stage(frame,
   batch, inputs, label)`` writes the new batch aside, ``commit()`` adds it once the outputs it
   describes are written, ``batches()`` counts the committed ones; a batch not committed on exit is
-  discarded.
+  discarded; ``rollback(n)`` (before opening) drops committed batches past ``n``.
 
 This module is light (standard library only): `curate --help` imports it.
 """

@@ -334,3 +334,30 @@ class DedupIndex:
     def discard(self, staged: StagedBatch) -> None:
         """Forget a staged batch (the run failed before its outputs were written)."""
         shutil.rmtree(staged.tmp, ignore_errors=True)
+
+    def truncate(self, keep: int) -> list[str]:
+        """Forget the batches past ``keep`` and any staged or half-written one: a caller that commits
+        outputs of its own after the index (`curate refresh`: its CURRENT) keeps how many batches its
+        committed outputs cover. Returns what was removed."""
+        removed = []
+        mpath = self.path / "manifest.json"
+        if mpath.is_file():
+            m = json.loads(mpath.read_text(encoding="utf-8"))
+            if len(m.get("batches", [])) > keep:
+                m["batches"] = m["batches"][:keep]
+                if keep == 0:
+                    m["params"] = None
+                self._write_manifest(m)
+                removed.append(f"{mpath} (batches > {keep})")
+        for d in self.path.iterdir():
+            name = d.name
+            if name.startswith("batch-") and name[6:].isdigit() and int(name[6:]) > keep:
+                shutil.rmtree(d, ignore_errors=True)
+                removed.append(str(d))
+            elif name.startswith(".batch-") or (name.startswith(".manifest.") and name.endswith(".tmp")):
+                if d.is_dir():
+                    shutil.rmtree(d, ignore_errors=True)
+                else:
+                    d.unlink(missing_ok=True)
+                removed.append(str(d))
+        return removed

@@ -123,8 +123,11 @@ def list_versions(state_dir: Path, upto: int | None = None) -> list[dict[str, An
     return out
 
 
-def cleanup(state_dir: Path, current: int, index_batches: dict[str, int], gen: str) -> list[str]:
-    """Remove what an interrupted refresh left behind; returns what was removed (for the log)."""
+def cleanup(state_dir: Path, current: int, gen: str) -> list[str]:
+    """Remove what an interrupted refresh left behind: version folders it did not commit, index
+    generations other than the committed one (the batches it added to the committed generation are
+    rolled back by each incremental state, :func:`curate.pipeline.refresh.stages.roll_back`). Returns
+    what was removed (for the log)."""
     removed = []
     vroot = state_dir / "versions"
     if vroot.is_dir():
@@ -140,36 +143,4 @@ def cleanup(state_dir: Path, current: int, index_batches: dict[str, int], gen: s
             if g.name != gen:  # an older generation (after a committed --rebuild) or an uncommitted new one
                 shutil.rmtree(g, ignore_errors=True)
                 removed.append(str(g))
-                continue
-            for idx in g.iterdir():
-                if idx.is_dir():
-                    removed += _truncate_index(idx, index_batches.get(idx.name, 0))
-    return removed
-
-
-def _truncate_index(path: Path, keep: int) -> list[str]:
-    """Drop dedup index batches past ``keep`` (written by a run that never committed)."""
-    removed = []
-    mpath = path / "manifest.json"
-    if mpath.is_file():
-        m = json.loads(mpath.read_text(encoding="utf-8"))
-        if len(m.get("batches", [])) > keep:
-            m["batches"] = m["batches"][:keep]
-            if keep == 0:
-                m["params"] = None
-            tmp = path / f".manifest.{os.getpid()}.tmp"
-            tmp.write_text(json.dumps(m, ensure_ascii=False, indent=2), encoding="utf-8")
-            os.replace(tmp, mpath)
-            removed.append(f"{mpath} (batches > {keep})")
-    for d in path.iterdir():
-        name = d.name
-        if name.startswith("batch-") and name[6:].isdigit() and int(name[6:]) > keep:
-            shutil.rmtree(d, ignore_errors=True)
-            removed.append(str(d))
-        elif name.startswith(".batch-") or (name.startswith(".manifest.") and name.endswith(".tmp")):
-            if d.is_dir():
-                shutil.rmtree(d, ignore_errors=True)
-            else:
-                d.unlink(missing_ok=True)
-            removed.append(str(d))
     return removed

@@ -91,6 +91,14 @@ class DedupState:
         """How many batches the state holds (committed)."""
         return self.index.next_batch() - 1
 
+    def rollback(self, batches: int) -> list[str]:
+        """Before opening: drop the batches past ``batches`` (added by a run whose own commit never
+        happened: `curate refresh` died between the index's commit and its CURRENT). Returns what was
+        removed."""
+        from curate.dedup.index import DedupIndex
+
+        return DedupIndex(self.path).truncate(batches)
+
     def __exit__(self, *exc) -> None:
         if self.staged is not None:
             self.index.discard(self.staged)

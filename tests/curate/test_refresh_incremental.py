@@ -14,6 +14,7 @@ import pytest
 
 from curate import stages
 from curate.core.stage import Scope, Stage
+from curate.pipeline import publish
 from curate.pipeline.recipe import load_recipe
 from curate.pipeline.refresh import read_current, refresh, version
 from curate.stage import StageResult, mark_dropped
@@ -27,16 +28,19 @@ class SeenConfig:
 
 
 class SeenState:
-    """A toy incremental state: the questions of every committed batch, in one JSON file."""
+    """A toy incremental state: the questions of each committed batch, in one JSON file."""
 
     def __init__(self, path: Path, config: SeenConfig):
         self.file = Path(path) / "seen.json"
         self.prior: set[str] | None = None
         self.staged: set[str] | None = None
 
+    def _batches(self) -> list[list[str]]:
+        return json.loads(self.file.read_text()) if self.file.is_file() else []
+
     def __enter__(self) -> SeenState:
         self.file.parent.mkdir(parents=True, exist_ok=True)
-        self.prior = set(json.loads(self.file.read_text())) if self.file.is_file() else set()
+        self.prior = {q for batch in self._batches() for q in batch}
         EVENTS.append(("open", len(self.prior)))
         return self
 
@@ -48,12 +52,19 @@ class SeenState:
 
     def commit(self) -> None:
         if self.staged is not None:
-            self.file.write_text(json.dumps(sorted(self.prior | self.staged)))
+            self.file.write_text(json.dumps([*self._batches(), sorted(self.staged)]))
             self.staged = None
             EVENTS.append(("commit",))
 
     def batches(self) -> int:
-        return int(self.file.is_file())
+        return len(self._batches())
+
+    def rollback(self, batches: int) -> list[str]:
+        if len(self._batches()) <= batches:
+            return []
+        self.file.write_text(json.dumps(self._batches()[:batches]))
+        EVENTS.append(("rollback", batches))
+        return [str(self.file)]
 
     def __exit__(self, *exc) -> None:
         if self.staged is not None:
@@ -109,13 +120,9 @@ def test_refresh_drives_the_state_cycle_of_an_incremental_stage(world: Path):
     second = refresh(load_recipe(recipe), [world / "b2.jsonl"], quiet=True).summary
     assert EVENTS == [("open", 3), ("stage", "v000002", 2), ("commit",)]
     assert second["new_dropped_by_reason"] == {"seen earlier": 1} and second["rows"] == 4
-    assert read_current(world / "state")["index_batches"] == {"seen": 1}
-    assert sorted(json.loads((world / "state" / "index" / "g1" / "seen" / "seen.json").read_text())) == [
-        "q0",
-        "q1",
-        "q2",
-        "q9",
-    ]
+    assert read_current(world / "state")["index_batches"] == {"seen": 2}
+    seen = json.loads((world / "state" / "index" / "g1" / "seen" / "seen.json").read_text())
+    assert seen == [["q0", "q1", "q2"], ["q0", "q9"]]
 
 
 def test_a_refresh_failing_before_its_commit_discards_the_staged_batch(world: Path, monkeypatch):
@@ -133,3 +140,25 @@ def test_a_refresh_failing_before_its_commit_discards_the_staged_batch(world: Pa
         refresh(load_recipe(recipe), [world / "b2.jsonl"], quiet=True)
     assert EVENTS == [("open", 3), ("stage", "v000002", 2), ("discard",)]
     assert seen.read_text() == before and read_current(world / "state")["version"] == 1
+
+
+def test_a_refresh_dying_between_the_states_commit_and_its_own_is_rolled_back(world: Path, monkeypatch):
+    """The states commit before CURRENT does: the next refresh rolls each state back to the batches
+    the committed version covers (by capability: ``rollback``), then does the batch again."""
+    recipe = world / "recipe.yaml"
+    refresh(load_recipe(recipe), quiet=True)
+    seen = world / "state" / "index" / "g1" / "seen" / "seen.json"
+
+    def broken(*a, **k):
+        raise OSError(28, "No space left on device", "journal")
+
+    monkeypatch.setattr(publish, "write_journal", broken)
+    with pytest.raises(OSError):
+        refresh(load_recipe(recipe), [world / "b2.jsonl"], quiet=True)
+    assert len(json.loads(seen.read_text())) == 2 and read_current(world / "state")["version"] == 1
+    monkeypatch.undo()
+    EVENTS.clear()
+    again = refresh(load_recipe(recipe), [world / "b2.jsonl"], quiet=True).summary
+    assert EVENTS == [("rollback", 1), ("open", 3), ("stage", "v000002", 2), ("commit",)]
+    assert again["version"] == "v000002" and again["new_dropped_by_reason"] == {"seen earlier": 1}
+    assert json.loads(seen.read_text()) == [["q0", "q1", "q2"], ["q0", "q9"]]

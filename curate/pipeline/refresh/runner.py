@@ -35,6 +35,7 @@ from curate.pipeline.refresh.stages import (
     IncrementalStates,
     StagesRun,
     head_signature,
+    roll_back,
     run_head,
     run_tail,
     split_plan,
@@ -138,7 +139,8 @@ class _Refresh:
         self.new_n = cur_n + 1
         self.index_batches = dict(cur.get("index_batches", {})) if cur else {}
         self.gen = cur.get("index_generation", "g1") if cur else "g1"
-        removed = cleanup(state, cur_n, self.index_batches, self.gen)
+        removed = cleanup(state, cur_n, self.gen)
+        removed += roll_back(self.head, state / "index" / self.gen, self.index_batches)
         if removed:
             rep.note(f"  cleaned up after an interrupted refresh: {len(removed)} item(s)")
         self.published = publish.published_paths(self.recipe, self.planned)

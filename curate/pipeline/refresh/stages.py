@@ -45,6 +45,18 @@ def head_signature(head: list[Planned]) -> str:
     ).hexdigest()[:16]
 
 
+def roll_back(head: list[Planned], root: Path, batches: dict[str, int]) -> list[str]:
+    """Each incremental state of the head (``<root>/<step id>``) back to the batches the committed
+    version covers: a refresh that died after committing its states but before its own commit added
+    batches no version describes. Returns what was removed (for the log)."""
+    removed: list[str] = []
+    for p in head:
+        path = root / p.step.id
+        if registry.incremental(p.spec) and path.is_dir():
+            removed += p.spec.stage.state(path, p.config).rollback(batches.get(p.step.id, 0))
+    return removed
+
+
 class IncrementalStates:
     """The state of each head stage that keeps one across batches (found by the ``incremental``
     capability; ``<root>/<step id>``), in the stage's own cycle: opened (locked, checked, the earlier
