@@ -34,7 +34,7 @@ def _row_hash(frame: pl.DataFrame, keep_meta: bool) -> pl.Series:
 
 
 # the modules whose code converts a row: editing them invalidates every memoised line
-CONVERTER_CODE = ("curate.export", "curate.io.formats", "curate.records")
+CONVERTER_CODE = ("curate.export", "curate.configs.export", "curate.io.formats", "curate.records")
 
 
 def memo_dir_for(memo_dir: Path, config: Any) -> Path:

@@ -85,7 +85,8 @@ class StageSpec:
             path_options=stage.path_options,
             output_options=stage.output_options,
             model_options=stage.model_options,
-            code=stage.code,
+            # and the Config's module (curate.configs.<stage>: outside the stage's package, still its code)
+            code=(*stage.code, *([stage.config.split(":")[0]] if stage.config else [])),
             key_exclude=stage.key_exclude,
             models=lambda config: stage(config).models(),
             distributed=distributed if stage.distributes() else None,

@@ -70,3 +70,20 @@ def test_every_command_help_imports_no_heavy_library(program):
     )
     names = {s["command"] for s in seen}
     assert {"", "dedup", "filter", "export"} <= names if program == "curate" else {"", "sft", "dpo"} <= names
+
+
+def test_a_stage_cache_key_covers_its_config_module(monkeypatch):
+    """The Configs live outside their stage packages (curate.configs): editing one still invalidates
+    the stage's cached results, as editing the stage's own code does."""
+    from curate import stages
+    from curate.pipeline import fingerprint
+    from curate.pipeline.stages import REGISTRY
+
+    for stage in stages.STAGES:
+        if not stage.config:
+            continue
+        spec = REGISTRY[stage.name]
+        before = spec.code_fingerprint()
+        monkeypatch.setitem(fingerprint._CODE_FP, stage.config.split(":")[0], "edited")
+        assert spec.code_fingerprint() != before, stage.name
+        monkeypatch.undo()
