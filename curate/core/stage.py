@@ -161,6 +161,8 @@ class Stage:
     internal: ClassVar[tuple[str, ...]] = ()  # Config fields the caller sets, not user settings
     incremental: ClassVar[bool] = False
     distributed_set: ClassVar[bool] = False
+    # writes the finished dataset (export): in a recipe only other final stages may follow it
+    final: ClassVar[bool] = False
 
     def __init__(self, config: Any, ctx: StageContext | None = None):
         self.config_value = config

@@ -39,6 +39,7 @@ import yaml
 from curate import stages as stage_registry
 from curate import yamlsafe
 from curate.core.errors import UsageError
+from curate.core.stage import Scope
 from curate.core.vocab import side_path
 from curate.engines import EngineSpec
 from curate.pipeline.starter import STARTER, starter  # noqa: F401  (re-exported: `curate init`)
@@ -51,7 +52,7 @@ ENGINE_KEYS = ("name", "address", "num_cpus", "block_rows", "actors", "ray_addre
 ENGINE_ALIASES = {"ray_address": "address", "ray_cpus": "num_cpus"}
 OUTPUT_KEYS = ("data", "dropped", "rejects", "report", "manifest")
 INPUT_KEYS = ("path", "format", "map", "sheet", "encoding")
-INGEST_KEYS = stage_registry.Ingest.options
+INGEST_KEYS = stage_registry.source().options  # a recipe's `ingest:` options
 
 
 class RecipeError(UsageError):
@@ -398,20 +399,21 @@ def _parse_steps(ctx: _Ctx, data: dict[str, Any], inputs: list[InputSpec]) -> li
                 where,
                 f"unknown stage {sname!r}{_suggest(sname, order)}; stages: {', '.join(order)}",
             )
-        if sname == "ingest" and i != 0:
-            raise ctx.error(where, "ingest reads the inputs, so it can only be the first stage")
-        if sname == "ingest":
+        if stage_registry.get(sname).scope is Scope.SOURCE:
+            if i != 0:
+                raise ctx.error(where, f"{sname} reads the inputs, so it can only be the first stage")
             for k in opts:
                 if k not in INGEST_KEYS:
                     raise ctx.error(
                         where + (k,),
-                        f"unknown ingest option{_suggest(k, INGEST_KEYS)}; allowed: {', '.join(INGEST_KEYS)}",
+                        f"unknown {sname} option{_suggest(k, INGEST_KEYS)}; allowed: {', '.join(INGEST_KEYS)}",
                     )
         seen[sname] = seen.get(sname, 0) + 1
         sid = sname if seen[sname] == 1 else f"{sname}-{seen[sname]}"
         steps.append(Step(sname, sid, dict(opts), ctx.lines.line(where)))
-    if not steps or steps[0].name != "ingest":
-        steps.insert(0, Step("ingest", "ingest", {}, None))
+    source = stage_registry.source().name
+    if not steps or steps[0].name != source:
+        steps.insert(0, Step(source, source, {}, None))
     for spec in inputs:
         spec.own = {
             "format": spec.format,
@@ -420,15 +422,16 @@ def _parse_steps(ctx: _Ctx, data: dict[str, Any], inputs: list[InputSpec]) -> li
             "encoding": spec.encoding,
         }
     _apply_ingest_options(inputs, steps[0].options, ctx)
-    # export must come last among the stages that change rows
-    names = [s.name for s in steps]
-    if "export" in names:
-        first = names.index("export")
-        for j in range(first, len(names)):
-            if names[j] != "export":
+    # a final stage (export) comes last among the stages that change rows
+    final = [stage_registry.get(s.name).final for s in steps]
+    if any(final):
+        first = final.index(True)
+        for j in range(first, len(steps)):
+            if not final[j]:
+                name = steps[first].name
                 raise ctx.error(
                     ("stages", j - (1 if steps[0].line is None else 0)),
-                    "export writes the final dataset, so only other exports may follow it",
+                    f"{name} writes the final dataset, so only other {name}s may follow it",
                 )
     return steps
 
@@ -531,7 +534,7 @@ def apply_overrides(recipe: Recipe, overrides: dict[str, Any]) -> None:
         sid, key = dotted.split(".", 1)
         for step in recipe.steps:
             if step.id == sid:
-                if step.name == "ingest":
+                if stage_registry.get(step.name).scope is Scope.SOURCE:
                     if key.startswith("map."):  # --set ingest.map.question=问题
                         key, value = "map", {**(step.options.get("map") or {}), key[4:]: value}
                     if key not in INGEST_KEYS:

@@ -71,6 +71,11 @@ def unregister(name: str) -> None:
 _publish()
 
 
+def source() -> type[Stage]:
+    """The stage that reads the inputs (scope ``source``: ingest); a recipe always starts with it."""
+    return next(s for s in STAGES if s.scope is Scope.SOURCE)
+
+
 def for_function(fn: Callable) -> type[Stage] | None:
     """The stage whose declared stage function ``fn`` is (engines find a function's scope and
     capabilities this way), without importing any stage library."""
@@ -92,6 +97,7 @@ __all__ = [
     "get",
     "names",
     "register",
+    "source",
     "suffixes",
     "unregister",
 ]

@@ -24,6 +24,7 @@ class Export(Stage):
     # capability: the conversion is a pure function of each row, so a pipeline may memoise it per row
     # (curate.pipeline.fastexport); the result equals run()
     row_memo = True
+    final = True  # the trainer files are the end of a chain: nothing may change rows after them
 
     @classmethod
     def build_config(cls, options: dict[str, Any], ctx: StageContext) -> Any:

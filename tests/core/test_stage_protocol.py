@@ -107,6 +107,33 @@ def test_a_registered_stage_is_dispatched_by_scope():
     assert stage_kind(drop_short) == "global"  # unregistered: the safe default
 
 
+class FinalShort(Short):
+    """The toy declared final (as export is): the recipe order rule is read from the declaration."""
+
+    name = "finalshort"
+    final = True
+
+
+def test_a_final_stage_ends_a_recipe(tmp_path):
+    from curate.pipeline.recipe import RecipeError, load_recipe
+
+    write_rows(tmp_path / "in.jsonl", ANSWERS)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("inputs: [in.jsonl]\nstages:\n  - finalshort\n  - short\n", encoding="utf-8")
+    stages.register(Short)
+    stages.register(FinalShort)
+    try:
+        with pytest.raises(
+            RecipeError, match="finalshort writes the final dataset, so only other finalshorts"
+        ):
+            load_recipe(recipe)
+        recipe.write_text("inputs: [in.jsonl]\nstages:\n  - short\n  - finalshort\n", encoding="utf-8")
+        assert [s.name for s in load_recipe(recipe).steps] == ["ingest", "short", "finalshort"]
+    finally:
+        stages.unregister("finalshort")
+        stages.unregister("short")
+
+
 @pytest.mark.slow
 def test_a_registered_stage_runs_on_ray(toy_stage, tmp_path):
     pytest.importorskip("ray")
