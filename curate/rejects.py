@@ -20,23 +20,23 @@ HELP = (
 )
 
 
-def parse(value: str | float | int | None) -> float | int:
-    """``"5"`` -> 5 (rows), ``"0.01"`` -> 0.01 (share of the input rows); ValueError otherwise."""
+def parse(value: str | float | int | None, name: str = "--max-rejected") -> float | int:
+    """``"5"`` -> 5 (rows), ``"0.01"`` -> 0.01 (share of the input rows); ValueError otherwise, its
+    message led by ``name`` (the flag; a recipe's errors name the key and line themselves)."""
     if value is None or value == "":
         return 0
     text = str(value).strip()
+    shown = f"{name} {text!r}" if name else repr(text)
     try:
         number = float(text)
     except ValueError:
-        raise ValueError(
-            f"--max-rejected {text!r}: expected a row count (5) or a fraction below 1 (0.01)"
-        ) from None
+        raise ValueError(f"{shown}: expected a row count (5) or a fraction below 1 (0.01)") from None
     if number < 0 or number != number:
-        raise ValueError(f"--max-rejected {text!r}: must be at least 0")
+        raise ValueError(f"{shown}: must be at least 0")
     if number < 1 and number != 0:
         return number
     if not number.is_integer():
-        raise ValueError(f"--max-rejected {text!r}: a row count is a whole number; a fraction is below 1")
+        raise ValueError(f"{shown}: a row count is a whole number; a fraction is below 1")
     return int(number)
 
 
@@ -49,9 +49,10 @@ def tolerated(rejected: int, input_rows: int, limit: float | int) -> bool:
     return rejected <= limit
 
 
-def exit_code(rejected: int, input_rows: int) -> int:
-    """0 when no row was rejected or the command's ``--max-rejected`` tolerates them, else 1."""
-    return 0 if tolerated(rejected, input_rows, current()) else 1
+def exit_code(rejected: int, input_rows: int, limit: float | int | None = None) -> int:
+    """0 when no row was rejected or ``limit`` tolerates them, else 1; the ``limit`` of a recipe
+    (``max_rejected:``) or, by default, the command's ``--max-rejected``."""
+    return 0 if tolerated(rejected, input_rows, current() if limit is None else limit) else 1
 
 
 def _store(ctx: click.Context, param: click.Parameter, value):
@@ -59,6 +60,8 @@ def _store(ctx: click.Context, param: click.Parameter, value):
         ctx.meta["tamis.max_rejected"] = parse(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+    if ctx.get_parameter_source(param.name) is not click.core.ParameterSource.DEFAULT:
+        ctx.meta["tamis.max_rejected_given"] = True
     return value
 
 
@@ -79,3 +82,10 @@ def current() -> float | int:
     """The ``--max-rejected`` of the running command (0 outside a command)."""
     ctx = click.get_current_context(silent=True)
     return ctx.meta.get("tamis.max_rejected", 0) if ctx is not None else 0
+
+
+def limit(default: float | int) -> float | int:
+    """The ``--max-rejected`` of the running command when given on the command line, else ``default``
+    (a recipe's ``max_rejected:``): the flag overrides the recipe, as ``--engine`` does."""
+    ctx = click.get_current_context(silent=True)
+    return current() if ctx is not None and ctx.meta.get("tamis.max_rejected_given") else default

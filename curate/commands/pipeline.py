@@ -9,6 +9,7 @@ failure also prints one JSON error line on stdout.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -83,6 +84,12 @@ def _override_engine(recipe, engine: str | None, ray_address: str | None) -> Non
         raise click.UsageError(str(exc)) from exc
 
 
+def _tolerated(recipe, rows: dict) -> bool:
+    """Rejected input rows within the recipe's max_rejected (--max-rejected): exit 0, said in --json."""
+    n = rows.get("rejected", 0)
+    return bool(n) and rejects.tolerated(n, rows.get("input", 0) or 0, recipe.max_rejected)
+
+
 @click.command()
 @click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Ignore the stage cache and recompute every stage.")
@@ -118,6 +125,7 @@ def run(recipe, force, rerun, sets, report_path, engine, ray_address, json_out):
 
     r = _load(recipe, sets)
     _override_engine(r, engine, ray_address)
+    r.max_rejected = rejects.limit(r.max_rejected)  # --max-rejected overrides the recipe's max_rejected
     if report_path is not None:
         check_writable(report_path, "--report", any_extension=True)
     try:
@@ -140,9 +148,6 @@ def run(recipe, force, rerun, sets, report_path, engine, ray_address, json_out):
         if res.manifest["rows"].get("rejected"):
             msg = msg.replace("(the files hold no rows)", f"({res.manifest['rows']['rejected']} rejected)")
         fail(msg)
-    if res.exit_code == 1:  # here: only rejected input rows; --max-rejected may tolerate them
-        rows = res.manifest.get("rows") or {}
-        res.exit_code = rejects.exit_code(rows.get("rejected", 0), rows.get("input", 0) or 0)
     for st in res.manifest.get("stages") or []:
         cot = (st.get("stats") or {}).get("cot") or {}
         if cot.get("failed_requests"):
@@ -179,6 +184,7 @@ def run(recipe, force, rerun, sets, report_path, engine, ray_address, json_out):
                 "manifest": str(res.manifest_path),
                 "seconds": m["seconds"],
                 "exit_code": res.exit_code,
+                **({"rejected_tolerated": True} if _tolerated(r, m["rows"]) else {}),
             }
         )
     sys.exit(res.exit_code)
@@ -345,7 +351,7 @@ def runs(recipe, json_out, last, prune_keep):
 
 @click.command()
 @click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
-@click.argument("new_inputs", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("new_inputs", nargs=-1, type=click.Path(path_type=Path))
 @click.option(
     "--state",
     "state_dir",
@@ -359,12 +365,13 @@ def runs(recipe, json_out, last, prune_keep):
     help="Reprocess every row seen so far (needed after changing the dedup/filter/score options).",
 )
 @_engine_override
+@rejects.option
 @click.option(
     "--json", "json_out", is_flag=True, help="Print a one-line JSON summary on stdout (for schedulers)."
 )
 def refresh(recipe, new_inputs, state_dir, rebuild, engine, ray_address, json_out):
-    """Add NEW_INPUT files (default: the recipe's inputs, e.g. a raw export that keeps growing) to the
-    dataset: only rows not seen before (by id) are processed, deduplicated against everything seen,
+    """Add NEW_INPUTS (default: the recipe's inputs, e.g. a raw export or a shard folder that keeps
+    growing; anything `curate ingest` reads) to the dataset: only rows not seen before (by id) are processed, deduplicated against everything seen,
     filtered and scored; the whole-set stages (select, pairs, export) run again and a new dataset version
     is written with a changelog. Safe to kill at any point; the next run finishes the job.
 
@@ -375,10 +382,11 @@ def refresh(recipe, new_inputs, state_dir, rebuild, engine, ray_address, json_ou
 
     r = _load(recipe)
     _override_engine(r, engine, ray_address)
+    r.max_rejected = rejects.limit(r.max_rejected)  # --max-rejected overrides the recipe's max_rejected
     if state_dir is not None:
         r.state_dir = state_dir
     for p in new_inputs:
-        if not p.is_file():
+        if not os.path.lexists(p):
             fail(f"{p}: input file not found")
     try:
         res = do_refresh(r, list(new_inputs) or None, quiet=json_out, rebuild=rebuild)

@@ -32,7 +32,15 @@ from curate.io.readers import read_rows
 from curate.io.sources import Source, expand
 from curate.records import RecordError, empty_frame, to_frame
 
-__all__ = ["REJECT_SCHEMA", "TEXT_FIELDS", "LoadResult", "load", "read_frame", "read_jsonl_frame"]
+__all__ = [
+    "REJECT_SCHEMA",
+    "TEXT_FIELDS",
+    "LoadResult",
+    "load",
+    "load_sources",
+    "read_frame",
+    "read_jsonl_frame",
+]
 
 TEXT_FIELDS = ("system", "question", "answer", "chosen", "rejected", "text")
 
@@ -48,13 +56,27 @@ def load(
 ) -> LoadResult:
     if not paths:
         raise InputError("no input files given")
-    if fmt is not None:
-        fmt = FORMAT_ALIASES.get(fmt, fmt)
-        if fmt not in FORMATS:
-            raise InputError(f"unknown --format {fmt!r}; choose from {', '.join(FORMATS)}")
+    fmt = _known_format(fmt)  # before the paths are looked at, as always
+    return load_sources(
+        expand([Path(p) for p in paths]), fmt, mapping, sheet, repair=repair, encoding=encoding
+    )
+
+
+def load_sources(
+    sources: list[Source],
+    fmt: str | None = None,
+    mapping: dict[str, list[str]] | None = None,
+    sheet: str | None = None,
+    *,
+    repair: bool = True,
+    encoding: str | None = None,
+) -> LoadResult:
+    """:func:`load` of sources already expanded (:func:`curate.io.sources.expand`): a recipe reads
+    each source of a folder or dataset_info.json input on its own, to label its rows."""
+    fmt = _known_format(fmt)
     frames, rejects, explanations, files = [], [], [], []
     total = repaired = 0
-    for source in expand([Path(p) for p in paths]):
+    for source in sources:
         explanations += source.notes
         r = _load_one(source, fmt, mapping or {}, sheet, repair, encoding)
         frames.append(r.frame)
@@ -66,6 +88,14 @@ def load(
     frame = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
     guessed = sum(1 for f in files if f.get("encoding_guess"))
     return LoadResult(frame, pl.concat(rejects), explanations, total, repaired, files, guessed)
+
+
+def _known_format(fmt: str | None) -> str | None:
+    if fmt is not None:
+        fmt = FORMAT_ALIASES.get(fmt, fmt)
+        if fmt not in FORMATS:
+            raise InputError(f"unknown --format {fmt!r}; choose from {', '.join(FORMATS)}")
+    return fmt
 
 
 def read_frame(path: Path | str) -> pl.DataFrame:

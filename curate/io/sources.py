@@ -9,11 +9,13 @@ holding nothing readable) is an :class:`InputError` naming it.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from curate.core.vocab import sha256_file
 from curate.io.decode import InputError
 
 
@@ -72,6 +74,34 @@ def expand(paths: list[Path]) -> list[Source]:
         else:
             out.append(Source(p))
     return out
+
+
+def input_files(path: Path) -> list[Path]:
+    """Every file an input is read from: the file itself; a folder's shards (every file of a saved
+    dataset); a dataset_info.json and the files of the datasets it lists."""
+    path = Path(path)
+    if path.is_dir() and is_saved_dataset(path):
+        return sorted(q for q in path.rglob("*") if q.is_file())
+    files = {s.path for s in expand([path])}
+    own = [path] if path.is_file() else []
+    saved = [q for p in files if p.is_dir() for q in input_files(p)]  # a saved dataset a json names
+    return own + sorted({p for p in files if p.is_file()} - set(own)) + saved
+
+
+def fingerprint(path: Path) -> str:
+    """The sha256 of an input: a file's own (so keys made before folders were inputs stay valid); for
+    a folder or a dataset_info.json, of every file it is read from with its path relative to it, so a
+    new or changed shard changes it and an unchanged folder does not."""
+    path = Path(path)
+    if path.is_file() and not is_llamafactory_info(path):
+        return sha256_file(path)
+    root = path if path.is_dir() else path.parent
+    parts = [[os.path.relpath(f, root), sha256_file(f)] for f in input_files(path)]
+    return hashlib.sha256(json.dumps(parts).encode("utf-8")).hexdigest()
+
+
+def input_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in input_files(Path(path)))
 
 
 # LLaMA-Factory column names -> the keys of our alpaca / sharegpt readers

@@ -11,9 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from curate.io import InputError
+from curate.io.sources import expand, input_files
 from curate.pipeline import outputguard
 from curate.pipeline import stages as registry
 from curate.pipeline.recipe import (  # noqa: F401  (default_outputs re-exported)
+    InputSpec,
     Recipe,
     RecipeError,
     Step,
@@ -52,11 +55,7 @@ def plan(
     not after an hour of scoring. ``extra_outputs`` are files the command writes besides the recipe's
     outputs (``--report`` of `curate run`: it replaces ``outputs.report``)."""
     out: list[Planned] = []
-    for spec_in in recipe.inputs:
-        if not spec_in.path.is_file():
-            raise RecipeError(
-                f"{recipe.path or '<recipe>'}: input {input_label(recipe, spec_in.path)} not found ({spec_in.path})"
-            )
+    check_inputs(recipe)
     # derived outputs too (the dropped/rejects files beside the data): a refresh batch or an input
     # that is one of them would be overwritten or removed by this run
     in_paths = {s.path.resolve(): s.path for s in recipe.inputs}
@@ -104,6 +103,28 @@ def plan(
     return out
 
 
+def check_inputs(recipe: Recipe) -> None:
+    """Every input is there and is something `curate ingest` reads (a file, a Parquet shard folder, a
+    save_to_disk folder, a dataset_info.json), by the io layer's own expansion: its error, with the
+    recipe line of the input."""
+    for spec in recipe.inputs:
+        if not os.path.lexists(spec.path):
+            label = input_label(recipe, spec.path)
+            raise input_error(recipe, spec, f"input {label} not found ({spec.path})")
+        try:
+            expand([spec.path])
+        except InputError as exc:
+            raise input_error(recipe, spec, str(exc)) from None
+
+
+def input_error(recipe: Recipe, spec: InputSpec, message: str) -> RecipeError:
+    """An error about one input, pointing at its recipe line (a refresh batch's file has none)."""
+    lines = getattr(recipe, "lines", None)
+    if lines is not None and spec.where is not None:
+        return lines.error(spec.where, message)
+    return RecipeError(f"{recipe.path or '<recipe>'}: {message}")
+
+
 def check_outputs(recipe: Recipe, planned: list[Planned], extra: dict[str, Path] | None = None) -> None:
     """Every file a run writes (data, dropped, rejects, report, manifest, each export's files, the
     ``--report`` of the command line) is its own file, and none is a file the run reads: an input, the
@@ -115,6 +136,9 @@ def check_outputs(recipe: Recipe, planned: list[Planned], extra: dict[str, Path]
         reads[recipe.path.resolve()] = "the recipe file"
     for s in recipe.inputs:
         reads.setdefault(s.path.resolve(), f"the input {input_label(recipe, s.path)}")
+        for f in input_files(s.path):  # a folder's shards, the files a dataset_info.json lists
+            reads.setdefault(f.resolve(), f"a file of the input {input_label(recipe, s.path)}")
+    folders = {s.path.resolve(): s.path for s in recipe.inputs if s.path.is_dir()}
     for p in planned:
         if p.spec is None:
             continue
@@ -131,6 +155,9 @@ def check_outputs(recipe: Recipe, planned: list[Planned], extra: dict[str, Path]
         r = target.resolve()
         if r in reads:
             raise RecipeError(f"{where}: {name} {target} is {reads[r]}; a run never overwrites what it reads")
+        inside = next((folders[d] for d in r.parents if d in folders), None)
+        if inside is not None:  # the next run would read it as one more shard
+            raise RecipeError(f"{where}: {name} {target} is inside the input folder {inside}")
         shared = (".dataset_info", ".dataset_card")
         if r in seen and not (name.endswith(shared) and seen[r].endswith(shared)):
             # (several exports share one dataset_info.json / README.md: each adds its entry)

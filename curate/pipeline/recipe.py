@@ -2,8 +2,8 @@
 
 ```yaml
 name: ops-qa                    # optional; default: the recipe file's stem
-inputs:                         # files of any format `curate ingest` reads
-  - ops_qa.jsonl
+inputs:                         # what `curate ingest` reads: files of any format, Parquet shard
+  - ops_qa.jsonl                #   folders, save_to_disk folders, a LLaMA-Factory dataset_info.json
   - path: ops_qa.gbk.csv
     format: qa                  # optional overrides, as on the command line
     map: {question: 问题, answer: 回答}
@@ -15,6 +15,7 @@ outputs:
   data: ../out/ops_qa.curated.jsonl
 work_dir: ../.tamis/ops_qa      # stage cache and run manifests (default: .tamis/<name> beside the recipe)
 state: ../.tamis/ops_qa/state   # dataset versions for `curate refresh` (default: <work_dir>/state)
+max_rejected: 5                 # as --max-rejected: unreadable input rows tolerated before exit 1
 ```
 
 Relative paths are resolved against the recipe file's directory, so a recipe runs the same from any
@@ -36,8 +37,8 @@ from typing import Any
 
 import yaml
 
+from curate import rejects, yamlsafe
 from curate import stages as stage_registry
-from curate import yamlsafe
 from curate.core.errors import UsageError
 from curate.core.stage import Scope
 from curate.core.vocab import side_path
@@ -45,7 +46,7 @@ from curate.engines import EngineSpec
 from curate.pipeline.starter import STARTER, starter  # noqa: F401  (re-exported: `curate init`)
 from curate.redact import scrub
 
-TOP_KEYS = ("name", "description", "engine", "inputs", "stages", "outputs", "work_dir", "state", "version")
+TOP_KEYS = tuple("name description engine inputs stages outputs work_dir state version max_rejected".split())
 # `engine: ray` or `engine: {name: ray, address: auto, num_cpus: 8, block_rows: 20000, actors: 4}`
 ENGINE_KEYS = ("name", "address", "num_cpus", "block_rows", "actors", "ray_address", "ray_cpus")
 # the command line's spellings (--ray-address, --ray-cpus) are recipe keys too: one name per setting
@@ -68,6 +69,7 @@ class InputSpec:
     encoding: str | None = None  # None: detected
     # what the input itself set in the recipe; the ingest stage's options fill in the rest
     own: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    where: tuple | None = field(default=None, repr=False, compare=False)  # its key path in the recipe
 
     def as_dict(self) -> dict[str, Any]:
         d = {"path": str(self.path), "format": self.format, "map": self.mapping, "sheet": self.sheet}
@@ -104,6 +106,7 @@ class Recipe:
     raw: dict[str, Any] = field(default_factory=dict)
     text_sha256: str | None = None
     engine: Any = None  # curate.engines.EngineSpec (None: local)
+    max_rejected: float | int = 0  # `max_rejected:` (--max-rejected overrides it): see curate.rejects
 
     @property
     def base(self) -> Path:
@@ -121,6 +124,7 @@ class Recipe:
                 "work_dir": str(self.work_dir),
                 "state": str(self.state_dir),
                 "engine": engine_dict(self.engine),
+                **({"max_rejected": self.max_rejected} if self.max_rejected else {}),
             }
         )
 
@@ -329,6 +333,7 @@ def parse_recipe(
         raw=data,
         text_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         engine=engine,
+        max_rejected=_max_rejected(ctx, data.get("max_rejected")),
     )
     if overrides:
         apply_overrides(recipe, overrides)
@@ -344,12 +349,12 @@ def _parse_inputs(ctx: _Ctx, data: dict[str, Any], resolve: Callable[[Any, tuple
     if isinstance(raw_inputs, str):
         raw_inputs = [raw_inputs]
     if not isinstance(raw_inputs, list) or not raw_inputs:
-        raise ctx.error(("inputs",), "expected a non-empty list of files")
+        raise ctx.error(("inputs",), "expected a non-empty list of inputs")
     inputs = []
     for i, item in enumerate(raw_inputs):
         where = ("inputs", i)
         if isinstance(item, str):
-            inputs.append(InputSpec(resolve(item, where)))
+            inputs.append(InputSpec(resolve(item, where), where=where))
             continue
         if not isinstance(item, dict) or "path" not in item:
             raise ctx.error(where, "expected a path or a mapping with `path:` (and format, map, sheet)")
@@ -365,9 +370,20 @@ def _parse_inputs(ctx: _Ctx, data: dict[str, Any], resolve: Callable[[Any, tuple
                 _mapping(ctx, item.get("map"), where + ("map",)),
                 _opt_str(ctx, item, "sheet", where),
                 _encoding(ctx, item, where),
+                where=where + ("path",),
             )
         )
     return inputs
+
+
+def _max_rejected(ctx: _Ctx, value: Any) -> float | int:
+    """``max_rejected:``: the rule of ``--max-rejected`` (a row count, or a fraction below 1)."""
+    try:
+        if isinstance(value, bool):
+            raise ValueError(f"{value!r}: expected a row count (5) or a fraction below 1 (0.01)")
+        return rejects.parse(value, name="")
+    except ValueError as exc:
+        raise ctx.error(("max_rejected",), str(exc)) from None
 
 
 def _parse_steps(ctx: _Ctx, data: dict[str, Any], inputs: list[InputSpec]) -> list[Step]:

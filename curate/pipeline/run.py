@@ -32,9 +32,11 @@ from typing import Any
 import polars as pl
 from rich.markup import escape
 
+from curate import rejects
 from curate.core.errors import TamisError
-from curate.core.vocab import sha256_file
-from curate.io import atomic_write_text, load, write_frame
+from curate.io import atomic_write_text, write_frame
+from curate.io.load import load_sources
+from curate.io.sources import expand, fingerprint, input_bytes
 from curate.pipeline import outputguard
 from curate.pipeline import stages as registry
 from curate.pipeline.cache import Cache
@@ -152,38 +154,46 @@ def _jsonable(obj: Any) -> Any:
 
 
 def ingest(recipe: Recipe) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
-    """Read every input (with its own format/map/sheet) into one canonical frame; source.file is the
-    path relative to the recipe, so results do not depend on the working directory."""
+    """Read every input (with its own format/map/sheet) into one canonical frame, as `curate ingest`
+    reads it (files, shard folders, save_to_disk folders, dataset_info.json: the io layer's
+    :func:`~curate.io.sources.expand`); source.file is the path of the file relative to the recipe,
+    so results do not depend on the working directory."""
     frames, rejects, files, explanations = [], [], [], []
     n_in = repaired = 0
     for spec in recipe.inputs:
-        res = load(
-            [spec.path],
-            fmt=spec.format,
-            mapping=spec.mapping or None,
-            sheet=spec.sheet,
-            encoding=spec.encoding,
-        )
-        label = input_label(recipe, spec.path)
-        fr = res.frame
-        if fr.height:
-            fr = fr.with_columns(
-                pl.col("source").struct.with_fields(pl.lit(label, dtype=pl.Utf8).alias("file"))
+        input_rows = input_rejected = 0
+        formats: list[str | None] = []
+        for source in expand([spec.path]):
+            res = load_sources(
+                [source],
+                fmt=spec.format,
+                mapping=spec.mapping or None,
+                sheet=spec.sheet,
+                encoding=spec.encoding,
             )
-        frames.append(fr)
-        rj = res.rejects
-        if rj.height:
-            rj = rj.with_columns(pl.lit(label, dtype=pl.Utf8).alias("file"))
-        rejects.append(rj)
-        n_in += res.input_rows
-        repaired += res.repaired
-        explanations += res.explanations
+            label = input_label(recipe, source.path)
+            fr = res.frame
+            if fr.height:
+                fr = fr.with_columns(
+                    pl.col("source").struct.with_fields(pl.lit(label, dtype=pl.Utf8).alias("file"))
+                )
+            frames.append(fr)
+            rj = res.rejects
+            if rj.height:
+                rj = rj.with_columns(pl.lit(label, dtype=pl.Utf8).alias("file"))
+            rejects.append(rj)
+            input_rows += res.input_rows
+            input_rejected += res.rejects.height
+            repaired += res.repaired
+            explanations += res.explanations
+            formats.append(res.files[0].get("format") if res.files else None)
+        n_in += input_rows
         files.append(
             {
-                "path": label,
-                "rows": res.input_rows,
-                "rejected": res.rejects.height,
-                "format": (res.files[0].get("format") if res.files else None),
+                "path": input_label(recipe, spec.path),
+                "rows": input_rows,
+                "rejected": input_rejected,
+                "format": formats[0] if formats else None,
             }
         )
     frame = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
@@ -248,7 +258,7 @@ def run_recipe(
     cache = Cache(recipe.work_dir / "cache")
 
     t_hash = time.perf_counter()
-    hashes = [sha256_file(s.path) for s in recipe.inputs]
+    hashes = [fingerprint(s.path) for s in recipe.inputs]
     hash_seconds = time.perf_counter() - t_hash
     chain_keys(planned, ingest_key(recipe, hashes))
 
@@ -310,7 +320,7 @@ def run_recipe(
     if top:
         rep.note(f"  {escape(top)}")
     rep.note(f"  data: {outputs_meta.get('data', {}).get('path')}\n  manifest: {mpath}")
-    code = 1 if rows["rejected"] else 0
+    code = rejects.exit_code(rows["rejected"], rows["input"], recipe.max_rejected)
     return RunResult(manifest, mpath, code, frame, outcomes)
 
 
@@ -328,7 +338,7 @@ def _start_manifest(
         "started": started_iso,
         "status": "running",
         "inputs": [
-            {"path": input_label(recipe, s.path), "sha256": h, "bytes": s.path.stat().st_size}
+            {"path": input_label(recipe, s.path), "sha256": h, "bytes": input_bytes(s.path)}
             for s, h in zip(recipe.inputs, hashes, strict=True)
         ],
         "versions": versions(),

@@ -11,8 +11,8 @@ from typing import Any
 import polars as pl
 
 from curate import staging
-from curate.core.vocab import sha256_file
 from curate.io import write_frame
+from curate.io.sources import fingerprint
 from curate.pipeline.planning import default_outputs, input_label
 from curate.pipeline.recipe import InputSpec, Recipe, canonical_json
 from curate.pipeline.run import ingest
@@ -73,7 +73,7 @@ class Batch:
     new: pl.DataFrame  # rows not seen before (with --rebuild: every row seen so far, then these)
     rejects: pl.DataFrame  # input rows that could not be read
     ingest: dict[str, Any]  # ingest's stats: "in", "files"
-    hashes: list[str]  # sha256 of each input file
+    hashes: list[str]  # sha256 of each input (of its files, for a folder: curate.io.sources.fingerprint)
     skipped_seen: int  # rows whose id an earlier version has
     skipped_repeat: int  # new rows whose id came earlier in this input
 
@@ -94,7 +94,7 @@ def read_batch(recipe: Recipe, prev_dirs: list[Path], rebuild: bool) -> Batch:
     naming the survivor (or, with no dedup stage, they are dropped after the incremental stages with
     that reason), so every row read is accounted for."""
     seen = seen_ids(prev_dirs)
-    hashes = [sha256_file(s.path) for s in recipe.inputs]
+    hashes = [fingerprint(s.path) for s in recipe.inputs]
     frame, rejects, ing = ingest(recipe)
     is_seen = frame["id"].is_in(seen.implode()) if frame.height else pl.Series([], dtype=pl.Boolean)
     skipped_seen = int(is_seen.sum()) if frame.height else 0

@@ -13,7 +13,7 @@ from typing import Any
 
 import polars as pl
 
-from curate import staging
+from curate import rejects, staging
 from curate.pipeline import publish
 from curate.pipeline import stages as registry
 from curate.pipeline.history import now_iso
@@ -239,6 +239,13 @@ class _Refresh:
         self.mark("after-ingest")
         return batch
 
+    def exit_code(self, batch: Batch, summary: dict[str, Any]) -> int:
+        """1 when input rows were rejected beyond the recipe's ``max_rejected`` (or --max-rejected)."""
+        code = rejects.exit_code(batch.rejects.height, batch.ingest["in"], self.recipe.max_rejected)
+        if batch.rejects.height and code == 0:
+            summary["rejected_tolerated"] = True  # listed in the rejects file, exit 0
+        return code
+
     def unchanged(self, batch: Batch) -> RefreshResult:
         """Nothing new: the dataset stays at the current version."""
         summary = {
@@ -257,7 +264,7 @@ class _Refresh:
         if self.warnings:
             summary["warnings"] = self.warnings
         self.rep.note(f"  no new rows: the dataset stays at {vname(self.cur_n)}")
-        return RefreshResult(summary, 1 if batch.rejects.height else 0)
+        return RefreshResult(summary, self.exit_code(batch, summary))
 
     def write_version(
         self, pool_ex: Executor, batch: Batch, head: StagesRun, tail: StagesRun, pool_rows: int
@@ -354,4 +361,4 @@ class _Refresh:
             f"removed, {summary['changed']:,} changed); {summary['new_dropped']:,} new rows dropped; "
             f"{summary['seconds']:.2f}s"
         )
-        return RefreshResult(summary, 1 if batch.rejects.height else 0)
+        return RefreshResult(summary, self.exit_code(batch, summary))
