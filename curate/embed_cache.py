@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from curate.core.sqlitefile import connect
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS embeddings (
     text_key TEXT NOT NULL,
@@ -57,8 +59,6 @@ class EmbeddingCache:
         self._db: sqlite3.Connection | None = None
         if self.path is None:
             return
-        from curate.score.cache import connect
-
         try:
             self._db = connect(self.path, SCHEMA)
         except (OSError, sqlite3.Error):

@@ -136,7 +136,7 @@ def drop_after(path: Path, step: int) -> int:
         else:
             dropped += 1
     if dropped:
-        from curate.io import atomic_write_text
+        from curate.io import atomic_write_text  # polars: `train --help` imports this module
 
         atomic_write_text(path, "".join(line + "\n" for line in keep))
     return dropped
@@ -146,7 +146,7 @@ def umask_modes(folder: Path) -> None:
     """Give the files under ``folder`` that a library wrote private (0600: safetensors writes through a
     temporary file) the mode an ordinary ``open()`` gives (0666 less the umask), so other users and
     services (a model server, a shared team folder) can read the weights like every other output."""
-    from curate.io.writers import _file_mode
+    from curate.io.writers import _file_mode  # polars: `train --help` imports this module
 
     mode = _file_mode()
     for p in Path(folder).rglob("*"):

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from curate.augment.common import norm_key
+from curate.augment.cot import split_final
 from train import data as D
 from train.answers import THINK, final_answer, reference_of  # noqa: F401  (reference_of: re-exported)
 from train.export import base_model_path, load_run_tokenizer, load_trained, read_run
@@ -51,8 +52,6 @@ def _text(completion: Any) -> str:
 
 
 def has_format(text: str) -> bool:
-    from curate.augment.cot import split_final
-
     m = THINK.match(text)
     if m:
         return bool(m.group(1).strip()) and bool(m.group(2).strip())

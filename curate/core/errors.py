@@ -107,7 +107,7 @@ def handle(
 ) -> Any:
     """Run ``invoke`` (a click group's ``invoke``) under the shared contract. ``echo`` writes one line
     on stderr; ``json_error(message, code)`` prints the JSON error line when ``--json`` was asked."""
-    import click
+    import click  # the core layer stays standard-library only; only the CLI entry needs click
 
     try:
         return invoke()

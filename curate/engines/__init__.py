@@ -33,6 +33,7 @@ from typing import Any
 
 import click
 
+from curate.engines.local import run_stage as run_local
 from curate.stages import for_function
 
 ENGINES = ("local", "ray")
@@ -96,9 +97,8 @@ def run_stage(
     """
     spec = engine if isinstance(engine, EngineSpec) else EngineSpec(name=engine, ray_address=ray_address)
     if spec.name == "local":
-        from curate.engines.local import run_stage as run_local
-
         return run_local(stage_fn, frame, config, **stage_kwargs)
+    # polars and the Ray driver code load only when a stage runs on Ray (engines.ray imports this package)
     from curate.engines.ray import run_stage as run_ray
 
     return run_ray(

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import sqlite3
 import time
-import urllib.parse
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+from curate.core.sqlitefile import CacheFileError, connect, open_cache  # noqa: F401  (re-exported)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS scores (
@@ -37,58 +37,6 @@ CREATE TABLE IF NOT EXISTS models (
     description TEXT NOT NULL
 );
 """
-
-
-class CacheFileError(OSError):
-    """A cache file that cannot be used (corrupt, not SQLite, unreadable): names the file."""
-
-    def __init__(self, path: Path, reason: str, code: int = errno.EIO):
-        super().__init__(code, reason, str(path))
-
-    def __str__(self) -> str:
-        return f"{self.filename}: {self.strerror}"
-
-
-def connect(path: Path, schema: str) -> sqlite3.Connection:
-    """An SQLite cache file (created with its parent), WAL mode: readers never wait for a writer."""
-    return open_cache(path, schema)[0]
-
-
-def open_cache(path: Path, schema: str) -> tuple[sqlite3.Connection, bool]:
-    """(connection, read_only). A cache on a read-only file or folder is opened read-only, so the
-    values already in it can be used (a run whose every row is cached needs nothing else); any failure
-    names the file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    writable = os.access(path.parent, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
-    try:
-        if writable:
-            try:
-                db = sqlite3.connect(str(path), timeout=30)
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=NORMAL")
-                db.executescript(schema)
-                db.commit()
-                return db, False
-            except sqlite3.OperationalError as exc:
-                # a read-only mount says so only when written to: read what is there
-                if "readonly" not in str(exc).replace("-", "") or not path.exists():
-                    raise
-        if not path.exists():
-            raise CacheFileError(path, "cannot create the cache: its folder is read-only", errno.EACCES)
-        uri = f"file:{urllib.parse.quote(str(path.resolve()))}"
-        try:
-            db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30)
-            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-        except sqlite3.OperationalError:
-            # a WAL database in a read-only folder cannot make its -shm file: read it as immutable
-            db = sqlite3.connect(f"{uri}?immutable=1", uri=True)
-            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-        return db, True
-    except sqlite3.DatabaseError as exc:
-        raise CacheFileError(
-            path,
-            f"not a usable cache ({exc}); move it away to start a new one (its values are then recomputed)",
-        ) from None
 
 
 class ScoreCache:

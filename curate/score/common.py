@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import re
+import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,8 +129,6 @@ def file_sha256(path: Path) -> str:
     is a small SQLite file (:func:`hash_memo_path`); when it cannot be written the hash is simply
     computed every run.
     """
-    import sqlite3
-
     real = path.resolve()
     st = real.stat()
     key = (str(real), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
