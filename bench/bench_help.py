@@ -40,7 +40,9 @@ def best_of(argv: list[str], repeat: int, env: dict[str, str]) -> float:
     times = []
     for _ in range(repeat):
         t = time.perf_counter()
-        subprocess.run(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        subprocess.run(
+            argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True
+        )
         times.append(time.perf_counter() - t)
     return min(times)
 
@@ -59,7 +61,11 @@ def main() -> int:
     over = []
     for program, module in (("curate", "curate.cli"), ("train", "train.cli")):
         listing = subprocess.run(
-            [sys.executable, "-c", LIST.format(module=module)], cwd=ROOT, env=env, capture_output=True, text=True
+            [sys.executable, "-c", LIST.format(module=module)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
         )
         listing.check_returncode()
         for path in json.loads(listing.stdout):
