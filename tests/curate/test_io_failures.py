@@ -73,7 +73,7 @@ def test_read_only_score_cache_serves_fully_cached_rows(tmp_path, monkeypatch):
     os.chmod(cache, 0o444)
     os.chmod(cdir, 0o555)
     if os.geteuid() == 0:  # root ignores file modes: make the cache look read-only as it would to a user
-        import curate.score.cache as cache_mod
+        import curate.core.sqlitefile as cache_mod  # opens the cache files
 
         real = os.access
         monkeypatch.setattr(
