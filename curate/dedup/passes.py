@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from curate.core.errors import UsageError
 from curate.dedup import cluster as cl
 from curate.dedup.decisions import Decisions, Nodes
 from curate.dedup.neighbours import is_cjk, neighbour_pairs, thresholds_for
@@ -91,7 +92,7 @@ def minhash_pass(
     first.sigs = None
     if prior is not None and prior.mh is not None and prior.mh.n:
         if prior.mh.sigs.shape[1] != config.num_perm:
-            raise ValueError(
+            raise UsageError(
                 f"the index was built with num_perm={prior.mh.sigs.shape[1]}; use the same or a new --state"
             )
         p_idx = prior.mh_rows

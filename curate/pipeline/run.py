@@ -33,7 +33,7 @@ import polars as pl
 from rich.markup import escape
 
 from curate import rejects
-from curate.core.errors import TamisError
+from curate.core.errors import TamisError, describe, is_user_error
 from curate.io import atomic_write_text, write_frame
 from curate.io.load import load_sources
 from curate.io.sources import expand, fingerprint, input_bytes
@@ -56,7 +56,7 @@ from curate.pipeline.report import write_report
 from curate.pipeline.report.extras import top_drop_line
 from curate.pipeline.reporter import Reporter
 from curate.redact import scrub
-from curate.stage import AccountingError, StageResult, check_accounting, drop_counts
+from curate.stage import StageResult, check_accounting, drop_counts
 
 PACKAGES = (
     "tamis",
@@ -122,18 +122,20 @@ def execute(
         result = planned.spec.run(frame, planned.config, ctx)
     except registry.StageUnavailable:
         raise
-    except Exception as exc:  # a stage bug or bad data: name the stage, keep the cause
-        raise PipelineError(f"stage {step.id} failed: {type(exc).__name__}: {exc}") from exc
+    except Exception as exc:
+        if is_user_error(exc):  # bad data or settings: the recipe's one error line, naming the stage
+            raise PipelineError(f"stage {step.id} failed: {type(exc).__name__}: {describe(exc)}") from exc
+        # a bug in the stage: it propagates (exit 70, the traceback), with a note naming the stage
+        exc.add_note(f"(raised by stage {step.id} of the recipe)")
+        raise
     seconds = time.perf_counter() - t0
     if not isinstance(result, StageResult):
         kept, dropped, st = result
         result = StageResult(kept, dropped, st)
     stats = dict(result.stats or {})
     added = int(stats.get("added", 0) or 0)
-    try:
-        check_accounting(f"stage {step.id}", frame.height, result.kept.height, result.dropped.height, added)
-    except AccountingError as exc:
-        raise PipelineError(str(exc)) from exc
+    # a stage that loses rows is a bug (AccountingError, exit 70), never the user's error
+    check_accounting(f"stage {step.id}", frame.height, result.kept.height, result.dropped.height, added)
     if result.dropped.height:
         # the recipe's step id (dedup, dedup-2 ...): which step of this recipe dropped the row
         result.dropped = result.dropped.with_columns(pl.lit(step.id, dtype=pl.Utf8).alias("drop_stage"))

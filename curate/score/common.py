@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from curate.core.errors import TamisError
 from curate.core.vocab import sha256_file
 
 # samples/models next to the package in a source checkout (a fresh clone); TAMIS_MODELS overrides.
@@ -23,7 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 EMBEDDED_NAMES = {"lm": "lm", "reward": "reward", "quality": "quality.ftz"}
 
 
-class ScoreError(Exception):
+class ScoreError(TamisError):
     """A problem the user can fix (missing model, wrong kind of model, no chat template...)."""
 
 

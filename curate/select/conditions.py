@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from curate.core.errors import UsageError
+
 OPS: dict[str, Callable[[Any, Any], bool]] = {
     "<": operator.lt,
     "<=": operator.le,
@@ -28,8 +30,8 @@ _COND = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(<=|>=|==|!=|<|>|=)\s*([^<>=!\s].*?
 _NULL = re.compile(r"^\s*([A-Za-z_][\w.]*)\s+is\s+(not\s+)?null\s*$", re.IGNORECASE)
 
 
-class SelectError(ValueError):
-    pass
+class SelectError(UsageError):
+    """A condition or setting of select that cannot be used (a user error: exit 2)."""
 
 
 @dataclass
