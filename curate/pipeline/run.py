@@ -126,7 +126,8 @@ def execute(
         if is_user_error(exc):  # bad data or settings: the recipe's one error line, naming the stage
             raise PipelineError(f"stage {step.id} failed: {type(exc).__name__}: {describe(exc)}") from exc
         # a bug in the stage: it propagates (exit 70, the traceback), with a note naming the stage
-        exc.add_note(f"(raised by stage {step.id} of the recipe)")
+        if hasattr(exc, "add_note"):  # Python 3.11+; on 3.10 the traceback alone shows the stage
+            exc.add_note(f"(raised by stage {step.id} of the recipe)")
         raise
     seconds = time.perf_counter() - t0
     if not isinstance(result, StageResult):

@@ -278,7 +278,8 @@ def test_failed_stage_writes_a_failed_manifest(data_dir: Path, monkeypatch):
     # a plain exception in a stage is a bug (issue 14): it propagates with a note naming the stage
     with pytest.raises(RuntimeError, match="disk on fire") as err:
         run_recipe(r, quiet=True)
-    assert not isinstance(err.value, PipelineError) and "stage dedup" in " ".join(err.value.__notes__)
+    assert not isinstance(err.value, PipelineError)
+    assert sys.version_info < (3, 11) or "stage dedup" in " ".join(err.value.__notes__)
     runs = list_runs(r.work_dir)
     assert runs[-1]["status"] == "failed" and "disk on fire" in runs[-1]["error"]
 
