@@ -11,6 +11,7 @@ unreadable input or no readable rows at all; 3 (refresh) the state is locked; 70
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import difflib
 import functools
 import os
@@ -25,6 +26,7 @@ import click
 
 from curate import rejects
 from curate.commands.jsonline import emit_json, json_error, json_mode  # noqa: F401  (re-exported)
+from curate.configs.ingest import IngestConfig
 from curate.core.errors import InputUnusable
 from curate.core.vocab import WRITABLE_EXTENSIONS as WRITABLE
 from curate.core.vocab import side_path  # noqa: F401  (re-exported: the commands' name for it)
@@ -46,26 +48,19 @@ def input_options(f: Callable) -> Callable:
 
 def read_options(f: Callable) -> Callable:
     """How input files are read: ``--format``, ``--encoding``, ``--map``, ``--sheet`` (every command
-    that reads data files, also `curate quality`'s labelled files)."""
-    f = click.option("--sheet", default=None, help="XLSX: read only this sheet (default: every sheet).")(f)
-    f = click.option(
-        "--map",
-        "maps",
-        multiple=True,
-        metavar="FIELD=COLUMN[,COLUMN]",
-        help="Map an input column to a record field (question, answer, system, chosen, rejected, "
-        "label, text, history); several columns are joined with a newline. Repeatable.",
-    )(f)
-    f = click.option(
-        "--format",
-        "fmt",
-        default=None,
-        metavar="FORMAT",
-        help="Override format detection: alpaca, sharegpt, openai, qa, preference, "
-        "llamafactory-preference, trl-prompt-completion, trl-preference, kto, hh-rlhf, text, canonical.",
-    )(f)
+    that reads data files, also `curate quality`'s labelled files); their help is the ingest settings'
+    (IngestConfig, whose fields are `curate ingest`'s options)."""
+    f = click.option("--sheet", default=None, **_ingest_setting("sheet"))(f)
+    f = click.option("--map", "maps", multiple=True, **_ingest_setting("map"))(f)
+    f = click.option("--format", "fmt", default=None, **_ingest_setting("format"))(f)
     f = encoding_option(f)
     return f
+
+
+def _ingest_setting(name: str) -> dict[str, Any]:
+    """The help and metavar of the ingest setting ``name`` (one text for every command's option)."""
+    md = next(f for f in dataclasses.fields(IngestConfig) if f.name == name).metadata
+    return {"help": md["help"], "metavar": md.get("metavar")}
 
 
 def inputs_argument(f: Callable) -> Callable:
@@ -88,25 +83,37 @@ def _checked_inputs(ctx: click.Context, param: click.Parameter, value):
     return value
 
 
+class Encoding(click.ParamType):
+    """A text encoding Python knows (``gb18030``, ``big5``, ``utf-16``)."""
+
+    name = "encoding"
+
+    def convert(self, value, param, ctx):
+        if value:
+            try:
+                codecs.lookup(value)
+            except LookupError:
+                self.fail(f"unknown encoding {value!r}", param, ctx)
+        return value
+
+
+ENCODING = Encoding()
+
+
 def encoding_option(f: Callable) -> Callable:
     """``--encoding NAME``: stored in the click context (read by load_inputs), no signature change."""
     return click.option(
         "--encoding",
         default=None,
-        metavar="NAME",
+        type=ENCODING,
         expose_value=False,  # read by load_inputs from the click context: no command signature changes
         callback=_remember_encoding,
-        help="Text encoding of the inputs (e.g. gb18030, big5, utf-16), when detection gets it wrong; "
-        "default: detected per file (UTF-8/BOM, UTF-16, GB18030, statistical guess).",
+        **_ingest_setting("encoding"),
     )(f)
 
 
 def _remember_encoding(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value:
-        try:
-            codecs.lookup(value)
-        except LookupError:
-            raise click.BadParameter(f"unknown encoding {value!r}") from None
         ctx.meta["curate.encoding"] = value
     return value
 
@@ -167,11 +174,11 @@ def warn(message: str) -> None:
     click.echo(f"warning: {message}", err=True)
 
 
-def load_inputs(inputs, fmt=None, maps=(), sheet=None, *, quiet: bool = False, engine=None):
+def load_inputs(inputs, fmt=None, maps=(), sheet=None, *, quiet: bool = False, engine=None, encoding=None):
     """Read every input into one canonical frame; an unreadable file exits 2 with its name and reason,
     and so do inputs with no readable row at all (a one-shot command would otherwise write an empty
     output and exit 0). With a Ray ``engine`` (an EngineSpec) the files are read in parallel, one task
-    per file."""
+    per file. ``encoding``: default, the command's ``--encoding``."""
     from curate import io as dataio  # polars: not for --help; by module: tests replace curate.io.load
 
     load = dataio.load
@@ -180,7 +187,8 @@ def load_inputs(inputs, fmt=None, maps=(), sheet=None, *, quiet: bool = False, e
 
         load = functools.partial(ray_load, spec=engine)
     ctx = click.get_current_context(silent=True)
-    encoding = ctx.meta.get("curate.encoding") if ctx is not None else None
+    if encoding is None and ctx is not None:
+        encoding = ctx.meta.get("curate.encoding")
     kwargs = {"encoding": encoding} if encoding else {}
     try:
         result = load(list(inputs), fmt=fmt, mapping=parse_maps(tuple(maps)), sheet=sheet, **kwargs)

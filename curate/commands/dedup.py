@@ -1,6 +1,6 @@
 """`curate dedup` and `curate decontaminate`: generated from their Configs (curate.commands.generated);
 here only what is not a Config field (dedup: the incremental ``--state``, the clusters file and
-``--explain``; decontaminate: the evaluation files, ``--against``)."""
+``--explain``; decontaminate: reading the evaluation files to report their unreadable rows)."""
 
 from __future__ import annotations
 
@@ -161,24 +161,10 @@ class DecontaminateCommand(StageCommand):
     row names the eval item it hit (file, line, id, text) and how many n-grams matched."""
 
     stage = "decontaminate"
-    extras = (
-        click.option(
-            "--against",
-            "evals",
-            multiple=True,
-            required=True,
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="An evaluation/benchmark file (any input format). Repeatable.",
-        ),
-    )
     engine = False  # the eval index is built once, here
 
-    def prepare(self, run: Invocation) -> None:
-        # the recipe key `against:` (the stage's build_config checks the files and hashes them)
-        run.options["against"] = [str(e) for e in run.params["evals"]]
-
     def check_outputs(self, run: Invocation) -> None:
-        for e in run.params["evals"]:
+        for e in run.config.against:
             if same_file(e, run.out):
                 fail(f"refusing to overwrite the eval file {e}; choose another -o")
             for kind in ("dropped", "rejects"):
@@ -191,7 +177,7 @@ class DecontaminateCommand(StageCommand):
     def execute(self, run: Invocation):
         from curate.io import InputError, load  # polars: not for --help
 
-        evals = run.params["evals"]
+        evals = run.config.against
         try:
             ev = load([Path(e) for e in evals])
         except InputError as exc:

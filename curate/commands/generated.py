@@ -23,12 +23,13 @@ Field metadata (``field(default=..., metadata={...})`` in the Config dataclass) 
 ``min``/``max``    a range (``IntRange``/``FloatRange``); ``min_open``/``max_open`` exclude the bound
 ``path``           ``"file"``, ``"dir"`` or ``"any"``: a path option (``exists``: must exist); the
                    Config gets the text
-``type``           ``"text"`` (taken as text, the Config parses it: ``auto``/``off`` or a number) or
-                   ``"number"`` (an integer when written as one, else a float)
+``type``           ``"text"`` (taken as text, the Config parses it: ``auto``/``off`` or a number),
+                   ``"number"`` (an integer when written as one, else a float) or ``"encoding"``
 ``multiple``       list fields: repeatable (default) or ``False``: one comma-separated value
 ``split``          repeatable list fields: also split each value on commas (default True)
 ``flag``           booleans: a plain ``--x`` switch (default: ``--x/--no-x``)
 ``show_default``   ``False`` hides the default in ``--help``; a text replaces it
+``required``       the command line must give it (a recipe's ``build_config`` says what is missing)
 =================  ==================================================================================
 """
 
@@ -49,6 +50,7 @@ from click.core import ParameterSource
 
 from curate import stages
 from curate.commands.common import (
+    ENCODING,
     Job,
     StepProgress,
     fail,
@@ -84,7 +86,7 @@ class Number(click.ParamType):
 
 
 NUMBER = Number()
-NAMED_TYPES: dict[str, click.ParamType] = {"text": click.STRING, "number": NUMBER}
+NAMED_TYPES: dict[str, click.ParamType] = {"text": click.STRING, "number": NUMBER, "encoding": ENCODING}
 
 
 # ---------------------------------------------------------------------------------------------------- options
@@ -170,7 +172,16 @@ def dataclass_field_options(
         if is_list and md.get("multiple", True) and "Repeatable" not in help_text:
             help_text += " Repeatable."
         params.append(
-            _option(flag_spellings(fld), fld.name, fld, tp, is_list, help=help_text, show_default=show)
+            _option(
+                flag_spellings(fld),
+                fld.name,
+                fld,
+                tp,
+                is_list,
+                help=help_text,
+                show_default=show,
+                required=md.get("required", False),
+            )
         )
         for i, old in enumerate(md.get("deprecated", ())):
             params.append(_option((old,), deprecated_name(fld, i), fld, tp, is_list, hidden=True))
@@ -317,8 +328,8 @@ class StageCommand:
 
     Hooks, in the order they run (each gets the :class:`Invocation`):
     ``prepare`` (map extras into ``run.options``, validate them; before the Config is built),
-    ``check_outputs`` (extra files the command writes; before anything is read), ``check_loaded``
-    (after the inputs are read), ``execute`` (run the stage; default: on the chosen engine),
+    ``check_outputs`` (extra files the command writes; before anything is read), ``load`` (read the
+    inputs), ``check_loaded`` (after the inputs are read), ``execute`` (run the stage; default: on the chosen engine),
     ``report`` (after the run: extra stats, tables, files; returns :meth:`Job.finish` keywords)."""
 
     stage: str = ""
@@ -379,10 +390,7 @@ class StageCommand:
         run.config = stage.build_config(run.options, run.context)
         run.out = self.resolve_output(run)
         self.check_outputs(run)
-        p = run.params
-        run.loaded = load_inputs(
-            run.inputs, p.get("fmt"), p.get("maps", ()), p.get("sheet"), quiet=run.json_out, engine=run.engine
-        )
+        run.loaded = self.load(run)
         self.check_loaded(run)
         try:
             result = self.execute(run)
@@ -402,6 +410,13 @@ class StageCommand:
 
     def check_outputs(self, run: Invocation) -> None:
         """Before anything is read: check the extra files the command will write."""
+
+    def load(self, run: Invocation) -> Any:
+        """Read the inputs with the shared reading options (``--format``, ``--map``, ...)."""
+        p = run.params
+        return load_inputs(
+            run.inputs, p.get("fmt"), p.get("maps", ()), p.get("sheet"), quiet=run.json_out, engine=run.engine
+        )
 
     def check_loaded(self, run: Invocation) -> None:
         """After the inputs are read, before the stage runs."""

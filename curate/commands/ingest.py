@@ -1,13 +1,23 @@
-"""`curate ingest`: raw Q&A in any format -> canonical records."""
+"""`curate ingest`: raw Q&A in any format -> canonical records. Its options are IngestConfig's fields
+(``--format``, ``--map``, ``--sheet``, ``--encoding``: how the inputs are read), generated like every
+stage's, in place of the reading options the other commands share."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
+from curate import rejects
+from curate.commands.common import inputs_argument, load_inputs, output_options
 from curate.commands.generated import Invocation, StageCommand
 
 if TYPE_CHECKING:  # pragma: no cover
     from curate.stage import StageResult
+
+
+def _inputs(f: Callable) -> Callable:
+    """INPUT... and ``--max-rejected``: the shared input options without the reading ones (the Config's)."""
+    return inputs_argument(rejects.option(f))
 
 
 class IngestCommand(StageCommand):
@@ -16,6 +26,16 @@ class IngestCommand(StageCommand):
     cannot be read go to <output>.rejects.jsonl with file, line, field and reason."""
 
     stage = "ingest"
+
+    def shared_options(self) -> list[Callable]:
+        return [_inputs, output_options(self.stage)]
+
+    def load(self, run: Invocation) -> Any:
+        """The inputs read with the settings (the IngestConfig the command line gave)."""
+        c = run.config
+        return load_inputs(
+            run.inputs, c.format, c.map, c.sheet, quiet=run.json_out, engine=run.engine, encoding=c.encoding
+        )
 
     def execute(self, run: Invocation) -> StageResult:
         """Reading the inputs is the stage: every readable row is kept."""

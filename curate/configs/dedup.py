@@ -176,7 +176,7 @@ class DedupConfig:
 @dataclass
 class DecontamConfig:
     """Options of the decontaminate stage: the recipe keys, and (field metadata) the `curate
-    decontaminate` options (the evaluation files, ``against``, are the stage's input, not a field)."""
+    decontaminate` options."""
 
     ngram: int = field(default=13, metadata={"help": "N-gram size in units (CJK characters or words)."})
     fields: tuple[str, ...] = fields_setting("Training-row fields scanned.")
@@ -202,12 +202,27 @@ class DecontamConfig:
             "help": "Rows tokenised per step (memory vs overhead; results do not depend on it).",
         },
     )
+    # the evaluation files (any format curate reads); a recipe resolves them against its folder
+    against: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "path": "file",
+            "required": True,
+            "split": False,  # a file name may hold a comma
+            "metavar": "FILE",
+            "help": "An evaluation/benchmark file (any input format). Repeatable.",
+        },
+    )
+    # the eval files' contents, hashed when the stage's config is built: part of its cache key
+    against_sha256: tuple[str, ...] = field(default=(), init=False)
 
     def __post_init__(self) -> None:
         from curate.dedup.text import fields_for  # not for --help
 
         self.fields = fields_for(self.fields)
         self.eval_fields = fields_for(self.eval_fields)
+        if isinstance(self.against, str):  # one file is a list of one, never split on commas
+            self.against = (self.against,)
         if self.ngram < 1 or self.min_units < 1 or self.min_hits < 1:
             raise ValueError("--ngram, --min-units and --min-hits must be at least 1")
         if not 0 <= self.min_overlap <= 1:

@@ -154,7 +154,9 @@ class Stage:
     # a hand-written click command ("module:attr"); None: the command is generated from the Config
     command: ClassVar[str | None] = None
     aliases: ClassVar[dict[str, str]] = {}  # accepted spellings -> field names (method -> methods)
-    path_options: ClassVar[tuple[str, ...]] = ()  # files/dirs (resolved against the recipe dir)
+    # settings that name a file or dir but are not typed as one (a model: a local dir or a hub id),
+    # resolved against the recipe dir like the Config fields with ``path`` metadata (path_settings)
+    path_options: ClassVar[tuple[str, ...]] = ()
     output_options: ClassVar[tuple[str, ...]] = ()  # files to write (always resolved there)
     model_options: ClassVar[tuple[str, ...]] = ()  # models (fingerprinted for the cache key)
     key_exclude: ClassVar[tuple[str, ...]] = ()  # fields that do not change results (cache files...)
@@ -186,6 +188,13 @@ class Stage:
         if cfg is None:
             return []
         return [f for f in dataclasses.fields(cfg) if f.init and f.name not in cls.internal]
+
+    @classmethod
+    def path_settings(cls) -> tuple[str, ...]:
+        """The settings a recipe resolves against its folder: every Config field with ``path``
+        metadata that the stage reads (files it writes are ``output_options``), and ``path_options``."""
+        typed = [f.name for f in cls.fields() if f.metadata.get("path") and f.name not in cls.output_options]
+        return tuple(dict.fromkeys([*cls.path_options, *typed]))
 
     @classmethod
     def build_config(cls, options: dict[str, Any], ctx: StageContext) -> Any:

@@ -52,8 +52,9 @@ ENGINE_KEYS = ("name", "address", "num_cpus", "block_rows", "actors", "ray_addre
 # the command line's spellings (--ray-address, --ray-cpus) are recipe keys too: one name per setting
 ENGINE_ALIASES = {"ray_address": "address", "ray_cpus": "num_cpus"}
 OUTPUT_KEYS = ("data", "dropped", "rejects", "report", "manifest")
-INPUT_KEYS = ("path", "format", "map", "sheet", "encoding")
-INGEST_KEYS = stage_registry.source().options  # a recipe's `ingest:` options
+# a recipe's `ingest:` options: the source stage's Config fields (the inputs' defaults)
+INGEST_KEYS = tuple(f.name for f in stage_registry.source().fields())
+INPUT_KEYS = ("path", *INGEST_KEYS)
 
 
 class RecipeError(UsageError):

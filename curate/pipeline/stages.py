@@ -82,7 +82,7 @@ class StageSpec:
             help=stage.help,
             build=build,
             call=call,
-            path_options=stage.path_options,
+            path_options=stage.path_settings(),
             output_options=stage.output_options,
             model_options=stage.model_options,
             # and the Config's module (curate.configs.<stage>: outside the stage's package, still its code)

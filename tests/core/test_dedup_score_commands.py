@@ -19,7 +19,7 @@ from curate.engines import engine_options
 # the only hand-written options (parameter names): what is not a setting of the stage
 EXTRAS = {
     "dedup": {"state", "batch_label", "clusters_path", "explain"},
-    "decontaminate": {"evals"},
+    "decontaminate": set(),  # --against is a DecontamConfig field (issue 14)
     "score": {"no_cache"},
 }
 

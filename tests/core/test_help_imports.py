@@ -80,7 +80,7 @@ def test_a_stage_cache_key_covers_its_config_module(monkeypatch):
     from curate.pipeline.stages import REGISTRY
 
     for stage in stages.STAGES:
-        if not stage.config:
+        if not stage.config or stage.name not in REGISTRY:  # the source's key: planning.ingest_key
             continue
         spec = REGISTRY[stage.name]
         before = spec.code_fingerprint()
