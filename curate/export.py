@@ -35,9 +35,10 @@ the train file and the eval file (split ``validation``), so the folder loads as-
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import polars as pl
 
@@ -293,49 +294,133 @@ def remove_stale_eval(out: Path) -> str | None:
     return None
 
 
-def convert(frame: pl.DataFrame, config: ExportConfig):
-    """-> (records, splits, kind, kept frame, dropped frame): rows that cannot be written in the format
-    (another kind, a shape the format lacks) are dropped with the reason. ``splits`` is ``"eval"`` for a
-    held-out row (:func:`curate.augment.common.is_eval`), else ``"train"``."""
+# one row's export: its JSON line, or (None, field, reason) when the format cannot hold it
+Converted = tuple[str | None, str | None, str | None]
+
+
+class RowMemo(Protocol):
+    """Where :func:`export_rows` may find rows converted before (the pipeline's per-row memo,
+    :mod:`curate.pipeline.fastexport`): a cache only, the conversion is always ``convert``."""
+
+    def convert(
+        self, frame: pl.DataFrame, rows: list[int], convert: Callable[[dict[str, Any]], Converted]
+    ) -> list[Converted]: ...
+
+    def stats(self, lines: int) -> dict[str, int]: ...
+
+
+def convert_line(row: dict[str, Any], config: ExportConfig) -> Converted:
+    """The one conversion of a row: its line in ``config.format``, or why that format cannot hold it."""
+    try:
+        record = convert_row(row, config.format, config.keep_meta)
+    except RecordError as exc:
+        return None, exc.field, exc.reason
+    return json.dumps(record, ensure_ascii=False, default=str), None, None
+
+
+@dataclass
+class ExportResult(StageResult):
+    """The stage's result: the rows (kept = converted) and the lines to write, in kept order;
+    ``held_out`` marks the eval rows (:func:`curate.augment.common.is_eval`). Written by
+    :func:`write_result` (the command or the pipeline's runner), never by the stage."""
+
+    kind: str | None = None
+    lines: list[str] = field(default_factory=list)
+    held_out: list[bool] = field(default_factory=list)
+
+    @property
+    def train_lines(self) -> list[str]:
+        return [ln for ln, e in zip(self.lines, self.held_out, strict=True) if not e]
+
+    @property
+    def eval_lines(self) -> list[str]:
+        return [ln for ln, e in zip(self.lines, self.held_out, strict=True) if e]
+
+
+def export_rows(frame: pl.DataFrame, config: ExportConfig, memo: RowMemo | None = None) -> ExportResult:
+    """The stage function, the only place rows become export lines (the command, a recipe and its
+    per-row ``memo`` all come here): the kind (``auto``: the most common), each row's line
+    (:func:`convert_line`), rows of another kind or a shape the format lacks dropped with the reason,
+    the held-out split and the stats. It writes nothing (:func:`write_result` does)."""
     kind = choose_kind(frame, config.kind)
-    rows = frame.to_dicts()
-    records: list[dict[str, Any]] = []
+    kinds = frame["kind"].to_list() if frame.height else []
+    todo = [i for i, k in enumerate(kinds) if k == kind]
+    if memo is None:
+        rows = frame[todo].iter_rows(named=True) if todo else iter(())
+        converted = [convert_line(r, config) for r in rows]
+    else:
+        converted = memo.convert(frame, todo, lambda r: convert_line(r, config))
+    outcome = dict(zip(todo, converted, strict=True))
+    lines: list[str] = []
     kept_i, drop_i, reasons, details = [], [], [], []
-    for i, r in enumerate(rows):
-        if r["kind"] != kind:
-            drop_i.append(i)
-            reasons.append(f"export: {r['kind']} row in a {kind} export")
-            details.append({"hint": f"export them separately with --kind {r['kind']}"})
-            continue
-        try:
-            records.append(convert_row(r, config.format, config.keep_meta))
+    for i, k in enumerate(kinds):
+        line, fld, reason = outcome.get(i, (None, None, None))
+        if line is not None:
             kept_i.append(i)
-        except RecordError as exc:
-            drop_i.append(i)
+            lines.append(line)
+            continue
+        drop_i.append(i)
+        if k != kind:
+            reasons.append(f"export: {k} row in a {kind} export")
+            details.append({"hint": f"export them separately with --kind {k}"})
+        else:
             reasons.append(f"export: cannot write as {config.format}")
-            details.append({"field": exc.field, "reason": exc.reason})
+            details.append({"field": fld, "reason": reason})
     kept = frame[kept_i] if kept_i else frame.head(0)
     dropped = mark_dropped(frame[drop_i], STAGE, reasons, details) if drop_i else empty_dropped(frame)
-    splits = ["eval" if e else "train" for e in eval_mask(kept).to_list()]
-    return records, splits, kind, kept, dropped
-
-
-def run(frame: pl.DataFrame, config: ExportConfig | None = None) -> StageResult:
-    """The stage form: kept = the rows that were converted. When ``config.output`` is set (a recipe's
-    export step) the files are written as well (see :func:`write`): writing is this stage's purpose."""
-    config = config or ExportConfig()
-    records, splits, kind, kept, dropped = convert(frame, config)
-    n_eval = sum(1 for s in splits if s == "eval")
+    held_out = eval_mask(kept).to_list()
+    n_eval = sum(held_out)
     stats: dict[str, Any] = {
         "format": config.format,
         "kind": kind,
-        "rows": len(records) - n_eval,
+        "rows": len(lines) - n_eval,
         "eval_rows": n_eval,
-        "hint": epochs_hint(len(records) - n_eval, kind),
+        "hint": epochs_hint(len(lines) - n_eval, kind),
     }
-    if config.output:
-        stats["outputs"] = write(records, splits, kind, config, Path(config.output))
-    return StageResult(kept, dropped, stats)
+    if memo is not None:
+        stats.update(memo.stats(len(lines)))
+    return ExportResult(kept, dropped, stats, kind=kind, lines=lines, held_out=held_out)
+
+
+def convert(frame: pl.DataFrame, config: ExportConfig):
+    """-> (records, splits, kind, kept frame, dropped frame), from :func:`export_rows`: ``records`` are
+    the lines as objects, ``splits`` ``"eval"`` for a held-out row, else ``"train"``."""
+    res = export_rows(frame, config)
+    records = [json.loads(ln) for ln in res.lines]
+    splits = ["eval" if e else "train" for e in res.held_out]
+    return records, splits, res.kind, res.kept, res.dropped
+
+
+def write_result(result: ExportResult, config: ExportConfig) -> dict[str, str] | None:
+    """Write the files an :class:`ExportResult` describes to ``config.output`` (none when unset, as in
+    a bare ``run``) and record them in ``result.stats["outputs"]``: the writer the command and the
+    pipeline's runner call once the stage has run."""
+    if not config.output:
+        return None
+    written = write_lines(
+        result.train_lines,
+        result.eval_lines,
+        result.kind,
+        config,
+        Path(config.output),
+        _has_tools(result.lines),
+    )
+    result.stats["outputs"] = written
+    return written
+
+
+def run(frame: pl.DataFrame, config: ExportConfig | None = None, memo: RowMemo | None = None) -> ExportResult:
+    """The export in one call, as a recipe runs it: :func:`export_rows`, then :func:`write_result` when
+    ``config.output`` is set."""
+    config = config or ExportConfig()
+    result = export_rows(frame, config, memo)
+    write_result(result, config)
+    return result
+
+
+def _has_tools(lines: list[str]) -> bool:
+    """A row has a top-level ``tools`` field (the dataset_info.json entry then names the column)."""
+    return any('"tools"' in ln and "tools" in json.loads(ln) for ln in lines)
 
 
 def write(
@@ -352,8 +437,7 @@ def write(
 def write_lines(
     train: list[str], ev: list[str], kind: str | None, config: ExportConfig, out: Path, tools: bool
 ) -> dict[str, str]:
-    """The one way an export reaches the disk (the command, the stage and the pipeline's per-row memo
-    all end here): serialised records, one per line (.jsonl) or one per line inside a JSON array
+    """The one way an export reaches the disk (:func:`write_result` and :func:`write` end here): serialised records, one per line (.jsonl) or one per line inside a JSON array
     (.json), written atomically, the eval split beside them, then ``dataset_info.json``."""
     if out.suffix.lower() not in vocab.TRAINER_EXTENSIONS:
         raise ValueError(f"{out}: exports are .jsonl or .json files")
@@ -405,10 +489,13 @@ __all__ = [
     "ExportConfig",
     "FORMATS",
     "convert",
+    "convert_line",
     "convert_row",
+    "export_rows",
     "epochs_hint",
     "export_files",
     "output_paths",
     "run",
     "write",
+    "write_result",
 ]

@@ -339,6 +339,7 @@ def finish(
     extra_outputs: dict[str, Any] | None = None,
     min_code: int = EXIT_OK,
     on_written: Callable[[], None] | None = None,
+    write_output: Callable[[], tuple[dict[str, Any], dict[str, Any]]] | None = None,
 ) -> None:
     """Write kept/dropped/rejects atomically, print the summary, exit with the right code.
 
@@ -348,7 +349,9 @@ def finish(
     checked before anything is written. ``extra_outputs`` are files the command wrote itself (listed
     under ``outputs``); ``min_code`` raises the exit code (1: part of the work could not be done).
     ``on_written`` runs once every output is written, before the summary: an incremental stage commits
-    its state there (``dedup --state``), so state never runs ahead of the files it describes."""
+    its state there (``dedup --state``), so state never runs ahead of the files it describes.
+    ``write_output`` writes the command's own output in place of the kept rows (export: the trainer
+    files), once the accounting holds; it returns the summary's stats and the files it wrote."""
     from curate import io as dataio  # polars: not for --help; by module: tests replace write_frame
     from curate.stage import check_accounting, drop_counts
 
@@ -363,7 +366,11 @@ def finish(
         )
     outputs: dict[str, str] = {}
     stale: list[str] = []
-    if out is not None and kept is not None:
+    written: dict[str, Any] = {}
+    if write_output is not None:
+        written_stats, written = write_output()
+        stats.update(written_stats)
+    elif out is not None and kept is not None:
         dataio.write_frame(kept, out)
         outputs["output"] = str(out)
     if out is not None and dropped is not None and dropped.height:
@@ -395,7 +402,7 @@ def finish(
     if getattr(loaded, "encoding_guessed", 0):  # files read with a statistical encoding guess
         summary["encoding_guessed"] = loaded.encoding_guessed
     summary.update(stats)
-    for kind, path in (extra_outputs or {}).items():
+    for kind, path in {**(extra_outputs or {}), **written}.items():
         if path is not None:
             outputs[kind] = str(path)
     summary["outputs"] = outputs

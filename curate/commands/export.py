@@ -127,39 +127,41 @@ class ExportCommand(StageCommand):
         check_side_files(run.inputs, run.out)
 
     def execute(self, run: Invocation):
-        """The export stage itself converts the rows and writes the trainer files (one writer)."""
-        try:
-            return run.stage(run.config, run.context).run(run.loaded.frame)
-        except (ValueError, OSError) as exc:
-            fail(str(exc))
+        """The export stage converts the rows (it writes nothing; :meth:`finish` writes the files)."""
+        return run.stage(run.config, run.context).run(run.loaded.frame)
 
     def finish(self, run: Invocation, result) -> None:
-        done, written = result.stats, result.stats["outputs"]
-        stats: dict[str, Any] = {
-            "format": run.config.format,
-            "kind": done["kind"],
-            # kept: every row written (train + eval), like the other commands; exported/eval_rows split it
-            "kept": done["rows"] + done["eval_rows"],
-            "exported": done["rows"],
-            "eval_rows": done["eval_rows"],
-            "epochs_hint": done["hint"].get("epochs_rounded"),
-            "output": str(run.out),
-            **{k: v for k, v in written.items() if k in WRITTEN_KEYS},
-            "hint": done["hint"]["text"],
-        }
-        files = {"output": run.out, **{k: written.get(k) for k in WRITTEN_FILES}}
-        # the export file is written by the stage; finish() writes the dropped rows and rejects beside it
+        def write_output() -> tuple[dict[str, Any], dict[str, Any]]:
+            # the trainer files, once finish() has checked the accounting, before the side files
+            try:
+                written = run.stage.write_outputs(run.config, result)
+            except (ValueError, OSError) as exc:
+                fail(str(exc))
+            done = result.stats
+            stats: dict[str, Any] = {
+                "format": run.config.format,
+                "kind": done["kind"],
+                # kept: every row written (train + eval), like the other commands; exported/eval_rows split it
+                "kept": done["rows"] + done["eval_rows"],
+                "exported": done["rows"],
+                "eval_rows": done["eval_rows"],
+                "epochs_hint": done["hint"].get("epochs_rounded"),
+                "output": str(run.out),
+                **{k: v for k, v in written.items() if k in WRITTEN_KEYS},
+                "hint": done["hint"]["text"],
+            }
+            return stats, {"output": run.out, **{k: written.get(k) for k in WRITTEN_FILES}}
+
         finish(
             "export",
             inputs=run.inputs,
             out=run.out,
             loaded=run.loaded,
-            kept=None,
+            kept=result.kept,
             dropped=result.dropped,
-            stats=stats,
             json_out=run.json_out,
             started=run.started,
-            extra_outputs=files,
+            write_output=write_output,
         )
 
 

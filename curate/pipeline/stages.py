@@ -69,8 +69,13 @@ class StageSpec:
         def call(mod, frame, config, ctx):
             memo_dir = ctx.extra.get("export_memo_dir")
             if getattr(stage, "row_memo", False) and memo_dir is not None:
-                return fastexport.run(mod, frame, config, Path(memo_dir))
-            return stage(config, ctx).run(frame)
+                memo = fastexport.RowMemo(Path(memo_dir), config)
+                ctx = dataclasses.replace(ctx, extra={**ctx.extra, "row_memo": memo})
+            result = stage(config, ctx).run(frame)
+            write = getattr(stage, "write_outputs", None)
+            if write is not None:  # the files the result describes: written here, never by the stage
+                write(config, result)
+            return result
 
         def distributed(mod, frame, config, ctx):
             return stage(config, ctx).distributed(frame, functools.partial(_run_on, run_stage, ctx.engine))

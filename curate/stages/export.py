@@ -21,8 +21,10 @@ class Export(Stage):
     # where the files go does not change what is in them; a missing or edited export file is
     # rewritten by the pipeline (see run.py), not by invalidating the key
     key_exclude = ("output", "dataset_info")
+    # converts only (curate.export.export_rows); the files are written by the caller (write_outputs)
+    function = "export_rows"
     # capability: the conversion is a pure function of each row, so a pipeline may memoise it per row
-    # (curate.pipeline.fastexport); the result equals run()
+    # (curate.pipeline.fastexport.RowMemo, handed over as ctx.extra["row_memo"]); the result is the same
     row_memo = True
     final = True  # the trainer files are the end of a chain: nothing may change rows after them
 
@@ -35,10 +37,22 @@ class Export(Stage):
 
     @classmethod
     def side_outputs(cls, config: Any) -> dict[str, Path]:
-        """Capability: the files an export writes (or removes) itself beside its output: the trainer
+        """Capability: the files :meth:`write_outputs` writes (or removes) beside the output: the trainer
         file, the eval split, dataset_info.json (the pipeline checks them against its inputs)."""
         if not getattr(config, "output", None):
             return {}
         from curate.export import output_paths  # polars: `curate --help` imports every declaration
 
         return output_paths(config, Path(config.output))
+
+    def run(self, frame):
+        """The rows converted (kept) or dropped with the reason, and the lines to write; no file."""
+        return self.stage_function()(frame, self.config_value, memo=self.ctx.extra.get("row_memo"))
+
+    @classmethod
+    def write_outputs(cls, config: Any, result: Any) -> dict[str, str] | None:
+        """Capability: write the files a result describes (the trainer file, its eval split, the dataset
+        card, dataset_info.json), for the command or the pipeline's runner: the stage never writes."""
+        from curate.export import write_result  # polars: `curate --help` imports every declaration
+
+        return write_result(result, config)

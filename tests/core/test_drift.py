@@ -113,3 +113,123 @@ def test_ray_settings_have_the_command_line_names_in_recipes():
     assert old == spec
     with pytest.raises(RecipeError, match="same setting"):
         parse_engine({"name": "ray", "ray_cpus": 2, "num_cpus": 2})
+
+
+# ---------------------------------------------------------------------------------------------- export
+
+
+def _export_input(tmp_path: Path) -> Path:
+    """Canonical rows for an alpaca export: SFT rows (two held out), one whose history alpaca cannot
+    hold and one preference row (both dropped with their reason)."""
+    from curate.io import write_frame
+    from curate.records import Turn
+
+    rows = [Record("sft", question=f"q{i}", answer=f"answer {i}", meta={"n": i}) for i in range(6)]
+    rows.append(Record("sft", question="q", answer="a", history=[Turn("user", "u")]))  # odd history
+    rows.append(Record("preference", question="q", chosen="c", rejected="r"))
+    frame = to_frame(r.as_row() for r in rows)
+    frame = frame.with_columns(pl.Series("split", ["train", "eval", "train", "test", None, None, None, None]))
+    return write_frame(frame, tmp_path / "data.jsonl")
+
+
+def _export_recipe(tmp_path: Path, name: str) -> Path:
+    recipe = tmp_path / f"{name}.yaml"
+    recipe.write_text(
+        f"inputs: [data.jsonl]\nstages:\n  - export: {{format: alpaca, output: {name}/out.json}}\n"
+        f"work_dir: .{name}\n",
+        encoding="utf-8",
+    )
+    return recipe
+
+
+def _files(d: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(d.iterdir()) if p.suffix == ".json"}
+
+
+def test_export_has_one_conversion_on_the_command_the_stage_and_the_recipe_memo(tmp_path, monkeypatch):
+    """`curate export`, the stage run (files written by its caller) and a recipe's per-row memo wrote
+    through three conversions; now every path calls curate.export's one and writes the same bytes."""
+    import inspect
+
+    import curate.export
+    from curate.io import load
+    from curate.pipeline import fastexport
+    from curate.pipeline.recipe import load_recipe
+    from curate.pipeline.run import run_recipe
+    from curate.stages.export import Export
+
+    src = _export_input(tmp_path)
+    calls = []
+    one = curate.export.convert_row
+
+    def spy(row, fmt, keep_meta=False):
+        calls.append(row["question"])
+        return one(row, fmt, keep_meta)
+
+    monkeypatch.setattr(curate.export, "convert_row", spy)
+    res = CliRunner().invoke(
+        main, ["export", str(src), "-o", str(tmp_path / "cli" / "out.json"), "--format", "alpaca"]
+    )
+    assert res.exit_code == 0, res.output
+    assert len(calls) == 7  # every sft row; the preference row is dropped by kind
+
+    calls.clear()
+    cfg = Export.build_config(
+        {"format": "alpaca", "output": str(tmp_path / "stage" / "out.json")}, StageContext()
+    )
+    result = Export(cfg, StageContext(tmp_path)).run(load([src]).frame)
+    assert len(calls) == 7 and not (tmp_path / "stage").exists()  # the stage itself writes nothing
+    Export.write_outputs(cfg, result)
+
+    calls.clear()
+    first = run_recipe(load_recipe(_export_recipe(tmp_path, "memo")), quiet=True)
+    assert len(calls) == 7
+    calls.clear()
+    again = run_recipe(load_recipe(_export_recipe(tmp_path, "memo")), quiet=True, rerun=("export",))
+    assert calls == []  # every line from the memo
+    stats = [next(s for s in r.manifest["stages"] if s["id"] == "export")["stats"] for r in (first, again)]
+    assert (stats[0]["converted"], stats[1]["converted"], stats[1]["from_memo"]) == (7, 0, 6)
+
+    expected = _files(tmp_path / "cli")
+    assert set(expected) == {"out.json", "out.eval.json"}
+    assert _files(tmp_path / "stage") == expected and _files(tmp_path / "memo") == expected
+    assert result.dropped["drop_reason"].to_list() == [
+        "export: cannot write as alpaca",
+        "export: preference row in a sft export",
+    ]
+    # the memo is a cache: no conversion, drop reason, kind choice or writer of its own
+    own = inspect.getsource(fastexport)
+    for name in ("convert_row", "choose_kind", "mark_dropped", "write_lines", "epochs_hint", "cannot write"):
+        assert name not in own, name
+
+
+def test_export_accounting_is_checked_by_the_command_and_a_recipe(tmp_path, monkeypatch):
+    """`curate export` passed no kept rows to finish(), so its accounting was never checked: a
+    conversion that loses a row is now the same AccountingError on the command and in a recipe, and
+    the command writes nothing."""
+    import curate.export
+    from curate.pipeline.recipe import load_recipe
+    from curate.pipeline.run import run_recipe
+    from curate.stage import AccountingError
+
+    src = _export_input(tmp_path)
+    honest = curate.export.export_rows
+
+    def loses_a_row(frame, config, memo=None):
+        res = honest(frame, config, memo)
+        res.kept, res.lines, res.held_out = res.kept.tail(-1), res.lines[1:], res.held_out[1:]
+        return res
+
+    monkeypatch.setattr(curate.export, "export_rows", loses_a_row)
+    out = tmp_path / "cli" / "out.json"
+    res = CliRunner().invoke(main, ["export", str(src), "-o", str(out), "--format", "alpaca"])
+    assert isinstance(res.exception, AccountingError) or res.exit_code == 70, res.output
+    message = str(res.exception) if isinstance(res.exception, AccountingError) else res.output
+    assert "curate export lost rows: 8 in + 0 added != 5 kept + 2 dropped" in message
+    assert not out.parent.exists() or not any(out.parent.iterdir())  # checked before anything is written
+
+    with pytest.raises(Exception) as info:
+        run_recipe(load_recipe(_export_recipe(tmp_path, "recipe")), quiet=True)
+    err = info.value if isinstance(info.value, AccountingError) else info.value.__cause__
+    assert isinstance(err, AccountingError)
+    assert "stage export lost rows: 8 in + 0 added != 5 kept + 2 dropped" in str(err)
