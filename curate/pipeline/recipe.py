@@ -39,8 +39,8 @@ import yaml
 
 from curate import rejects, yamlsafe
 from curate import stages as stage_registry
-from curate.core.errors import UsageError
-from curate.core.stage import Scope
+from curate.core.errors import ConfigError, UsageError
+from curate.core.stage import Scope, StageContext
 from curate.core.vocab import side_path
 from curate.engines import EngineSpec
 from curate.pipeline.starter import STARTER, starter  # noqa: F401  (re-exported: `curate init`)
@@ -425,6 +425,10 @@ def _parse_steps(ctx: _Ctx, data: dict[str, Any], inputs: list[InputSpec]) -> li
                         where + (k,),
                         f"unknown {sname} option{_suggest(k, INGEST_KEYS)}; allowed: {', '.join(INGEST_KEYS)}",
                     )
+            try:  # the values as its Config checks them (the one `curate ingest` builds)
+                stage_registry.get(sname).build_config(opts, StageContext())
+            except ConfigError as exc:
+                raise ctx.error(where + ((exc.key,) if exc.key else ()), exc.message) from None
         seen[sname] = seen.get(sname, 0) + 1
         sid = sname if seen[sname] == 1 else f"{sname}-{seen[sname]}"
         steps.append(Step(sname, sid, dict(opts), ctx.lines.line(where)))

@@ -283,46 +283,69 @@ def test_every_registered_stage_has_a_parity_case():
 
 @pytest.mark.parametrize("stage", STAGES, ids=lambda s: s.name)
 def test_command_and_one_stage_recipe_write_the_same_rows(stage, tmp_path, monkeypatch):
-    from curate.io import load
-    from curate.pipeline.recipe import load_recipe
-    from curate.pipeline.run import run_recipe
-
-    settings, flags = CASES[stage.name]
-    monkeypatch.chdir(tmp_path)
-    from curate.score import demo
-
-    monkeypatch.setattr(demo, "_WARNED", set())  # the demo-model warning is once per process: not ours
     rows = [{"question": q, "answer": a} for q, a in ROWS]
     if stage.name == "pairs":
         rows = [
             {"prompt": q, "chosen": a, "rejected": a[::-1] if i % 2 else a} for i, (q, a) in enumerate(ROWS)
         ]
+    _assert_same_rows(stage.name, *CASES[stage.name], rows, tmp_path, monkeypatch)
+
+
+def test_generated_pairs_from_a_model_are_the_same_rows_from_the_command_and_a_recipe(
+    tiny_models, tmp_path, monkeypatch
+):
+    model = str(tiny_models["lm"])
+    settings = {"model": model, "mode": "generated", "max_new_tokens": 12, "no_cache": True}
+    flags = ["--model", model, "--mode", "generated", "--max-new-tokens", "12", "--no-cache"]
+    rows = [{"question": q, "answer": a} for q, a in ROWS[3:7]]
+    # (the tiny model's answers are empty: the pairs are dropped with that reason, the same from both)
+    _assert_same_rows("pairs", settings, flags, rows, tmp_path, monkeypatch)
+
+
+def _assert_same_rows(name, settings, flags, rows, tmp_path, monkeypatch):
+    from curate.io import load
+    from curate.pipeline.recipe import load_recipe
+    from curate.pipeline.run import run_recipe
+    from curate.score import demo
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(demo, "_WARNED", set())  # the demo-model warning is once per process: not ours
     Path("in.jsonl").write_text(
         "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
     )
     Path("eval.jsonl").write_text(json.dumps({"question": ROWS[6][0], "answer": ROWS[6][1]}) + "\n")
 
-    out = "cli.json" if stage.name == "export" else "cli.jsonl"
-    res = CliRunner().invoke(main, [stage.name, "in.jsonl", "-o", out, *flags, "--json"])
+    out = "cli.json" if name == "export" else "cli.jsonl"
+    res = CliRunner().invoke(main, [name, "in.jsonl", "-o", out, *flags, "--json"])
     assert res.exit_code == 0, res.output
 
     opts = dict(settings)
-    if stage.name == "export":
+    if name == "export":
         opts["output"] = "recipe.json"
     Path("recipe.yaml").write_text(
-        json.dumps(
-            {"inputs": ["in.jsonl"], "stages": [{stage.name: opts}], "outputs": {"data": "recipe.jsonl"}}
-        ),
+        json.dumps({"inputs": ["in.jsonl"], "stages": [{name: opts}], "outputs": {"data": "recipe.jsonl"}}),
         encoding="utf-8",
     )
     run_recipe(load_recipe(Path("recipe.yaml")), quiet=True)
-    if stage.name == "export":  # the trainer file is the output of both
+    if name == "export":  # the trainer file is the output of both
         assert Path("cli.json").read_text(encoding="utf-8") == Path("recipe.json").read_text(encoding="utf-8")
         return
     cli_rows = load(["cli.jsonl"]).frame.drop("source")
     recipe_rows = load(["recipe.jsonl"]).frame.drop("source")
-    assert cli_rows.height > 0
     assert cli_rows.to_dicts() == recipe_rows.to_dicts()
+    dropped = 0
+    if Path("cli.dropped.jsonl").exists() or Path("recipe.dropped.jsonl").exists():
+        cli_dropped = _dropped("cli.dropped.jsonl")
+        assert cli_dropped == _dropped("recipe.dropped.jsonl")
+        dropped = len(cli_dropped)
+    assert cli_rows.height + dropped > 0
+
+
+def _dropped(path: str) -> list[dict]:
+    """The dropped rows and why, with the files they name relative to the test's folder (a recipe
+    resolves eval.jsonl to a full path)."""
+    text = Path(path).read_text(encoding="utf-8").replace(f"{Path.cwd()}/", "")
+    return [{k: v for k, v in json.loads(line).items() if k != "source"} for line in text.splitlines()]
 
 
 def test_a_recipe_resolves_every_path_setting_against_its_folder(tmp_path, monkeypatch):
@@ -343,3 +366,15 @@ def test_a_recipe_resolves_every_path_setting_against_its_folder(tmp_path, monke
     (recipe_dir / "eval.jsonl").write_text(json.dumps({"question": "q", "answer": "a"}) + "\n")
     config = REGISTRY["decontaminate"].config({"against": "eval.jsonl"}, StageContext(base=recipe_dir))
     assert [Path(p) for p in config.against] == [recipe_dir / "eval.jsonl"]
+
+
+def test_a_recipe_checks_its_ingest_settings_as_the_command_does(tmp_path):
+    from curate.pipeline.recipe import RecipeError, load_recipe
+
+    (tmp_path / "in.jsonl").write_text(json.dumps({"question": "q", "answer": "a"}) + "\n")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("inputs: [in.jsonl]\nstages:\n  - ingest: {encoding: nope}\n", encoding="utf-8")
+    with pytest.raises(RecipeError, match=r"r.yaml:3: .*ingest.*unknown encoding 'nope'"):
+        load_recipe(recipe)
+    recipe.write_text("inputs: [in.jsonl]\nstages:\n  - ingest: {map: {question: Q}}\n", encoding="utf-8")
+    assert load_recipe(recipe).inputs[0].mapping == {"question": ["Q"]}
