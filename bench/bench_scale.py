@@ -152,7 +152,7 @@ def child(args) -> None:
     from curate.engines import EngineSpec, run_stage
 
     frame = pl.read_parquet(args.data)
-    spec = EngineSpec(args.engine, num_cpus=args.cpus if args.engine == "ray" else None)
+    spec = EngineSpec(args.engine, ray_cpus=args.cpus if args.engine == "ray" else None)
     out: dict = {"stage": args.stage, "engine": args.engine, "rows": frame.height}
     if args.engine == "ray":
         from curate.engines.ray import ensure_ray

@@ -36,7 +36,6 @@ Field metadata (``field(default=..., metadata={...})`` in the Config dataclass) 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import time
 import typing
 from collections.abc import Callable
@@ -62,7 +61,7 @@ from curate.commands.common import (
 )
 from curate.core.coerce import base_type, parse_scalar
 from curate.core.stage import Stage, StageContext, load_object
-from curate.engines import engine_options, run_stage
+from curate.engines import engine_options, run_on_engine
 
 GIVEN = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
 
@@ -262,21 +261,6 @@ def given_options(
 # ---------------------------------------------------------------------------------------------------- running
 
 
-def run_stage_instance(stage: Stage, frame, engine) -> Any:
-    """A configured stage on the chosen engine: its ``distributed`` capability on a cluster engine; a
-    stage that does not distribute runs once on the driver (the engine says so in its stats); ``run``
-    here with the local engine."""
-    if engine is None or engine.name == "local":
-        return stage.run(frame)
-    if stage.distributes():
-        return stage.distributed(frame, functools.partial(_run_on, engine))
-    return run_stage(lambda rows, _config: stage.run(rows), frame, None, engine, kind="global")
-
-
-def _run_on(engine, fn, frame, config, **kwargs):
-    return run_stage(fn, frame, config, engine, **kwargs)
-
-
 @dataclass
 class Invocation:
     """One run of a stage command: what the hooks of :class:`StageCommand` read and fill in."""
@@ -425,7 +409,9 @@ class StageCommand:
         """Run the configured stage (with a progress display) on the chosen engine."""
         with StepProgress(not run.json_out) as progress:
             run.context.progress = progress
-            return run_stage_instance(run.stage(run.config, run.context), run.loaded.frame, run.engine)
+            stage = run.stage(run.config, run.context)
+            distributed = stage.distributed if stage.distributes() else None
+            return run_on_engine(run.loaded.frame, run.engine, stage.run, distributed)
 
     def report(self, run: Invocation, result: Any) -> dict[str, Any] | None:
         """After the run: keywords for :meth:`Job.finish` (``stats``, ``extra_outputs``, ``min_code``,

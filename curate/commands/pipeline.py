@@ -18,7 +18,7 @@ import yaml
 
 from curate import rejects, yamlsafe
 from curate.commands.common import EXIT_USAGE, check_writable, emit_json, fail, no_rows_message, warn
-from curate.engines import EngineSpec
+from curate.engines import recipe_engine_options
 
 EXIT_LOCKED = 3
 
@@ -50,40 +50,6 @@ def _errors():
     return (RecipeError, PipelineError, StageUnavailable, InputError)
 
 
-def _engine_override(f):
-    """``--engine`` / ``--ray-address`` for commands that run a recipe (they override ``engine:``)."""
-    f = click.option(
-        "--ray-address",
-        default=None,
-        metavar="ADDRESS",
-        help="Join this Ray cluster (host:port, ray://host:10001 or 'auto'); implies --engine ray.",
-    )(f)
-    return click.option(
-        "--engine",
-        type=click.Choice(["local", "ray"]),
-        default=None,
-        help="Override the recipe's `engine:` (local: this process; ray: a Ray cluster). Results and "
-        "cache keys are the same on both.",
-    )(f)
-
-
-def _override_engine(recipe, engine: str | None, ray_address: str | None) -> None:
-    if engine is None and ray_address is None:
-        return
-    base = recipe.engine
-    name = engine or "ray"
-    try:
-        recipe.engine = EngineSpec(
-            name,
-            ray_address or (base.ray_address if base is not None and name == "ray" else None),
-            base.num_cpus if base is not None else None,
-            base.block_rows if base is not None else None,
-            base.actors if base is not None else None,
-        )
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from exc
-
-
 def _tolerated(recipe, rows: dict) -> bool:
     """Rejected input rows within the recipe's max_rejected (--max-rejected): exit 0, said in --json."""
     n = rows.get("rejected", 0)
@@ -113,10 +79,10 @@ def _tolerated(recipe, rows: dict) -> bool:
     default=None,
     help="Also write the HTML report here (default: outputs.report of the recipe, if set).",
 )
-@_engine_override
+@recipe_engine_options
 @rejects.option
 @click.option("--json", "json_out", is_flag=True, help="Print a one-line JSON summary on stdout.")
-def run(recipe, force, rerun, sets, report_path, engine, ray_address, json_out):
+def run(recipe, force, rerun, sets, report_path, override_engine, json_out):
     """Run RECIPE (a YAML file): ingest the inputs, run every stage in order, write the outputs and a
     manifest. Each stage's result is cached in the work directory under a key made of its input, its
     options, its code and its models, so an unchanged re-run recomputes nothing and changing one stage
@@ -124,7 +90,7 @@ def run(recipe, force, rerun, sets, report_path, engine, ray_address, json_out):
     from curate.pipeline.run import run_recipe
 
     r = _load(recipe, sets)
-    _override_engine(r, engine, ray_address)
+    r.engine = override_engine(r.engine)  # the engine flags given override the recipe's `engine:`
     r.max_rejected = rejects.limit(r.max_rejected)  # --max-rejected overrides the recipe's max_rejected
     if report_path is not None:
         check_writable(report_path, "--report", any_extension=True)
@@ -364,12 +330,12 @@ def runs(recipe, json_out, last, prune_keep):
     is_flag=True,
     help="Reprocess every row seen so far (needed after changing the dedup/filter/score options).",
 )
-@_engine_override
+@recipe_engine_options
 @rejects.option
 @click.option(
     "--json", "json_out", is_flag=True, help="Print a one-line JSON summary on stdout (for schedulers)."
 )
-def refresh(recipe, new_inputs, state_dir, rebuild, engine, ray_address, json_out):
+def refresh(recipe, new_inputs, state_dir, rebuild, override_engine, json_out):
     """Add NEW_INPUTS (default: the recipe's inputs, e.g. a raw export or a shard folder that keeps
     growing; anything `curate ingest` reads) to the dataset: only rows not seen before (by id) are processed, deduplicated against everything seen,
     filtered and scored; the whole-set stages (select, pairs, export) run again and a new dataset version
@@ -381,7 +347,7 @@ def refresh(recipe, new_inputs, state_dir, rebuild, engine, ray_address, json_ou
     from curate.pipeline.refresh import refresh as do_refresh
 
     r = _load(recipe)
-    _override_engine(r, engine, ray_address)
+    r.engine = override_engine(r.engine)  # the engine flags given override the recipe's `engine:`
     r.max_rejected = rejects.limit(r.max_rejected)  # --max-rejected overrides the recipe's max_rejected
     if state_dir is not None:
         r.state_dir = state_dir

@@ -33,11 +33,19 @@ from typing import Any
 
 import click
 
+from curate.core.stage import warn_deprecated
 from curate.engines.local import run_stage as run_local
 from curate.stages import for_function
 
 ENGINES = ("local", "ray")
 KINDS = ("row", "model", "dedup", "global")
+# One name per setting everywhere: the stage commands' flags (--ray-address, --ray-cpus, --block-rows,
+# --actors; --engine is ``name``) and, with underscores, the recipe's ``engine:`` keys, the run
+# manifest's ``config.engine`` and the fields of EngineSpec.
+SETTINGS = ("name", "ray_address", "ray_cpus", "block_rows", "actors")
+# the recipe keys of the first releases (Ray's own names): still read, after one warning
+OLD_SPELLINGS = {"address": "ray_address", "num_cpus": "ray_cpus"}
+_COUNTS = ("ray_cpus", "block_rows", "actors")
 
 
 @dataclass
@@ -46,7 +54,7 @@ class EngineSpec:
 
     name: str = "local"
     ray_address: str | None = None
-    num_cpus: int | None = None  # local Ray cluster only
+    ray_cpus: int | None = None  # local Ray cluster only
     block_rows: int | None = None  # rows per Ray Data block / batch (default: from the data size)
     actors: int | None = None  # actor-pool size for model stages (default: one per CPU / GPU)
 
@@ -55,10 +63,69 @@ class EngineSpec:
             raise ValueError(f"unknown engine {self.name!r}: choose {' or '.join(ENGINES)}")
         if self.name == "local" and self.ray_address:
             raise ValueError("--ray-address needs --engine ray")
-        for key in ("num_cpus", "block_rows", "actors"):
+        for key in _COUNTS:
             v = getattr(self, key)
             if v is not None and int(v) < 1:
-                raise ValueError(f"{key.replace('_', '-')} must be at least 1, got {v}")
+                raise ValueError(f"--{key.replace('_', '-')} must be at least 1, got {v}")
+
+    def settings(self) -> dict[str, Any]:
+        """The settings that are set, by their names (what a run manifest records)."""
+        return {k: getattr(self, k) for k in SETTINGS if getattr(self, k) is not None}
+
+
+class SettingError(ValueError):
+    """A bad ``engine:`` setting of a recipe; ``key`` is the key as the recipe wrote it."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(f"{key}: {message}")
+        self.key = key
+        self.message = message
+
+
+def from_settings(settings: dict[str, Any]) -> EngineSpec:
+    """A recipe's ``engine:`` mapping (keys from :data:`SETTINGS`; an old spelling prints one
+    warning) -> EngineSpec. A :class:`SettingError` names the key as it was written."""
+    given: dict[str, Any] = {}
+    written: dict[str, str] = {}  # setting -> the key that gave it
+    for key, value in settings.items():
+        target = OLD_SPELLINGS.get(key, key)
+        if target not in SETTINGS:
+            raise SettingError(key, f"unknown engine key; allowed: {', '.join(SETTINGS)}")
+        if target in written:
+            old = key if key != target else written[target]
+            raise SettingError(old, f"{old} and {target} are the same setting; give only {target}")
+        if target != key:
+            warn_deprecated(f"engine: {key} is deprecated; use {target}")
+        given[target], written[target] = value, key
+    for k in SETTINGS:
+        v = given.get(k)
+        if v is None:
+            continue
+        if k in _COUNTS and (isinstance(v, bool) or not isinstance(v, int)):
+            raise SettingError(written[k], f"expected an integer, got {v!r}")
+        if k in _COUNTS and v < 1:
+            raise SettingError(written[k], f"must be at least 1, got {v}")
+        if k not in _COUNTS and not isinstance(v, str):
+            raise SettingError(written[k], f"expected a string, got {v!r}")
+    name = given.get("name") or ("ray" if given.get("ray_address") else "local")
+    if name not in ENGINES:
+        raise SettingError(
+            written.get("name", "name"), f"unknown engine {name!r}: choose {' or '.join(ENGINES)}"
+        )
+    if name == "local" and given.get("ray_address"):
+        raise SettingError(written["ray_address"], "a Ray cluster to join needs name: ray, not local")
+    return EngineSpec(name, *(given.get(k) for k in SETTINGS[1:]))
+
+
+def overridden(base: EngineSpec | None, given: dict[str, Any]) -> EngineSpec | None:
+    """``base`` (a recipe's ``engine:``; None: local) with the settings given on the command line:
+    ``--ray-address`` implies ray; ``--engine local`` leaves the recipe's cluster address behind."""
+    if not given:
+        return base
+    base = base or EngineSpec()
+    name = given.get("name") or ("ray" if given.get("ray_address") else base.name)
+    address = given.get("ray_address") or (base.ray_address if name == "ray" else None)
+    return EngineSpec(name, address, *(given.get(k, getattr(base, k)) for k in _COUNTS))
 
 
 def stage_kind(stage_fn: Callable, kind: str | None = None) -> str:
@@ -106,12 +173,62 @@ def run_stage(
     )
 
 
+def run_on_engine(
+    frame,
+    engine: EngineSpec | None,
+    here: Callable[[Any], Any],
+    distributed: Callable[[Any, Callable], Any] | None = None,
+):
+    """Where a configured stage runs (the stage commands and the pipeline both ask here): in this
+    process, ``here(frame)``, on the local engine; on a cluster engine, ``distributed(frame,
+    run_blocks)`` for a stage with the ``distributed`` capability (``run_blocks`` is this engine's
+    :func:`run_stage`), else ``here`` once on the driver, which the engine notes in the stats."""
+    if engine is None or engine.name == "local":
+        return here(frame)
+    if distributed is not None:
+        return distributed(frame, functools.partial(_run_on, engine))
+    return run_stage(lambda rows, _config: here(rows), frame, None, engine, kind="global")
+
+
+def _run_on(engine: EngineSpec, fn: Callable, frame, config: Any, **kwargs: Any):
+    return run_stage(fn, frame, config, engine, **kwargs)
+
+
 def engine_options(f: Callable) -> Callable:
     """``--engine local|ray``, ``--ray-address``, ``--ray-cpus``, ``--block-rows``, ``--actors``.
 
     The command receives one ``engine`` argument, an :class:`EngineSpec`, to pass to :func:`run_stage`.
     """
+    f = _flags(
+        f,
+        "Where the stage runs: local (this process, default) or ray (a Ray cluster; install "
+        "tamis[ray]). Same results either way.",
+        envvar="TAMIS_ENGINE",
+    )
+    return _fold(f, lambda given: overridden(None, given) or EngineSpec())
 
+
+def recipe_engine_options(f: Callable) -> Callable:
+    """The same five flags for the commands that run a recipe (``curate run``, ``curate refresh``):
+    each one given overrides that setting of the recipe's ``engine:``. The command receives
+    ``override_engine``, a function from the recipe's EngineSpec (or None) to the one to run on."""
+    f = _flags(
+        f,
+        "Override the recipe's `engine:` (local: this process; ray: a Ray cluster). Results and "
+        "cache keys are the same on both.",
+        envvar=None,
+    )
+    return _fold(f, lambda given: functools.partial(_override_or_usage_error, given=given), "override_engine")
+
+
+def _override_or_usage_error(base: EngineSpec | None, given: dict[str, Any]) -> EngineSpec | None:
+    try:
+        return overridden(base, given)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+def _flags(f: Callable, engine_help: str, envvar: str | None) -> Callable:
     f = click.option(
         "--actors",
         type=click.IntRange(min=1),
@@ -138,32 +255,24 @@ def engine_options(f: Callable) -> Callable:
         help="Ray: join this cluster (host:port, ray://host:10001 or 'auto'). Implies --engine ray. "
         "Without it, --engine ray joins $RAY_ADDRESS when set, else starts a local cluster.",
     )(f)
-    f = click.option(
+    return click.option(
         "--engine",
         type=click.Choice(ENGINES),
         default=None,
-        envvar="TAMIS_ENGINE",
-        show_envvar=True,
-        help="Where the stage runs: local (this process, default) or ray (a Ray cluster; install "
-        "tamis[ray]). Same results either way.",
+        envvar=envvar,
+        show_envvar=envvar is not None,
+        help=engine_help,
     )(f)
-    return _collect(f)
 
 
-def _collect(f: Callable) -> Callable:
-    """Fold the five engine options into one ``engine`` keyword (an EngineSpec)."""
+def _fold(f: Callable, make: Callable[[dict[str, Any]], Any], into: str = "engine") -> Callable:
+    """Fold the five engine flags into one keyword ``into``: ``make(the settings given)``."""
 
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        name = kwargs.pop("engine", None)
-        address = kwargs.pop("ray_address", None)
-        cpus = kwargs.pop("ray_cpus", None)
-        block_rows = kwargs.pop("block_rows", None)
-        actors = kwargs.pop("actors", None)
-        if name is None:
-            name = "ray" if address else "local"
+        given = {"name": kwargs.pop("engine", None), **{k: kwargs.pop(k, None) for k in SETTINGS[1:]}}
         try:
-            kwargs["engine"] = EngineSpec(name, address, cpus, block_rows, actors)
+            kwargs[into] = make({k: v for k, v in given.items() if v is not None})
         except ValueError as exc:
             raise click.UsageError(str(exc)) from exc
         return f(*args, **kwargs)
@@ -182,9 +291,16 @@ def default_cpus() -> int:
 __all__ = [
     "ENGINES",
     "KINDS",
+    "OLD_SPELLINGS",
+    "SETTINGS",
     "EngineSpec",
+    "SettingError",
     "engine_options",
+    "from_settings",
+    "overridden",
     "ray_available",
+    "recipe_engine_options",
+    "run_on_engine",
     "run_stage",
     "stage_kind",
 ]

@@ -52,7 +52,7 @@ def ensure_ray(spec: EngineSpec | None = None):
         if address:
             ray.init(address=address, **kwargs)
         else:
-            ray.init(num_cpus=spec.num_cpus or default_cpus(), **kwargs)
+            ray.init(num_cpus=spec.ray_cpus or default_cpus(), **kwargs)
     except Exception as exc:  # noqa: BLE001 - ray raises ConnectionError, RuntimeError, ValueError...
         where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
         raise RayEngineError(f"could not start or join {where}: {exc}") from exc

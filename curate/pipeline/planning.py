@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from curate import stages as declared
 from curate.io import InputError
 from curate.io.sources import expand, input_files
 from curate.pipeline import outputguard
@@ -170,7 +171,7 @@ def check_outputs(recipe: Recipe, planned: list[Planned], extra: dict[str, Path]
 
 def ingest_key(recipe: Recipe, hashes: list[str]) -> str:
     return _key(
-        "ingest",
+        declared.source().name,
         registry.code_fingerprint(("curate.io", "curate.records")),
         [
             {

@@ -37,20 +37,18 @@ from typing import Any
 
 import yaml
 
-from curate import rejects, yamlsafe
+from curate import engines, rejects, yamlsafe
 from curate import stages as stage_registry
 from curate.core.errors import ConfigError, UsageError
 from curate.core.stage import Scope, StageContext
 from curate.core.vocab import side_path
-from curate.engines import EngineSpec
 from curate.pipeline.starter import STARTER, starter  # noqa: F401  (re-exported: `curate init`)
 from curate.redact import scrub
 
 TOP_KEYS = tuple("name description engine inputs stages outputs work_dir state version max_rejected".split())
-# `engine: ray` or `engine: {name: ray, address: auto, num_cpus: 8, block_rows: 20000, actors: 4}`
-ENGINE_KEYS = ("name", "address", "num_cpus", "block_rows", "actors", "ray_address", "ray_cpus")
-# the command line's spellings (--ray-address, --ray-cpus) are recipe keys too: one name per setting
-ENGINE_ALIASES = {"ray_address": "address", "ray_cpus": "num_cpus"}
+# `engine: ray` or `engine: {name: ray, ray_address: auto, ray_cpus: 8, block_rows: 20000, actors: 4}`:
+# the command line's names (--ray-address...); `address` and `num_cpus` still work, with a warning
+ENGINE_KEYS = engines.SETTINGS
 OUTPUT_KEYS = ("data", "dropped", "rejects", "report", "manifest")
 # a recipe's `ingest:` options: the source stage's Config fields (the inputs' defaults)
 INGEST_KEYS = tuple(f.name for f in stage_registry.source().fields())
@@ -106,7 +104,7 @@ class Recipe:
     description: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
     text_sha256: str | None = None
-    engine: Any = None  # curate.engines.EngineSpec (None: local)
+    engine: engines.EngineSpec | None = None  # None: local
     max_rejected: float | int = 0  # `max_rejected:` (--max-rejected overrides it): see curate.rejects
 
     @property
@@ -124,7 +122,7 @@ class Recipe:
                 "outputs": {k: str(v) for k, v in self.outputs.items()},
                 "work_dir": str(self.work_dir),
                 "state": str(self.state_dir),
-                "engine": engine_dict(self.engine),
+                "engine": (self.engine or engines.EngineSpec()).settings(),
                 **({"max_rejected": self.max_rejected} if self.max_rejected else {}),
             }
         )
@@ -146,54 +144,24 @@ def parse_engine(value: Any, ctx: Any = None):
     so it is not part of any cache key: the same recipe re-runs from cache on either engine."""
     if value is None:
         return None
-    if isinstance(value, str):
-        value = {"name": value}
-    if not isinstance(value, dict):
-        msg = f"engine: expected local, ray or a mapping of {', '.join(ENGINE_KEYS)}, got {value!r}"
-        raise ctx.error(("engine",), msg) if ctx else RecipeError(msg)
-    for k in value:
-        if k not in ENGINE_KEYS:
-            msg = f"unknown engine key{_suggest(k, ENGINE_KEYS)}; allowed: {', '.join(ENGINE_KEYS)}"
-            raise ctx.error(("engine", k), msg) if ctx else RecipeError(msg)
-    for alias, key in ENGINE_ALIASES.items():
-        if alias in value:
-            if key in value:
-                msg = f"{alias} and {key} are the same setting; give one"
-                raise ctx.error(("engine", alias), msg) if ctx else RecipeError(msg)
-            value = {**{k: v for k, v in value.items() if k != alias}, key: value[alias]}
-    for k in ("num_cpus", "block_rows", "actors"):
-        v = value.get(k)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
-            msg = f"expected an integer, got {v!r}"
-            raise ctx.error(("engine", k), msg) if ctx else RecipeError(f"engine.{k}: {msg}")
-    for k in ("name", "address"):
-        v = value.get(k)
-        if v is not None and not isinstance(v, str):
-            msg = f"expected a string, got {v!r}"
-            raise ctx.error(("engine", k), msg) if ctx else RecipeError(f"engine.{k}: {msg}")
-    try:
-        return EngineSpec(
-            str(value.get("name") or ("ray" if value.get("address") else "local")),
-            value.get("address"),
-            value.get("num_cpus"),
-            value.get("block_rows"),
-            value.get("actors"),
+
+    def error(path: tuple, msg: str) -> RecipeError:
+        return ctx.error(path, msg) if ctx else RecipeError(f"{_fmt_path(path)}: {msg}")
+
+    if not isinstance(value, str | dict):
+        raise error(
+            ("engine",), f"expected local, ray or a mapping of {', '.join(ENGINE_KEYS)}, got {value!r}"
         )
-    except (TypeError, ValueError) as exc:
-        raise ctx.error(("engine",), str(exc)) if ctx else RecipeError(str(exc)) from None
-
-
-def engine_dict(spec: Any) -> dict[str, Any]:
-    if spec is None:
-        return {"name": "local"}
-    out = {
-        "name": spec.name,
-        "address": spec.ray_address,
-        "num_cpus": spec.num_cpus,
-        "block_rows": spec.block_rows,
-        "actors": spec.actors,
-    }
-    return {k: v for k, v in out.items() if v is not None}
+    for k in value if isinstance(value, dict) else ():
+        if k not in ENGINE_KEYS and k not in engines.OLD_SPELLINGS:
+            raise error(
+                ("engine", k),
+                f"unknown engine key{_suggest(k, ENGINE_KEYS)}; allowed: {', '.join(ENGINE_KEYS)}",
+            )
+    try:
+        return engines.from_settings(value if isinstance(value, dict) else {"name": value})
+    except engines.SettingError as exc:
+        raise error(("engine", exc.key) if isinstance(value, dict) else ("engine",), exc.message) from None
 
 
 def canonical_json(obj: Any) -> str:
@@ -497,7 +465,7 @@ def _parse_outputs(
 
 def _apply_ingest_options(inputs: list[InputSpec], opts: dict[str, Any], ctx: _Ctx | None) -> None:
     """Ingest options apply to the inputs that do not set their own."""
-    where = ("stages", 0, "ingest", "map")
+    where = ("stages", 0, stage_registry.source().name, "map")
     default_map = _mapping(ctx or _NO_LINES, opts.get("map"), where)
     for spec in inputs:
         own = spec.own or {

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from curate import stages as declared
 from curate.core.coerce import OptionError as StageOptionError  # noqa: F401  (the pipeline's name)
 from curate.core.coerce import check_type, dataclass_config  # noqa: F401  (re-exported)
 from curate.core.stage import Scope, Stage, StageContext, StageUnavailable, load_module  # noqa: F401
-from curate.engines import run_stage
+from curate.engines import run_on_engine
 from curate.pipeline import fastexport
 from curate.pipeline.fingerprint import (  # noqa: F401  (re-exported: stages.py was their home)
     _CODE_FP,
@@ -55,8 +54,9 @@ class StageSpec:
     code: tuple[str, ...] = ()  # extra modules whose source is part of the cache key
     key_exclude: tuple[str, ...] = ()  # config fields that do not change results (cache files, progress)
     models: Callable[[Any], list[str]] | None = None  # config -> models it loads (default: model_options)
-    # (module, frame, config, ctx) -> StageResult on a cluster engine (None: the stage runs on the driver)
-    distributed: Callable[[Any, pl.DataFrame, Any, StageContext], StageResult] | None = None
+    # (module, frame, config, ctx, run_blocks) -> StageResult on a cluster engine (None: the stage runs
+    # on the driver); run_blocks is the engine's block runner (see curate.engines.run_on_engine)
+    distributed: Callable[[Any, pl.DataFrame, Any, StageContext, Callable], StageResult] | None = None
     stage: type[Stage] | None = None  # the declaration this spec was made from
 
     @classmethod
@@ -77,8 +77,8 @@ class StageSpec:
                 write(config, result)
             return result
 
-        def distributed(mod, frame, config, ctx):
-            return stage(config, ctx).distributed(frame, functools.partial(_run_on, run_stage, ctx.engine))
+        def distributed(mod, frame, config, ctx, run_blocks):
+            return stage(config, ctx).distributed(frame, run_blocks)
 
         return cls(
             name=stage.name,
@@ -120,17 +120,18 @@ class StageSpec:
 
     def run(self, frame: pl.DataFrame, config: Any, ctx: StageContext) -> StageResult:
         mod = self.load()
-        if ctx.engine is not None and ctx.engine.name != "local" and self.distributed is not None:
-            return self.distributed(mod, frame, config, ctx)
-        return self.call(mod, frame, config, ctx)
+        distributed = self.distributed
+        return run_on_engine(
+            frame,
+            ctx.engine,
+            lambda rows: self.call(mod, rows, config, ctx),
+            (lambda rows, run_blocks: distributed(mod, rows, config, ctx, run_blocks))
+            if distributed
+            else None,
+        )
 
     def code_fingerprint(self) -> str:
         return code_fingerprint((self.module, *self.code))
-
-
-def _run_on(run_stage: Callable, engine: Any, fn: Callable, frame: pl.DataFrame, config: Any, **kwargs: Any):
-    """The block runner a stage's ``distributed`` capability gets: the engine's ``run_stage``."""
-    return run_stage(fn, frame, config, engine, **kwargs)
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -108,7 +108,7 @@ def test_ray_settings_have_the_command_line_names_in_recipes():
     from curate.pipeline.recipe import RecipeError, parse_engine
 
     spec = parse_engine({"name": "ray", "ray_address": "auto", "ray_cpus": 2, "block_rows": 10})
-    assert (spec.name, spec.ray_address, spec.num_cpus, spec.block_rows) == ("ray", "auto", 2, 10)
+    assert (spec.name, spec.ray_address, spec.ray_cpus, spec.block_rows) == ("ray", "auto", 2, 10)
     old = parse_engine({"name": "ray", "address": "auto", "num_cpus": 2, "block_rows": 10})
     assert old == spec
     with pytest.raises(RecipeError, match="same setting"):

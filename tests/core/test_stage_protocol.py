@@ -144,7 +144,7 @@ def test_a_registered_stage_runs_on_ray(toy_stage, tmp_path):
     from curate.pipeline.recipe import load_recipe
     from curate.pipeline.run import run_recipe
 
-    ensure_ray(EngineSpec("ray", num_cpus=1))
+    ensure_ray(EngineSpec("ray", ray_cpus=1))
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import test modules
     try:
         write_rows(tmp_path / "in.jsonl", ANSWERS * 3)

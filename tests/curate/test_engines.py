@@ -66,7 +66,7 @@ def _cli():
     @engine_options
     def cmd(engine):
         click.echo(
-            f"{engine.name}|{engine.ray_address}|{engine.num_cpus}|{engine.block_rows}|{engine.actors}"
+            f"{engine.name}|{engine.ray_address}|{engine.ray_cpus}|{engine.block_rows}|{engine.actors}"
         )
 
     return cmd

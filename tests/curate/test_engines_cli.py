@@ -40,12 +40,13 @@ def test_recipe_engine_key_forms():
     spec = parse_recipe(base + "engine:\n  address: auto\n  actors: 3\n").engine
     assert (spec.name, spec.ray_address, spec.actors) == ("ray", "auto", 3)
     with pytest.raises(
-        RecipeError, match=r"<recipe>:6: engine.adress: unknown engine key \(did you mean 'address'"
+        RecipeError, match=r"<recipe>:6: engine.adress: unknown engine key \(did you mean 'ray_address'"
     ):
         parse_recipe(base + "engine:\n  adress: auto\n")
     with pytest.raises(RecipeError, match="unknown engine 'spark'"):
         parse_recipe(base + "engine: spark\n")
-    with pytest.raises(RecipeError, match="ray-address needs --engine ray"):
+    # issue 14: the error names the key as the recipe wrote it (was: "--ray-address needs --engine ray")
+    with pytest.raises(RecipeError, match="engine.address: a Ray cluster to join needs name: ray"):
         parse_recipe(base + "engine: {name: local, address: auto}\n")
 
 

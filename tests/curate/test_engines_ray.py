@@ -33,7 +33,7 @@ def ray_cluster():
 
     from curate.engines.ray import ensure_ray, shutdown
 
-    ensure_ray(EngineSpec("ray", num_cpus=2))
+    ensure_ray(EngineSpec("ray", ray_cpus=2))
     # the stages defined in this test module travel by value (workers cannot import test modules)
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
     yield
@@ -41,7 +41,7 @@ def ray_cluster():
 
 
 def spec(block_rows: int) -> EngineSpec:
-    return EngineSpec("ray", num_cpus=2, block_rows=block_rows)
+    return EngineSpec("ray", ray_cpus=2, block_rows=block_rows)
 
 
 def synthetic(n: int, seed: int = 7) -> pl.DataFrame:

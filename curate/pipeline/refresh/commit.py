@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from curate import stages as declared
 from curate import staging
 from curate.io import atomic_write_text
 from curate.pipeline import outputguard, publish
@@ -31,7 +32,7 @@ def current_record(
         "dir": f"versions/{vname(new_n)}",
         "committed": now_iso(),
         "head_signature": sig,
-        "ingest": ingest_now,
+        declared.source().name: ingest_now,  # what the source stage read, for the next refresh
         "index_batches": index_batches,
         "index_generation": gen,
         "rows": rows,

@@ -14,6 +14,7 @@ from typing import Any
 import polars as pl
 
 from curate import rejects, staging
+from curate import stages as declared
 from curate.pipeline import publish
 from curate.pipeline import stages as registry
 from curate.pipeline.history import now_iso
@@ -156,7 +157,7 @@ class _Refresh:
                 f"since {vname(cur_n)}; rows already seen were processed with the old settings. Run "
                 f"`curate refresh --rebuild` to reprocess every row, or use a new state directory."
             )
-        changed_inputs = ingest_changes(cur.get("ingest") if cur else None, self.ingest_now)
+        changed_inputs = ingest_changes(cur.get(declared.source().name) if cur else None, self.ingest_now)
         if changed_inputs and not self.rebuild:
             raise RecipeError(
                 f"how {', '.join(changed_inputs)} is read (format/map/sheet) changed since {vname(cur_n)}; "
@@ -221,7 +222,7 @@ class _Refresh:
         new, rejects, ing = batch.new, batch.rejects, batch.ingest
         self.stages_log: list[dict[str, Any]] = [
             {
-                "id": "ingest",
+                "id": declared.source().name,
                 "part": "new rows",
                 "read": ing["in"],
                 "in": new.height + rejects.height,

@@ -26,7 +26,7 @@ from curate.stage import mark_dropped
 def split_plan(planned: list[Planned]) -> tuple[list[Planned], list[Planned]]:
     """(incremental head, whole-set tail): the head is the leading run of row/set-scoped stages."""
     head: list[Planned] = []
-    i = 1  # planned[0] is ingest
+    i = 1  # planned[0] is the source stage (Scope.SOURCE): it reads the inputs
     while i < len(planned) and planned[i].spec.scope in ("row", "set"):
         head.append(planned[i])
         i += 1
