@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from curate.core.coerce import OptionError, dataclass_config
+from curate.core.errors import InputUnusable
 from curate.core.stage import Scope, Stage, StageContext
 from curate.core.vocab import sha256_file
 
@@ -46,6 +47,6 @@ class Decontaminate(Stage):
             evals = load(list(config.against)).frame
         if evals.height == 0:  # an index of nothing would pass every row as "clean"
             names = ", ".join(config.against)
-            raise ValueError(f"against: no readable rows in {names}; nothing to check the rows against")
+            raise InputUnusable(f"against: no readable rows in {names}; nothing to check the rows against")
         index = mod.build_eval_index(evals, config)
         return mod.run(frame, index, config)
