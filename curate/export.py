@@ -55,6 +55,7 @@ from curate.configs.export import (  # noqa: F401  (re-exported)
 )
 from curate.core import vocab
 from curate.core.epochs import EPOCH_REASONS, planned_epochs
+from curate.core.errors import UsageError
 from curate.export_card import card_path, update_card
 from curate.io import atomic_path, atomic_write_text
 from curate.io.formats import semantic_hints, to_format
@@ -237,13 +238,14 @@ class DatasetInfo:
         return target.resolve() == p.resolve()
 
     def check(self, out: Path, has_eval: bool) -> None:
-        """A ValueError when an entry of this name describes another file (``--name`` picks another)."""
+        """A UsageError (a ValueError) when an entry of this name describes another file (``--name``
+        picks another)."""
         pairs = [(self.name, out)] + ([(f"{self.name}_eval", eval_path(out))] if has_eval else [])
         for key, p in pairs:
             if key in self.info and not self._points_at(self.info[key], p):
                 entry = self.info[key]
                 other = entry.get("file_name") if isinstance(entry, dict) else None
-                raise ValueError(
+                raise UsageError(
                     f"{self.path}: the entry {key!r} describes {other or 'another dataset'}, not "
                     f"{self._rel(p)}; choose another --name (or remove that entry)"
                 )
@@ -262,7 +264,8 @@ def read_dataset_info(
     config: ExportConfig, kind: str | None, out: Path, has_eval: bool
 ) -> DatasetInfo | None:
     """For a llamafactory export: dataset_info.json read and checked (a JSON object; no entry of this
-    name for another file). Raises ValueError, before anything is written, when it cannot be updated."""
+    name for another file). Raises UsageError (a ValueError: the user's file), before anything is
+    written, when it cannot be updated."""
     if config.format != "llamafactory" or kind is None:
         return None
     path = dataset_info_path(config, out)
@@ -273,11 +276,11 @@ def read_dataset_info(
         try:
             info = json.loads(current.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON ({exc}); fix or remove it") from None
+            raise UsageError(f"{path}: not valid JSON ({exc}); fix or remove it") from None
         except (OSError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{path}: cannot read it ({exc})") from None
+            raise UsageError(f"{path}: cannot read it ({exc})") from None
         if not isinstance(info, dict):
-            raise ValueError(
+            raise UsageError(
                 f"{path}: holds a JSON {type(info).__name__}, not an object of dataset entries; fix or remove it"
             )
     plan = DatasetInfo(path, info, config.name or default_name(out), kind, config.format)
@@ -440,7 +443,7 @@ def write_lines(
     """The one way an export reaches the disk (:func:`write_result` and :func:`write` end here): serialised records, one per line (.jsonl) or one per line inside a JSON array
     (.json), written atomically, the eval split beside them, then ``dataset_info.json``."""
     if out.suffix.lower() not in vocab.TRAINER_EXTENSIONS:
-        raise ValueError(f"{out}: exports are .jsonl or .json files")
+        raise UsageError(f"{out}: exports are .jsonl or .json files")
     check_pairing(config.format, kind)
     info = read_dataset_info(config, kind, out, bool(ev))  # checked before anything is written
     written = {"output": _write_lines(train, out)}

@@ -24,6 +24,7 @@ import platform
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -118,25 +119,16 @@ def execute(
     """Run one configured stage and check its accounting (kept + dropped == in + added)."""
     step = planned.step
     t0 = time.perf_counter()
-    try:
-        result = planned.spec.run(frame, planned.config, ctx)
-    except registry.StageUnavailable:
-        raise
-    except Exception as exc:
-        if is_user_error(exc):  # bad data or settings: the recipe's one error line, naming the stage
-            raise PipelineError(f"stage {step.id} failed: {type(exc).__name__}: {describe(exc)}") from exc
-        # a bug in the stage: it propagates (exit 70, the traceback), with a note naming the stage
-        if hasattr(exc, "add_note"):  # Python 3.11+; on 3.10 the traceback alone shows the stage
-            exc.add_note(f"(raised by stage {step.id} of the recipe)")
-        raise
+    result = _in_stage(step, planned.spec.run, frame, planned.config, ctx)
     seconds = time.perf_counter() - t0
     if not isinstance(result, StageResult):
         kept, dropped, st = result
         result = StageResult(kept, dropped, st)
-    stats = dict(result.stats or {})
-    added = int(stats.get("added", 0) or 0)
+    added = int((result.stats or {}).get("added", 0) or 0)
     # a stage that loses rows is a bug (AccountingError, exit 70), never the user's error
     check_accounting(f"stage {step.id}", frame.height, result.kept.height, result.dropped.height, added)
+    # the files a stage's result describes (export's trainer files), once its accounting holds
+    _in_stage(step, planned.spec.write_outputs, planned.config, result)
     if result.dropped.height:
         # the recipe's step id (dedup, dedup-2 ...): which step of this recipe dropped the row
         result.dropped = result.dropped.with_columns(pl.lit(step.id, dtype=pl.Utf8).alias("drop_stage"))
@@ -147,9 +139,24 @@ def execute(
         "dropped_by_reason": drop_counts(result.dropped) if result.dropped.height else {},
         "added": added,
         "compute_seconds": round(seconds, 3),
-        "stage_stats": _jsonable(stats),
+        "stage_stats": _jsonable(result.stats or {}),  # with the files write_outputs wrote
     }
     return result, acct
+
+
+def _in_stage(step: Step, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` for one stage of the recipe: a user error (bad data or settings) is the recipe's
+    one error line naming the stage; a bug propagates (exit 70, the traceback) with a note naming it."""
+    try:
+        return fn(*args)
+    except registry.StageUnavailable:
+        raise
+    except Exception as exc:
+        if is_user_error(exc):
+            raise PipelineError(f"stage {step.id} failed: {type(exc).__name__}: {describe(exc)}") from exc
+        if hasattr(exc, "add_note"):  # Python 3.11+; on 3.10 the traceback alone shows the stage
+            exc.add_note(f"(raised by stage {step.id} of the recipe)")
+        raise
 
 
 def _jsonable(obj: Any) -> Any:

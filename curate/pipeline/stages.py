@@ -71,11 +71,7 @@ class StageSpec:
             if getattr(stage, "row_memo", False) and memo_dir is not None:
                 memo = fastexport.RowMemo(Path(memo_dir), config)
                 ctx = dataclasses.replace(ctx, extra={**ctx.extra, "row_memo": memo})
-            result = stage(config, ctx).run(frame)
-            write = getattr(stage, "write_outputs", None)
-            if write is not None:  # the files the result describes: written here, never by the stage
-                write(config, result)
-            return result
+            return stage(config, ctx).run(frame)
 
         def distributed(mod, frame, config, ctx, run_blocks):
             return stage(config, ctx).distributed(frame, run_blocks)
@@ -117,6 +113,13 @@ class StageSpec:
             if isinstance(v, str) and v and not os.path.isabs(os.path.expanduser(v)):
                 opts[k] = os.path.normpath(ctx.base / v)
         return self.build(mod, opts, ctx)
+
+    def write_outputs(self, config: Any, result: StageResult) -> None:
+        """Write the files a stage's result describes besides its rows (the ``write_outputs``
+        capability: export's trainer files); the runner calls it once the accounting holds."""
+        write = getattr(self.stage, "write_outputs", None)
+        if write is not None:
+            write(config, result)
 
     def run(self, frame: pl.DataFrame, config: Any, ctx: StageContext) -> StageResult:
         mod = self.load()

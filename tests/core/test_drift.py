@@ -206,7 +206,7 @@ def test_export_has_one_conversion_on_the_command_the_stage_and_the_recipe_memo(
 def test_export_accounting_is_checked_by_the_command_and_a_recipe(tmp_path, monkeypatch):
     """`curate export` passed no kept rows to finish(), so its accounting was never checked: a
     conversion that loses a row is now the same AccountingError on the command and in a recipe, and
-    the command writes nothing."""
+    neither writes the trainer file."""
     import curate.export
     from curate.pipeline.recipe import load_recipe
     from curate.pipeline.run import run_recipe
@@ -231,3 +231,27 @@ def test_export_accounting_is_checked_by_the_command_and_a_recipe(tmp_path, monk
         AccountingError, match=r"stage export lost rows: 8 in \+ 0 added != 5 kept \+ 2 dropped"
     ):
         run_recipe(load_recipe(_export_recipe(tmp_path, "recipe")), quiet=True)
+    assert not (tmp_path / "recipe").exists()  # the runner writes the trainer files once it holds
+
+
+def test_an_unusable_dataset_info_is_a_user_error_on_the_command_and_in_a_recipe(tmp_path):
+    """A broken dataset_info.json beside a llamafactory export: exit 2 with one line from `curate
+    export`; a recipe reported it as a bug in the stage (exit 70, a traceback)."""
+    from curate.core.errors import TamisError
+    from curate.pipeline.recipe import load_recipe
+    from curate.pipeline.run import run_recipe
+
+    src = _export_input(tmp_path)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "dataset_info.json").write_text("{not json", encoding="utf-8")
+    args = ["export", str(src), "-o", str(tmp_path / "out" / "x.json"), "--format", "llamafactory"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 2 and "not valid JSON" in res.output and "Traceback" not in res.output
+    recipe = tmp_path / "lf.yaml"
+    recipe.write_text(
+        "inputs: [data.jsonl]\nstages:\n  - export: {format: llamafactory, output: out/y.json}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(TamisError, match="stage export failed: .*not valid JSON"):
+        run_recipe(load_recipe(recipe), quiet=True)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["dataset_info.json"]
