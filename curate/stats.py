@@ -8,24 +8,25 @@ import polars as pl
 
 from curate.core import vocab
 
-CJK = vocab.HAN_PATTERN  # Chinese: Han characters (kana would mean Japanese)
-LATIN = r"[A-Za-z]"
+# language_expr's thresholds on vocab.han_share: a row is zh when clearly Chinese, en when clearly not,
+# and mixed in between (a statistic reports the middle, where augment must choose one template)
+ZH_SHARE = 0.7
+EN_SHARE = 0.3
 
 
 def language_expr(col: str) -> pl.Expr:
-    """zh / en / mixed / other from the share of CJK characters among CJK+Latin letters."""
+    """zh / en / mixed / other from :func:`curate.core.vocab.han_share` (Han characters among Han
+    characters plus Latin words), vectorised: the same patterns, counted by polars."""
     text = pl.col(col).fill_null("")
-    cjk = text.str.count_matches(CJK)
-    # Latin counted per word so that one English word is not outweighed by one Chinese character
-    latin_words = text.str.count_matches(r"[A-Za-z]+")
-    total = cjk + latin_words
-    share = pl.when(total > 0).then(cjk / total).otherwise(None)
+    han = text.str.count_matches(vocab.HAN_PATTERN)
+    total = han + text.str.count_matches(vocab.LATIN_WORD_PATTERN)
+    share = pl.when(total > 0).then(han / total).otherwise(None)
     return (
         pl.when(total == 0)
         .then(pl.lit("other"))
-        .when(share >= 0.7)
+        .when(share >= ZH_SHARE)
         .then(pl.lit("zh"))
-        .when(share <= 0.3)
+        .when(share <= EN_SHARE)
         .then(pl.lit("en"))
         .otherwise(pl.lit("mixed"))
     )
@@ -51,11 +52,7 @@ def compute(frame: pl.DataFrame, tokenizer: Any = None) -> dict[str, Any]:
     if frame.height == 0:
         return out
     out["kinds"] = dict(frame["kind"].value_counts().sort("kind").rows())
-    text_fields = [
-        c
-        for c in ("question", "answer", "chosen", "rejected", "text")
-        if frame[c].null_count() < frame.height
-    ]
+    text_fields = [c for c in vocab.TEXT_FIELDS if frame[c].null_count() < frame.height]
     # each row's own main text: the question, or the text of a plain-text row (a mixed file holds both)
     langs = frame.select(pl.coalesce(pl.col("question"), pl.col("text")).alias("_main")).select(
         language_expr("_main").alias("lang")
@@ -69,7 +66,7 @@ def compute(frame: pl.DataFrame, tokenizer: Any = None) -> dict[str, Any]:
             lens = [len(x) for x in tokenizer(vals, add_special_tokens=False)["input_ids"]] if vals else []
             out["tokens"][f] = _percentiles(pl.Series(lens, dtype=pl.Int64))
     # turns: conversations only (sft, preference, kto), not plain-text rows
-    convo = frame.filter(pl.col("kind").is_in(["sft", "preference", "kto"]))
+    convo = frame.filter(pl.col("kind").is_in(list(vocab.CONVERSATION_KINDS)))
     turns = convo["history"].list.len().fill_null(0) // 2 + 1
     out["turns"] = {int(k): int(v) for k, v in turns.value_counts().sort("history").rows()}
     out["with_system"] = int(frame["system"].is_not_null().sum())

@@ -25,8 +25,9 @@ LANGS = ("zh", "en")
 # content, not the variant's, so it is left empty on the variant (re-score variants to measure them)
 INHERITED_EXTRA = ("split", "cluster")
 
-_CJK = re.compile(vocab.HAN_PATTERN)  # Chinese: Han characters
-_LATIN = re.compile(r"[A-Za-z]")
+# lang_of's threshold on vocab.han_share, lower than the statistics' 0.7: a Chinese question full of
+# English terms still wants the Chinese templates, so a fifth of the units being Han is enough
+ZH_TEMPLATE_SHARE = 0.2
 
 
 class TemplateError(UsageError):
@@ -34,12 +35,10 @@ class TemplateError(UsageError):
 
 
 def lang_of(text: str | None) -> str:
-    """``zh`` when CJK characters make up at least a fifth of the letters, else ``en``."""
-    if not text:
-        return "en"
-    cjk = len(_CJK.findall(text))
-    latin_words = len(re.findall(r"[A-Za-z]+", text))
-    return "zh" if cjk and cjk >= 0.2 * (cjk + latin_words) else "en"
+    """``zh`` when Han characters make up at least a fifth of the units (:func:`curate.core.vocab.han_share`),
+    else ``en``."""
+    share = vocab.han_share(text) if text else None
+    return "zh" if share is not None and share >= ZH_TEMPLATE_SHARE else "en"
 
 
 def template_path(kind: str, lang: str, templates_dir: str | Path | None = None) -> Path:

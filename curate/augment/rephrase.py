@@ -16,6 +16,7 @@ from typing import Any
 import polars as pl
 
 from curate.augment.common import is_eval, is_variant, lang_of, norm_key, read_lines_template, variant_row
+from curate.core import vocab
 
 
 def _rng(row_id: str, salt: str, seed: int) -> random.Random:
@@ -53,7 +54,7 @@ def rephrase_variants(
         if row["id"] in seen_ids:
             continue  # an exact duplicate would get identical variants
         seen_ids.add(row["id"])
-        if row["kind"] not in ("sft", "preference", "kto") or not (row.get("question") or "").strip():
+        if row["kind"] not in vocab.CONVERSATION_KINDS or not (row.get("question") or "").strip():
             continue
         if is_eval(row) or is_variant(row):
             continue

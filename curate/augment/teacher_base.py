@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from curate.configs.augment import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT  # noqa: F401  (re-exported)
+from curate.core import vocab
 from curate.core.errors import TamisError
 
 Messages = list[dict[str, str]]
@@ -31,20 +32,10 @@ class GenerationError(RuntimeError):
 
 
 def dir_fingerprint(path: Path) -> str:
-    """Content identity of a local model directory for cache keys: every file's name and size, the
-    full bytes of files up to 64 MiB, and the first and last MiB of larger ones (weights)."""
-    h = hashlib.sha256()
-    for f in sorted(q for q in path.rglob("*") if q.is_file() and not q.name.startswith(".")):
-        size = f.stat().st_size
-        h.update(f"{f.relative_to(path)}:{size}".encode())
-        with open(f, "rb") as fh:
-            if size <= 64 << 20:
-                h.update(fh.read())
-            else:
-                h.update(fh.read(1 << 20))
-                fh.seek(size - (1 << 20))
-                h.update(fh.read(1 << 20))
-    return h.hexdigest()[:16]
+    """A local model directory's identity in teacher cache keys (:func:`curate.core.vocab.dir_fingerprint`
+    with its default rules: every file's path and size, whole files up to 64 MiB, the first and last
+    MiB of larger ones)."""
+    return vocab.dir_fingerprint(path)[:16]
 
 
 def default_cache_path() -> Path:

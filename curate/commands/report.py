@@ -36,11 +36,9 @@ def report(target, output, json_out):
 
     started = time.perf_counter()
     if output is None:
-        if target.is_dir():
-            output = target / "report.html"
-        else:
-            stem = target.name.split(".")[0]
-            output = target.with_name(f"{stem}.report.html")
+        from curate.io.writers import default_report_output  # polars: not for --help
+
+        output = default_report_output(target)
     if output.resolve() == target.resolve():
         fail(f"refusing to overwrite {target}")
     _check_output(target, output)

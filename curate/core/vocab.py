@@ -1,10 +1,13 @@
-"""The vocabulary both halves share, defined once: record kinds and their text fields, "is this CJK",
-the extensions curate writes, file hashing. Light (standard library only): `--help` may import it.
+"""The vocabulary both halves share, defined once: record kinds and their text fields, "is this CJK"
+and "how Chinese is this text", the extensions curate writes, file hashing and the fingerprint of a
+model directory. Light (standard library only): `--help` may import it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 # ------------------------------------------------------------------ records
@@ -20,6 +23,12 @@ CONTENT_FIELDS: dict[str, tuple[str, ...]] = {
     "text": ("text",),
 }
 TEXT_FIELDS = ("question", "answer", "chosen", "rejected", "text")  # every free-text column but system
+# the text fields of a conversation, system prompt aside: question, answer, chosen, rejected
+TURN_FIELDS = tuple(dict.fromkeys(f for k in CONVERSATION_KINDS for f in CONTENT_FIELDS[k] if f != "system"))
+# The field holding each kind's response (a preference row's chosen one; a plain-text row's text, all it
+# has): what a report shows as the answer, what dedup compares after the question.
+RESPONSE_FIELD = {"sft": "answer", "preference": "chosen", "kto": "answer", "text": "text"}
+RESPONSE_FIELDS = tuple(dict.fromkeys(RESPONSE_FIELD[k] for k in KINDS))  # answer, chosen, text
 
 # ------------------------------------------------------------------ files
 
@@ -48,6 +57,67 @@ def sha256_file(path: str | Path, block: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(block), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# ------------------------------------------------------------------ model fingerprints
+#
+# A model's identity in cache keys (teacher generations, scores, embeddings, stage caches): what its
+# files hold, never when they were written, so a copy of a model has the fingerprint of the original.
+# The callers keep the header and the large-file sampling they have always used: each fingerprint is a
+# key of caches users already have, and changing it would make every one of them miss.
+
+FileContent = Callable[[Path, int], Iterable[bytes]]  # (file, size) -> the bytes that stand for it
+
+
+def fingerprint_files(root: Path, skip_suffixes: tuple[str, ...] = ()) -> list[Path]:
+    """The files a model fingerprint covers, sorted: every file under ``root``, subfolders included,
+    except hidden files, files in hidden folders (``.git/``, the ``.cache/`` that ``hf download
+    --local-dir`` leaves: they change when the model does not) and names ending in one of
+    ``skip_suffixes`` (lower case); ``[root]`` when ``root`` is a file."""
+    if root.is_file():
+        return [root]
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        and p.suffix.lower() not in skip_suffixes
+    )
+
+
+def whole_or_ends(path: Path, size: int, whole_up_to: int = 64 << 20, end: int = 1 << 20) -> Iterator[bytes]:
+    """A file's bytes for a fingerprint: all of them up to ``whole_up_to`` bytes, else the first and
+    the last ``end`` bytes (weights: reading gigabytes for a cache key would cost more than the miss)."""
+    with open(path, "rb") as fh:
+        if size <= whole_up_to:
+            yield from iter(lambda: fh.read(1 << 20), b"")
+        else:
+            yield fh.read(end)
+            fh.seek(size - end)
+            yield fh.read(end)
+
+
+def dir_fingerprint(
+    root: str | Path,
+    *,
+    entry: str = "{rel}:{size}",
+    content: FileContent = whole_or_ends,
+    skip_suffixes: tuple[str, ...] = (),
+    seed: bytes = b"",
+) -> str:
+    """Hex sha256 identifying a model directory (or one model file) by content: ``seed``, then for each
+    of :func:`fingerprint_files` its ``entry`` line (``rel``: the path relative to ``root`` with ``/``
+    separators, the file name for a file; ``size``: its size in bytes) followed by the bytes
+    ``content`` gives for it. No modification time: copying a model keeps its fingerprint."""
+    root = Path(root)
+    h = hashlib.sha256(seed)
+    for f in fingerprint_files(root, skip_suffixes):
+        size = f.stat().st_size
+        rel = f.name if f == root else f.relative_to(root).as_posix()
+        h.update(entry.format(rel=rel, size=size).encode())
+        for chunk in content(f, size):
             h.update(chunk)
     return h.hexdigest()
 
@@ -93,6 +163,7 @@ def char_class(*range_sets: tuple[tuple[int, int], ...]) -> str:
 
 CJK_CHARS = char_class(CJK_RANGES)
 HAN_CHARS = char_class(HAN_RANGES)
+KANA_CHARS = char_class(KANA_RANGES)
 HANGUL_CHARS = char_class(HANGUL_RANGES)
 CJK_PATTERN = f"[{CJK_CHARS}]"  # one CJK character
 HAN_PATTERN = f"[{HAN_CHARS}]"  # one Han character (Chinese)
@@ -107,6 +178,22 @@ def is_cjk(char: str) -> bool:
 def is_han(char: str) -> bool:
     cp = ord(char)
     return any(lo <= cp <= hi for lo, hi in HAN_RANGES)
+
+
+# "How Chinese is this text?": Han characters among Han characters plus Latin words. A word, not a
+# letter, on the Latin side: one English word carries about as much as one Chinese character, so a
+# Chinese question quoting an English term stays Chinese. Callers pick their own threshold.
+LATIN_WORD_PATTERN = r"[A-Za-z]+"
+_HAN = re.compile(HAN_PATTERN)
+_LATIN_WORD = re.compile(LATIN_WORD_PATTERN)
+
+
+def han_share(text: str) -> float | None:
+    """Han characters / (Han characters + Latin words) in ``text``; None when it has neither. Kana and
+    Hangul count on neither side (they are not Chinese, nor Latin words)."""
+    han = len(_HAN.findall(text))
+    units = han + len(_LATIN_WORD.findall(text))
+    return han / units if units else None
 
 
 # Settings of the teacher client (augment --cot, pairs generated) that change how requests are made,

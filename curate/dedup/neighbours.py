@@ -41,8 +41,17 @@ def default_threshold(embedder_name: str) -> float:
     return thresholds_for(embedder_name)["other"]
 
 
-def is_cjk(texts: pl.Series, share: float = 0.3) -> np.ndarray:
-    """Rows whose letters/digits are at least ``share`` CJK characters."""
+# is_cjk's threshold: a row takes the embedder's "zh" similarity threshold when at least 30% of its
+# letters and digits are CJK characters
+CJK_ROW_SHARE = 0.3
+
+
+def is_cjk(texts: pl.Series, share: float = CJK_ROW_SHARE) -> np.ndarray:
+    """Rows whose letters/digits are at least ``share`` CJK characters.
+
+    Not :func:`curate.core.vocab.han_share` ("is this Chinese"): the question here is which similarity
+    threshold fits the embedder, and embedders score every unspaced script alike, so kana counts with
+    Han (vocab.CJK_PATTERN), per character against every word character, digits included."""
     cjk = texts.fill_null("").str.count_matches(CJK_PATTERN).to_numpy()
     word = texts.fill_null("").str.count_matches(r"\w").to_numpy()
     return cjk >= share * np.maximum(word, 1)

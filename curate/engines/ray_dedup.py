@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from curate.core import vocab
 from curate.dedup import cluster as cl
 from curate.dedup.decisions import (
     cluster_record,
@@ -51,6 +52,9 @@ from curate.engines.ray_cluster import block_rows_for, cluster_cpus, ensure_ray,
 from curate.engines.ray_dedup_tasks import ROW, split_parts
 
 MAX_PARTITIONS = 64
+# the columns compare_text reads: history and question, then each kind's response (a preference row
+# is compared by its chosen answer, never its rejected one)
+COMPARED_COLUMNS = ("kind", "history", "question", *vocab.RESPONSE_FIELDS)
 
 
 class _Plan:
@@ -180,7 +184,7 @@ def run_dedup(
     t0 = time.perf_counter()
     n = frame.height
     minhash = "minhash" in config.methods
-    needed = [c for c in ("kind", "history", "question", "answer", "chosen", "text") if c in frame.columns]
+    needed = [c for c in COMPARED_COLUMNS if c in frame.columns]
     mode, col = cl.parse_keep(config.keep)
     if mode == "best" and col not in needed:
         needed.append(col)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import polars as pl
 
+from curate.core import vocab
 from curate.io.accounting import LoadResult, raw_json, reject, rejects_frame
 from curate.io.decode import InputError
 from curate.io.formats.common import _label
@@ -39,7 +40,7 @@ def fast_canonical(path: Path) -> pl.DataFrame | None:
         return None
     if frame["kind"].null_count() or frame["id"].null_count():
         return None
-    if not frame["kind"].is_in(["sft", "preference", "kto", "text"]).all():
+    if not frame["kind"].is_in(list(vocab.KINDS)).all():
         return None
     return conform(frame)
 
@@ -145,7 +146,7 @@ def _canonical_values(v: dict) -> tuple[dict, tuple[str, str] | None]:
                 v = {**v, "label": _label(v["label"], "label")}
             except RecordError as exc:
                 return v, ("label", str(exc))
-    if v.get("kind") not in ("sft", "preference", "kto", "text") or not v.get("id"):
+    if v.get("kind") not in vocab.KINDS or not v.get("id"):
         return v, ("kind", "not a canonical record (id/kind missing)")
     if isinstance(v.get("meta"), dict):
         v = {**v, "meta": json.dumps(v["meta"], ensure_ascii=False, sort_keys=True)}

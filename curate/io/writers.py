@@ -236,9 +236,16 @@ def write_rejects(rejects: pl.DataFrame, path: Path | str) -> Path:
 
 def default_output(input_path: Path, stage: str, ext: str = ".jsonl") -> Path:
     """data.csv -> data.<stage suffix>.jsonl next to the input (compression suffixes dropped), e.g.
-    ``curate score data.csv`` writes data.scored.jsonl."""
+    ``curate score data.csv`` writes data.scored.jsonl.
+
+    The suffixes come from the stage registry (:mod:`curate.stages`, a layer above this one, fills
+    :data:`curate.names.STAGE_SUFFIX` when imported): a stage it does not name is a KeyError, never a
+    guessed name (data.dedup.jsonl instead of data.deduped.jsonl, and no known suffix stripped)."""
+    if stage not in STAGE_SUFFIX:
+        why = "the stage registry (curate.stages) is not imported" if not STAGE_SUFFIX else "unknown stage"
+        raise KeyError(f"no default output suffix for stage {stage!r}: {why}")
     name = input_path.name
-    for suffix in (".gz", ".zst", ".zstd", ".bz2"):
+    for suffix in vocab.COMPRESSED_EXTENSIONS:
         if name.lower().endswith(suffix):
             name = name[: -len(suffix)]
     stem = name.rsplit(".", 1)[0] if "." in name else name
@@ -247,7 +254,16 @@ def default_output(input_path: Path, stage: str, ext: str = ".jsonl") -> Path:
         if stem.endswith("." + known):
             stem = stem[: -len(known) - 1]
             break
-    return input_path.with_name(f"{stem}.{STAGE_SUFFIX.get(stage, stage)}{ext}")
+    return input_path.with_name(f"{stem}.{STAGE_SUFFIX[stage]}{ext}")
+
+
+def default_report_output(target: Path) -> Path:
+    """Where ``curate report TARGET`` writes unless told: report.html inside a directory, else
+    <name>.report.html beside the file, <name> being its name up to the first dot
+    (data.curated.jsonl -> data.report.html; recipe.yaml -> recipe.report.html)."""
+    if target.is_dir():
+        return target / "report.html"
+    return target.with_name(f"{target.name.split('.')[0]}.report.html")
 
 
 Writer = Callable[[pl.DataFrame, Path], Path]

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from curate import __version__, embed
+from curate.core import vocab
 from curate.redact import public_url
 
 _CODE_FP: dict[str, str] = {}
@@ -41,11 +42,15 @@ def code_fingerprint(modules: tuple[str, ...]) -> str:
 
 
 _MODEL_FP: dict[tuple, str] = {}
+# the header of each file in a model fingerprint: path and size with no separator, as stage cache keys
+# and manifests have always had it (the teacher cache's keys have a colon there)
+MODEL_ENTRY = "{rel}{size}"
 
 
 def model_fingerprint(path_or_id: str) -> dict[str, Any]:
     """A model's identity for cache keys and manifests: for a local file or directory, a hash over its
-    files' names and contents (files over 64 MiB: size plus the first and last MiB); for a hub id or
+    files' names and contents (:func:`curate.core.vocab.dir_fingerprint`: files over 64 MiB by size
+    plus the first and last MiB); for a hub id or
     a URL, the name itself (offline runs cannot look it up)."""
     p = Path(os.path.expanduser(str(path_or_id)))
     if not p.exists():
@@ -65,24 +70,10 @@ def model_fingerprint(path_or_id: str) -> dict[str, Any]:
             "fingerprint": hashlib.sha256(ident.encode()).hexdigest()[:16],
             "local": False,
         }
-    files = (
-        [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
-    )
+    files = vocab.fingerprint_files(p)
+    # remembered per file stat for this process: a recipe asks for the same model at every stage
     stamp = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
     key = (str(p.resolve()), stamp)
     if key not in _MODEL_FP:
-        h = hashlib.sha256()
-        for f in files:
-            h.update(str(f.relative_to(p) if p.is_dir() else f.name).encode())
-            size = f.stat().st_size
-            h.update(str(size).encode())
-            with open(f, "rb") as fh:
-                if size <= 64 << 20:
-                    for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
-                        h.update(block)
-                else:
-                    h.update(fh.read(1 << 20))
-                    fh.seek(size - (1 << 20))
-                    h.update(fh.read(1 << 20))
-        _MODEL_FP[key] = h.hexdigest()[:16]
+        _MODEL_FP[key] = vocab.dir_fingerprint(p, entry=MODEL_ENTRY)[:16]
     return {"model": str(path_or_id), "fingerprint": _MODEL_FP[key], "local": True, "files": len(files)}

@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from curate.core.vocab import WRITABLE_EXTENSIONS
+from curate.core.vocab import TRAINER_EXTENSIONS, WRITABLE_EXTENSIONS
 from curate.io import atomic_write_text
 from curate.pipeline import stages as registry
 from curate.pipeline.recipe import RecipeError, default_outputs
@@ -72,8 +72,8 @@ def allowed_extensions(role: str) -> tuple[str, ...] | None:
     if role == "outputs.manifest":
         return (".json",)
     kind = role.rpartition(".")[2]
-    if kind in ("output", "eval"):
-        return (".jsonl", ".json")
+    if kind in ("output", "eval"):  # the trainer files export writes
+        return TRAINER_EXTENSIONS
     if kind == "dataset_info":
         return (".json",)
     if kind == "dataset_card":

@@ -8,15 +8,16 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from curate.core import vocab
 from curate.rules.checks import Check
 
 STAGE = "filter"
 ACTIONS = ("drop", "flag", "redact", "fix")
-SCALAR_FIELDS = ("system", "question", "answer", "chosen", "rejected", "text")
+SCALAR_FIELDS = ("system", *vocab.TEXT_FIELDS)
 HISTORY_FIELDS = {"history": None, "history_user": "user", "history_assistant": "assistant"}
 ALIASES = {
-    "any": ("system", "question", "answer", "chosen", "rejected", "text", "history"),
-    "turns": ("question", "answer", "chosen", "rejected", "history"),
+    "any": (*SCALAR_FIELDS, "history"),
+    "turns": (*vocab.TURN_FIELDS, "history"),
     "responses": ("answer", "chosen", "history_assistant"),
     "prompts": ("question", "history_user"),
 }

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from curate.core import vocab
 from curate.core.errors import TamisError
 from curate.core.vocab import sha256_file
 
@@ -167,26 +168,25 @@ def file_sha256(path: Path) -> str:
             db.close()
 
 
+def _whole_file(path: Path, size: int) -> Iterator[bytes]:
+    """A file's bytes for a score fingerprint: inline up to :data:`SMALL_FILE`, else its remembered
+    SHA-256 (every byte counts: a retrain may change only tensors in the middle of a weight file)."""
+    if size <= SMALL_FILE:
+        yield path.read_bytes()
+    else:
+        yield f"sha256:{file_sha256(path)}\n".encode()
+
+
 def fingerprint(model_dir: Path, settings: dict[str, Any]) -> str:
-    """A content fingerprint of a model directory plus the scorer settings.
+    """A content fingerprint of a model directory plus the scorer settings
+    (:func:`curate.core.vocab.dir_fingerprint`).
 
     Every file is hashed whole: small files (config, tokenizer, chat template) inline, large ones
     (weights) through their SHA-256, which :func:`file_sha256` remembers per (path, size, mtime, ctime,
     inode) so that only the first run after a model changes reads the gigabytes.
     """
-    h = hashlib.sha256()
-    h.update(json.dumps(settings, sort_keys=True, default=str).encode())
-    for f in sorted(p for p in model_dir.rglob("*") if p.is_file()):
-        rel = f.relative_to(model_dir).as_posix()
-        if rel.startswith(".") or "/." in rel:
-            continue
-        size = f.stat().st_size
-        h.update(f"{rel}:{size}\n".encode())
-        if size <= SMALL_FILE:
-            h.update(f.read_bytes())
-        else:
-            h.update(f"sha256:{file_sha256(f)}\n".encode())
-    return h.hexdigest()[:16]
+    seed = json.dumps(settings, sort_keys=True, default=str).encode()
+    return vocab.dir_fingerprint(model_dir, entry="{rel}:{size}\n", content=_whole_file, seed=seed)[:16]
 
 
 def read_model_config(path: Path, trust_remote_code: bool):

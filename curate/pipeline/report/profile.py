@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from curate.core import vocab
 from curate.records import SCHEMA
 from curate.stats import language_expr
 
@@ -27,7 +28,7 @@ def _main_text(frame: pl.DataFrame) -> pl.Expr:
 
 
 def _answer_text(frame: pl.DataFrame) -> pl.Expr:
-    cols = [c for c in ("answer", "chosen", "text") if c in frame.columns]
+    cols = [c for c in vocab.RESPONSE_FIELDS if c in frame.columns]
     return pl.coalesce([pl.col(c) for c in cols]) if cols else pl.lit(None, dtype=pl.Utf8)
 
 

@@ -25,8 +25,8 @@ REGISTRY: dict[str, type[Check]] = {}
 # does not, so Python-side helpers use the explicit ranges below.
 CJK_RANGES = vocab.HAN_CHARS  # zh detection and the cjk ratio count Han (kana: KANA_RE)
 CJK_RE = f"[{CJK_RANGES}]"
-KANA_RE = "[\u3040-\u30ff]"
-HANGUL_RE = "[\uac00-\ud7af\u1100-\u11ff]"
+KANA_RE = f"[{vocab.KANA_CHARS}]"  # Japanese: kana (with Han, see language.script_language)
+HANGUL_RE = f"[{vocab.HANGUL_CHARS}]"  # Korean
 FENCED_CODE = r"(?s)```.*?(?:```|\z)"  # Rust regex: a fenced block, or an unclosed one to the end
 
 

@@ -40,7 +40,10 @@ ISO3 = {"zho": "zh", "eng": "en", "jpn": "ja", "kor": "ko", "rus": "ru", "ara": 
 def script_language(s: pl.Series, dominance: float = 0.7, head: int = 2000) -> pl.Series:
     """zh, ja, ko, en (Latin script), ru, ar, th, hi by the dominant script; ``mixed`` when no script
     has ``dominance`` of the units; ``other`` when there are no letters. Japanese is Han + kana with
-    at least 10% kana. Code blocks are ignored; only the first ``head`` characters are read."""
+    at least 10% kana. Code blocks are ignored; only the first ``head`` characters are read.
+
+    Not :func:`curate.core.vocab.han_share`: that weighs Chinese against English only, this picks
+    the dominant one of eight scripts (Han against kana decides Chinese or Japanese)."""
     t = filled(s).str.slice(0, head).str.replace_all(FENCED_CODE, " ")
     c = pl.DataFrame({k: t.str.count_matches(p).cast(pl.Float64) for k, p in SCRIPTS.items()})
     # Japanese text uses Han too: Han counts as Japanese when kana is at least 10% of Han + kana

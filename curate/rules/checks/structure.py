@@ -6,25 +6,20 @@ from typing import Any
 
 import polars as pl
 
+from curate.core import vocab
 from curate.rules.checks.base import Check, Hit, Param, as_bool
 
 # whitespace, zero-width characters, BOM, ideographic space, NBSP
 BLANK = r"^[\s\u200b\u200c\u200d\u2060\ufeff\u3000\u00a0]*$"
 
-# which fields each record kind must have (null there counts as empty)
-REQUIRED = {
-    "question": ("sft", "kto", "preference"),
-    "answer": ("sft", "kto"),
-    "chosen": ("preference",),
-    "rejected": ("preference",),
-    "text": ("text",),
-}
+# the kinds that must have each text field (null there counts as empty): system is optional everywhere
+REQUIRED = {f: tuple(k for k in vocab.KINDS if f in vocab.CONTENT_FIELDS[k]) for f in vocab.TEXT_FIELDS}
 
 
 class Empty(Check):
     name = "empty"
     help = "Empty or whitespace-only text (zero-width and ideographic spaces count as blank)."
-    default_fields = ("question", "answer", "chosen", "rejected", "text", "history")
+    default_fields = (*vocab.TEXT_FIELDS, "history")
     params: dict[str, Param] = {}
 
     def detect(self, s: pl.Series) -> pl.Series:
