@@ -157,7 +157,7 @@ def test_callers_keep_their_thresholds_on_the_one_share():
     from curate.augment import common
 
     texts = ["中文", "使用 Kubernetes 部署 on a cluster today", "a b c d 中", "かな", "한국어", "", "𠀀 a b"]
-    langs = pl.DataFrame({"t": texts}).select(stats.language_expr("t"))["t"].to_list()
+    langs = pl.DataFrame({"t": texts}).select(stats.language_expr("t").alias("lang"))["lang"].to_list()
     for text, lang in zip(texts, langs, strict=True):
         share = vocab.han_share(text)
         want = (
