@@ -166,7 +166,7 @@ class CommonConfig:
             if f.name == "report_to":
                 continue  # a list, checked below
             if choices and value is not None and value not in choices:
-                raise ConfigError(f"{f.name}: {value!r} is not one of {', '.join(choices)}")
+                raise ConfigError(f"{value!r} is not one of {', '.join(choices)}", f.name)
         for name in (
             "batch_size",
             "lora_r",
@@ -176,41 +176,46 @@ class CommonConfig:
             "num_processes",
         ):
             if getattr(self, name) < 1:
-                raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"must be >= 1, got {getattr(self, name)}", name)
         if self.freeze_layers < 1:
-            raise ConfigError(f"freeze_layers: must be >= 1, got {self.freeze_layers}")
+            raise ConfigError(f"must be >= 1, got {self.freeze_layers}", "freeze_layers")
         if self.epochs is not None and self.epochs <= 0:
-            raise ConfigError(f"epochs: must be > 0, got {self.epochs}")
+            raise ConfigError(f"must be > 0, got {self.epochs}", "epochs")
         if self.learning_rate is not None and not (0 < self.learning_rate < 1):
-            raise ConfigError(f"learning_rate: must be in (0, 1), got {self.learning_rate}")
+            raise ConfigError(f"must be in (0, 1), got {self.learning_rate}", "learning_rate")
         if self.max_length is not None and self.max_length < 8:
-            raise ConfigError(f"max_length: must be >= 8, got {self.max_length}")
+            raise ConfigError(f"must be >= 8, got {self.max_length}", "max_length")
         if self.global_batch is not None and self.global_batch < self.batch_size:
             raise ConfigError(
-                f"global_batch ({self.global_batch}) is smaller than batch_size ({self.batch_size})"
+                f"{self.global_batch} is smaller than {{batch_size}} ({self.batch_size})",
+                "global_batch",
+                mentions=("batch_size",),
             )
         if not 0 <= self.val_split < 0.5:
-            raise ConfigError(f"val_split: must be in [0, 0.5), got {self.val_split}")
+            raise ConfigError(f"must be in [0, 0.5), got {self.val_split}", "val_split")
         if self.warmup_ratio is not None and not 0 <= self.warmup_ratio < 1:
-            raise ConfigError(f"warmup_ratio: must be in [0, 1), got {self.warmup_ratio}")
+            raise ConfigError(f"must be in [0, 1), got {self.warmup_ratio}", "warmup_ratio")
         if not [t for t in self.lora_target.split(",") if t.strip()]:
             raise ConfigError(
-                "lora_target: empty; give all-linear or a comma list of module names (q_proj,v_proj)"
+                "empty; give all-linear or a comma list of module names (q_proj,v_proj)", "lora_target"
             )
         if self.method == "pissa" and self.num_processes > 1 and self.distributed in ("zero3", "fsdp"):
             raise ConfigError(
-                f"method pissa with --distributed {self.distributed}: the PiSSA adapter is converted to a plain "
-                "LoRA from whole weights, which sharded training does not hold; use ddp or zero2, or --method lora"
+                f"pissa with {{distributed}} {self.distributed}: the PiSSA adapter is converted to a plain "
+                "LoRA from whole weights, which sharded training does not hold; use ddp or zero2, or "
+                "{method} lora",
+                "method",
+                mentions=("distributed", "method"),
             )
         if self.max_samples is not None and self.max_samples < 1:
-            raise ConfigError(f"max_samples: must be >= 1, got {self.max_samples}")
+            raise ConfigError(f"must be >= 1, got {self.max_samples}", "max_samples")
         try:
             self.report_to = check_report_to(self.report_to)
         except CompatError as e:
-            raise ConfigError(str(e)) from None
+            raise _keyed("report_to", e) from None
         # (online RL: beta 0 means no KL term and no reference model)
         if hasattr(self, "beta") and not (self.beta > 0 or (self.beta == 0 and self.stage in ONLINE_STAGES)):
-            raise ConfigError(f"beta: must be > 0, got {self.beta}")
+            raise ConfigError(f"must be > 0, got {self.beta}", "beta")
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -285,9 +290,9 @@ class DPOConfig(CommonConfig):
     def validate(self) -> None:
         super().validate()
         if not 0 <= self.label_smoothing < 0.5:
-            raise ConfigError(f"label_smoothing: must be in [0, 0.5), got {self.label_smoothing}")
+            raise ConfigError(f"must be in [0, 0.5), got {self.label_smoothing}", "label_smoothing")
         if self.sft_weight < 0:
-            raise ConfigError(f"sft_weight: must be >= 0, got {self.sft_weight}")
+            raise ConfigError(f"must be >= 0, got {self.sft_weight}", "sft_weight")
 
 
 @dataclass
@@ -320,11 +325,20 @@ class PTConfig(CommonConfig):
         _check_mix(self.mix)
 
 
+def _keyed(key: str, exc: Exception) -> ConfigError:
+    """A setting parser's error (``mix 'a.jsonl': ...``, ``report_to: ...``) as the ConfigError of
+    ``key``, so that the caller spells the setting as the user wrote it."""
+    text = str(exc)
+    for prefix in (f"{key}: ", f"{key} "):
+        text = text.removeprefix(prefix)
+    return ConfigError(text, key)
+
+
 def _check_mix(specs: list[str]) -> None:
     try:
         parse_mix(specs)
     except MixError as e:
-        raise ConfigError(str(e)) from None
+        raise _keyed("mix", e) from None
 
 
 @dataclass
@@ -361,16 +375,16 @@ class OnlineRLConfig(CommonConfig):
         super().validate()
         if self.num_generations < 2:
             raise ConfigError(
-                f"num_generations: must be >= 2 (a group needs a baseline), got {self.num_generations}"
+                f"must be >= 2 (a group needs a baseline), got {self.num_generations}", "num_generations"
             )
         if self.max_completion_length < 1:
-            raise ConfigError(f"max_completion_length: must be >= 1, got {self.max_completion_length}")
+            raise ConfigError(f"must be >= 1, got {self.max_completion_length}", "max_completion_length")
         if not self.temperature > 0:
-            raise ConfigError(f"temperature: must be > 0, got {self.temperature}")
+            raise ConfigError(f"must be > 0, got {self.temperature}", "temperature")
         try:
             parse_rewards(self.reward)
         except RewardSpecError as e:
-            raise ConfigError(str(e)) from None
+            raise _keyed("reward", e) from None
 
 
 @dataclass
@@ -425,12 +439,12 @@ def coerce(cls, key: str, value: Any) -> Any:
         if value in (None, ""):
             return {}
         if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a mapping (a YAML section), got {value!r}")
+            raise ConfigError(f"expected a mapping (a YAML section), got {value!r}", key)
         return dict(value)
     if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "") and optional):
         if optional or is_list:
             return [] if is_list and not optional else None
-        raise ConfigError(f"{key}: a value is required")
+        raise ConfigError("a value is required", key)
     if is_list:
         if isinstance(value, str):
             value = [v for v in value.split(",") if v]
@@ -495,7 +509,20 @@ def _translate(cls, stage: str, settings: dict[str, Any], where: str) -> tuple[d
 def resolve(stage: str, yaml_path: str | None = None, flags: dict | None = None, sets: dict | None = None):
     """Build the stage config from defaults, a YAML file, CLI flags and --set overrides. LLaMA-Factory
     and TRL key names are read as their tamis settings (:mod:`train.compat`); the config's ``warnings``
-    attribute lists the peer keys that were ignored or passed through."""
+    attribute lists the peer keys that were ignored or passed through. An error names a setting as the
+    user gave it: ``--epochs`` when the flag gave it, ``epochs`` from the YAML, ``--set`` or a default."""
+    given_as_flag = {k for k in flags or {} if k not in (sets or {})}
+
+    def spell(name: str) -> str:
+        return "--" + name.replace("_", "-") if name in given_as_flag else name
+
+    try:
+        return _resolve(stage, yaml_path, flags, sets)
+    except ConfigError as exc:
+        raise exc.spelled(spell) from None
+
+
+def _resolve(stage: str, yaml_path: str | None, flags: dict | None, sets: dict | None):
     cls = CONFIGS[stage]
     values: dict[str, Any] = {}
     warnings: list[str] = []

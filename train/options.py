@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from train.config import ConfigError, cli_fields, field_type, parse_set, resolve
+from train.config import cli_fields, field_type, parse_set, resolve
 
 
 def _fmt_default(v: Any) -> str:
@@ -107,10 +107,9 @@ def resolve_config(stage: str, config_file, kwargs, data, sets, console=None, fl
     if flag_stage:
         names = {f.name for f in cli_fields(stage)}
         flags = {k: v for k, v in flags.items() if k in names}
-    try:
-        cfg = resolve(stage, config_file, flags, parse_set(sets))
-    except ConfigError as e:
-        raise click.UsageError(str(e)) from None
+    # a ConfigError (a TamisError) names the setting as given (--epochs, or epochs from the YAML/--set):
+    # the `train` group prints it as one error line
+    cfg = resolve(stage, config_file, flags, parse_set(sets))
     if console is not None:
         for warning in getattr(cfg, "warnings", ()):
             console.print(f"[yellow]note:[/yellow] {warning}", soft_wrap=True, markup=True, highlight=False)

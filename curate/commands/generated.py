@@ -59,7 +59,7 @@ from curate.commands.common import (
     resolve_output,
     warn,
 )
-from curate.core.coerce import base_type, parse_scalar
+from curate.core.coerce import OptionError, base_type, parse_scalar
 from curate.core.stage import Stage, StageContext, load_object
 from curate.engines import engine_options, run_on_engine
 
@@ -108,6 +108,13 @@ def long_flag(fld: dataclasses.Field) -> str:
     """The canonical spelling, used in messages (``--rules`` for ``-r/--rules``)."""
     spellings = flag_spellings(fld)
     return next((s for s in spellings if s.startswith("--")), spellings[0])
+
+
+def flag_of(stage: type[Stage]) -> Callable[[str], str]:
+    """A setting's name -> its option on the command line (``target`` -> ``--target``, ``methods`` ->
+    ``--method``): how a Config's error is spelled for a command (:meth:`ConfigError.spelled`)."""
+    flags = {fld.name: long_flag(fld) for fld in stage.fields()}
+    return lambda name: flags.get(name) or "--" + name.replace("_", "-")
 
 
 def _click_type(tp: Any, md: dict[str, Any]) -> Any:
@@ -371,7 +378,10 @@ class StageCommand:
         run.context = StageContext(base=Path.cwd(), engine=run.engine)
         run.options = given_options(stage, run.params, run.click_ctx, self.skip)
         self.prepare(run)
-        run.config = stage.build_config(run.options, run.context)
+        try:
+            run.config = stage.build_config(run.options, run.context)
+        except OptionError as exc:  # the Config names its field: the command line wrote it as a flag
+            raise exc.spelled(flag_of(stage)) from None
         run.out = self.resolve_output(run)
         self.check_outputs(run)
         run.loaded = self.load(run)

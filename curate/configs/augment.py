@@ -23,6 +23,7 @@ import warnings
 from dataclasses import InitVar, dataclass, field
 from typing import TYPE_CHECKING
 
+from curate.core.coerce import OptionError
 from curate.core.stage import deprecated_keys
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -105,17 +106,17 @@ class GeneratorConfig:
     def check_generator(self) -> None:
         """The client's limits (each Config calls it from its own validation)."""
         if self.concurrency < 1:
-            raise ValueError(f"concurrency must be at least 1, got {self.concurrency}")
+            raise OptionError("concurrency", f"must be at least 1, got {self.concurrency}")
         if self.max_retries < 0:
-            raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
+            raise OptionError("max_retries", f"must be >= 0, got {self.max_retries}")
         if self.rpm is not None and self.rpm < 0:
-            raise ValueError(f"rpm must be >= 0 (0: no limit), got {self.rpm}")
+            raise OptionError("rpm", f"must be >= 0 (0: no limit), got {self.rpm}")
         if self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
+            raise OptionError("max_new_tokens", f"must be at least 1, got {self.max_new_tokens}")
         if self.timeout <= 0:
-            raise ValueError(f"timeout must be > 0 seconds, got {self.timeout}")
+            raise OptionError("timeout", f"must be > 0 seconds, got {self.timeout}")
         if self.max_response_bytes < 1024:
-            raise ValueError(f"max_response_bytes must be at least 1024, got {self.max_response_bytes}")
+            raise OptionError("max_response_bytes", f"must be at least 1024, got {self.max_response_bytes}")
 
     def make_generator(self, **kwargs) -> Teacher:
         """The model client these settings describe (``kwargs``: a stage's own extras, batch_size)."""
@@ -216,21 +217,30 @@ class AugmentConfig(GeneratorConfig):
 
     def __post_init__(self, teacher=None, teacher_url=None, teacher_model=None) -> None:
         self._adopt_teacher_spellings(teacher=teacher, teacher_url=teacher_url, teacher_model=teacher_model)
-        if self.fewshot < 0 or self.rephrase < 0 or self.system_variants < 0:
-            raise ValueError("fewshot, rephrase and system_variants must be >= 0")
+        for name in ("fewshot", "rephrase", "system_variants"):
+            if getattr(self, name) < 0:
+                raise OptionError(name, f"must be >= 0, got {getattr(self, name)}")
         if not (self.fewshot or self.cot or self.rephrase or self.system_variants):
-            raise ValueError("nothing to do: ask for --fewshot K, --cot, --rephrase N or --system-variants N")
+            asks = ("fewshot", "cot", "rephrase", "system_variants")
+            raise OptionError(
+                None,
+                "nothing to do: ask for {fewshot}, {cot}, {rephrase} or {system_variants}",
+                mentions=asks,
+            )
         if self.cot and not self.has_model:
-            raise ValueError("--cot needs a teacher model: --model MODEL_DIR or --model-url URL")
-        if not 0 < self.near_dup <= 1 or not 0 < self.answer_overlap <= 1:
-            raise ValueError("near_dup and answer_overlap must be in (0, 1]")
+            raise OptionError(
+                "cot", "needs a teacher model ({model} or {model_url})", mentions=("model", "model_url")
+            )
+        for name in ("near_dup", "answer_overlap"):
+            if not 0 < getattr(self, name) <= 1:
+                raise OptionError(name, f"must be in (0, 1], got {getattr(self, name)}")
         from curate.augment.cot import parse_check  # the stage's parser: not for --help
 
         parse_check(self.check)
         if self.cot_style not in STYLES:
-            raise ValueError(f"cot_style must be one of {', '.join(STYLES)}")
+            raise OptionError("cot_style", f"must be one of {', '.join(STYLES)}")
         if self.lang not in ("auto", "zh", "en"):
-            raise ValueError("lang must be auto, zh or en")
+            raise OptionError("lang", "must be auto, zh or en")
         self.check_generator()
 
     def _adopt_teacher_spellings(self, **old: str | None) -> None:

@@ -8,6 +8,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from curate.core.coerce import OptionError
+
 DEFAULT_MEMORY_BUDGET = 1 << 30  # bench/bench_dedup_memory.py: 1M rows of any shape fit an 8 GB machine
 DEFAULT_NGRAM = 5
 DEFAULT_LATIN = "chars"  # Latin-script shingle units (see curate.dedup.text.tokenize; bench_dedup_shingles)
@@ -138,30 +140,42 @@ class DedupConfig:
             self.methods = tuple(m.strip() for m in self.methods.split(",") if m.strip())
         bad = [m for m in self.methods if m not in METHODS]
         if bad or not self.methods:
-            raise ValueError(f"unknown dedup method(s) {bad}: choose from {', '.join(METHODS)}")
+            raise OptionError("methods", f"unknown dedup method(s) {bad}: choose from {', '.join(METHODS)}")
         self.methods = tuple(m for m in METHODS if m in self.methods)
         self.fields = fields_for(self.fields)
         if not 0 < self.threshold <= 1:
-            raise ValueError(f"--threshold must be in (0, 1], got {self.threshold}")
+            raise OptionError("threshold", f"must be in (0, 1], got {self.threshold}")
         if self.latin not in LATIN_UNITS:
-            raise ValueError(f"latin units must be one of {', '.join(LATIN_UNITS)}, got {self.latin!r}")
+            raise OptionError("latin", f"must be one of {', '.join(LATIN_UNITS)}, got {self.latin!r}")
         if self.ngram < 1:
-            raise ValueError("--ngram must be at least 1")
+            raise OptionError("ngram", f"must be at least 1, got {self.ngram}")
         if not 1 <= self.latin_ngram <= 100:
-            raise ValueError(f"latin_ngram must be between 1 and 100, got {self.latin_ngram}")
+            raise OptionError("latin_ngram", f"must be between 1 and 100, got {self.latin_ngram}")
         if self.num_perm < 16 or self.num_perm > 1024:
-            raise ValueError("--num-perm must be between 16 and 1024")
+            raise OptionError("num_perm", f"must be between 16 and 1024, got {self.num_perm}")
         if self.verify not in ("exact", "estimate"):
-            raise ValueError("verify must be 'exact' or 'estimate'")
+            raise OptionError("verify", "must be 'exact' or 'estimate'")
         if self.bands is not None and not 1 <= self.bands <= self.num_perm:
-            raise ValueError(f"--bands must be between 1 and --num-perm ({self.num_perm}), got {self.bands}")
+            raise OptionError(
+                "bands",
+                f"must be between 1 and {{num_perm}} ({self.num_perm}), got {self.bands}",
+                mentions=("num_perm",),
+            )
         if self.semantic_threshold is not None and not 0 < self.semantic_threshold <= 1:
-            raise ValueError(f"--semantic-threshold must be in (0, 1], got {self.semantic_threshold}")
-        cl.parse_keep(self.keep)
+            raise OptionError("semantic_threshold", f"must be in (0, 1], got {self.semantic_threshold}")
+        try:
+            cl.parse_keep(self.keep)
+        except ValueError:
+            raise OptionError("keep", f"{self.keep!r}: expected {cl.KEEP_HELP}") from None
         if isinstance(self.memory_budget, str):
-            self.memory_budget = parse_size(self.memory_budget)
+            try:
+                self.memory_budget = parse_size(self.memory_budget)
+            except ValueError:
+                raise OptionError(
+                    "memory_budget", f"{self.memory_budget!r}: expected a size such as 2GB"
+                ) from None
         if self.memory_budget < 64 << 20:
-            raise ValueError(f"--memory-budget must be at least 64MB, got {self.memory_budget:,} bytes")
+            raise OptionError("memory_budget", f"must be at least 64MB, got {self.memory_budget:,} bytes")
 
     def lsh_shape(self) -> tuple[int, int]:
         """(bands, rows per band). With ``--bands`` the rows are ``num_perm // bands``; the last

@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from curate.core import vocab
+from curate.core.coerce import OptionError
+from curate.core.errors import UsageError
 
 FORMATS = ("trl", "alpaca", "sharegpt", "openai", "llamafactory")
 KINDS = vocab.KINDS
@@ -38,11 +40,11 @@ def formats_for(kind: str) -> list[str]:
 
 
 def check_pairing(fmt: str, kind: str | None) -> None:
-    """A ValueError when ``fmt`` has no layout for ``kind`` rows: said before anything is read or
-    written, instead of an export that drops every row."""
+    """A UsageError (a ValueError) when ``fmt`` has no layout for ``kind`` rows: said before anything
+    is read or written, instead of an export that drops every row."""
     if kind is None or kind == "auto" or (fmt, kind) in CONVERTER:
         return
-    raise ValueError(
+    raise UsageError(
         f"--format {fmt} cannot hold {kind} rows; formats for {kind} rows: {', '.join(formats_for(kind))}"
     )
 
@@ -90,6 +92,6 @@ class ExportConfig:
     def __post_init__(self) -> None:
         self.format = (self.format or "").lower()
         if self.format not in FORMATS:
-            raise ValueError(f"--format {self.format!r}: choose one of {', '.join(FORMATS)}")
+            raise OptionError("format", f"{self.format!r}: choose one of {', '.join(FORMATS)}")
         if self.kind not in ("auto", *KINDS):
-            raise ValueError(f"--kind {self.kind!r}: choose auto or one of {', '.join(KINDS)}")
+            raise OptionError("kind", f"{self.kind!r}: choose auto or one of {', '.join(KINDS)}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from curate.configs.augment import GeneratorConfig, setting
+from curate.core.coerce import OptionError
 
 MODES = ("ranked", "generated", "existing")
 
@@ -39,11 +40,13 @@ class PairsConfig(GeneratorConfig):
             self.modes = tuple(m.strip() for m in self.modes.split(",") if m.strip())
         bad = [m for m in self.modes if m not in MODES]
         if bad or not self.modes:
-            raise ValueError(f"unknown pair mode(s) {bad}: choose from {', '.join(MODES)}")
+            raise OptionError("modes", f"unknown pair mode(s) {bad}: choose from {', '.join(MODES)}")
         if "generated" in self.modes and not self.has_model:
-            raise ValueError("mode 'generated' needs --model MODEL_DIR or --model-url URL")
+            raise OptionError(
+                "modes", "'generated' needs a model ({model} or {model_url})", mentions=("model", "model_url")
+            )
         if not 0 < self.max_similarity <= 1:
-            raise ValueError("--max-similarity must be in (0, 1]")
+            raise OptionError("max_similarity", "must be in (0, 1]")
         if self.min_margin < 0:
-            raise ValueError("--min-margin must be >= 0")
+            raise OptionError("min_margin", "must be >= 0")
         self.check_generator()

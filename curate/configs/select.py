@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from curate.core.coerce import OptionError
+
 PAPER_DEFAULTS = (("ifd", "<", 1.0, "IFD >= 1: the instruction does not help (Li et al. 2023)"),)
 QUALITY_COLUMNS = ("quality", "reward", "deita", "score")
 # the default cosine from which rows that only share a template are dropped too (measured in
@@ -149,9 +151,9 @@ class SelectConfig:
         for name in ("where", "min", "max", "min_quantile", "max_quantile"):
             setattr(self, name, _as_items(getattr(self, name)))
         if self.missing not in ("drop", "keep"):
-            raise SelectError("missing must be 'drop' or 'keep'")
+            raise OptionError("missing", "must be 'drop' or 'keep'")
         if self.target is not None and self.target < 1:
-            raise SelectError("--target must be at least 1")
+            raise OptionError("target", "must be at least 1")
         explicit = self.diversity not in ("auto", None)
         if self.diversity == "auto":
             self.diversity = 0.9 if self.target else None
@@ -161,11 +163,11 @@ class SelectConfig:
             try:
                 self.diversity = float(self.diversity)
             except (TypeError, ValueError):
-                raise SelectError(
-                    f"--diversity {self.diversity!r}: expected auto, off or a cosine threshold in (0, 1]"
+                raise OptionError(
+                    "diversity", f"{self.diversity!r}: expected auto, off or a cosine threshold in (0, 1]"
                 ) from None
             if not 0 < self.diversity <= 1:
-                raise SelectError("--diversity is a cosine threshold in (0, 1]")
+                raise OptionError("diversity", "must be a cosine threshold in (0, 1]")
         if self.template_diversity == "auto":
             # an explicit --diversity means what it says for every row; the default keeps template rows
             # up to the cosine measured on real sets
@@ -176,29 +178,28 @@ class SelectConfig:
             try:
                 self.template_diversity = float(self.template_diversity)
             except (TypeError, ValueError):
-                raise SelectError(
-                    f"--template-diversity {self.template_diversity!r}: expected auto, off or a cosine in (0, 1]"
+                raise OptionError(
+                    "template_diversity",
+                    f"{self.template_diversity!r}: expected auto, off or a cosine in (0, 1]",
                 ) from None
             if not 0 < self.template_diversity <= 1:
-                raise SelectError("--template-diversity is a cosine threshold in (0, 1]")
+                raise OptionError("template_diversity", "must be a cosine threshold in (0, 1]")
         if self.eval_size is not None:
             # a fraction below 1, or a whole number of rows; 1.0 would be both "every row" and "one row"
             size = self.eval_size
             if isinstance(size, bool) or not isinstance(size, int | float) or size <= 0:
-                raise SelectError("--eval-size must be a fraction in (0, 1) or a row count")
+                raise OptionError("eval_size", "must be a fraction in (0, 1) or a row count")
             if size >= 1 and isinstance(size, float) and (size == 1.0 or not size.is_integer()):
-                raise SelectError(
-                    f"--eval-size {size!r}: use an integer row count (2, 500) or a fraction < 1 (0.05)"
+                raise OptionError(
+                    "eval_size", f"{size!r}: use an integer row count (2, 500) or a fraction < 1 (0.05)"
                 )
         if not 0 < self.split_threshold <= 1:
-            raise SelectError("--split-threshold must be in (0, 1]")
-        for item in self.where:
-            parse_where(item)
-        for what in ("min", "max"):
+            raise OptionError("split_threshold", "must be in (0, 1]")
+        for what in ("where", "min", "max", "min_quantile", "max_quantile"):
             for item in getattr(self, what):
-                parse_assign(item, what)
-        for what in ("min_quantile", "max_quantile"):
-            for item in getattr(self, what):
-                _, q = parse_assign(item, what.replace("_", "-"))
-                if not 0 <= q <= 1:
-                    raise SelectError(f"--{what.replace('_', '-')} {item!r}: the quantile must be in [0, 1]")
+                try:
+                    q = parse_where(item) if what == "where" else parse_assign(item)[1]
+                except SelectError as exc:
+                    raise OptionError(what, str(exc)) from None
+                if what.endswith("_quantile") and not 0 <= q <= 1:
+                    raise OptionError(what, f"{item!r}: the quantile must be in [0, 1]")

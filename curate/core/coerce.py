@@ -7,8 +7,10 @@
 - :func:`base_type` and :func:`parse_scalar` turn text (``--set lr=1e-4``, a flag) into the field's
   type with an error naming the key.
 
-Errors name the setting as the user wrote it: the caller passes the key (``threshold`` in a recipe,
-``--threshold`` on the command line).
+Errors carry the setting's field name and a message that does not spell it; the caller that knows
+where the setting came from spells it (``--threshold`` on the command line, ``stages[1].dedup.threshold``
+in a recipe): :meth:`~curate.core.errors.ConfigError.spelled`. A Config's own checks raise
+:class:`OptionError` the same way (``OptionError("threshold", "must be in (0, 1]")``).
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ from curate.core.errors import ConfigError
 
 
 class OptionError(ConfigError):
-    """An option a stage does not accept; ``key`` names it (None: the options as a whole)."""
+    """An option a stage does not accept; ``key`` names its field (None: the options as a whole), the
+    message does not spell it (see :class:`~curate.core.errors.ConfigError`)."""
 
-    def __init__(self, key: str | None, message: str):
-        super().__init__(message, key)
+    def __init__(self, key: str | None, message: str, *, mentions: tuple[str, ...] = ()):
+        super().__init__(message, key, mentions=mentions)
 
 
 def dataclass_config(cls: type, options: dict[str, Any], *, rename: dict[str, str] | None = None) -> Any:
@@ -48,6 +51,8 @@ def dataclass_config(cls: type, options: dict[str, Any], *, rename: dict[str, st
         kwargs[target] = value
     try:
         return cls(**kwargs)
+    except OptionError:
+        raise  # the Config's own check, naming its setting
     except (TypeError, ValueError) as exc:
         raise OptionError(None, str(exc)) from None
 
@@ -168,4 +173,4 @@ def parse_scalar(key: str, tp: Any, value: Any) -> Any:
             return float(value)
         return str(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{key}: expected {getattr(tp, '__name__', tp)}, got {value!r}", key) from None
+        raise ConfigError(f"expected {getattr(tp, '__name__', tp)}, got {value!r}", key) from None

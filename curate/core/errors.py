@@ -37,13 +37,29 @@ class UsageError(TamisError, ValueError):
 
 
 class ConfigError(UsageError):
-    """A config value (YAML key, ``--set`` override or flag) that cannot be used; ``key`` names it as
-    the user wrote it (None: the settings as a whole)."""
+    """A config value (YAML key, ``--set`` override or flag) that cannot be used. ``key`` is the setting
+    (a field name; None: the settings as a whole) and ``message`` says what is wrong without spelling
+    it: the caller that knows where the setting came from spells it (:meth:`spelled`), ``--target`` on
+    the command line, ``target`` at its place in a recipe or a YAML file. ``{name}`` in the message, for
+    each name in ``mentions``, is another setting, spelled the same way. ``str()`` spells every setting
+    by its field name (``target: must be at least 1``)."""
 
-    def __init__(self, message: str, key: str | None = None):
-        super().__init__(message)
+    def __init__(self, message: str, key: str | None = None, *, mentions: tuple[str, ...] = ()):
         self.key = key
-        self.message = message
+        self.template = message
+        self.mentions = tuple(mentions)
+        self.message = self._text(str)
+        super().__init__(f"{key}: {self.message}" if key else self.message)
+
+    def _text(self, spell: Callable[[str], str]) -> str:
+        text = self.template
+        for name in self.mentions:
+            text = text.replace("{" + name + "}", spell(name))
+        return text
+
+    def spelled(self, spell: Callable[[str], str]) -> ConfigError:
+        """This error with its settings as the user wrote them: ``spell("target")`` is ``--target``."""
+        return ConfigError(self._text(spell), spell(self.key) if self.key else None)
 
 
 class InputUnusable(TamisError):

@@ -203,7 +203,26 @@ class Stage:
         cfg = cls.config_class()
         if cfg is None:
             return dict(options)
-        return dataclass_config(cfg, cls.undeprecate(options), rename=cls.aliases)
+        try:
+            return dataclass_config(cfg, cls.undeprecate(options), rename=cls.aliases)
+        except OptionError as exc:  # the Config names its field: name it as the options wrote it
+            written = cls.written_keys(options)
+            if exc.key not in written:
+                raise
+            raise OptionError(written[exc.key], exc.template, mentions=exc.mentions) from None
+
+    @classmethod
+    def written_keys(cls, options: dict[str, Any]) -> dict[str, str]:
+        """Config field -> the key ``options`` gave it under, where that is another spelling (an alias
+        such as ``mode`` for ``modes``, a deprecated key, ``min-chars``)."""
+        old_keys = deprecated_keys(cls.config_class())
+        out = {}
+        for key in options:
+            name = old_keys.get(key, key)
+            name = cls.aliases.get(name, name).replace("-", "_")
+            if name != key:
+                out[name] = key
+        return out
 
     @classmethod
     def undeprecate(cls, options: dict[str, Any]) -> dict[str, Any]:

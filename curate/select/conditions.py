@@ -119,21 +119,22 @@ def parse_where(expr: str) -> list[Condition]:
         m = _COND.match(part)
         if not m:
             raise SelectError(
-                f"--where {expr!r}: cannot read {part!r}; write COLUMN OP VALUE with OP one of "
+                f"{expr!r}: cannot read {part!r}; write COLUMN OP VALUE with OP one of "
                 "< <= > >= == != (several joined by 'and'), or COLUMN is [not] null"
             )
         col, op, val = m.groups()
         conds.append(Condition(col, "==" if op == "=" else op, _literal(val), part.strip()))
     if not conds:
-        raise SelectError(f"--where {expr!r}: empty expression")
+        raise SelectError(f"{expr!r}: empty expression")
     return conds
 
 
-def parse_assign(item: str, what: str) -> tuple[str, float]:
+def parse_assign(item: str) -> tuple[str, float]:
+    """``"reward=0.5"`` -> ("reward", 0.5) (the settings min, max and their quantiles)."""
     if "=" not in item:
-        raise SelectError(f"--{what} {item!r}: expected COLUMN=VALUE")
+        raise SelectError(f"{item!r}: expected COLUMN=VALUE")
     col, val = item.split("=", 1)
     try:
         return col.strip(), float(val)
     except ValueError:
-        raise SelectError(f"--{what} {item!r}: {val!r} is not a number") from None
+        raise SelectError(f"{item!r}: {val!r} is not a number") from None

@@ -28,14 +28,14 @@ def threshold_conditions(frame: pl.DataFrame, config: SelectConfig) -> list[tupl
         for c in parse_where(expr):
             conds.append((c, f"where {c.text}"))
     for item in config.min:
-        col, v = parse_assign(item, "min")
+        col, v = parse_assign(item)
         conds.append((Condition(col, ">=", v, f"{col} >= {v}"), f"min {col}={v}"))
     for item in config.max:
-        col, v = parse_assign(item, "max")
+        col, v = parse_assign(item)
         conds.append((Condition(col, "<=", v, f"{col} <= {v}"), f"max {col}={v}"))
     for what, op in (("min_quantile", ">="), ("max_quantile", "<=")):
         for item in getattr(config, what):
-            col, q = parse_assign(item, what)
+            col, q = parse_assign(item)
             vals = np.array(
                 [v for v in column_values(frame, col) if isinstance(v, int | float) and not math.isnan(v)],
                 dtype=np.float64,

@@ -85,3 +85,93 @@ def test_a_user_error_in_a_recipe_stage_is_one_error_line(broken, tmp_path):
     errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
     assert errors == ["error: stage broken failed: UsageError: the column 'score' is not in the input"]
     assert "Traceback" not in res.stderr
+
+
+# ----------------------------------------------------------------------------- settings named as written
+
+
+@pytest.fixture
+def rows(tmp_path: Path) -> Path:
+    path = tmp_path / "a.jsonl"
+    path.write_text(
+        '{"question": "q1", "answer": "a1", "reward": 1}\n{"question": "q1", "answer": "a2", "reward": 0}\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def _error_line(res) -> str:
+    assert res.exit_code == 2, res.output
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, res.stderr
+    return errors[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["select", "--target", "0"], "error: --target: must be at least 1"),
+        (
+            ["pairs", "--mode", "generated"],
+            "error: --mode: 'generated' needs a model (--model or --model-url)",
+        ),
+        (["augment", "--cot"], "error: --cot: needs a teacher model (--model or --model-url)"),
+        (["augment"], "error: nothing to do: ask for --fewshot, --cot, --rephrase or --system-variants"),
+        (["dedup", "--bands", "500"], "error: --bands: must be between 1 and --num-perm (128), got 500"),
+    ],
+)
+def test_a_command_names_the_flag(rows, args, message):
+    assert _error_line(_curate(args[0], rows, *args[1:])) == message
+
+
+@pytest.mark.parametrize(
+    ("stage", "message", "override"),
+    [
+        ("select: {target: 0}", "stages[0].select.target: must be at least 1", "select.target=0"),
+        (
+            "pairs: {mode: generated}",
+            "stages[0].pairs.mode: 'generated' needs a model (model or model_url)",
+            "pairs.mode=generated",
+        ),
+        (
+            "augment: {cot: true}",
+            "stages[0].augment.cot: needs a teacher model (model or model_url)",
+            "augment.cot=true",
+        ),
+        (
+            "dedup: {bands: 500}",
+            "stages[0].dedup.bands: must be between 1 and num_perm (128), got 500",
+            "dedup.bands=500",
+        ),
+    ],
+)
+def test_a_recipe_names_the_key(rows, stage, message, override):
+    recipe = rows.parent / "r.yaml"
+    recipe.write_text(f"inputs: [a.jsonl]\nstages:\n  - {stage}\n", encoding="utf-8")
+    assert _error_line(_curate("run", recipe)) == f"error: {recipe}:3: {message}"
+    # the same setting given with --set: named as --set wrote it
+    recipe.write_text(f"inputs: [a.jsonl]\nstages:\n  - {stage.split(':')[0]}\n", encoding="utf-8")
+    key = override.split("=")[0]
+    assert _error_line(_curate("run", recipe, "--set", override)).startswith(f"error: {key}: ")
+
+
+def test_train_names_the_flag_or_the_key(tmp_path):
+    from train.cli import main
+
+    data = tmp_path / "a.jsonl"
+    data.write_text('{"question": "q", "answer": "a"}\n', encoding="utf-8")
+
+    def train(*args: str) -> str:
+        return _error_line(CliRunner().invoke(main, ["sft", str(data), *args, "--dry-run"]))
+
+    assert train("--epochs", "0") == "error: --epochs: must be > 0, got 0.0"
+    assert train("--set", "epochs=0") == "error: epochs: must be > 0, got 0.0"
+    config = tmp_path / "t.yaml"
+    config.write_text("epochs: 0\n", encoding="utf-8")
+    assert train("--config", str(config)) == "error: epochs: must be > 0, got 0.0"
+    assert train("--batch-size", "8", "--global-batch", "4") == (
+        "error: --global-batch: 4 is smaller than --batch-size (8)"
+    )
+    assert train("--mix", "general.jsonl") == (
+        "error: --mix: 'general.jsonl': expected FILE:RATIO, e.g. general.jsonl:0.2"
+    )

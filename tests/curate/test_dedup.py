@@ -351,11 +351,11 @@ def test_large_buckets_keep_recall():
 
 def test_bands_and_semantic_threshold_are_validated():
     for bad in (0, -1, 129):
-        with pytest.raises(ValueError, match="--bands"):
+        with pytest.raises(ValueError, match="bands"):
             DedupConfig(bands=bad)
     assert DedupConfig(bands=128).lsh_shape() == (128, 1)
     assert DedupConfig(bands=5).lsh_shape() == (5, 25)
     for bad in (0, -0.5, 1.5):
-        with pytest.raises(ValueError, match="--semantic-threshold"):
+        with pytest.raises(ValueError, match="semantic_threshold"):
             DedupConfig(semantic_threshold=bad)
     DedupConfig(semantic_threshold=1.0)
