@@ -237,7 +237,8 @@ class DecontamConfig:
         self.eval_fields = fields_for(self.eval_fields)
         if isinstance(self.against, str):  # one file is a list of one, never split on commas
             self.against = (self.against,)
-        if self.ngram < 1 or self.min_units < 1 or self.min_hits < 1:
-            raise ValueError("--ngram, --min-units and --min-hits must be at least 1")
+        for name in ("ngram", "min_units", "min_hits"):
+            if getattr(self, name) < 1:
+                raise OptionError(name, f"must be at least 1, got {getattr(self, name)}")
         if not 0 <= self.min_overlap <= 1:
-            raise ValueError("--min-overlap must be in [0, 1]")
+            raise OptionError("min_overlap", f"must be in [0, 1], got {self.min_overlap}")

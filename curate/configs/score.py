@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from curate.core.coerce import OptionError
+
 SCORERS = ("ppl", "ifd", "reward", "quality")
 
 
@@ -90,12 +92,14 @@ class ScoreConfig:
         self.scorers = tuple(self.scorers)
         unknown = [s for s in self.scorers if s not in SCORERS]
         if unknown:
-            raise ValueError(f"unknown scorer(s) {', '.join(unknown)}; choose from {', '.join(SCORERS)}")
+            raise OptionError(
+                "scorers", f"unknown scorer(s) {', '.join(unknown)}; choose from {', '.join(SCORERS)}"
+            )
         if not self.scorers:
-            raise ValueError("no scorers selected")
+            raise OptionError("scorers", "no scorers selected")
         for name in ("max_tokens", "token_budget", "max_batch"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer")
+                raise OptionError(name, "must be a positive integer")
 
 
 @dataclass
