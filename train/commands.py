@@ -143,10 +143,8 @@ def run_stage(
         render_report(ctx.report, console)
     summary: dict[str, Any] = {"stage": cfg.stage, "plan": ctx.plan, "check": ctx.report.as_dict()}
     if ctx.report.failed and not cfg.skip_check:
-        console.print("[red]pre-flight checks failed[/red]; fix the data or template, or pass --skip-check")
-        if as_json:
-            json_line({**summary, "status": "checks failed"}, 1)
-        sys.exit(1)
+        # exit 1 ("checks failed"), as `train chain` says it: the group prints the error and JSON lines
+        raise Failed("pre-flight checks failed; fix the data or template, or pass --skip-check")
     if dry_run:
         if as_json:
             json_line({**summary, "status": "dry run"})

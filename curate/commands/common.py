@@ -20,14 +20,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from curate import rejects
 from curate.commands.jsonline import emit_json, json_error, json_mode  # noqa: F401  (re-exported)
 from curate.configs.ingest import IngestConfig
-from curate.core.errors import InputUnusable
+from curate.core.errors import InputUnusable, TamisError
 from curate.core.vocab import WRITABLE_EXTENSIONS as WRITABLE
 from curate.core.vocab import side_path  # noqa: F401  (re-exported: the commands' name for it)
 from curate.stages import STAGE_SUFFIX  # the registry's suffix table (filled on import)
@@ -163,11 +163,12 @@ def parse_maps(maps: tuple[str, ...]) -> dict[str, list[str]]:
     return mapping
 
 
-def fail(message: str, code: int = EXIT_USAGE) -> None:
-    """``error: MESSAGE`` on stderr (and the JSON error line with --json), then exit ``code``."""
-    click.echo(f"error: {message}", err=True)
-    json_error(message, code)
-    sys.exit(code)
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """Raise the user error ``message`` (exit ``code``): the CLI's handler prints the ``error:`` line
+    (and the JSON error line with --json). A helper raises; it never exits the process itself."""
+    error = TamisError(message)
+    error.exit_code = code
+    raise error
 
 
 def warn(message: str) -> None:

@@ -146,7 +146,9 @@ class DedupConfig:
         if not 0 < self.threshold <= 1:
             raise OptionError("threshold", f"must be in (0, 1], got {self.threshold}")
         if self.latin not in LATIN_UNITS:
-            raise OptionError("latin", f"must be one of {', '.join(LATIN_UNITS)}, got {self.latin!r}")
+            raise OptionError(
+                "latin", f"{self.latin!r} is not one of the latin units: {', '.join(LATIN_UNITS)}"
+            )
         if self.ngram < 1:
             raise OptionError("ngram", f"must be at least 1, got {self.ngram}")
         if not 1 <= self.latin_ngram <= 100:

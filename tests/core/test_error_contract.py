@@ -175,3 +175,27 @@ def test_train_names_the_flag_or_the_key(tmp_path):
     assert train("--mix", "general.jsonl") == (
         "error: --mix: 'general.jsonl': expected FILE:RATIO, e.g. general.jsonl:0.2"
     )
+
+
+def test_train_failed_checks_are_exit_1_with_one_error_line(tiny_models, tmp_path):
+    """Pre-flight checks that fail (no pair fits max_length 16) stop the run: exit 1 ("checks failed",
+    as `train chain` says it), with its error line and, with --json, one JSON line."""
+    from train.cli import main
+
+    data = tmp_path / "pairs.jsonl"
+    long = " ".join(f"word{i}" for i in range(120))
+    data.write_text(
+        "".join(
+            json.dumps({"prompt": f"explain pod {i}", "chosen": long, "rejected": "no"}) + "\n"
+            for i in range(3)
+        ),
+        encoding="utf-8",
+    )
+    args = ["rm", str(data), "--model", str(tiny_models["reward"]), "--max-length", "16", "--dry-run"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 1, res.output
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert errors == ["error: pre-flight checks failed; fix the data or template, or pass --skip-check"]
+    res = CliRunner().invoke(main, [*args, "--json"])
+    lines = res.stdout.strip().splitlines()
+    assert res.exit_code == 1 and len(lines) == 1 and json.loads(lines[0])["exit_code"] == 1

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from curate.cli import main
+from curate.core.errors import TamisError
 from curate.io import atomic_write_text
 
 
@@ -92,9 +93,9 @@ def test_finish_checks_side_files_even_without_resolve_output(tmp_path):
 
     src = tmp_path / "train.dropped.jsonl"
     src.write_text("{}\n")
-    with pytest.raises(SystemExit) as exc:
+    with pytest.raises(TamisError) as exc:  # raised, not exited (issue 14): the CLI's handler prints it
         check_side_files([src], tmp_path / "train.json")
-    assert exc.value.code == 2
+    assert exc.value.exit_code == 2
     check_side_files([src], tmp_path / "other.json")  # no clash: returns
 
 

@@ -128,7 +128,7 @@ def test_memory_budget_sizes():
         parse_size("2GB") == 2 << 30 and parse_size("512M") == 512 << 20 and parse_size("1.5 GiB") == 3 << 29
     )
     assert parse_size("100000000") == 100_000_000
-    with pytest.raises(ValueError, match="memory-budget"):
+    with pytest.raises(ValueError, match="memory_budget"):  # the setting's name, not its flag (issue 14)
         DedupConfig(memory_budget="lots")
     with pytest.raises(ValueError, match="at least 64MB"):
         DedupConfig(memory_budget="1MB")
