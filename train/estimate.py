@@ -113,10 +113,12 @@ def estimate(
 ):
     """The plan's ``time`` entry: total seconds for the planned steps, the machine's tokens/s, where the
     numbers come from, and whether to warn (more than an hour on CPU)."""
-    total = plan.get("total_steps", 0) * seconds_per_step
+    # the total from the per-step time as shown, so the printed numbers multiply out (steps x s/step)
+    per_step = round(seconds_per_step, 4)
+    total = plan.get("total_steps", 0) * per_step
     return {
         "seconds": round(total, 1),
-        "seconds_per_step": round(seconds_per_step, 4),
+        "seconds_per_step": per_step,
         "tokens_per_s": round(tokens_per_s, 1) if tokens_per_s else None,
         "source": source,
         "device": device_kind,
