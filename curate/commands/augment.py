@@ -23,7 +23,6 @@ class AugmentCommand(StageCommand):
     """
 
     stage = "augment"
-    errors = ("curate.augment.teachers:TeacherError", "curate.augment.common:TemplateError")
 
     def report(self, run: Invocation, result: StageResult) -> dict[str, Any] | None:
         """Failed teacher requests: exit 1 when some failed, an error when every one did."""

@@ -92,8 +92,6 @@ class DedupCommand(StageCommand):
             "<out>.clusters.jsonl.",
         ),
     )
-    # a setting the rows make impossible (keep best:<column> without that column) is a usage error
-    errors = ("builtins:ValueError",)
 
     def check_outputs(self, run: Invocation) -> None:
         """The embedding model (semantic: a model that is not there is a usage error before any work),

@@ -60,7 +60,7 @@ from curate.commands.common import (
     warn,
 )
 from curate.core.coerce import OptionError, base_type, parse_scalar
-from curate.core.stage import Stage, StageContext, load_object
+from curate.core.stage import Stage, StageContext
 from curate.engines import engine_options, run_on_engine
 
 GIVEN = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
@@ -327,8 +327,6 @@ class StageCommand:
     extras: tuple[Callable, ...] = ()  # click.option(...) decorators: the true extras
     skip: tuple[str, ...] = ()  # Config fields a shared option gives (export: output is -o)
     engine: bool = True  # --engine, --ray-address...
-    # exceptions of the stage library that are user errors: "module:Class" (imported when raised)
-    errors: tuple[str, ...] = ()
 
     def __init__(self, stage: str | None = None):
         if stage is not None:
@@ -389,7 +387,7 @@ class StageCommand:
         try:
             result = self.execute(run)
         except Exception as exc:
-            if self.errors and isinstance(exc, tuple(load_object(e) for e in self.errors)):
+            if stage.declares_user_error(exc):  # one error line, as a recipe reports it
                 fail(str(exc))
             raise
         self.finish(run, result)

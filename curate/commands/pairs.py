@@ -17,7 +17,6 @@ class PairsCommand(StageCommand):
     """
 
     stage = "pairs"
-    errors = ("curate.augment.teachers:TeacherError",)
 
     def check_loaded(self, run: Invocation) -> None:
         """Ranked pairs asked for by name (--score or --mode ranked): a missing score column is an

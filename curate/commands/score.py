@@ -37,7 +37,6 @@ class ScoreCommand(StageCommand):
 
     stage = "score"
     extras = (click.option("--no-cache", is_flag=True, help="Neither read nor write the score cache."),)
-    errors = ("curate.score.common:ScoreError", "builtins:ValueError")
 
     def prepare(self, run: Invocation) -> None:
         # progress lines from every scorer (the local run gets the command's display; Ray actors their own)

@@ -32,7 +32,6 @@ class SelectCommand(StageCommand):
             "split=eval); never an input, the output or its side files.",
         ),
     )
-    errors = ("curate.select:SelectError",)
 
     def prepare(self, run: Invocation) -> None:
         """``--split-semantic off`` (or none, 0) skips the semantic clusters of the eval split."""

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from curate.core.coerce import OptionError, dataclass_config
-from curate.core.errors import TamisError
+from curate.core.errors import TamisError, is_user_error
 
 if TYPE_CHECKING:  # pragma: no cover
     import polars as pl
@@ -165,6 +165,22 @@ class Stage:
     distributed_set: ClassVar[bool] = False
     # writes the finished dataset (export): in a recipe only other final stages may follow it
     final: ClassVar[bool] = False
+    # exceptions ("module:Class", imported when one is raised) that mean bad data or settings when the
+    # stage raises them, beyond the shared user errors (curate.core.errors.is_user_error): the command
+    # and a recipe both report them as one error line (exit 2), never as a bug
+    user_errors: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def declares_user_error(cls, exc: BaseException) -> bool:
+        """Whether ``exc`` is one of the stage's ``user_errors`` (not TamisError, already one)."""
+        declared = tuple(load_object(e) for e in cls.user_errors)
+        return bool(declared) and isinstance(exc, declared) and not isinstance(exc, TamisError)
+
+    @classmethod
+    def is_user_error(cls, exc: BaseException) -> bool:
+        """Whether ``exc``, raised by this stage, is the user's error: a shared user error or a
+        declared one (``user_errors``)."""
+        return is_user_error(exc) or cls.declares_user_error(exc)
 
     def __init__(self, config: Any, ctx: StageContext | None = None):
         self.config_value = config

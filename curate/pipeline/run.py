@@ -119,7 +119,7 @@ def execute(
     """Run one configured stage and check its accounting (kept + dropped == in + added)."""
     step = planned.step
     t0 = time.perf_counter()
-    result = _in_stage(step, planned.spec.run, frame, planned.config, ctx)
+    result = _in_stage(step, planned.spec, planned.spec.run, frame, planned.config, ctx)
     seconds = time.perf_counter() - t0
     if not isinstance(result, StageResult):
         kept, dropped, st = result
@@ -128,7 +128,7 @@ def execute(
     # a stage that loses rows is a bug (AccountingError, exit 70), never the user's error
     check_accounting(f"stage {step.id}", frame.height, result.kept.height, result.dropped.height, added)
     # the files a stage's result describes (export's trainer files), once its accounting holds
-    _in_stage(step, planned.spec.write_outputs, planned.config, result)
+    _in_stage(step, planned.spec, planned.spec.write_outputs, planned.config, result)
     if result.dropped.height:
         # the recipe's step id (dedup, dedup-2 ...): which step of this recipe dropped the row
         result.dropped = result.dropped.with_columns(pl.lit(step.id, dtype=pl.Utf8).alias("drop_stage"))
@@ -144,7 +144,7 @@ def execute(
     return result, acct
 
 
-def _in_stage(step: Step, fn: Callable[..., Any], *args: Any) -> Any:
+def _in_stage(step: Step, spec: registry.StageSpec, fn: Callable[..., Any], *args: Any) -> Any:
     """``fn(*args)`` for one stage of the recipe: a user error (bad data or settings) is the recipe's
     one error line naming the stage; a bug propagates (exit 70, the traceback) with a note naming it."""
     try:
@@ -152,7 +152,7 @@ def _in_stage(step: Step, fn: Callable[..., Any], *args: Any) -> Any:
     except registry.StageUnavailable:
         raise
     except Exception as exc:
-        if is_user_error(exc):
+        if spec.stage.is_user_error(exc) if spec.stage is not None else is_user_error(exc):
             raise PipelineError(f"stage {step.id} failed: {type(exc).__name__}: {describe(exc)}") from exc
         if hasattr(exc, "add_note"):  # Python 3.11+; on 3.10 the traceback alone shows the stage
             exc.add_note(f"(raised by stage {step.id} of the recipe)")

@@ -19,6 +19,9 @@ class Dedup(Stage):
     path_options = ("embed_model",)
     key_exclude = ("chunk", "memory_budget", "spill_dir")  # how, not what: same results
     incremental = True  # ctx.prior: the index of earlier batches (refresh, --state)
+    # the text and MinHash helpers refuse settings the rows or the environment make impossible (fields
+    # to compare, TAMIS_MINHASH) with ValueError
+    user_errors = ("builtins:ValueError",)
     distributed_set = True  # the Ray engine's signatures + banding shuffle + connected components
 
     def models(self) -> list[str]:

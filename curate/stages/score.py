@@ -19,6 +19,9 @@ class Score(Stage):
     config = "curate.configs.score:ScoreConfig"
     command = "curate.commands.score:score"
     code = ("curate.score",)
+    # transformers, tokenizers and fastText refuse a model or a chat template the user named with
+    # ValueError (an unknown architecture, a template that does not render)
+    user_errors = ("builtins:ValueError",)
     path_options = (
         "lm",
         "reward_model",

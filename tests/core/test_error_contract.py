@@ -30,6 +30,8 @@ def broken_stage(frame: pl.DataFrame, config: BrokenConfig) -> StageResult:
         raise RuntimeError("an index off by one")
     if config.how == "user":
         raise UsageError("the column 'score' is not in the input")
+    if config.how == "declared":  # a library's own exception the declaration calls a user error
+        raise LookupError("no model named 'nope'")
     # "lose": one row neither kept nor dropped
     return StageResult(frame.head(frame.height - 1), frame.clear(), {})
 
@@ -42,6 +44,7 @@ class Broken(Stage):
     module = __name__
     config = f"{__name__}:BrokenConfig"
     function = "broken_stage"
+    user_errors = ("builtins:LookupError",)
 
 
 @pytest.fixture
@@ -85,6 +88,25 @@ def test_a_user_error_in_a_recipe_stage_is_one_error_line(broken, tmp_path):
     errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
     assert errors == ["error: stage broken failed: UsageError: the column 'score' is not in the input"]
     assert "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("how", ["declared", "user"])
+def test_a_stage_user_error_is_one_line_on_the_command_and_in_a_recipe(broken, tmp_path, how):
+    """The stage's declared user errors (``Stage.user_errors``) are read by the command and by the
+    recipe runner alike: one error line, exit 2, on both paths."""
+    recipe = _recipe(tmp_path, how)
+    for res in (_curate("run", recipe), _curate("broken", tmp_path / "in.jsonl", "--how", how)):
+        assert res.exit_code == 2, res.output
+        assert "Traceback" not in res.stderr
+        (line,) = [x for x in res.stderr.splitlines() if x.startswith("error:")]
+        assert ("no model named 'nope'" if how == "declared" else "is not in the input") in line
+
+
+def test_an_undeclared_library_error_is_a_bug_on_the_command_and_in_a_recipe(broken, tmp_path, monkeypatch):
+    monkeypatch.setattr(Broken, "user_errors", ())
+    recipe = _recipe(tmp_path, "declared")
+    for res in (_curate("run", recipe), _curate("broken", tmp_path / "in.jsonl", "--how", "declared")):
+        assert res.exit_code == 70 and "Traceback" in res.stderr, res.output
 
 
 # ----------------------------------------------------------------------------- settings named as written

@@ -131,7 +131,9 @@ def test_progress_lines_and_json_in_a_log(tiny_models, train_data, tmp_path):
         [*cmd[:-1], "--lora-r", "0", "--json"], capture_output=True, text=True, env=env, timeout=120
     )
     (err,) = [json.loads(x) for x in bad.stdout.splitlines()]
-    assert bad.returncode == 2 and err["exit_code"] == 2 and "lora_r" in err["error"] and "seconds" in err
+    assert (
+        bad.returncode == 2 and err["exit_code"] == 2 and "--lora-r" in err["error"] and "seconds" in err
+    )  # the flag as given
 
 
 def test_eval_batches_print_progress(monkeypatch, capsys):
