@@ -9,8 +9,6 @@ import click
 from curate.commands.common import check_writable, fail, protect, warn
 from curate.commands.generated import Invocation, StageCommand
 
-OFF = ("off", "none", "0")
-
 
 class SelectCommand(StageCommand):
     """Pick a diverse, high-quality subset, and a held-out eval split with no near-duplicate leakage.
@@ -32,15 +30,6 @@ class SelectCommand(StageCommand):
             "split=eval); never an input, the output or its side files.",
         ),
     )
-
-    def prepare(self, run: Invocation) -> None:
-        """``--split-semantic off`` (or none, 0) skips the semantic clusters of the eval split."""
-        if "split_semantic" in run.options:
-            value = str(run.options["split_semantic"])
-            try:
-                run.options["split_semantic"] = None if value.lower() in OFF else float(value)
-            except ValueError as exc:
-                fail(str(exc))
 
     def check_outputs(self, run: Invocation) -> None:
         eval_output = run.params["eval_output"]

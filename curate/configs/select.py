@@ -17,6 +17,26 @@ QUALITY_COLUMNS = ("quality", "reward", "deita", "score")
 TEMPLATE_COSINE = 0.95
 
 
+def _cosine_or_off(name: str, value: Any) -> float | None:
+    """A cosine threshold in (0, 1], or None for off: 'off', 'none', '' or 0 as text (the command line)
+    and false or 0 (a recipe: YAML reads a bare ``off`` as false) all mean the same."""
+    if (
+        value is None
+        or value is False
+        or (isinstance(value, str) and value.strip().lower() in ("off", "none", ""))
+    ):
+        return None
+    try:
+        cosine = float(value)
+    except (TypeError, ValueError):
+        raise OptionError(name, f"{value!r}: expected off or a cosine in (0, 1]") from None
+    if cosine == 0:
+        return None
+    if not 0 < cosine <= 1:
+        raise OptionError(name, "must be a cosine threshold in (0, 1], or off")
+    return cosine
+
+
 def _as_items(v: Any) -> tuple[str, ...]:
     if v is None:
         return ()
@@ -123,10 +143,10 @@ class SelectConfig:
         default=0.7,
         metadata={"help": "Eval split: questions with MinHash Jaccard at least this are one cluster."},
     )
-    split_semantic: float | None = field(
+    split_semantic: float | str | None = field(
         default=0.9,
         metadata={
-            "type": "text",  # 'off' on the command line: curate.commands.select maps it to None
+            "type": "text",  # 'off' (the Config maps it to None, as the recipe's off)
             "help": "Eval split: questions with embedding cosine at least this are one cluster ('off' to skip).",
         },
     )
@@ -195,6 +215,7 @@ class SelectConfig:
                 )
         if not 0 < self.split_threshold <= 1:
             raise OptionError("split_threshold", "must be in (0, 1]")
+        self.split_semantic = _cosine_or_off("split_semantic", self.split_semantic)
         for what in ("where", "min", "max", "min_quantile", "max_quantile"):
             for item in getattr(self, what):
                 try:

@@ -255,3 +255,29 @@ def test_an_unusable_dataset_info_is_a_user_error_on_the_command_and_in_a_recipe
     with pytest.raises(TamisError, match="stage export failed: .*not valid JSON"):
         run_recipe(load_recipe(recipe), quiet=True)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["dataset_info.json"]
+
+
+def test_recipe_pairs_with_a_local_model_turns_on_generated_pairs(tmp_path):
+    """The same with `model:` (a local model folder), the spelling the issue names."""
+    from curate.stages.pairs import Pairs
+
+    (tmp_path / "teacher").mkdir()
+    cfg = Pairs.build_config({"model": str(tmp_path / "teacher")}, StageContext(tmp_path))
+    assert cfg.modes == ("ranked", "existing", "generated")
+
+
+@pytest.mark.parametrize("off", ["off", "none", "0"])
+def test_select_split_semantic_off_is_the_same_config_on_the_command_and_in_a_recipe(tmp_path, off):
+    """`--split-semantic off` gave None; a recipe's `split_semantic: off` (YAML: false) gave False, a
+    different Config and cache key for the same setting."""
+    import yaml
+
+    from curate.stages.select import Select
+
+    recipe_value = yaml.safe_load(f"v: {off}")["v"]  # what a recipe line `split_semantic: off` holds
+    from_recipe = Select.build_config({"split_semantic": recipe_value}, StageContext(tmp_path))
+    from_flag = Select.build_config({"split_semantic": off}, StageContext(tmp_path))
+    assert from_recipe.split_semantic is None and from_flag.split_semantic is None
+    assert Select.build_config({"split_semantic": "0.85"}, StageContext(tmp_path)).split_semantic == 0.85
+    with pytest.raises(ValueError, match="split_semantic"):
+        Select.build_config({"split_semantic": 1.5}, StageContext(tmp_path))
