@@ -23,6 +23,7 @@ from curate.commands.common import (
 )
 from curate.commands.generated import Invocation, StageCommand
 from curate.configs.export import check_pairing, pairing_table
+from curate.core.vocab import TRAINER_EXTENSIONS
 
 # what the summary takes from the files the export wrote (besides the output itself)
 WRITTEN_KEYS = (
@@ -103,9 +104,9 @@ class ExportCommand(StageCommand):
         output = run.params["output"]
         if output is None:
             output = default_output(Path(run.inputs[0]), "export")
-        if output.suffix.lower() not in (".jsonl", ".json"):
-            fail(f"{output}: exports are .jsonl or .json files")
-        check_writable(output, "-o", (".jsonl", ".json"))
+        if output.suffix.lower() not in TRAINER_EXTENSIONS:
+            fail(f"{output}: exports are {' or '.join(TRAINER_EXTENSIONS)} files")
+        check_writable(output, "-o", TRAINER_EXTENSIONS)
         run.options["output"] = str(output)
         run.extra["output"] = output
 
