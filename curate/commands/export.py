@@ -21,8 +21,9 @@ from curate.commands.common import (
     inputs_argument,
     protect,
 )
-from curate.commands.generated import Invocation, StageCommand
+from curate.commands.generated import Invocation, StageCommand, flag_of
 from curate.configs.export import check_pairing, pairing_table
+from curate.core.coerce import OptionError
 from curate.core.vocab import TRAINER_EXTENSIONS
 
 # what the summary takes from the files the export wrote (besides the output itself)
@@ -118,8 +119,8 @@ class ExportCommand(StageCommand):
 
         try:
             check_pairing(run.config.format, run.config.kind)  # an explicit --kind: refused before reading
-        except ValueError as exc:
-            fail(str(exc))
+        except OptionError as exc:
+            raise exc.spelled(flag_of(run.stage)) from None
         # every file the export writes (or removes: a stale eval file) and the side files, checked
         # before anything is written
         for what, p in output_paths(run.config, run.out).items():
@@ -136,6 +137,8 @@ class ExportCommand(StageCommand):
             # the trainer files, once finish() has checked the accounting, before the side files
             try:
                 written = run.stage.write_outputs(run.config, result)
+            except OptionError as exc:  # the detected kind does not fit --format
+                raise exc.spelled(flag_of(run.stage)) from None
             except (ValueError, OSError) as exc:
                 fail(str(exc))
             done = result.stats

@@ -386,6 +386,8 @@ class StageCommand:
         self.check_loaded(run)
         try:
             result = self.execute(run)
+        except OptionError as exc:  # a setting refused while the stage runs: spelled as a flag too
+            raise exc.spelled(flag_of(stage)) from None
         except Exception as exc:
             if stage.declares_user_error(exc):  # one error line, as a recipe reports it
                 fail(str(exc))

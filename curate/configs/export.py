@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 
 from curate.core import vocab
 from curate.core.coerce import OptionError
-from curate.core.errors import UsageError
 
 FORMATS = ("trl", "alpaca", "sharegpt", "openai", "llamafactory")
 KINDS = vocab.KINDS
@@ -40,12 +39,13 @@ def formats_for(kind: str) -> list[str]:
 
 
 def check_pairing(fmt: str, kind: str | None) -> None:
-    """A UsageError (a ValueError) when ``fmt`` has no layout for ``kind`` rows: said before anything
-    is read or written, instead of an export that drops every row."""
+    """An OptionError on ``format`` (a ValueError) when ``fmt`` has no layout for ``kind`` rows: said
+    before anything is read or written, instead of an export that drops every row. The caller spells
+    the setting (``--format`` on the command line, ``stages[i].export.format`` in a recipe)."""
     if kind is None or kind == "auto" or (fmt, kind) in CONVERTER:
         return
-    raise UsageError(
-        f"--format {fmt} cannot hold {kind} rows; formats for {kind} rows: {', '.join(formats_for(kind))}"
+    raise OptionError(
+        "format", f"{fmt} cannot hold {kind} rows; formats for {kind} rows: {', '.join(formats_for(kind))}"
     )
 
 

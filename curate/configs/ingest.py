@@ -7,6 +7,8 @@ from __future__ import annotations
 import codecs
 from dataclasses import dataclass, field
 
+from curate.core.coerce import OptionError
+
 
 @dataclass
 class IngestConfig:
@@ -59,4 +61,4 @@ class IngestConfig:
             try:
                 codecs.lookup(self.encoding)
             except LookupError:
-                raise ValueError(f"unknown encoding {self.encoding!r}") from None
+                raise OptionError("encoding", f"unknown encoding {self.encoding!r}") from None

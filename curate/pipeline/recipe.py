@@ -537,6 +537,10 @@ def apply_overrides(recipe: Recipe, overrides: dict[str, Any]) -> None:
                         )
                     step.options[key] = value
                     step.overridden.add(key)
+                    try:  # checked by its Config, as the recipe's own `ingest:` settings are
+                        stage_registry.get(step.name).build_config(step.options, StageContext())
+                    except ConfigError as exc:
+                        raise option_error(recipe, step, exc.key, exc.message) from None
                     _apply_ingest_options(recipe.inputs, step.options, getattr(recipe, "lines", None))
                     break
                 step.options[key] = value

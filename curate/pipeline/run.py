@@ -52,7 +52,7 @@ from curate.pipeline.planning import (  # noqa: F401  (re-exported: run.py was t
     input_label,
     plan,
 )
-from curate.pipeline.recipe import Recipe, RecipeError, Step
+from curate.pipeline.recipe import Recipe, RecipeError, Step, option_error
 from curate.pipeline.report import write_report
 from curate.pipeline.report.extras import top_drop_line
 from curate.pipeline.reporter import Reporter
@@ -114,12 +114,13 @@ def versions() -> dict[str, Any]:
 
 
 def execute(
-    planned: Planned, frame: pl.DataFrame, ctx: registry.StageContext
+    planned: Planned, frame: pl.DataFrame, ctx: registry.StageContext, recipe: Recipe | None = None
 ) -> tuple[StageResult, dict[str, Any]]:
-    """Run one configured stage and check its accounting (kept + dropped == in + added)."""
+    """Run one configured stage and check its accounting (kept + dropped == in + added). ``recipe``:
+    where a setting refused at run time is spelled (its key and line), as when the recipe is loaded."""
     step = planned.step
     t0 = time.perf_counter()
-    result = _in_stage(step, planned.spec, planned.spec.run, frame, planned.config, ctx)
+    result = _in_stage(step, planned.spec, recipe, planned.spec.run, frame, planned.config, ctx)
     seconds = time.perf_counter() - t0
     if not isinstance(result, StageResult):
         kept, dropped, st = result
@@ -128,7 +129,7 @@ def execute(
     # a stage that loses rows is a bug (AccountingError, exit 70), never the user's error
     check_accounting(f"stage {step.id}", frame.height, result.kept.height, result.dropped.height, added)
     # the files a stage's result describes (export's trainer files), once its accounting holds
-    _in_stage(step, planned.spec, planned.spec.write_outputs, planned.config, result)
+    _in_stage(step, planned.spec, recipe, planned.spec.write_outputs, planned.config, result)
     if result.dropped.height:
         # the recipe's step id (dedup, dedup-2 ...): which step of this recipe dropped the row
         result.dropped = result.dropped.with_columns(pl.lit(step.id, dtype=pl.Utf8).alias("drop_stage"))
@@ -144,13 +145,21 @@ def execute(
     return result, acct
 
 
-def _in_stage(step: Step, spec: registry.StageSpec, fn: Callable[..., Any], *args: Any) -> Any:
+def _in_stage(
+    step: Step, spec: registry.StageSpec, recipe: Recipe | None, fn: Callable[..., Any], *args: Any
+) -> Any:
     """``fn(*args)`` for one stage of the recipe: a user error (bad data or settings) is the recipe's
-    one error line naming the stage; a bug propagates (exit 70, the traceback) with a note naming it."""
+    one error line naming the stage; a bug propagates (exit 70, the traceback) with a note naming it.
+    A setting refused at run time (an OptionError) is spelled as the recipe wrote it, with its line."""
     try:
         return fn(*args)
     except registry.StageUnavailable:
         raise
+    except registry.StageOptionError as exc:
+        if recipe is not None and step in recipe.steps:
+            raise option_error(recipe, step, exc.key, exc.message) from exc
+        key = f"{step.id}.{exc.key}: " if exc.key else ""
+        raise PipelineError(f"stage {step.id} failed: {key}{exc.message}") from exc
     except Exception as exc:
         if spec.stage.is_user_error(exc) if spec.stage is not None else is_user_error(exc):
             raise PipelineError(f"stage {step.id} failed: {type(exc).__name__}: {describe(exc)}") from exc
@@ -372,7 +381,7 @@ def _compute(
     else:
         if frame is None:
             frame = cache.kept(outcomes[-1].step, outcomes[-1].key)
-        result, acct = execute(p, frame, ctx)
+        result, acct = execute(p, frame, ctx, recipe)
         files = {"kept.parquet": result.kept}
         if result.dropped.height:
             files["dropped.parquet"] = result.dropped

@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from curate.core.coerce import OptionError
 from curate.score.demo import demo_columns
-from curate.select.conditions import Condition, SelectError, column_values, parse_assign, parse_where
+from curate.select.conditions import Condition, column_values, parse_assign, parse_where
 from curate.select.config import PAPER_DEFAULTS, SelectConfig
 
 
@@ -41,7 +42,7 @@ def threshold_conditions(frame: pl.DataFrame, config: SelectConfig) -> list[tupl
                 dtype=np.float64,
             )
             if not len(vals):
-                raise SelectError(f"--{what.replace('_', '-')} {item}: column {col!r} has no numeric values")
+                raise OptionError(what, f"{item}: column {col!r} has no numeric values")
             cut = float(np.quantile(vals, q))
             conds.append(
                 (

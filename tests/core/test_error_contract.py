@@ -221,3 +221,64 @@ def test_train_failed_checks_are_exit_1_with_one_error_line(tiny_models, tmp_pat
     res = CliRunner().invoke(main, [*args, "--json"])
     lines = res.stdout.strip().splitlines()
     assert res.exit_code == 1 and len(lines) == 1 and json.loads(lines[0])["exit_code"] == 1
+
+
+# ----------------------------------------------------------------------------- settings refused while a stage runs
+
+
+@pytest.fixture
+def kto_rows(tmp_path: Path) -> Path:
+    path = tmp_path / "kto.jsonl"
+    rows = [{"prompt": f"q{i}", "completion": "a", "label": i % 2 == 0} for i in range(4)]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+PAIRING = "openai cannot hold kto rows; formats for kto rows: trl, alpaca, sharegpt, llamafactory"
+
+
+@pytest.mark.parametrize("kind", [[], ["--kind", "kto"]])
+def test_a_format_that_cannot_hold_the_rows_names_the_flag(kto_rows, kind):
+    """Checked before reading (an explicit --kind) or when writing (the kind detected): --format both times."""
+    res = _curate("export", kto_rows, "-o", kto_rows.parent / "out.jsonl", "--format", "openai", *kind)
+    assert _error_line(res) == f"error: --format: {PAIRING}"
+
+
+@pytest.mark.parametrize("kind", ["", ", kind: kto"])
+def test_a_format_that_cannot_hold_the_rows_names_the_recipe_key(kto_rows, kind):
+    recipe = kto_rows.parent / "r.yaml"
+    stage = f"export: {{format: openai, output: out.jsonl{kind}}}"
+    recipe.write_text(f"inputs: [kto.jsonl]\nstages:\n  - {stage}\n", encoding="utf-8")
+    assert _error_line(_curate("run", recipe)) == f"error: {recipe}:3: stages[0].export.format: {PAIRING}"
+    recipe.write_text("inputs: [kto.jsonl]\nstages:\n  - export: {output: out.jsonl}\n", encoding="utf-8")
+    res = _curate("run", recipe, "--set", "export.format=openai")
+    assert _error_line(res) == f"error: export.format: {PAIRING} (from --set)"
+
+
+def test_a_select_threshold_refused_at_run_time_names_the_flag_or_the_key(rows):
+    message = "question=0.5: column 'question' has no numeric values"
+    res = _curate("select", rows, "--min-quantile", "question=0.5")
+    assert _error_line(res) == f"error: --min-quantile: {message}"
+    recipe = rows.parent / "r.yaml"
+    recipe.write_text(
+        "inputs: [a.jsonl]\nstages:\n  - select: {min_quantile: [question=0.5]}\n", encoding="utf-8"
+    )
+    assert (
+        _error_line(_curate("run", recipe)) == f"error: {recipe}:3: stages[0].select.min_quantile: {message}"
+    )
+
+
+def test_set_ingest_settings_are_checked_as_the_recipe_ones(rows):
+    recipe = rows.parent / "r.yaml"
+    recipe.write_text("inputs: [a.jsonl]\nstages:\n  - select\n", encoding="utf-8")
+    res = _curate("run", recipe, "--set", "ingest.encoding=nope")
+    assert _error_line(res) == "error: ingest.encoding: unknown encoding 'nope' (from --set)"
+    res = _curate("run", recipe, "--set", "ingest.sheet=[1, 2]")
+    assert _error_line(res).startswith("error: ingest.sheet: ") and res.stderr.rstrip().endswith(
+        "(from --set)"
+    )
+    recipe.write_text("inputs: [a.jsonl]\nstages:\n  - ingest: {encoding: nope}\n", encoding="utf-8")
+    assert (
+        _error_line(_curate("run", recipe))
+        == f"error: {recipe}:3: stages[0].ingest.encoding: unknown encoding 'nope'"
+    )
