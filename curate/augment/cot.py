@@ -35,6 +35,7 @@ from curate.augment.common import (
 )
 from curate.augment.teachers import GenerationError, Teacher
 from curate.configs.augment import STYLES
+from curate.core.coerce import OptionError
 
 MARKERS = {"en": "Final answer:", "zh": "最终答案："}
 _MARKER_RE = re.compile(r"(final answer|answer|最终答案|最终回答|答案|结论)\s*[:：]|####", re.IGNORECASE)
@@ -48,7 +49,7 @@ def parse_check(check: str) -> tuple[str, float | None]:
     m = re.fullmatch(r"overlap[:=]([0-9.]+)", check)
     if m and 0 < float(m.group(1)) <= 1:
         return "overlap", float(m.group(1))
-    raise ValueError(f"--check {check!r}: expected contains, final or overlap:X with 0 < X <= 1")
+    raise OptionError("check", f"{check!r}: expected contains, final or overlap:X with 0 < X <= 1")
 
 
 def split_final(text: str) -> tuple[str, str | None]:
@@ -126,9 +127,9 @@ def cot_variants(
     """-> (kept variants, failed variants as (row, reason, detail), stats)."""
     parse_check(check)
     if style not in STYLES:
-        raise ValueError(f"--cot-style {style!r}: expected one of {', '.join(STYLES)}")
+        raise OptionError("cot_style", f"{style!r}: expected one of {', '.join(STYLES)}")
     if lang not in ("auto", "zh", "en"):
-        raise ValueError(f"--lang {lang!r}: expected auto, zh or en")
+        raise OptionError("lang", f"{lang!r}: expected auto, zh or en")
     all_rows = frame.to_dicts()
     rows = [
         r

@@ -31,6 +31,7 @@ from curate.augment.common import (
     norm_key,
     variant_row,
 )
+from curate.core.coerce import OptionError
 from curate.embed import get_embedder
 
 ANSWER_EMBED_CHARS = 400
@@ -160,7 +161,7 @@ def fewshot_variants(
     """-> (variants, skipped rows as (row, reason, detail), stats). ``skipped`` are origins that got no
     variant (not enough safe demonstrations); they are reported, the origins themselves stay kept."""
     if k < 1:
-        raise ValueError("--fewshot K must be at least 1")
+        raise OptionError("fewshot", f"must be at least 1, got {k}")
     rows = frame.to_dicts()
     stats: dict[str, Any] = {"k": k, "near_dup": near_dup, "answer_overlap": answer_overlap}
     idx = np.flatnonzero(_usable(rows))

@@ -17,6 +17,7 @@ import polars as pl
 
 from curate.augment.common import is_eval, is_variant, lang_of, norm_key, read_lines_template, variant_row
 from curate.core import vocab
+from curate.core.coerce import OptionError
 
 
 def _rng(row_id: str, salt: str, seed: int) -> random.Random:
@@ -37,9 +38,11 @@ def rephrase_variants(
     """``n_rephrase`` rephrased-instruction variants and ``n_system`` system-prompt variants per row.
     A row that already has a system prompt gets system variants only when ``replace_system``."""
     if n_rephrase < 0 or n_system < 0:
-        raise ValueError("--rephrase and --system-variants must be >= 0")
+        raise OptionError(
+            None, "{rephrase} and {system_variants} must be >= 0", mentions=("rephrase", "system_variants")
+        )
     if lang not in ("auto", "zh", "en"):
-        raise ValueError(f"--lang {lang!r}: expected auto, zh or en")
+        raise OptionError("lang", f"{lang!r}: expected auto, zh or en")
     cache: dict[tuple[str, str], list[str]] = {}
 
     def templates(kind: str, lg: str) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from curate.core.errors import UsageError
+from curate.core.coerce import OptionError
 
 KEEP_HELP = "first (input order), longest (longest compared text), best:<column> (highest value wins)"
 
@@ -15,7 +15,7 @@ def parse_keep(keep: str) -> tuple[str, str | None]:
         return keep, None
     if keep.startswith("best:") and keep[5:].strip():
         return "best", keep[5:].strip()
-    raise UsageError(f"--keep {keep!r}: expected {KEEP_HELP}")
+    raise OptionError("keep", f"{keep!r}: expected {KEEP_HELP}")
 
 
 def policy_key(frame: pl.DataFrame, keep: str, lengths: np.ndarray) -> np.ndarray:
@@ -27,13 +27,13 @@ def policy_key(frame: pl.DataFrame, keep: str, lengths: np.ndarray) -> np.ndarra
     if mode == "longest":
         return -lengths.astype(np.float64)
     if col not in frame.columns:
-        raise UsageError(
-            f"--keep best:{col}: no column {col!r} in the input (columns: {', '.join(frame.columns)})"
+        raise OptionError(
+            "keep", f"best:{col}: no column {col!r} in the input (columns: {', '.join(frame.columns)})"
         )
     try:
         values = frame[col].cast(pl.Float64, strict=False)
     except Exception as exc:  # noqa: BLE001 - polars raises several types for odd dtypes
-        raise UsageError(f"--keep best:{col}: column {col!r} is not numeric ({frame[col].dtype})") from exc
+        raise OptionError("keep", f"best:{col}: column {col!r} is not numeric ({frame[col].dtype})") from exc
     arr = values.fill_nan(None).to_numpy().astype(np.float64)
     arr = np.where(np.isnan(arr), np.inf, -arr)  # missing scores lose
     return arr

@@ -24,6 +24,7 @@ import numpy as np
 import polars as pl
 
 from curate.configs.dedup import DEFAULT_MEMORY_BUDGET, DEFAULT_NGRAM, DedupConfig
+from curate.core.coerce import OptionError
 from curate.dedup.decisions import (
     SURVIVOR_KEYS,
     Decisions,
@@ -114,5 +115,5 @@ def parse_size(text: str) -> int:
     """``"2GB"``, ``"512M"``, ``"1.5 GiB"`` or a plain number of bytes."""
     m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?)(i?b?)\s*", str(text).lower())
     if not m:
-        raise ValueError(f"--memory-budget {text!r}: expected a size such as 2GB or 512MB")
+        raise OptionError("memory_budget", f"{text!r}: expected a size such as 2GB or 512MB")
     return int(float(m.group(1)) * 1024 ** "_kmgt".index(m.group(2) or "_"))

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from curate.core import vocab
+from curate.core.coerce import OptionError
 from curate.core.errors import TamisError
 from curate.core.vocab import sha256_file
 
@@ -27,6 +28,11 @@ EMBEDDED_NAMES = {"lm": "lm", "reward": "reward", "quality": "quality.ftz"}
 
 class ScoreError(TamisError):
     """A problem the user can fix (missing model, wrong kind of model, no chat template...)."""
+
+
+class ScoreOptionError(OptionError, ScoreError):
+    """A ScoreError about one setting (``key``, or the ones in ``mentions``): the caller spells it, as
+    ``--device`` on the command line or ``stages[i].score.device`` in a recipe."""
 
 
 def embedded_models_dir() -> Path:
@@ -51,9 +57,9 @@ def resolve_device(device: str = "auto") -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ScoreError(f"--device {device}: no CUDA device is available on this machine")
+        raise ScoreOptionError("device", f"{device}: no CUDA device is available on this machine")
     if device not in ("cpu",) and not device.startswith("cuda"):
-        raise ScoreError(f"--device {device!r}: expected auto, cpu or cuda[:N]")
+        raise ScoreOptionError("device", f"{device!r}: expected auto, cpu or cuda[:N]")
     return device
 
 
@@ -73,7 +79,7 @@ def resolve_dtype(dtype: str, device: str):
             return torch.bfloat16
         return torch.float32
     if dtype not in names:
-        raise ScoreError(f"--dtype {dtype!r}: expected auto, float32, bfloat16 or float16")
+        raise ScoreOptionError("dtype", f"{dtype!r}: expected auto, float32, bfloat16 or float16")
     return names[dtype]
 
 
@@ -231,7 +237,7 @@ class ModelScorer:
     one from ``template_option``), the model, the token limit and the pad id."""
 
     name: str  # the scorer ("ppl", "reward")
-    template_option: str  # the option that supplies a chat template ("--lm-chat-template")
+    template_option: str  # the setting that supplies a chat template ("lm_chat_template")
     fingerprint: str  # the model's files and the settings that change its scores
 
     def load_model(
@@ -244,6 +250,14 @@ class ModelScorer:
         self.device = resolve_device(config.device)
         self.dtype = resolve_dtype(config.dtype, self.device)
         self.model_dir = local_model_dir(config.model) if model is None else Path(str(config.model))
+        if (
+            tokenizer is None
+            and config.chat_template is not None
+            and not Path(config.chat_template).is_file()
+        ):
+            raise ScoreOptionError(
+                self.template_option, f"{config.chat_template}: no such file (expected a Jinja template)"
+            )
         self.tok = tokenizer or tokenizer_loader(
             self.model_dir, config.chat_template, trust_remote_code=config.trust_remote_code
         )
@@ -294,20 +308,18 @@ def load_tokenizer(model_dir: Path, chat_template: str | Path | None, *, trust_r
         tok = AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=trust_remote_code)
     except Exception as exc:  # noqa: BLE001
         raise ScoreError(f"cannot load the tokenizer of {model_dir}: {exc}") from None
-    if chat_template is not None:
-        p = Path(chat_template)
-        if not p.is_file():
-            raise ScoreError(f"--chat-template {p}: no such file (expected a Jinja template)")
-        tok.chat_template = p.read_text(encoding="utf-8")
+    if chat_template is not None:  # checked by ModelScorer.load_model, which names the setting
+        tok.chat_template = Path(chat_template).read_text(encoding="utf-8")
     return tok
 
 
 def require_chat_template(tok, model_name: str, option: str) -> None:
     if not getattr(tok, "chat_template", None):
-        raise ScoreError(
+        raise ScoreOptionError(
+            None,
             f"{model_name} has no chat template, so questions and answers cannot be laid out the way the "
-            f"model expects. Use an instruct/chat model, or give a Jinja template with --chat-template "
-            f"({option})."
+            f"model expects. Use an instruct/chat model, or give a Jinja template with {{{option}}}.",
+            mentions=(option,),
         )
 
 

@@ -121,7 +121,7 @@ class PerplexityScorer(ModelScorer):
 
     name = "ppl"
     columns = ("ppl", "ppl_answer", "ifd", "ppl_tokens")
-    template_option = "--lm-chat-template"
+    template_option = "lm_chat_template"
 
     def __init__(self, config: PplConfig, model=None, tokenizer=None):
         import torch

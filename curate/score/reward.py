@@ -88,7 +88,7 @@ def load_reward_model(path: Path, dtype, trust_remote_code: bool):
 class RewardScorer(ModelScorer):
     name = "reward"
     columns = ("reward", "reward_chosen", "reward_rejected", "reward_margin")
-    template_option = "--reward-chat-template"
+    template_option = "reward_chat_template"
 
     def __init__(self, config: RewardConfig, model=None, tokenizer=None):
         import torch

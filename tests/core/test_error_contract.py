@@ -282,3 +282,37 @@ def test_set_ingest_settings_are_checked_as_the_recipe_ones(rows):
         _error_line(_curate("run", recipe))
         == f"error: {recipe}:3: stages[0].ingest.encoding: unknown encoding 'nope'"
     )
+
+
+@pytest.mark.parametrize(
+    ("flags", "options", "key", "message"),
+    [
+        (
+            ["dedup", "--keep", "best:nope"],
+            'dedup: {keep: "best:nope"}',
+            "keep",
+            "best:nope: no column 'nope' in the input (columns: ",
+        ),
+        (
+            ["augment", "--fewshot", "1", "--check", "bogus"],
+            "augment: {fewshot: 1, check: bogus}",
+            "check",
+            "'bogus': expected contains, final or overlap:X with 0 < X <= 1",
+        ),
+        (
+            ["score", "--scorers", "ppl", "--device", "tpu"],
+            "score: {scorers: [ppl], device: tpu}",
+            "device",
+            "'tpu': expected auto, cpu or cuda[:N]",
+        ),
+    ],
+)
+def test_a_stage_setting_refused_by_its_library_names_the_flag_or_the_key(rows, flags, options, key, message):
+    """The stage modules' own checks (dedup's survivor column, augment's rationale check, score's
+    device) spell no flag: the command names --KEY, the recipe stages[0].STAGE.KEY."""
+    flag = "--" + key.replace("_", "-")
+    assert _error_line(_curate(flags[0], rows, *flags[1:])).startswith(f"error: {flag}: {message}")
+    recipe = rows.parent / "r.yaml"
+    recipe.write_text(f"inputs: [a.jsonl]\nstages:\n  - {options}\n", encoding="utf-8")
+    line = _error_line(_curate("run", recipe))
+    assert line.startswith(f"error: {recipe}:3: stages[0].{flags[0]}.{key}: {message}")
