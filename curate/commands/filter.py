@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 
 import click
 
-from curate.commands.common import EXIT_OK, EXIT_USAGE, StepProgress, fail
+from curate.commands.common import EXIT_OK, EXIT_USAGE, fail
 from curate.commands.generated import Invocation, StageCommand
-from curate.engines import run_stage
+from curate.stages.filter import invalid_ruleset
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console
@@ -26,7 +26,7 @@ def _load(rules, sets, disable):
     try:
         return load_rules(list(rules) or ["default"], sets=list(sets), disable=list(disable))
     except RuleError as exc:
-        fail("invalid rule set:\n" + "\n".join(f"  {p}" for p in exc.problems))
+        fail(invalid_ruleset(exc.problems))
     except FileNotFoundError as exc:
         fail(str(exc))
 
@@ -81,27 +81,10 @@ class FilterCommand(StageCommand):
 
     stage = "filter"
 
-    def prepare(self, run: Invocation) -> None:
-        """The rule set is loaded first: a broken rule file lists every problem before anything is read."""
-        o = run.options
-        run.extra["ruleset"] = _load(o.get("rules", ()), o.get("set", ()), o.get("disable", ()))
-
-    def execute(self, run: Invocation):
-        from curate.rules import run as run_rules
-
-        frame = run.loaded.frame
-        if run.engine.name == "ray":
-            try:
-                return run_stage(run_rules, frame, run.extra["ruleset"], run.engine)
-            except ValueError as exc:
-                fail(str(exc))
-        with StepProgress(not run.json_out) as progress:
-            return run_rules(frame, run.extra["ruleset"], progress=progress)
-
     def report(self, run: Invocation, result) -> dict:
         from curate.rules.engine import top_drop
 
-        ruleset = run.extra["ruleset"]
+        ruleset = run.config.ruleset()  # the one the stage ran (loaded when the Config was built)
         stats = {
             "rule_sets": [str(f) for f in ruleset.files],
             "flagged": result.stats["flagged"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,12 +50,36 @@ class FilterConfig:
             setattr(self, k, (value,) if isinstance(value, str) else tuple(value or ()))
 
     def rule_options(self) -> dict[str, list[str]]:
-        """What the rules engine's ``run`` takes (no rule set named: the default one)."""
+        """The rule sets, overrides and disabled rules as the rules engine loads them (no rule set
+        named: the default one)."""
         return {
             "rules": list(self.rules) or ["default"],
             "set": list(self.set),
             "disable": list(self.disable),
         }
+
+    def ruleset(self):
+        """The loaded rule set (a ``curate.rules.RuleSet``; raises its ``RuleError``), parsed once per
+        config: :meth:`Filter.build_config` loads it for the cache key, then the stage runs this same
+        object, so a run reads the YAML once."""
+        loaded = _LOADED.get(id(self))
+        if loaded is None:
+            opts = self.rule_options()
+            loaded = Filter.load().load_rules(opts["rules"], sets=opts["set"], disable=opts["disable"])
+            _LOADED[id(self)] = loaded
+            weakref.finalize(self, _LOADED.pop, id(self), None)  # the config is gone and its id may be reused
+        return loaded
+
+
+# config id -> its loaded rule set, beside the config rather than on it: a config holds settings only
+# (its attributes are what the cache key, the manifest and the parity tests compare)
+_LOADED: dict[int, Any] = {}
+
+
+def invalid_ruleset(problems) -> str:
+    """The message for a rule set that cannot be loaded: every problem on its own line (each names
+    its file and line, or ``<command line>`` for ``--set``/``--disable``)."""
+    return "invalid rule set:\n" + "\n".join(f"  {p}" for p in problems)
 
 
 class Filter(Stage):
@@ -75,19 +100,20 @@ class Filter(Stage):
         stage runs, and its content (not just its name) goes into the cache key: editing a rule file
         re-runs the filter."""
         cfg = dataclass_config(FilterConfig, options)
-        opts = cfg.rule_options()
         try:
-            rs = cls.load().load_rules(opts["rules"], sets=opts["set"], disable=opts["disable"])
-        except Exception as exc:  # RuleError lists every problem with file and line
-            raise OptionError("rules", str(exc)) from None
+            rs = cfg.ruleset()
+        except cls.load().RuleError as exc:  # the rule set as a whole (rules, set and disable together)
+            raise OptionError(None, invalid_ruleset(exc.problems)) from None
         rules = [{k: v for k, v in r.as_dict().items() if k != "defined_in"} for r in rs.rules]
         cfg.rules_sha256 = hashlib.sha256(
             json.dumps([rules, rs.settings], sort_keys=True, default=str, ensure_ascii=False).encode()
         ).hexdigest()[:16]
         return cfg
 
+    # the loaded rule set itself, here and on the engine's workers (it pickles): nothing parses the
+    # YAML again
     def run(self, frame):
-        return self.stage_function()(frame, self.config_value.rule_options(), progress=self.ctx.progress)
+        return self.stage_function()(frame, self.config_value.ruleset(), progress=self.ctx.progress)
 
     def distributed(self, frame, run_on):
-        return run_on(self.stage_function(), frame, self.config_value.rule_options())
+        return run_on(self.stage_function(), frame, self.config_value.ruleset())
