@@ -268,6 +268,17 @@ def test_a_select_threshold_refused_at_run_time_names_the_flag_or_the_key(rows):
     )
 
 
+def test_a_setting_refused_at_run_time_in_a_refresh_names_the_recipe_key(rows):
+    """`curate refresh` runs the same stages as `curate run`: the same error line, key and recipe line."""
+    message = "question=0.5: column 'question' has no numeric values"
+    recipe = rows.parent / "r.yaml"
+    recipe.write_text(
+        "inputs: [a.jsonl]\nstages:\n  - select: {min_quantile: [question=0.5]}\n", encoding="utf-8"
+    )
+    res = _curate("refresh", recipe)
+    assert _error_line(res) == f"error: {recipe}:3: stages[0].select.min_quantile: {message}", res.output
+
+
 def test_set_ingest_settings_are_checked_as_the_recipe_ones(rows):
     recipe = rows.parent / "r.yaml"
     recipe.write_text("inputs: [a.jsonl]\nstages:\n  - select\n", encoding="utf-8")

@@ -181,12 +181,12 @@ class _Refresh:
         # the pool of earlier rows is read while the new rows go through the head
         pool_future = pool_ex.submit(read_pool, [] if self.rebuild and cur_n else prev_dirs)
         inputs = [i["path"] for i in batch.ingest["files"]]
-        head = run_head(self.head, batch.new, self.ctx, states, self.rep, inputs, vname(new_n))
+        head = run_head(self.head, batch.new, self.ctx, states, self.rep, inputs, vname(new_n), self.recipe)
         self.mark("after-head")
 
         pool_parts = pool_future.result()
         pool = pl.concat([*pool_parts, head.kept], how="diagonal_relaxed") if pool_parts else head.kept
-        tail = run_tail(self.tail, pool, self.ctx, self.rep)
+        tail = run_tail(self.tail, pool, self.ctx, self.rep, self.recipe)
         self.mark("after-tail")
 
         # the recipe's outputs are derived files (rewritten by the next run if we die before the commit):

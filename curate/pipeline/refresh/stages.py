@@ -17,7 +17,7 @@ import polars as pl
 
 from curate.pipeline import stages as registry
 from curate.pipeline.planning import Planned
-from curate.pipeline.recipe import canonical_json
+from curate.pipeline.recipe import Recipe, canonical_json
 from curate.pipeline.reporter import Reporter
 from curate.pipeline.run import execute
 from curate.stage import mark_dropped
@@ -127,9 +127,10 @@ def run_head(
     rep: Reporter,
     inputs: list[str],
     label: str,
+    recipe: Recipe | None = None,
 ) -> StagesRun:
     """The incremental head on the new rows only; each incremental stage runs against its state's
-    earlier rows and stages its batch."""
+    earlier rows and stages its batch. ``recipe``: where a setting refused at run time is spelled."""
     dropped_parts: list[pl.DataFrame] = []
     log: list[dict[str, Any]] = []
     cur_frame = new
@@ -144,7 +145,7 @@ def run_head(
                 extra=ctx.extra,
                 engine=ctx.engine,
             )
-        result, acct = execute(p, cur_frame, hctx)
+        result, acct = execute(p, cur_frame, hctx, recipe)
         if p.step.id in states.states:
             states.stage(p.step.id, cur_frame, result, inputs, label)
         if result.dropped.height:
@@ -161,14 +162,20 @@ def run_head(
     return StagesRun(delta, dropped, log)
 
 
-def run_tail(tail: list[Planned], pool: pl.DataFrame, ctx: registry.StageContext, rep: Reporter) -> StagesRun:
-    """The whole-set tail on the pool of every row that passed the head."""
+def run_tail(
+    tail: list[Planned],
+    pool: pl.DataFrame,
+    ctx: registry.StageContext,
+    rep: Reporter,
+    recipe: Recipe | None = None,
+) -> StagesRun:
+    """The whole-set tail on the pool of every row that passed the head (``recipe``: as in run_head)."""
     data = pool
     dropped_parts = []
     log: list[dict[str, Any]] = []
     for p in tail:
         t1 = time.perf_counter()
-        result, acct = execute(p, data, ctx)
+        result, acct = execute(p, data, ctx, recipe)
         if result.dropped.height:
             dropped_parts.append(result.dropped)
         data = result.kept
